@@ -1,0 +1,45 @@
+# wuacache: `make demo` and `make test` are the two entry points; each one
+# installs what it needs (system packages, a virtual environment) first.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+SYSTEM_PACKAGES := cabextract osslsigncode
+
+.PHONY: demo test lint ps-syntax ansible-lint sanity pytest system-packages venv clean
+
+demo: system-packages venv
+	scripts/demo
+
+test: system-packages venv lint sanity pytest
+
+lint: ps-syntax ansible-lint
+
+ps-syntax: venv
+	$(PYTHON) tests/quality/ps_syntax.py
+
+ansible-lint: venv
+	$(VENV)/bin/ansible-lint
+
+sanity: venv
+	scripts/sanity
+
+# Last, so that the run ends on pytest's summary line. pytest exits 5 when it
+# collected no test, which fails the target like any other failure.
+pytest: system-packages venv
+	$(PYTHON) -m pytest
+
+system-packages:
+	scripts/ensure-system-packages $(SYSTEM_PACKAGES)
+
+venv: $(INSTALLED)
+
+$(INSTALLED): requirements-dev.txt tests/lab/pyproject.toml server/pyproject.toml
+	test -x $(PYTHON) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt -e tests/lab -e server
+	touch $@
+
+clean:
+	-test -x $(VENV)/bin/lab && $(VENV)/bin/lab down --state-dir .lab/demo
+	rm -rf .build .lab tests/output

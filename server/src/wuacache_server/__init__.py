@@ -1,0 +1,1 @@
+"""wuacache server: offline Windows Update catalog and need-driven update cache."""
