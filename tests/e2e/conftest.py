@@ -1,0 +1,72 @@
+"""End-to-end fixtures: a real lab (separate processes, real sockets) and the
+collection built and installed the way users install it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e_support import BIN
+
+from wuacache_lab.labspec import LabSpec
+
+REPO = Path(__file__).resolve().parents[2]
+# Away from 127.0.1.x, where `make demo` puts its hosts.
+E2E_BASE_ADDRESS = "127.0.3.1"
+
+
+def lab(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BIN / "lab", "--state-dir", str(state_dir), *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def lab_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSpec]:
+    state_dir = tmp_path_factory.mktemp("lab")
+    started = lab(state_dir, "up", "--hosts", "3", "--profile", "mixed", "--base-address", E2E_BASE_ADDRESS, "--updates", "40")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield LabSpec.load(state_dir)
+    finally:
+        stopped = lab(state_dir, "down")
+        assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("collections")
+    subprocess.run([REPO / "scripts" / "install-collection", path], check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture
+def ansible_playbook(collections_path: Path, lab_spec: LabSpec, tmp_path: Path):
+    """Run ansible-playbook against the lab; return (returncode, parsed JSON callback output)."""
+
+    def run(playbook: str | Path, *extra: str) -> tuple[int, dict]:
+        env = dict(
+            os.environ,
+            ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+            ANSIBLE_NOCOLOR="1",
+        )
+        completed = subprocess.run(
+            [BIN / "ansible-playbook", "-i", str(lab_spec.inventory_file), str(playbook), *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            output = json.loads(completed.stdout)
+        except json.JSONDecodeError:
+            pytest.fail(f"ansible-playbook printed no JSON:\n{completed.stdout}\n{completed.stderr}")
+        return completed.returncode, output
+
+    return run

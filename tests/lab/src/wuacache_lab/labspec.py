@@ -1,0 +1,100 @@
+"""A lab's description on disk: which hosts it emulates, where, and how to log in.
+
+``lab up`` writes it once; the fleet process, ``lab down``, the inventory and
+the tests all read the same file, so a lab can be stopped and started again
+with the same hosts, addresses and credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+LAB_USER = "Administrator"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    address: str
+    port: int
+    profile: str
+
+
+@dataclass
+class LabSpec:
+    state_dir: Path
+    hosts: list[HostSpec]
+    user: str = LAB_USER
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    transport: str = "ntlm"
+    https: bool = False
+    updates: int = 200
+    seed: int = 1
+
+    @property
+    def spec_file(self) -> Path:
+        return self.state_dir / "lab.json"
+
+    # Everything else a lab keeps lives under these folders.
+    @property
+    def ca_dir(self) -> Path:
+        return self.state_dir / "ca"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.state_dir / "catalog"
+
+    @property
+    def upstream_dir(self) -> Path:
+        return self.state_dir / "upstream"
+
+    @property
+    def hosts_dir(self) -> Path:
+        return self.state_dir / "hosts"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.state_dir / "inventory.ini"
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        data["state_dir"] = str(self.state_dir)
+        tmp = self.spec_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(self.spec_file)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> LabSpec:
+        data = json.loads((state_dir / "lab.json").read_text())
+        data["state_dir"] = state_dir
+        data["hosts"] = [HostSpec(**host) for host in data["hosts"]]
+        return cls(**data)
+
+
+def plan_hosts(count: int, profiles: list[str], base_address: str, port: int) -> list[HostSpec]:
+    """One host per loopback address from ``base_address`` on, all on ``port``,
+    so that an inventory of the lab looks like one of real hosts."""
+    first = ipaddress.IPv4Address(base_address)
+    if not first.is_loopback:
+        raise ValueError(f"lab hosts only live on loopback addresses, not {first}")
+    hosts = []
+    for index, profile in enumerate(profiles[:count]):
+        address = first + index
+        if not address.is_loopback:
+            raise ValueError(f"{count} hosts from {first} leave the loopback range")
+        hosts.append(HostSpec(name=f"{profile.split('-')[0]}-{index + 1:02d}", address=str(address), port=port, profile=profile))
+    return hosts

@@ -1,0 +1,248 @@
+"""The lab's throwaway certificate authority.
+
+Everything the lab signs or serves over TLS chains to one self-signed CA kept
+in a directory: the code-signing certificate that signs ``wsusscn2.cab`` (the
+stand-in for Microsoft's code-signing chain) and the TLS server certificates
+of the HTTPS WinRM endpoints and of the wuacache server. Lab hosts and
+servers trust that CA and nothing else, so a cab signed by any other CA fails
+verification as a foreign one would on Windows.
+
+Keys are unencrypted PEM files: they protect nothing outside the lab.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_CERT = "ca.pem"
+CA_KEY = "ca.key"
+CODESIGN_CERT = "codesign.pem"
+CODESIGN_KEY = "codesign.key"
+
+_KEY_SIZE = 2048
+# Start validity a day early so clock skew between lab processes never makes
+# a fresh certificate "not yet valid".
+_BACKDATE = datetime.timedelta(days=1)
+_CA_LIFETIME = datetime.timedelta(days=3650)
+_LEAF_LIFETIME = datetime.timedelta(days=825)
+
+
+@dataclass(frozen=True)
+class LabCA:
+    """Paths of the lab CA and of its code-signing certificate and key."""
+
+    directory: Path
+    cert: Path
+    key: Path
+    codesign_cert: Path
+    codesign_key: Path
+
+
+@dataclass(frozen=True)
+class ServerCertificate:
+    """Paths of a TLS server certificate (chain: leaf then CA) and its key."""
+
+    cert: Path
+    key: Path
+
+
+def ensure_lab_ca(ca_dir: str | os.PathLike[str], *, name: str = "wuacache lab") -> LabCA:
+    """Create the lab CA and its code-signing certificate in ``ca_dir``,
+    keeping whatever already exists there.
+
+    ``name`` goes into the subjects, so two CAs made for one test can be told
+    apart in verification messages.
+    """
+    directory = Path(ca_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = LabCA(
+        directory=directory,
+        cert=directory / CA_CERT,
+        key=directory / CA_KEY,
+        codesign_cert=directory / CODESIGN_CERT,
+        codesign_key=directory / CODESIGN_KEY,
+    )
+    if not (ca.cert.exists() and ca.key.exists()):
+        key = _new_key()
+        subject = _name(f"{name} root CA")
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _CA_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_key(ca.key, key)
+        _write_certs(ca.cert, [cert])
+    if not (ca.codesign_cert.exists() and ca.codesign_key.exists()):
+        key = _new_key()
+        cert = _issue(
+            ca,
+            key,
+            subject=_name(f"{name} code signing"),
+            extended_usage=ExtendedKeyUsageOID.CODE_SIGNING,
+            key_encipherment=False,
+        )
+        _write_key(ca.codesign_key, key)
+        _write_certs(ca.codesign_cert, [cert])
+    return ca
+
+
+def issue_server_certificate(
+    ca: LabCA,
+    dest_dir: str | os.PathLike[str],
+    *,
+    name: str = "server",
+    dns_names: Sequence[str] = ("localhost",),
+    ip_addresses: Sequence[str] = ("127.0.0.1",),
+) -> ServerCertificate:
+    """Issue a TLS server certificate for the given DNS names and IPs.
+
+    Writes ``<name>.pem`` (leaf followed by the CA, as TLS servers send it)
+    and ``<name>.key`` into ``dest_dir``; an existing pair is replaced.
+    """
+    if not dns_names and not ip_addresses:
+        raise ValueError("a server certificate needs at least one DNS name or IP address")
+    directory = Path(dest_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    alternative_names: list[x509.GeneralName] = [x509.DNSName(dns) for dns in dns_names]
+    alternative_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    key = _new_key()
+    cert = _issue(
+        ca,
+        key,
+        subject=_name(dns_names[0] if dns_names else ip_addresses[0]),
+        extended_usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        key_encipherment=True,
+        alternative_names=alternative_names,
+    )
+    result = ServerCertificate(cert=directory / f"{name}.pem", key=directory / f"{name}.key")
+    _write_key(result.key, key)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    _write_certs(result.cert, [cert, ca_cert])
+    return result
+
+
+def _issue(
+    ca: LabCA,
+    key: rsa.RSAPrivateKey,
+    *,
+    subject: x509.Name,
+    extended_usage: x509.ObjectIdentifier,
+    key_encipherment: bool,
+    alternative_names: Sequence[x509.GeneralName] = (),
+) -> x509.Certificate:
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise ValueError(f"{ca.key} is not an RSA private key")
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(min(now + _LEAF_LIFETIME, ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=key_encipherment,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([extended_usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
+    if alternative_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    # RSA rather than ECDSA: Authenticode tooling and WinRM's TLS stacks all
+    # accept it.
+    return rsa.generate_private_key(public_exponent=65537, key_size=_KEY_SIZE)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "wuacache lab"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_atomically(path, pem, mode=0o600)
+
+
+def _write_certs(path: Path, certs: Sequence[x509.Certificate]) -> None:
+    pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
+    _write_atomically(path, pem, mode=0o644)
+
+
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``path`` so that a concurrent reader never sees a partial file."""
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        os.chmod(partial, mode)
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise

@@ -1,0 +1,127 @@
+"""The system drive of an emulated host.
+
+Drive ``C:`` is a folder on the lab machine (``C:\\ProgramData\\x`` is
+``<root>/C/ProgramData/x``). Names are looked up case-insensitively as NTFS
+does, and the drive has the capacity of the host's profile: what the host
+writes uses up its free space, and the ``disk_full`` fault makes every write
+fail as a full disk would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+
+from wuacache_lab.windows.errors import ERROR_DISK_FULL, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, HResultError
+from wuacache_lab.windows.faults import HostFaults
+
+SYSTEM_DRIVE = "C:"
+# What Explorer shows on a disk the disk_full fault has filled.
+DISK_FULL_FREE_BYTES = 4096
+CHUNK_SIZE = 1024 * 1024
+
+_DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/]*(.*)$", re.DOTALL)
+
+
+def is_unc(windows_path: str) -> bool:
+    return windows_path.startswith(("\\\\", "//"))
+
+
+class HostDisk:
+    def __init__(self, root: Path, *, size_bytes: int, os_used_bytes: int, faults: HostFaults) -> None:
+        self.root = root
+        self.size_bytes = size_bytes
+        self._os_used_bytes = os_used_bytes
+        self._faults = faults
+        for folder in ("Windows/SoftwareDistribution", "Windows/Temp", "ProgramData", "Users"):
+            (root / "C" / folder).mkdir(parents=True, exist_ok=True)
+
+    def path(self, windows_path: str) -> Path:
+        """Where a Windows path of drive C: lives; components that exist are
+        matched case-insensitively, the others kept as given."""
+        match = _DRIVE_PATH.match(windows_path)
+        if match is None or match.group(1).upper() + ":" != SYSTEM_DRIVE:
+            raise HResultError(ERROR_PATH_NOT_FOUND)
+        resolved = self.root / "C"
+        for part in re.split(r"[\\/]+", match.group(2)):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                resolved = resolved.parent if resolved != self.root / "C" else resolved
+                continue
+            resolved = resolved / _existing_name(resolved, part)
+        return resolved
+
+    def free_bytes(self) -> int:
+        if self._faults.disk_full():
+            return DISK_FULL_FREE_BYTES
+        return max(0, self.size_bytes - self._os_used_bytes - self._written_bytes())
+
+    def exists(self, windows_path: str) -> bool:
+        return self.path(windows_path).is_file()
+
+    def make_dirs(self, windows_path: str) -> None:
+        self.path(windows_path).mkdir(parents=True, exist_ok=True)
+
+    def read(self, windows_path: str) -> Iterator[bytes]:
+        path = self.path(windows_path)
+        if not path.is_file():
+            raise HResultError(ERROR_FILE_NOT_FOUND)
+        with open(path, "rb") as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                yield chunk
+
+    def write(self, windows_path: str, chunks: Iterable[bytes], *, append: bool = False) -> int:
+        """Write (or append) ``chunks`` to a file whose folder exists; returns
+        the bytes written. Fails with ERROR_DISK_FULL once space runs out,
+        leaving what was written so far, as Windows does."""
+        path = self.path(windows_path)
+        if not path.parent.is_dir():
+            raise HResultError(ERROR_PATH_NOT_FOUND)
+        room = self.free_bytes()
+        written = 0
+        with open(path, "ab" if append else "wb") as stream:
+            for chunk in chunks:
+                if self._faults.disk_full() or written + len(chunk) > room:
+                    raise HResultError(ERROR_DISK_FULL)
+                stream.write(chunk)
+                written += len(chunk)
+        return written
+
+    def copy(self, source: str, destination: str) -> int:
+        return self.write(destination, self.read(source))
+
+    def remove(self, windows_path: str) -> None:
+        self.path(windows_path).unlink(missing_ok=True)
+
+    def size(self, windows_path: str) -> int:
+        return self.path(windows_path).stat().st_size
+
+    def modified(self, windows_path: str) -> datetime:
+        return datetime.fromtimestamp(self.path(windows_path).stat().st_mtime).astimezone()
+
+    def set_modified(self, windows_path: str, moment: datetime) -> None:
+        timestamp = moment.timestamp()
+        os.utime(self.path(windows_path), (timestamp, timestamp))
+
+    def _written_bytes(self) -> int:
+        total = 0
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                with suppress(FileNotFoundError):  # removed by a concurrent command
+                    total += os.path.getsize(os.path.join(folder, name))
+        return total
+
+
+def _existing_name(folder: Path, name: str) -> str:
+    if (folder / name).exists() or not folder.is_dir():
+        return name
+    wanted = name.casefold()
+    for child in folder.iterdir():
+        if child.name.casefold() == wanted:
+            return child.name
+    return name

@@ -1,0 +1,71 @@
+"""HRESULTs the emulated host reports, and the exception that carries them.
+
+Windows surfaces every failure the bridge can see as an HRESULT
+(``$_.Exception.HResult`` in PowerShell), whether it comes from a COM call
+into the Windows Update Agent or from a .NET file or web operation. The
+simulated APIs raise :class:`HResultError` so the bridge can report the same
+numbers a real host would.
+"""
+
+from __future__ import annotations
+
+# Win32 errors wrapped as HRESULTs (FACILITY_WIN32).
+E_ACCESSDENIED = 0x80070005
+E_INVALIDARG = 0x80070057
+ERROR_FILE_NOT_FOUND = 0x80070002
+ERROR_PATH_NOT_FOUND = 0x80070003
+ERROR_DISK_FULL = 0x80070070
+ERROR_INVALID_NAME = 0x8007007B
+ERROR_SERVICE_DISABLED = 0x80070422
+
+# .NET exceptions (System.InvalidOperationException, base of WebException).
+COR_E_INVALIDOPERATION = 0x80131509
+
+# Windows Update Agent (wuerror.h).
+WU_E_INSTALL_NOT_ALLOWED = 0x80240016
+WU_E_NOT_APPLICABLE = 0x80240017
+WU_E_ALL_UPDATES_FAILED = 0x80240022
+WU_E_EULAS_DECLINED = 0x80240023
+WU_E_NO_UPDATE = 0x80240024
+WU_E_INVALID_CRITERIA = 0x80240032
+WU_E_UH_NEEDANOTHERDOWNLOAD = 0x8024200D
+WU_E_PT_WINHTTP_NAME_NOT_RESOLVED = 0x8024402C
+WU_E_DM_NOTDOWNLOADED = 0x80246007
+WU_E_OL_INVALID_SCANFILE = 0x80247001
+WU_E_DS_UNKNOWNSERVICE = 0x80248014
+
+_MESSAGES = {
+    E_ACCESSDENIED: "Access is denied.",
+    E_INVALIDARG: "The parameter is incorrect.",
+    ERROR_FILE_NOT_FOUND: "The system cannot find the file specified.",
+    ERROR_PATH_NOT_FOUND: "The system cannot find the path specified.",
+    ERROR_DISK_FULL: "There is not enough space on the disk.",
+    ERROR_INVALID_NAME: "The filename, directory name, or volume label syntax is incorrect.",
+    ERROR_SERVICE_DISABLED: (
+        "The service cannot be started, either because it is disabled or because it has no enabled "
+        "devices associated with it."
+    ),
+}
+
+
+def default_message(hresult: int) -> str:
+    """The text Windows gives an HRESULT; WUA codes have none of their own."""
+    return _MESSAGES.get(hresult, f"Exception from HRESULT: 0x{hresult:08X}")
+
+
+def signed(hresult: int) -> int:
+    """An HRESULT as the signed 32-bit integer .NET reports."""
+    return hresult - (1 << 32) if hresult & 0x80000000 else hresult
+
+
+class HResultError(Exception):
+    """A failed Windows API call, with the HRESULT the caller would see."""
+
+    def __init__(self, hresult: int, message: str | None = None) -> None:
+        self.hresult = hresult
+        self.message = message or default_message(hresult)
+        super().__init__(f"0x{hresult:08X}: {self.message}")
+
+
+class COMError(HResultError):
+    """A failed call into a COM object (the Windows Update Agent API)."""

@@ -1,0 +1,153 @@
+"""What an emulated host remembers across restarts of the lab.
+
+A real machine keeps this in its registry, the service control manager and
+the Windows Update datastore; the emulator keeps it in one JSON document per
+host, rewritten atomically after every change.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+# IUpdateHistoryEntry.Operation
+OPERATION_INSTALLATION = 1
+OPERATION_UNINSTALLATION = 2
+
+
+def host_dir(state_dir: Path, name: str) -> Path:
+    """The folder of host ``name`` under ``state_dir``.
+
+    Windows computer names are case-insensitive, so an existing folder whose
+    name differs only in case is the same host's.
+    """
+    if state_dir.is_dir():
+        for child in state_dir.iterdir():
+            if child.name.casefold() == name.casefold():
+                return child
+    return state_dir / name
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class InstalledUpdate:
+    update_id: str
+    revision_number: int
+    title: str
+    installed_at: str
+
+
+@dataclass
+class HistoryEntry:
+    operation: int
+    result_code: int
+    hresult: int
+    date: str
+    update_id: str
+    revision_number: int
+    title: str
+    client_application_id: str
+
+
+@dataclass
+class PendingChange:
+    """An install or uninstall that completes only when the host restarts."""
+
+    operation: int
+    update_id: str
+    revision_number: int
+    title: str
+
+
+@dataclass
+class ScanService:
+    """A scan package registered with ``usoNonVolatileService``."""
+
+    service_id: str
+    name: str
+    scan_file: str  # Windows path of WUA's own copy of the cab
+
+
+@dataclass
+class HostState:
+    last_boot_up_time: str
+    wuauserv_start_mode: str = "Manual"
+    wuauserv_state: str = "Stopped"
+    installed: dict[str, InstalledUpdate] = field(default_factory=dict)  # by UpdateID
+    history: list[HistoryEntry] = field(default_factory=list)  # oldest first
+    cached_content: dict[str, list[str]] = field(default_factory=dict)  # UpdateID -> cached SHA-1 digests
+    hidden_updates: list[str] = field(default_factory=list)
+    accepted_eulas: list[str] = field(default_factory=list)
+    reboot_markers: list[str] = field(default_factory=list)
+    pending_changes: list[PendingChange] = field(default_factory=list)
+    scan_services: dict[str, ScanService] = field(default_factory=dict)  # by ServiceID
+    # A restart in progress: down from reboot_at for reboot_seconds.
+    reboot_at: str | None = None
+    reboot_seconds: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict) -> HostState:
+        data = dict(data)
+        data["installed"] = {key: InstalledUpdate(**value) for key, value in data.get("installed", {}).items()}
+        data["history"] = [HistoryEntry(**entry) for entry in data.get("history", [])]
+        data["pending_changes"] = [PendingChange(**change) for change in data.get("pending_changes", [])]
+        data["scan_services"] = {key: ScanService(**value) for key, value in data.get("scan_services", {}).items()}
+        return cls(**data)
+
+
+class StateStore:
+    """The state of one host, held in memory and saved after every change.
+
+    One process owns a host at a time; the lock serialises the commands that
+    run on it concurrently.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        if path.exists():
+            self._state = HostState.from_json(json.loads(path.read_text()))
+        else:
+            self._state = HostState(last_boot_up_time=to_iso(utc_now()))
+            self._save()
+
+    def read(self) -> HostState:
+        """A copy of the current state."""
+        with self._lock:
+            return copy.deepcopy(self._state)
+
+    @contextmanager
+    def update(self) -> Iterator[HostState]:
+        """Change the state; saved when the block ends without an exception."""
+        with self._lock:
+            draft = copy.deepcopy(self._state)
+            yield draft
+            self._state = draft
+            self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with open(temporary, "w") as stream:
+            json.dump(asdict(self._state), stream, indent=1)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, self.path)

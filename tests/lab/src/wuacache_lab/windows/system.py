@@ -1,0 +1,230 @@
+"""The parts of Windows the bridge reads and drives, besides the Update Agent.
+
+CIM classes (``Get-CimInstance``), the registry (``Test-Path`` /
+``Get-ItemProperty`` on ``HKLM:``), the process environment and the service
+control manager, all derived from the host's profile and persistent state.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from wuacache_lab.windows.disk import SYSTEM_DRIVE
+from wuacache_lab.windows.errors import ERROR_SERVICE_DISABLED, HResultError
+from wuacache_lab.windows.process import LogonSession
+from wuacache_lab.windows.state import HostState, from_iso
+
+if TYPE_CHECKING:
+    from wuacache_lab.windows.host import WindowsHost
+
+START_MODES = ("Auto", "Manual", "Disabled")
+# HKLM\SYSTEM\CurrentControlSet\Services\<name> value Start for each mode.
+_SERVICE_START_VALUES = {"Auto": 2, "Manual": 3, "Disabled": 4}
+
+CURRENT_VERSION_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+CBS_REBOOT_PENDING_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"
+WU_REBOOT_REQUIRED_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
+SESSION_MANAGER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager"
+WUAUSERV_KEY = r"SYSTEM\CurrentControlSet\Services\wuauserv"
+
+# Reboot markers the host's state can hold, and what each leaves in the registry.
+CBS_REBOOT_PENDING = "cbs_reboot_pending"
+WU_REBOOT_REQUIRED = "wu_reboot_required"
+PENDING_FILE_RENAME = "pending_file_rename"
+REBOOT_MARKERS = (CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED, PENDING_FILE_RENAME)
+
+_WUAUSERV_DISPLAY_NAME = "Windows Update"
+_HKLM = re.compile(r"^(?:HKLM:|HKEY_LOCAL_MACHINE|Registry::HKEY_LOCAL_MACHINE)\\?", re.IGNORECASE)
+_WQL_EQUALITY = re.compile(r"""^\s*(\w+)\s*=\s*(['"])(.*)\2\s*$""")
+
+
+class WindowsSystem:
+    """What a process running as ``logon`` sees of the host."""
+
+    def __init__(self, host: WindowsHost, logon: LogonSession) -> None:
+        self._host = host
+        self._logon = logon
+
+    # Environment
+
+    @property
+    def environment(self) -> dict[str, str]:
+        profile = self._host.profile
+        return {
+            "COMPUTERNAME": self._host.computer_name,
+            "OS": "Windows_NT",
+            "PROCESSOR_ARCHITECTURE": profile.environment_architecture,
+            "ProgramData": f"{SYSTEM_DRIVE}\\ProgramData",
+            "SystemDrive": SYSTEM_DRIVE,
+            "SystemRoot": f"{SYSTEM_DRIVE}\\Windows",
+            "USERNAME": self._logon.user,
+            "windir": f"{SYSTEM_DRIVE}\\Windows",
+        }
+
+    def getenv(self, name: str) -> str | None:
+        """``$env:<name>``: environment names are case-insensitive."""
+        for key, value in self.environment.items():
+            if key.casefold() == name.casefold():
+                return value
+        return None
+
+    # CIM
+
+    def cim_instances(self, class_name: str, wql_filter: str | None = None) -> list[dict[str, Any]]:
+        """``Get-CimInstance <class_name> [-Filter <wql_filter>]``; the filter
+        may be one ``Property='value'`` equality."""
+        classes = {
+            "win32_operatingsystem": self._operating_systems,
+            "win32_service": self._services,
+            "win32_logicaldisk": self._logical_disks,
+        }
+        try:
+            instances = classes[class_name.casefold()]()
+        except KeyError:
+            raise NotImplementedError(f"the emulated host has no CIM class {class_name}") from None
+        if wql_filter is None:
+            return instances
+        match = _WQL_EQUALITY.match(wql_filter)
+        if match is None:
+            raise NotImplementedError(f"the emulated host only understands Property='value' filters, not {wql_filter!r}")
+        name, _, value = match.groups()
+        return [
+            instance
+            for instance in instances
+            if any(key.casefold() == name.casefold() and str(item).casefold() == value.casefold() for key, item in instance.items())
+        ]
+
+    def _operating_systems(self) -> list[dict[str, Any]]:
+        profile = self._host.profile
+        state = self._host.store.read()
+        return [
+            {
+                "Caption": profile.caption,
+                "Version": profile.version,
+                "BuildNumber": str(profile.build_number),
+                "OSArchitecture": profile.os_architecture,
+                "ProductType": profile.product_type,
+                "LastBootUpTime": from_iso(state.last_boot_up_time),
+                "CSName": self._host.computer_name,
+                "OSLanguage": profile.os_language,
+                "MUILanguages": list(profile.display_languages),
+                "SystemDrive": SYSTEM_DRIVE,
+            }
+        ]
+
+    def _services(self) -> list[dict[str, Any]]:
+        state = self._host.store.read()
+        return [
+            {
+                "Name": "wuauserv",
+                "DisplayName": _WUAUSERV_DISPLAY_NAME,
+                "StartMode": state.wuauserv_start_mode,
+                "State": state.wuauserv_state,
+                "Started": state.wuauserv_state == "Running",
+            },
+            {
+                "Name": "WinRM",
+                "DisplayName": "Windows Remote Management (WS-Management)",
+                "StartMode": "Auto",
+                "State": "Running",
+                "Started": True,
+            },
+        ]
+
+    def _logical_disks(self) -> list[dict[str, Any]]:
+        disk = self._host.disk
+        return [
+            {
+                "DeviceID": SYSTEM_DRIVE,
+                "DriveType": 3,  # local disk
+                "FileSystem": "NTFS",
+                "FreeSpace": disk.free_bytes(),
+                "Size": disk.size_bytes,
+            }
+        ]
+
+    # Registry (HKLM only)
+
+    def registry_key_exists(self, key: str) -> bool:
+        """``Test-Path <key>``: a key exists when it or one of its subkeys does."""
+        wanted = _hklm_relative(key).casefold()
+        return any(
+            known.casefold() == wanted or known.casefold().startswith(wanted + "\\")
+            for known in self._registry(self._host.store.read())
+        )
+
+    def registry_values(self, key: str) -> dict[str, Any]:
+        """The values of ``key`` (``Get-ItemProperty``); empty if it has none."""
+        wanted = _hklm_relative(key).casefold()
+        for known, values in self._registry(self._host.store.read()).items():
+            if known.casefold() == wanted:
+                return dict(values)
+        return {}
+
+    def _registry(self, state: HostState) -> dict[str, dict[str, Any]]:
+        profile = self._host.profile
+        workstation = profile.product_type == 1
+        keys: dict[str, dict[str, Any]] = {
+            CURRENT_VERSION_KEY: {
+                # Windows 11 still says "Windows 10" here; only WMI's Caption is right.
+                "ProductName": "Windows 10 Pro" if workstation else profile.caption.removeprefix("Microsoft "),
+                "EditionID": "Professional" if workstation else "ServerStandard",
+                "InstallationType": "Client" if workstation else "Server",
+                "CurrentBuild": str(profile.build_number),
+                "CurrentBuildNumber": str(profile.build_number),
+                "CurrentMajorVersionNumber": profile.major_version,
+                "CurrentMinorVersionNumber": profile.minor_version,
+                "UBR": profile.ubr,
+            },
+            SESSION_MANAGER_KEY: {},
+            WUAUSERV_KEY: {
+                "DisplayName": _WUAUSERV_DISPLAY_NAME,
+                "Start": _SERVICE_START_VALUES[state.wuauserv_start_mode],
+            },
+        }
+        if CBS_REBOOT_PENDING in state.reboot_markers:
+            keys[CBS_REBOOT_PENDING_KEY] = {}
+        if WU_REBOOT_REQUIRED in state.reboot_markers:
+            keys[WU_REBOOT_REQUIRED_KEY] = {}
+        if PENDING_FILE_RENAME in state.reboot_markers:
+            keys[SESSION_MANAGER_KEY]["PendingFileRenameOperations"] = [
+                "\\??\\C:\\Windows\\WinSxS\\Temp\\PendingRenames\\pending.dll",
+                "",
+            ]
+        return keys
+
+    # Service control manager (wuauserv is the only service that can change)
+
+    def set_service_start_mode(self, name: str, start_mode: str) -> None:
+        """``Set-Service -StartupType``; does not stop a running service."""
+        _check_wuauserv(name)
+        if start_mode not in START_MODES:
+            raise ValueError(f"start mode must be one of {START_MODES}, not {start_mode!r}")
+        with self._host.store.update() as state:
+            state.wuauserv_start_mode = start_mode
+
+    def start_service(self, name: str) -> None:
+        """``Start-Service``: refused while the service is disabled."""
+        _check_wuauserv(name)
+        with self._host.store.update() as state:
+            if state.wuauserv_start_mode == "Disabled":
+                raise HResultError(ERROR_SERVICE_DISABLED)
+            state.wuauserv_state = "Running"
+
+    def stop_service(self, name: str) -> None:
+        _check_wuauserv(name)
+        with self._host.store.update() as state:
+            state.wuauserv_state = "Stopped"
+
+
+def _check_wuauserv(name: str) -> None:
+    if name.casefold() != "wuauserv":
+        raise NotImplementedError(f"the emulated host only controls wuauserv, not {name}")
+
+
+def _hklm_relative(key: str) -> str:
+    match = _HKLM.match(key)
+    if match is None:
+        raise NotImplementedError(f"the emulated registry only holds HKEY_LOCAL_MACHINE, not {key}")
+    return key[match.end() :].rstrip("\\")
