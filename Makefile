@@ -19,7 +19,7 @@ ps-syntax: venv
 	$(PYTHON) tests/quality/ps_syntax.py
 
 ansible-lint: venv
-	$(VENV)/bin/ansible-lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint
 
 sanity: venv
 	scripts/sanity

@@ -56,8 +56,8 @@ class BridgeError(AnsibleError):
             # The form Microsoft's documentation and search engines know: "0x80070005 E_ACCESSDENIED: ...".
             code = self.hresult.code if self.hresult.name is None else f"{self.hresult.code} {self.hresult.name}"
             text = message.strip() or self.hresult.description or "no message"
-            where = f"bridge operation '{self.operation}'" if self.call is None else f"bridge operation '{self.operation}', call {self.call}"
-            return f"{code}: {text} ({where})"
+            call = "" if self.call is None else f", call {self.call}"
+            return f"{code}: {text} (bridge operation '{self.operation}'{call})"
         return (
             f"bridge operation '{self.operation}' {message} (rc {self.rc}); "
             f"stdout: {_excerpt(self.stdout)}; stderr: {_excerpt(self.stderr)}"

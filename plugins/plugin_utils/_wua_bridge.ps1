@@ -127,12 +127,10 @@ $response = [ordered]@{
 try {
     $response.operation = [string]$Request.operation
     if ($Request.protocol -ne $BridgeProtocol) {
-        throw (New-Object -TypeName System.ArgumentException -ArgumentList (
-                "This bridge speaks protocol $BridgeProtocol, not $($Request.protocol)."))
+        throw [System.ArgumentException]::new("This bridge speaks protocol $BridgeProtocol, not $($Request.protocol).")
     }
     if (-not $operations.ContainsKey($response.operation)) {
-        throw (New-Object -TypeName System.ArgumentException -ArgumentList (
-                "Unknown bridge operation '$($response.operation)'."))
+        throw [System.ArgumentException]::new("Unknown bridge operation '$($response.operation)'.")
     }
     $parameters = @{}
     foreach ($property in $Request.params.PSObject.Properties) {

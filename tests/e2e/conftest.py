@@ -45,13 +45,19 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ansible_playbook(collections_path: Path, lab_spec: LabSpec, tmp_path: Path):
-    """Run ansible-playbook against the lab; return (returncode, parsed JSON callback output)."""
+    """Run ansible-playbook against the lab.
 
-    def run(playbook: str | Path, *extra: str) -> tuple[int, dict]:
+    Returns the exit code, each host's last task result (as written by
+    Ansible's ``tree`` callback) and the playbook's standard output.
+    """
+
+    def run(playbook: str | Path, *extra: str) -> tuple[int, dict[str, dict], str]:
+        tree = tmp_path / "tree"
         env = dict(
             os.environ,
             ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+            ANSIBLE_CALLBACK_TREE_DIR=str(tree),
             ANSIBLE_HOST_KEY_CHECKING="False",
             ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
             ANSIBLE_NOCOLOR="1",
@@ -63,10 +69,7 @@ def ansible_playbook(collections_path: Path, lab_spec: LabSpec, tmp_path: Path):
             env=env,
             cwd=tmp_path,
         )
-        try:
-            output = json.loads(completed.stdout)
-        except json.JSONDecodeError:
-            pytest.fail(f"ansible-playbook printed no JSON:\n{completed.stdout}\n{completed.stderr}")
-        return completed.returncode, output
+        results = {path.name: json.loads(path.read_text()) for path in tree.glob("*")} if tree.exists() else {}
+        return completed.returncode, results, completed.stdout + completed.stderr
 
     return run

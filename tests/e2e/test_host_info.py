@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from e2e_support import BIN, task_results
+from e2e_support import BIN
 
 from wuacache_lab.labspec import LabSpec
 from wuacache_lab.windows.profiles import PROFILES
@@ -30,9 +30,8 @@ def assert_matches_profile(result: dict, host_name: str, profile_name: str) -> N
 
 def test_host_info_over_ntlm_with_message_encryption(ansible_playbook, lab_spec: LabSpec) -> None:
     assert lab_spec.transport == "ntlm"
-    rc, output = ansible_playbook(PLAYBOOK)
-    assert rc == 0
-    results = task_results(output, "Host info")
+    rc, results, output = ansible_playbook(PLAYBOOK)
+    assert rc == 0, output
     assert sorted(results) == sorted(host.name for host in lab_spec.hosts)
     assert len({host.profile for host in lab_spec.hosts}) == 3
     for host in lab_spec.hosts:
@@ -40,19 +39,18 @@ def test_host_info_over_ntlm_with_message_encryption(ansible_playbook, lab_spec:
 
 
 def test_host_info_over_basic_auth(ansible_playbook, lab_spec: LabSpec) -> None:
-    rc, output = ansible_playbook(PLAYBOOK, "-e", "ansible_winrm_transport=basic")
-    assert rc == 0
-    results = task_results(output, "Host info")
+    rc, results, output = ansible_playbook(PLAYBOOK, "-e", "ansible_winrm_transport=basic")
+    assert rc == 0, output
     for host in lab_spec.hosts:
         assert_matches_profile(results[host.name], host.name, host.profile)
 
 
 def test_wrong_password_makes_the_host_unreachable_not_failed(ansible_playbook, lab_spec: LabSpec) -> None:
-    rc, output = ansible_playbook(PLAYBOOK, "-e", "ansible_password=wrong")
-    assert rc != 0
-    stats = output["stats"]
+    rc, results, output = ansible_playbook(PLAYBOOK, "-e", "ansible_password=wrong")
+    assert rc == 4, output  # ansible-playbook's exit code for unreachable hosts
     for host in lab_spec.hosts:
-        assert stats[host.name]["unreachable"] == 1
+        assert results[host.name]["unreachable"] is True
+        assert "credentials" in results[host.name]["msg"].lower()
 
 
 def test_collection_playbook_prints_a_table_of_every_host(collections_path: Path, lab_spec: LabSpec, tmp_path: Path) -> None:

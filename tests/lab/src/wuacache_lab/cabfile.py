@@ -274,9 +274,7 @@ class CabWriter:
         total = data_offset + self._spool.tell()
         if total > _MAX_U32:
             raise CabLimitError("a cabinet is at most 4 GiB")
-        header = _CFHEADER.pack(
-            b"MSCF", 0, total, 0, files_offset, 0, 3, 1, 1, len(self._files), 0, 0, 0
-        )
+        header = _CFHEADER.pack(b"MSCF", 0, total, 0, files_offset, 0, 3, 1, 1, len(self._files), 0, 0, 0)
         folder = _CFFOLDER.pack(data_offset, self._blocks, int(self.compression))
 
         partial = tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=f".{self.path.name}.", delete=False)

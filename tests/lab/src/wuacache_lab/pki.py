@@ -2,7 +2,7 @@
 
 Everything the lab signs or serves over TLS chains to one self-signed CA kept
 in a directory: the code-signing certificate that signs ``wsusscn2.cab`` (the
-stand-in for Microsoft's code-signing chain) and the TLS server certificates
+stand-in for Microsoft's code-signing chain) and the TLS server certificate
 of the HTTPS WinRM endpoints and of the wuacache server. Lab hosts and
 servers trust that CA and nothing else, so a cab signed by any other CA fails
 verification as a foreign one would on Windows.
@@ -19,8 +19,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -29,6 +31,7 @@ CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
 CODESIGN_CERT = "codesign.pem"
 CODESIGN_KEY = "codesign.key"
+SERVER_NAME = "server"
 
 _KEY_SIZE = 2048
 # Start validity a day early so clock skew between lab processes never makes
@@ -43,15 +46,15 @@ class LabCA:
     """Paths of the lab CA and of its code-signing certificate and key."""
 
     directory: Path
-    cert: Path
-    key: Path
+    ca_cert: Path
+    ca_key: Path
     codesign_cert: Path
     codesign_key: Path
 
 
-@dataclass(frozen=True)
-class ServerCertificate:
-    """Paths of a TLS server certificate (chain: leaf then CA) and its key."""
+class ServerCertificate(NamedTuple):
+    """Paths of a TLS server certificate (leaf then CA) and of its key, in
+    the order ``ssl.SSLContext.load_cert_chain`` takes them."""
 
     cert: Path
     key: Path
@@ -68,12 +71,13 @@ def ensure_lab_ca(ca_dir: str | os.PathLike[str], *, name: str = "wuacache lab")
     directory.mkdir(parents=True, exist_ok=True)
     ca = LabCA(
         directory=directory,
-        cert=directory / CA_CERT,
-        key=directory / CA_KEY,
+        ca_cert=directory / CA_CERT,
+        ca_key=directory / CA_KEY,
         codesign_cert=directory / CODESIGN_CERT,
         codesign_key=directory / CODESIGN_KEY,
     )
-    if not (ca.cert.exists() and ca.key.exists()):
+    new_ca = not (ca.ca_cert.exists() and ca.ca_key.exists())
+    if new_ca:
         key = _new_key()
         subject = _name(f"{name} root CA")
         now = _now()
@@ -103,9 +107,9 @@ def ensure_lab_ca(ca_dir: str | os.PathLike[str], *, name: str = "wuacache lab")
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_key(ca.key, key)
-        _write_certs(ca.cert, [cert])
-    if not (ca.codesign_cert.exists() and ca.codesign_key.exists()):
+        _write_key(ca.ca_key, key)
+        _write_certs(ca.ca_cert, [cert])
+    if new_ca or not (ca.codesign_cert.exists() and ca.codesign_key.exists()):
         key = _new_key()
         cert = _issue(
             ca,
@@ -119,39 +123,55 @@ def ensure_lab_ca(ca_dir: str | os.PathLike[str], *, name: str = "wuacache lab")
     return ca
 
 
-def issue_server_certificate(
-    ca: LabCA,
-    dest_dir: str | os.PathLike[str],
+def ensure_server_certificate(
+    ca_dir: str | os.PathLike[str],
+    names: Sequence[str],
     *,
-    name: str = "server",
-    dns_names: Sequence[str] = ("localhost",),
-    ip_addresses: Sequence[str] = ("127.0.0.1",),
+    name: str = SERVER_NAME,
 ) -> ServerCertificate:
-    """Issue a TLS server certificate for the given DNS names and IPs.
+    """A TLS server certificate of the lab CA in ``ca_dir`` for ``names``
+    (IP addresses and DNS names), as ``<name>.pem`` and ``<name>.key``.
 
-    Writes ``<name>.pem`` (leaf followed by the CA, as TLS servers send it)
-    and ``<name>.key`` into ``dest_dir``; an existing pair is replaced.
+    An existing certificate is kept when the current CA issued it for exactly
+    these names; otherwise a new one replaces it.
     """
-    if not dns_names and not ip_addresses:
+    if not names:
         raise ValueError("a server certificate needs at least one DNS name or IP address")
-    directory = Path(dest_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    alternative_names: list[x509.GeneralName] = [x509.DNSName(dns) for dns in dns_names]
-    alternative_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    ca = ensure_lab_ca(ca_dir)
+    wanted = {_alternative_name(entry) for entry in names}
+    result = ServerCertificate(cert=ca.directory / f"{name}.pem", key=ca.directory / f"{name}.key")
+    if result.cert.exists() and result.key.exists() and _covers(result.cert, ca, wanted):
+        return result
     key = _new_key()
     cert = _issue(
         ca,
         key,
-        subject=_name(dns_names[0] if dns_names else ip_addresses[0]),
+        subject=_name(names[0]),
         extended_usage=ExtendedKeyUsageOID.SERVER_AUTH,
         key_encipherment=True,
-        alternative_names=alternative_names,
+        alternative_names=[_alternative_name(entry) for entry in names],
     )
-    result = ServerCertificate(cert=directory / f"{name}.pem", key=directory / f"{name}.key")
     _write_key(result.key, key)
-    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
-    _write_certs(result.cert, [cert, ca_cert])
+    _write_certs(result.cert, [cert, x509.load_pem_x509_certificate(ca.ca_cert.read_bytes())])
     return result
+
+
+def _alternative_name(entry: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(entry))
+    except ValueError:
+        return x509.DNSName(entry)
+
+
+def _covers(cert_file: Path, ca: LabCA, names: set[x509.GeneralName]) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.read_bytes())
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+        return False
+    return set(present) == names and cert.not_valid_after_utc > _now()
 
 
 def _issue(
@@ -163,10 +183,10 @@ def _issue(
     key_encipherment: bool,
     alternative_names: Sequence[x509.GeneralName] = (),
 ) -> x509.Certificate:
-    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, rsa.RSAPrivateKey):
-        raise ValueError(f"{ca.key} is not an RSA private key")
+        raise ValueError(f"{ca.ca_key} is not an RSA private key")
     now = _now()
     builder = (
         x509.CertificateBuilder()
@@ -193,9 +213,7 @@ def _issue(
         )
         .add_extension(x509.ExtendedKeyUsage([extended_usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     if alternative_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
@@ -218,7 +236,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:

@@ -154,6 +154,8 @@ class UpdateKind:
     ``title`` and ``stem`` are format strings over ``month`` ("2024-01"),
     ``os``, ``systems`` (" for x64-based Systems" when one architecture is
     meant), ``version``, ``prefix`` (file prefix of the OS) and ``arch``.
+    A kind that ``supersedes_previous`` replaces the previous bundle of the
+    same kind for the same operating system.
     """
 
     name: str
@@ -165,6 +167,7 @@ class UpdateKind:
     description: str
     operating_systems: tuple[OperatingSystem, ...]
     has_kb: bool = True
+    supersedes_previous: bool = False
 
 
 CUMULATIVE = UpdateKind(
@@ -178,6 +181,7 @@ CUMULATIVE = UpdateKind(
     "in this update, see the associated Microsoft Knowledge Base article for more information. After you "
     "install this item, you may have to restart your computer.",
     OPERATING_SYSTEMS,
+    supersedes_previous=True,
 )
 SECURITY = UpdateKind(
     "security",
@@ -231,7 +235,8 @@ MALICIOUS_SOFTWARE_REMOVAL = UpdateKind(
     "NeverReboots",
     "After the download, this tool runs one time to check your computer for infection by specific, prevalent "
     "malicious software, and helps remove any infection that is found.",
-    OPERATING_SYSTEMS,
+    (WINDOWS_10,),
+    supersedes_previous=True,
 )
 DEFINITION = UpdateKind(
     "definition",
@@ -244,6 +249,7 @@ DEFINITION = UpdateKind(
     "unwanted software.",
     (WINDOWS_10, WINDOWS_11),
     has_kb=False,
+    supersedes_previous=True,
 )
 LANGUAGE_PACK = UpdateKind(
     "language-pack",
@@ -256,16 +262,20 @@ LANGUAGE_PACK = UpdateKind(
     (WINDOWS_10,),
 )
 
-# Kinds that fill each month after its cumulative updates, with weights.
+# Every month publishes these, then fills up with random bundles of the
+# weighted kinds below.
+_MONTHLY_KINDS = (CUMULATIVE, MALICIOUS_SOFTWARE_REMOVAL)
 _FILLER_KINDS: tuple[tuple[UpdateKind, int], ...] = (
     (DEFINITION, 40),
-    (SECURITY, 15),
+    (SECURITY, 20),
     (QUALITY, 15),
-    (DOTNET, 10),
+    (DOTNET, 15),
     (SERVICING_STACK, 10),
-    (MALICIOUS_SOFTWARE_REMOVAL, 10),
 )
 _MSRT_KB = 890830
+# Definitions for the Windows 10 product also serve Windows 11 (see
+# _applicability), hence the extra architecture.
+_DEFINITION_ARCHITECTURES = {WINDOWS_10: (X64, X86, ARM64), WINDOWS_11: (X64, ARM64)}
 
 
 # --- The catalog --------------------------------------------------------------
@@ -430,9 +440,9 @@ MAX_MONTHS = 24
 DEFAULT_PAYLOAD_SIZE = (256, 4096)
 
 _FIXED_UPDATES = len(CATEGORIES) + len(ARCHITECTURES)
-_CUMULATIVE_UPDATES = sum(1 + len(os.architectures) for os in OPERATING_SYSTEMS)
-# A month holds its cumulative updates and at least one more bundle (2 updates).
-_MIN_MONTH = _CUMULATIVE_UPDATES + 2
+_MONTHLY_UPDATES = sum(1 + len(os.architectures) for kind in _MONTHLY_KINDS for os in kind.operating_systems)
+# A month holds its monthly updates and at least one more bundle (2 updates).
+_MIN_MONTH = _MONTHLY_UPDATES + 2
 _HASHLESS_SHARE = 0.1
 _FIRST_REVISION_ID = 20_000_000
 _FIRST_BUNDLE_REVISION_ID = 40_000_000
@@ -461,7 +471,6 @@ _SHOWCASE = (
     _Showcase(DOTNET, WINDOWS_10, (X64, X86), severity="Moderate"),
     _Showcase(SECURITY, SERVER_2022, (X64,), severity="Low"),
     _Showcase(SERVICING_STACK, SERVER_2019, (X64,)),
-    _Showcase(MALICIOUS_SOFTWARE_REMOVAL, WINDOWS_10, (X64, X86)),
     _Showcase(QUALITY, SERVER_2019, (X64,)),
 )
 _SHOWCASE_UPDATES = sum(item.size for item in _SHOWCASE)
@@ -499,32 +508,30 @@ def patch_tuesday(index: int) -> datetime.datetime:
     year, month = (int(part) for part in month_label(index).split("-"))
     first = datetime.date(year, month, 1)
     second_tuesday = first + datetime.timedelta(days=(1 - first.weekday()) % 7 + 7)
-    return datetime.datetime.combine(second_tuesday, datetime.time(18), datetime.timezone.utc)
+    return datetime.datetime.combine(second_tuesday, datetime.time(18), datetime.UTC)
 
 
 class _Builder:
     def __init__(self, updates: int, seed: int, payload_size: tuple[int, int]) -> None:
         self.seed = seed
         self.payload_size = payload_size
+        # The first generation spreads what the categories, detectoids and
+        # showcase leave over 2 to MAX_MONTHS months; the first month takes
+        # the showcase and the rounding remainder.
         variable = updates - _FIXED_UPDATES - _SHOWCASE_UPDATES
         self.first_months = max(2, min(MAX_MONTHS, variable // 100))
         self.month_budget = variable // self.first_months
-        self.first_month_extra = variable - self.month_budget * self.first_months
-        if self.month_budget < _MIN_MONTH:
-            self.first_months = 2
-            self.month_budget = variable // 2
-            self.first_month_extra = variable % 2
+        self.first_month_extra = variable % self.first_months + _SHOWCASE_UPDATES
 
         self.next_revision_id = _FIRST_REVISION_ID
         self.next_kb = _FIRST_KB
         self.bundles: list[Bundle] = []
         self.files: list[PayloadFile] = []
-        self.latest_cumulative: dict[OperatingSystem, Bundle] = {}
-        self.latest_definition: dict[OperatingSystem, Bundle] = {}
+        self.latest: dict[tuple[UpdateKind, OperatingSystem], Bundle] = {}
 
     def build(self, generation: int) -> Catalog:
         rng = random.Random(f"{self.seed}/categories")
-        created = datetime.datetime(2016, 1, 1, tzinfo=datetime.timezone.utc)
+        created = datetime.datetime(2016, 1, 1, tzinfo=datetime.UTC)
         categories = [CategoryUpdate(category, 200, self._revision_id(rng), created) for category in CATEGORIES]
         detectoids = [Detectoid(architecture, 200, self._revision_id(rng), created) for architecture in ARCHITECTURES]
 
@@ -556,15 +563,13 @@ class _Builder:
 
     def _publish_month(self, month: int, budget: int, *, showcase: bool) -> None:
         rng = random.Random(f"{self.seed}/month/{month}")
-        remaining = budget
-        for os in OPERATING_SYSTEMS:
-            severity = "Critical" if os.product_type == 1 else "Important"
-            bundle = self._bundle(rng, CUMULATIVE, os, os.architectures, month, severity=severity)
-            previous = self.latest_cumulative.get(os)
-            if previous is not None:
-                self._supersede(bundle, previous)
-            self.latest_cumulative[os] = bundle
-            remaining -= 1 + len(bundle.children)
+        remaining = budget - _MONTHLY_UPDATES
+        for kind in _MONTHLY_KINDS:
+            for os in kind.operating_systems:
+                severity = None
+                if kind.classification is SECURITY_UPDATES:
+                    severity = "Critical" if os.product_type == 1 else "Important"
+                self._bundle(rng, kind, os, os.architectures, month, severity)
         if showcase:
             for item in _SHOWCASE:
                 self._bundle(rng, item.kind, item.os, item.architectures, month, item.severity, item.language)
@@ -576,15 +581,16 @@ class _Builder:
             remaining -= self._random_bundle(rng, month)
         closing = (1, 2) if remaining == 5 else (remaining - 1,) if remaining else ()
         for children in closing:
-            os = rng.choice(DEFINITION.operating_systems)
-            self._bundle(rng, DEFINITION, os, _definition_architectures(rng, children), month)
+            architectures = _some_architectures(rng, _DEFINITION_ARCHITECTURES[WINDOWS_10], children)
+            self._bundle(rng, DEFINITION, WINDOWS_10, architectures, month)
 
     def _random_bundle(self, rng: random.Random, month: int) -> int:
-        kinds, weights = zip(*_FILLER_KINDS)
+        kinds, weights = zip(*_FILLER_KINDS, strict=True)
         kind = rng.choices(kinds, weights)[0]
         os = rng.choice(kind.operating_systems)
         if kind is DEFINITION:
-            architectures = _definition_architectures(rng, rng.randint(1, 3))
+            candidates = _DEFINITION_ARCHITECTURES[os]
+            architectures = _some_architectures(rng, candidates, rng.randint(1, len(candidates)))
         else:
             architectures = os.architectures
         severity = None
@@ -621,9 +627,10 @@ class _Builder:
         language: str | None = None,
     ) -> Bundle:
         released = patch_tuesday(month)
-        if kind is not CUMULATIVE:
-            # Only the cumulative updates ship at the Patch Tuesday hour.
-            released -= datetime.timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 1439))
+        if kind not in _MONTHLY_KINDS:
+            # Only the monthly updates ship at the Patch Tuesday hour; the
+            # others earlier in the same month.
+            released -= datetime.timedelta(days=rng.randint(0, released.day - 1), minutes=rng.randint(0, 1079))
         bundle = Bundle(
             update_id=_uuid(rng),
             revision_number=200,
@@ -641,10 +648,10 @@ class _Builder:
         if kind is DOTNET and len(architectures) > 1:
             # Language-neutral content every architecture needs: one file,
             # one FileLocation, referenced by several children.
-            shared = self._file(rng, bundle, f"{os.file_prefix}-kb{bundle.kb}-ndp35-neutral", kind.extension)
+            shared = self._file(rng, bundle, f"{os.file_prefix}-kb{bundle.kb}-ndp35-neutral")
         for architecture in architectures:
             stem = kind.stem.format(prefix=os.file_prefix, kb=bundle.kb, arch=architecture.name, version=bundle.version)
-            files = (self._file(rng, bundle, stem, kind.extension),)
+            files: tuple[PayloadFile, ...] = (self._file(rng, bundle, stem),)
             if shared is not None:
                 files += (shared,)
             bundle.children.append(
@@ -659,34 +666,68 @@ class _Builder:
                     language=language,
                 )
             )
-        if kind is DEFINITION:
-            previous = self.latest_definition.get(os)
+        if kind.supersedes_previous:
+            previous = self.latest.get((kind, os))
             if previous is not None:
-                self._supersede(bundle, previous)
-            self.latest_definition[os] = bundle
+                bundle.supersedes += (previous,)
+                previous.superseded_by.append(bundle)
+            self.latest[kind, os] = bundle
         self.bundles.append(bundle)
         return bundle
 
-    @staticmethod
-    def _supersede(newer: Bundle, older: Bundle) -> None:
-        newer.supersedes += (older,)
-        older.superseded_by.append(newer)
+    def _file(self, rng: random.Random, bundle: Bundle, stem: str) -> PayloadFile:
+        # Windows 11 cumulative updates always come from the file streaming
+        # service, so every catalog has hashless URLs; other files sometimes.
+        hashless = (bundle.kind is CUMULATIVE and bundle.os is WINDOWS_11) or rng.random() < _HASHLESS_SHARE
+        return self._payload(
+            rng,
+            stem=stem,
+            extension=bundle.kind.extension,
+            folder={SECURITY_UPDATES: "secu", CRITICAL_UPDATES: "crup"}.get(bundle.classification, "updt"),
+            month=bundle.month,
+            built=bundle.created,
+            hashless=hashless,
+        )
 
-    def _file(self, rng: random.Random, bundle: Bundle, stem: str, extension: str) -> PayloadFile:
+    def _unreferenced_file(self, rng: random.Random, month: int) -> None:
+        """A FileLocation whose update was expired: listed, served, unused."""
+        self.next_kb += 1
+        stem = f"windows10.0-kb{self.next_kb}-x64-expired"
+        self._payload(
+            rng,
+            stem=stem,
+            extension="cab",
+            folder="updt",
+            month=month_label(month),
+            built=patch_tuesday(month),
+            hashless=False,
+        )
+
+    def _payload(
+        self,
+        rng: random.Random,
+        *,
+        stem: str,
+        extension: str,
+        folder: str,
+        month: str,
+        built: datetime.datetime,
+        hashless: bool,
+    ) -> PayloadFile:
         size = rng.randint(*self.payload_size)
         content = payload_bytes(self.seed, stem, size)
         sha1 = hashlib.sha1(content).digest()
-        hashless = (bundle.kind is CUMULATIVE and bundle.os is WINDOWS_11) or rng.random() < _HASHLESS_SHARE
         if hashless:
-            # Newer content comes from the file streaming service, whose URLs
-            # carry neither the hash nor the file name.
+            # The file streaming service's URLs carry neither hash nor name.
             url = f"http://download.windowsupdate.com/d/filestreamingservice/files/{_uuid(rng)}"
             file_name = f"{stem}.{extension}"
         else:
-            folder = {SECURITY_UPDATES: "secu", CRITICAL_UPDATES: "crup"}.get(bundle.classification, "updt")
-            year, month = bundle.month.split("-")
+            year, month_number = month.split("-")
             file_name = f"{stem}_{sha1.hex()}.{extension}"
-            url = f"http://download.windowsupdate.com/c/msdownload/update/software/{folder}/{year}/{month}/{file_name}"
+            url = (
+                "http://download.windowsupdate.com/c/msdownload/update/software/"
+                f"{folder}/{year}/{month_number}/{file_name}"
+            )
         payload = PayloadFile(
             stem=stem,
             file_name=file_name,
@@ -694,27 +735,10 @@ class _Builder:
             size=size,
             sha1=sha1,
             sha256=hashlib.sha256(content).digest(),
-            modified=bundle.created - datetime.timedelta(days=rng.randint(1, 6), seconds=rng.randint(0, 86399)),
+            modified=built - datetime.timedelta(days=rng.randint(1, 6), seconds=rng.randint(0, 86399)),
         )
         self.files.append(payload)
         return payload
-
-    def _unreferenced_file(self, rng: random.Random, month: int) -> None:
-        """A FileLocation whose update was expired: listed, served, unused."""
-        placeholder = Bundle(
-            update_id=_uuid(rng),
-            revision_number=200,
-            revision_id=0,
-            created=patch_tuesday(month),
-            kind=QUALITY,
-            os=WINDOWS_10,
-            month=month_label(month),
-            kb=self._kb(rng, QUALITY),
-            version=None,
-            severity=None,
-            cves=(),
-        )
-        self._file(rng, placeholder, f"windows10.0-kb{placeholder.kb}-x64-expired", "cab")
 
     # Identifiers -------------------------------------------------------------
 
@@ -747,9 +771,11 @@ def _cves(rng: random.Random, year: int) -> tuple[str, ...]:
     return tuple(f"CVE-{year}-{rng.randint(20000, 49999)}" for _ in range(rng.randint(1, 3)))
 
 
-def _definition_architectures(rng: random.Random, count: int) -> tuple[Architecture, ...]:
-    chosen = set(rng.sample(ARCHITECTURES, count))
-    return tuple(architecture for architecture in ARCHITECTURES if architecture in chosen)
+def _some_architectures(
+    rng: random.Random, candidates: tuple[Architecture, ...], count: int
+) -> tuple[Architecture, ...]:
+    chosen = set(rng.sample(candidates, count))
+    return tuple(architecture for architecture in candidates if architecture in chosen)
 
 
 def _applicability(kind: UpdateKind, os: OperatingSystem, architecture: Architecture) -> Rule:

@@ -66,7 +66,7 @@ def _windows_version_applies(rule: Rule, profile: OsProfile) -> bool:
     wanted: list[int] = []
     actual: list[int] = []
     host_version = (profile.major_version, profile.minor_version, profile.build_number)
-    for name, value in zip(("MajorVersion", "MinorVersion", "BuildNumber"), host_version):
+    for name, value in zip(("MajorVersion", "MinorVersion", "BuildNumber"), host_version, strict=True):
         text = rule.attribute(name)
         if text is None:
             break

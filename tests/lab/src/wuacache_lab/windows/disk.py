@@ -95,6 +95,10 @@ class HostDisk:
     def copy(self, source: str, destination: str) -> int:
         return self.write(destination, self.read(source))
 
+    def move(self, source: str, destination: str) -> None:
+        """Rename a file, replacing the destination."""
+        self.path(source).replace(self.path(destination))
+
     def remove(self, windows_path: str) -> None:
         self.path(windows_path).unlink(missing_ok=True)
 

@@ -132,12 +132,14 @@ class ScanPackage:
 
     def _read_package(self, path: Path) -> None:
         try:
-            for _, element in etree.iterparse(str(path), events=("end",), tag=(f"{OFFLINE_SYNC_NS}Update", f"{OFFLINE_SYNC_NS}FileLocation")):
+            for _, element in etree.iterparse(
+                str(path), events=("end",), tag=(f"{OFFLINE_SYNC_NS}Update", f"{OFFLINE_SYNC_NS}FileLocation")
+            ):
                 if element.tag == f"{OFFLINE_SYNC_NS}Update":
                     entry = _catalog_entry(element)
                     self.entries[entry.revision_id] = entry
                 else:
-                    self.file_urls[element.get("Id")] = element.get("Url")
+                    self.file_urls[_attribute(element, "Id")] = _attribute(element, "Url")
                 element.clear(keep_tail=False)
                 while element.getprevious() is not None:
                     del element.getparent()[0]
@@ -155,11 +157,11 @@ class ScanPackage:
             self._extracted.add(cab_name)
         try:
             core = _read_fragment(folder / "c" / str(revision_id))
-            extended = _read_fragment(folder / "x" / str(revision_id), missing_ok=True)
-            localized = _read_fragment(folder / "l" / PROPERTIES_LANGUAGE / str(revision_id), missing_ok=True)
-        except (etree.XMLSyntaxError, OSError) as error:
+            extended = _read_optional_fragment(folder / "x" / str(revision_id))
+            localized = _read_optional_fragment(folder / "l" / PROPERTIES_LANGUAGE / str(revision_id))
+            return _update_details(core, extended, localized)
+        except (etree.XMLSyntaxError, OSError, ValueError) as error:
             raise invalid_scan_file(f"fragments of revision {revision_id}: {error}") from error
-        return _update_details(core, extended, localized)
 
 
 class ScanPackageCache:
@@ -185,7 +187,11 @@ class ScanPackageCache:
             check=False,
         )
         if completed.returncode != 0:
-            log.info("scan file %s failed signature verification: %s", cab, completed.stderr.strip() or completed.stdout.strip())
+            log.info(
+                "scan file %s failed signature verification: %s",
+                cab,
+                completed.stderr.strip() or completed.stdout.strip(),
+            )
             raise invalid_scan_file("its signature does not verify against a trusted root")
         with self._lock:
             self._trusted.add(key)
@@ -235,33 +241,45 @@ def _read_index(path: Path) -> list[tuple[int, str]]:
     except (etree.XMLSyntaxError, OSError) as error:
         raise invalid_scan_file(f"index.xml: {error}") from error
     ranges = sorted(
-        (int(cab.get("RANGESTART")), cab.get("NAME")) for cab in root.iter("CAB") if cab.get("RANGESTART") is not None
+        (int(_attribute(cab, "RANGESTART")), _attribute(cab, "NAME"))
+        for cab in root.iter("CAB")
+        if cab.get("RANGESTART") is not None
     )
     if not ranges:
         raise invalid_scan_file("index.xml lists no fragment cab")
     return ranges
 
 
+def _attribute(element: etree._Element, name: str) -> str:
+    value = element.get(name)
+    if value is None:
+        raise invalid_scan_file(f"a {etree.QName(element).localname} element has no {name}")
+    return value
+
+
 def _catalog_entry(element: etree._Element) -> CatalogEntry:
     ns = OFFLINE_SYNC_NS
 
     def ids(path: str, attribute: str = "Id") -> list[str]:
-        return [child.get(attribute) for child in element.iterfind(path)]
+        return [_attribute(child, attribute) for child in element.iterfind(path)]
 
     prerequisites: list[tuple[str, ...]] = []
     for group in element.iterfind(f"{ns}Prerequisites/*"):
         if group.tag == f"{ns}UpdateId":
-            prerequisites.append((group.get("Id"),))
+            prerequisites.append((_attribute(group, "Id").lower(),))
         else:  # Or
-            prerequisites.append(tuple(member.get("Id") for member in group.iterfind(f"{ns}UpdateId")))
+            prerequisites.append(tuple(_attribute(member, "Id").lower() for member in group.iterfind(f"{ns}UpdateId")))
     return CatalogEntry(
-        revision_id=int(element.get("RevisionId")),
-        update_id=element.get("UpdateId").lower(),
-        revision_number=int(element.get("RevisionNumber")),
-        creation_date=element.get("CreationDate"),
+        revision_id=int(_attribute(element, "RevisionId")),
+        update_id=_attribute(element, "UpdateId").lower(),
+        revision_number=int(_attribute(element, "RevisionNumber")),
+        creation_date=_attribute(element, "CreationDate"),
         is_bundle=element.get("IsBundle") == "true",
         deployment_action=element.get("DeploymentAction"),
-        categories=tuple((category.get("Type"), category.get("Id").lower()) for category in element.iterfind(f"{ns}Categories/{ns}Category")),
+        categories=tuple(
+            (_attribute(category, "Type"), _attribute(category, "Id").lower())
+            for category in element.iterfind(f"{ns}Categories/{ns}Category")
+        ),
         prerequisites=tuple(prerequisites),
         bundled_by=tuple(int(value) for value in ids(f"{ns}BundledBy/{ns}Revision")),
         superseded_by=tuple(int(value) for value in ids(f"{ns}SupersededBy/{ns}Revision")),
@@ -271,17 +289,24 @@ def _catalog_entry(element: etree._Element) -> CatalogEntry:
     )
 
 
-def _read_fragment(path: Path, *, missing_ok: bool = False) -> etree._Element | None:
+def _read_fragment(path: Path) -> etree._Element:
     """Fragments are rootless lists of elements: wrap them before parsing."""
-    if missing_ok and not path.is_file():
-        return None
+    if not path.is_file():
+        raise invalid_scan_file(f"fragment {path.parent.name}\\{path.name} is missing")
     return etree.fromstring(b"<fragment>" + path.read_bytes() + b"</fragment>")
+
+
+def _read_optional_fragment(path: Path) -> etree._Element | None:
+    return _read_fragment(path) if path.is_file() else None
 
 
 def _identities(parent: etree._Element | None, path: str) -> list[tuple[str, int]]:
     if parent is None:
         return []
-    return [(identity.get("UpdateID").lower(), int(identity.get("RevisionNumber", "0"))) for identity in parent.iterfind(path)]
+    return [
+        (_attribute(identity, "UpdateID").lower(), int(identity.get("RevisionNumber", "0")))
+        for identity in parent.iterfind(path)
+    ]
 
 
 def _update_details(
@@ -295,7 +320,9 @@ def _update_details(
     behavior = extended_properties.find("InstallationBehavior") if extended_properties is not None else None
 
     def texts(parent: etree._Element | None, tag: str) -> tuple[str, ...]:
-        return tuple(child.text.strip() for child in parent.iterfind(tag) if child.text) if parent is not None else ()
+        if parent is None:
+            return ()
+        return tuple(child.text.strip() for child in parent.iter(tag) if child.text)
 
     def text(parent: etree._Element | None, tag: str) -> str:
         return next(iter(texts(parent, tag)), "")
@@ -303,16 +330,18 @@ def _update_details(
     def extended_attribute(name: str, default: str = "") -> str:
         return extended_properties.get(name, default) if extended_properties is not None else default
 
-    files = ()
+    files: tuple[PayloadFile, ...] = ()
     if extended is not None:
         files = tuple(
-            PayloadFile(digest=file.get("Digest"), file_name=file.get("FileName"), size=int(file.get("Size", "0")))
+            PayloadFile(_attribute(file, "Digest"), _attribute(file, "FileName"), int(file.get("Size", "0")))
             for file in extended.iterfind("Files/File")
         )
     return UpdateDetails(
         update_type=properties.get("UpdateType", "Software") if properties is not None else "Software",
         bundled_updates=tuple(_identities(core, "Relationships/BundledUpdates/UpdateIdentity")),
-        superseded_update_ids=tuple(update_id for update_id, _ in _identities(core, "Relationships/SupersededUpdates/UpdateIdentity")),
+        superseded_update_ids=tuple(
+            update_id for update_id, _ in _identities(core, "Relationships/SupersededUpdates/UpdateIdentity")
+        ),
         installable=Rule.from_element(rule_elements[0]) if rule_elements else None,
         category_type=category_information.get("CategoryType") if category_information is not None else None,
         msrc_severity=extended_attribute("MsrcSeverity"),

@@ -87,12 +87,17 @@ class WindowsSystem:
             return instances
         match = _WQL_EQUALITY.match(wql_filter)
         if match is None:
-            raise NotImplementedError(f"the emulated host only understands Property='value' filters, not {wql_filter!r}")
+            raise NotImplementedError(
+                f"the emulated host only understands Property='value' filters, not {wql_filter!r}"
+            )
         name, _, value = match.groups()
         return [
             instance
             for instance in instances
-            if any(key.casefold() == name.casefold() and str(item).casefold() == value.casefold() for key, item in instance.items())
+            if any(
+                key.casefold() == name.casefold() and str(item).casefold() == value.casefold()
+                for key, item in instance.items()
+            )
         ]
 
     def _operating_systems(self) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ network under a running command.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -30,7 +31,7 @@ from .shell import Host, WinRS
 
 logger = logging.getLogger(__name__)
 
-# How often the listener looks whether its host went down, to drop its connections and shells.
+# How often the accept loop looks whether its host went down, to drop its connections and shells.
 HOST_POLL_INTERVAL = 0.1
 # Far above the ~270 KB envelopes of Ansible's stdin chunks, yet a bound on what one request holds in memory.
 MAX_REQUEST_SIZE = 4 * 1024 * 1024
@@ -70,8 +71,8 @@ class WinRMEndpoint:
         self._port = port
         self._https = https
         self._server: _Server | None = None
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
+        self._serving: threading.Thread | None = None
+        self._host_was_reachable = True
         self._winrs: WinRS | None = None
 
     @property
@@ -85,6 +86,10 @@ class WinRMEndpoint:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError(f"the WinRM endpoint of {self.host.name} is already running")
+        tls = None
+        if self._https:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(*self._https)
         if "ntlm" in self.auth_methods:
             NTLM_USER_FILE.acquire(self.accounts)
         try:
@@ -93,40 +98,31 @@ class WinRMEndpoint:
             if "ntlm" in self.auth_methods:
                 NTLM_USER_FILE.release()
             raise
-        if self._https:
-            certificate, key = self._https
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(certificate, key)
+        if tls:
             # The handshake happens in the connection's own thread, never in the accept loop.
-            self._server.socket = context.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self._winrs = WinRS(self.host, self.url)
-        self._stopping.clear()
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, name=f"winrm-{self.host.name}", daemon=True),
-            threading.Thread(target=self._watch_host, name=f"winrm-watch-{self.host.name}", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        logger.info("%s: WinRM listening on %s", self.host.name, self.url)
+        self._host_was_reachable = True
+        self._serving = threading.Thread(
+            target=self._server.serve_forever, args=(HOST_POLL_INTERVAL,), name=f"winrm-{self.host.name}", daemon=True
+        )
+        self._serving.start()
+        logger.debug("%s: WinRM listening on %s", self.host.name, self.url)
 
     def stop(self) -> None:
         """Close the listener and every connection, and wait for the commands already started."""
-        if self._server is None or self._winrs is None:
+        if self._server is None or self._winrs is None or self._serving is None:
             return
-        self._stopping.set()
         self._server.shutdown()
         self._winrs.forget_shells()  # releases Receives waiting for a command
         self._server.drop_connections()
         self._server.server_close()  # waits for the connection threads
-        for thread in self._threads:
-            thread.join()
+        self._serving.join()
         self._winrs.close()
         if "ntlm" in self.auth_methods:
             NTLM_USER_FILE.release()
-        self._server = None
-        logger.info("%s: WinRM stopped", self.host.name)
+        self._server = self._serving = self._winrs = None
+        logger.debug("%s: WinRM stopped", self.host.name)
 
     def __enter__(self) -> Self:
         self.start()
@@ -138,15 +134,19 @@ class WinRMEndpoint:
         self.stop()
 
     def _watch_host(self) -> None:
-        # A host that goes down (reboot, power off) loses its TCP connections and its shells.
-        reachable = True
-        while not self._stopping.wait(HOST_POLL_INTERVAL):
-            now_reachable = self.host.is_reachable()
-            if reachable and not now_reachable and self._server and self._winrs:
-                logger.info("%s: host down, dropping its WinRM connections and shells", self.host.name)
-                self._server.drop_connections()
-                self._winrs.forget_shells()
-            reachable = now_reachable
+        """Called by the accept loop: connections idle in a client's pool die with the host too."""
+        reachable = self.host.is_reachable()
+        if self._host_was_reachable and not reachable:
+            self._host_down()
+        self._host_was_reachable = reachable
+
+    def _host_down(self) -> None:
+        """A host that goes down (reboot, power off) loses its TCP connections and its shells."""
+        if self._server is None or self._winrs is None:
+            return
+        logger.debug("%s: host down, dropping its WinRM connections and shells", self.host.name)
+        self._server.drop_connections()
+        self._winrs.forget_shells()
 
     def _answer(self, body: bytes, logon: LogonSession, client_ip: str) -> tuple[int, bytes]:
         """HTTP status and SOAP reply to a request envelope; raises `ConnectionDropped`."""
@@ -163,17 +163,21 @@ class WinRMEndpoint:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
     def __init__(self, address: tuple[str, int], endpoint: WinRMEndpoint) -> None:
         self.endpoint = endpoint
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def service_actions(self) -> None:
+        self.endpoint._watch_host()
+
     def verify_request(self, request: socket.socket, client_address: tuple[str, int]) -> bool:
         # A down host answers nothing: the connection is closed before any byte is read.
-        return self.endpoint.host.is_reachable()
+        if self.endpoint.host.is_reachable():
+            return True
+        self.endpoint._host_down()
+        return False
 
     def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
         with self._connections_lock:
@@ -209,43 +213,51 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = self.server.endpoint
         self._auth = ConnectionAuth(endpoint.accounts, endpoint.auth_methods)
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_POST(self) -> None:
         body = self._read_request()
         if body is None:
             return
         if urlsplit(self.path).path.lower() != "/wsman":
             self._reply(404)
             return
-
-        encrypted = encryption.is_encrypted(self.headers.get("Content-Type", ""))
-        if encrypted and self._auth.security_context is None:
-            self._reply(400)
+        opened = self._open(body)
+        if opened is None:
             return
-        user = self._auth.authenticate(self.headers.get("Authorization"))
-        if isinstance(user, Unauthorized):
-            self._reply(401, headers=[("WWW-Authenticate", challenge) for challenge in user.challenges])
-            return
-        context = self._auth.security_context if encrypted else None
-        if context is not None:
-            try:
-                body = encryption.unseal(context, body)
-            except encryption.EncryptionError as exc:
-                logger.info("%s: %s", self.server.endpoint.host.name, exc)
-                self._reply(400)
-                return
-        if not body:
+        user, context, message = opened
+        if not message:
             # The end of an authentication handshake that carried no message.
             self._reply(200)
             return
+        endpoint = self.server.endpoint
         try:
-            status, reply = self.server.endpoint._answer(
-                body, LogonSession(user=user, logon_type="network"), self.client_address[0]
+            status, reply = endpoint._answer(
+                message, LogonSession(user=user, logon_type="network"), self.client_address[0]
             )
         except ConnectionDropped as exc:
-            logger.info("%s: %s", self.server.endpoint.host.name, exc)
+            logger.info("%s: %s", endpoint.host.name, exc)
             self.close_connection = True
             return
         self._reply(status, reply, context)
+
+    def _open(self, body: bytes) -> tuple[str, spnego.ContextProxy | None, bytes] | None:
+        """Who sends the request, the context sealing it, and its SOAP; None once refused with 400 or 401."""
+        encrypted = encryption.is_encrypted(self.headers.get("Content-Type", ""))
+        if encrypted and self._auth.security_context is None:
+            self._reply(400)
+            return None
+        user = self._auth.authenticate(self.headers.get("Authorization"))
+        if isinstance(user, Unauthorized):
+            self._reply(401, headers=[("WWW-Authenticate", challenge) for challenge in user.challenges])
+            return None
+        context = self._auth.security_context if encrypted else None
+        if context is None:
+            return user, None, body
+        try:
+            return user, context, encryption.unseal(context, body)
+        except encryption.EncryptionError as exc:
+            logger.info("%s: %s", self.server.endpoint.host.name, exc)
+            self._reply(400)
+            return None
 
     def _method_not_allowed(self) -> None:
         if self._read_request() is not None:
@@ -256,6 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_request(self) -> bytes | None:
         """The request body, or None when the request gets no answer."""
         if not self.server.endpoint.host.is_reachable():
+            self.server.endpoint._host_down()
             self.close_connection = True
             return None
         length = int(self.headers.get("Content-Length") or 0)
@@ -289,13 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
         if code != 200:
             super().log_request(code, size)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's signature
+    def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s: %s %s", self.server.endpoint.host.name, self.client_address[0], format % args)
 
 
 def _drop(connection: socket.socket) -> None:
     """Cut a connection at the TCP level, without a TLS close_notify, as a host going away does."""
-    try:
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(connection, socket.SHUT_RDWR)
-    except OSError:
-        pass

@@ -236,7 +236,13 @@ class WinRS:
         command = Command(soap.new_id(), " ".join(parts))
         with self._lock:
             shell.commands[command.command_id] = command
-        logger.debug("%s: Command %s in shell %s: %.200s", self._host.name, command.command_id, shell.shell_id, command.command_line)
+        logger.debug(
+            "%s: Command %s in shell %s: %.200s",
+            self._host.name,
+            command.command_id,
+            shell.shell_id,
+            command.command_line,
+        )
 
         response = etree.Element(qname(NS_SHELL, "CommandResponse"))
         etree.SubElement(response, qname(NS_SHELL, "CommandId")).text = command.command_id
@@ -290,7 +296,9 @@ class WinRS:
                 stream = etree.SubElement(response, qname(NS_SHELL, "Stream"), Name=name, CommandId=command.command_id)
                 stream.text = base64.b64encode(data).decode()
             if done:
-                etree.SubElement(response, qname(NS_SHELL, "Stream"), Name=name, CommandId=command.command_id, End="true")
+                etree.SubElement(
+                    response, qname(NS_SHELL, "Stream"), Name=name, CommandId=command.command_id, End="true"
+                )
         state = etree.SubElement(
             response,
             qname(NS_SHELL, "CommandState"),
@@ -317,7 +325,7 @@ class WinRS:
             outcome = self._host.execute(command.command_line, stdin, logon)
         except ConnectionDropped:
             outcome = _Dropped()
-        except Exception as exc:  # noqa: BLE001 - a failing host must end the command, not hang its client
+        except Exception as exc:  # a failing host must end the command, not hang its client
             logger.exception("%s: the host failed to run command %s", self._host.name, command.command_id)
             outcome = _Failed(exc)
         command.finish(outcome)

@@ -141,8 +141,11 @@ def invalid_selectors(message: str, *, unexpected: bool = False) -> WSManFault:
         "w:InvalidSelectors",
         ERROR_WSMAN_INVALID_SELECTORS,
         message,
-        reason="The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ",
-        fault_detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors" if unexpected else None,
+        reason="The WS-Management service cannot process the request "
+        "because the request contained invalid selectors for the resource. ",
+        fault_detail=(
+            "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors" if unexpected else None
+        ),
     )
 
 

@@ -1,0 +1,148 @@
+"""An emulated Windows host: what the lab's WinRM endpoint talks to.
+
+It ties together the host's profile, persistent state, disk, faults, the
+simulated Windows surface and Update Agent, and answers command lines the way
+cmd.exe and powershell.exe would (:mod:`wuacache_lab.windows.commands`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from wuacache_lab.windows.commands import run_command_line
+from wuacache_lab.windows.disk import HostDisk
+from wuacache_lab.windows.errors import HResultError
+from wuacache_lab.windows.faults import HostFaults
+from wuacache_lab.windows.process import ConnectionDropped, LogonSession, ProcessResult
+from wuacache_lab.windows.profiles import OsProfile, get_profile
+from wuacache_lab.windows.state import HostState, StateStore, from_iso, host_dir, to_iso, utc_now
+from wuacache_lab.windows.system import REBOOT_MARKERS, WindowsSystem
+from wuacache_lab.windows.wua import UpdateAgent, WuaClient, complete_pending_changes
+
+# The account scheduled tasks and services run as.
+SYSTEM = LogonSession(user="SYSTEM", logon_type="service")
+
+# shutdown.exe when a restart is already scheduled.
+ERROR_SHUTDOWN_IS_SCHEDULED = 0x800704A6
+
+
+class _HostLogAdapter(logging.LoggerAdapter):
+    """Prefixes every message with the host's name."""
+
+    def __init__(self, host_name: str) -> None:
+        super().__init__(logging.getLogger("wuacache_lab.windows"))
+        self.host_name = host_name
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.host_name}: {msg}", kwargs
+
+
+class WindowsHost:
+    """One emulated machine; safe to use from several threads at once."""
+
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        *,
+        profile: str | OsProfile,
+        trusted_ca: Path,
+        proxy: str | None = None,
+    ) -> None:
+        self.name = name
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.trusted_ca = Path(trusted_ca)
+        self.proxy = proxy
+        self.directory = host_dir(Path(state_dir), name)
+        self.log = _HostLogAdapter(name)
+        self.faults = HostFaults(self.directory / "faults.json")
+        self.store = StateStore(self.directory / "state.json")
+        self.disk = HostDisk(
+            self.directory / "disk",
+            size_bytes=self.profile.disk_size_bytes,
+            os_used_bytes=self.profile.disk_used_bytes,
+            faults=self.faults,
+        )
+        self.agent = UpdateAgent(self)
+
+    def __repr__(self) -> str:
+        return f"WindowsHost({self.name!r}, profile={self.profile.name!r})"
+
+    @property
+    def computer_name(self) -> str:
+        """The NetBIOS name: upper case, at most 15 characters."""
+        return self.name.upper()[:15]
+
+    @property
+    def state(self) -> HostState:
+        """A copy of the host's persistent state."""
+        self._finish_reboot()
+        return self.store.read()
+
+    def is_reachable(self) -> bool:
+        """False while the host restarts."""
+        self._finish_reboot()
+        reboot_at = self.store.read().reboot_at
+        return reboot_at is None or utc_now() < from_iso(reboot_at)
+
+    def execute(self, command_line: str, stdin: bytes, logon: LogonSession) -> ProcessResult:
+        """Run a command line as WinRS would (through cmd.exe)."""
+        if not self.is_reachable():
+            raise ConnectionDropped(f"{self.name} is restarting")
+        delay = self.faults.take_dropped_connection()
+        if delay is not None:
+            self.log.info("dropping the connection of a command after %.1f s", delay)
+            time.sleep(delay)
+            raise ConnectionDropped(f"{self.name} dropped the connection")
+        return run_command_line(self, command_line, stdin, logon)
+
+    def wua(self, logon: LogonSession = SYSTEM) -> WuaClient:
+        """The WUA COM objects a process running as ``logon`` can create."""
+        self._finish_reboot()
+        return self.agent.client(logon)
+
+    def system(self, logon: LogonSession = SYSTEM) -> WindowsSystem:
+        self._finish_reboot()
+        return WindowsSystem(self, logon)
+
+    def reboot(self, delay: float = 0.0) -> None:
+        """Restart in ``delay`` seconds (``shutdown /r /t <delay>``); the host
+        then stays unreachable for the ``reboot_seconds`` fault's duration."""
+        self._finish_reboot()
+        with self.store.update() as state:
+            if state.reboot_at is not None:
+                raise HResultError(ERROR_SHUTDOWN_IS_SCHEDULED, "A system shutdown has already been scheduled.")
+            state.reboot_at = to_iso(utc_now() + timedelta(seconds=delay))
+            state.reboot_seconds = self.faults.reboot_seconds()
+        self.log.info("restart scheduled in %.0f s", delay)
+
+    def set_reboot_marker(self, marker: str) -> None:
+        """Leave a reboot marker, as another installer would."""
+        if marker not in REBOOT_MARKERS:
+            raise ValueError(f"unknown reboot marker {marker!r}; choose one of {REBOOT_MARKERS}")
+        with self.store.update() as state:
+            if marker not in state.reboot_markers:
+                state.reboot_markers.append(marker)
+
+    def _finish_reboot(self) -> None:
+        """Bring the host back once its restart is over: new boot time, reboot
+        markers gone, post-reboot work done, services in their start mode."""
+        if self.store.read().reboot_at is None:
+            return
+        with self.store.update() as state:
+            if state.reboot_at is None:
+                return
+            back_at = from_iso(state.reboot_at) + timedelta(seconds=state.reboot_seconds)
+            if utc_now() < back_at:
+                return
+            state.last_boot_up_time = to_iso(back_at)
+            complete_pending_changes(state, to_iso(back_at))
+            state.reboot_markers = []
+            state.wuauserv_state = "Running" if state.wuauserv_start_mode == "Auto" else "Stopped"
+            state.reboot_at = None
+            state.reboot_seconds = 0.0
+        self.log.info("restarted")

@@ -1,0 +1,740 @@
+"""The Windows Update Agent of an emulated host, shaped like its COM API.
+
+Class, property and method names are those of the WUA SDK (``UpdateSession``,
+``IUpdate.Identity.UpdateID``, ``UpdateInstaller.Install()``...), so that the
+bridge runner reads like the PowerShell it stands for. The rules Windows
+enforces live here, not in the callers: the Windows Update service must not
+be disabled, calls Microsoft lists as unavailable remotely fail with
+E_ACCESSDENIED for network logons, offline scans need ``ServerSelection=3``
+and a ``ServiceID``, scan files must be signed by a trusted root,
+``CopyToCache`` only accepts the exact payload files, and installs need
+downloaded content, write history and may need a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wuacache_lab.windows.applicability import language_matches, prerequisites_met, rule_applies
+from wuacache_lab.windows.criteria import matches, parse_criteria
+from wuacache_lab.windows.disk import is_unc
+from wuacache_lab.windows.errors import (
+    E_ACCESSDENIED,
+    E_INVALIDARG,
+    ERROR_FILE_NOT_FOUND,
+    ERROR_INVALID_NAME,
+    ERROR_SERVICE_DISABLED,
+    WU_E_ALL_UPDATES_FAILED,
+    WU_E_DM_NOTDOWNLOADED,
+    WU_E_DS_UNKNOWNSERVICE,
+    WU_E_EULAS_DECLINED,
+    WU_E_INSTALL_NOT_ALLOWED,
+    WU_E_NO_UPDATE,
+    WU_E_NOT_APPLICABLE,
+    WU_E_PT_WINHTTP_NAME_NOT_RESOLVED,
+    WU_E_UH_NEEDANOTHERDOWNLOAD,
+    COMError,
+    signed,
+)
+from wuacache_lab.windows.process import LogonSession
+from wuacache_lab.windows.profiles import OsProfile
+from wuacache_lab.windows.scanfile import CatalogEntry, ScanPackage, UpdateDetails, scan_packages
+from wuacache_lab.windows.state import (
+    OPERATION_INSTALLATION,
+    OPERATION_UNINSTALLATION,
+    HistoryEntry,
+    HostState,
+    InstalledUpdate,
+    PendingChange,
+    ScanService,
+    from_iso,
+    to_iso,
+    utc_now,
+)
+from wuacache_lab.windows.system import CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED
+
+if TYPE_CHECKING:
+    from wuacache_lab.windows.host import WindowsHost
+
+
+SCAN_FILE_FOLDER = "C:\\Windows\\SoftwareDistribution\\ScanFile"
+DOWNLOAD_FOLDER = "C:\\Windows\\SoftwareDistribution\\Download"
+
+USO_NON_VOLATILE_SERVICE = 1  # UpdateServiceOption
+UPDATE_TYPE_SOFTWARE = 1  # UpdateType
+REBOOT_BEHAVIORS = {"NeverReboots": 0, "AlwaysRequiresReboot": 1, "CanRequestReboot": 2}  # InstallationRebootBehavior
+
+
+class OperationResultCode(IntEnum):
+    NotStarted = 0
+    InProgress = 1
+    Succeeded = 2
+    SucceededWithErrors = 3
+    Failed = 4
+    Aborted = 5
+
+
+class ServerSelection(IntEnum):
+    Default = 0
+    ManagedServer = 1
+    WindowsUpdate = 2
+    Others = 3
+
+
+class ComCollection(list):
+    """``IUpdateCollection`` / ``IStringCollection``."""
+
+    @property
+    def Count(self) -> int:
+        return len(self)
+
+    def Add(self, item: Any) -> int:
+        self.append(item)
+        return len(self) - 1
+
+    def Item(self, index: int) -> Any:
+        return self[index]
+
+
+class UpdateAgent:
+    """The Windows Update service of one host, shared by every process."""
+
+    def __init__(self, host: WindowsHost) -> None:
+        self.host = host
+        self._installing = threading.Lock()
+
+    def client(self, logon: LogonSession) -> WuaClient:
+        return WuaClient(self, logon)
+
+    @property
+    def is_busy(self) -> bool:
+        return self._installing.locked()
+
+    def require_local(self, logon: LogonSession, call: str) -> None:
+        """Calls "unavailable remotely" per Microsoft refuse network logons."""
+        if logon.logon_type == "network":
+            self.host.log.info("WUA refused %s to a network logon", call)
+            raise COMError(E_ACCESSDENIED)
+
+    def ensure_running(self) -> None:
+        """WUA needs wuauserv: refused when disabled, trigger-started when stopped."""
+        if self.host.store.read().wuauserv_state == "Running":
+            return
+        with self.host.store.update() as state:
+            if state.wuauserv_start_mode == "Disabled":
+                raise COMError(ERROR_SERVICE_DISABLED)
+            state.wuauserv_state = "Running"
+
+    @contextmanager
+    def installing(self) -> Iterator[None]:
+        if not self._installing.acquire(blocking=False):
+            raise COMError(WU_E_INSTALL_NOT_ALLOWED, "Another installation is in progress.")
+        try:
+            yield
+        finally:
+            self._installing.release()
+
+    def reboot_required_before_installation(self) -> bool:
+        markers = self.host.store.read().reboot_markers
+        return CBS_REBOOT_PENDING in markers or WU_REBOOT_REQUIRED in markers
+
+
+class WuaClient:
+    """The WUA objects one process creates; volatile scan services registered
+    through them disappear with the process, as when Windows releases them."""
+
+    def __init__(self, agent: UpdateAgent, logon: LogonSession) -> None:
+        self.agent = agent
+        self.logon = logon
+        self.volatile_services: dict[str, ScanService] = {}
+
+    @property
+    def host(self) -> WindowsHost:
+        return self.agent.host
+
+    def create_object(self, prog_id: str) -> Any:
+        """``New-Object -ComObject <prog_id>``."""
+        factories = {
+            "microsoft.update.session": UpdateSession,
+            "microsoft.update.servicemanager": UpdateServiceManager,
+            "microsoft.update.agentinfo": WindowsUpdateAgentInfo,
+        }
+        if prog_id.casefold() in ("microsoft.update.updatecoll", "microsoft.update.stringcoll"):
+            return ComCollection()
+        try:
+            return factories[prog_id.casefold()](self)
+        except KeyError:
+            raise COMError(0x80040154, "Class not registered") from None  # REGDB_E_CLASSNOTREG
+
+    def find_service(self, service_id: str) -> ScanService:
+        wanted = service_id.lower()
+        services = {**self.host.store.read().scan_services, **self.volatile_services}
+        for known, service in services.items():
+            if known.lower() == wanted:
+                return service
+        raise COMError(WU_E_DS_UNKNOWNSERVICE)
+
+
+class WindowsUpdateAgentInfo:
+    """``Microsoft.Update.AgentInfo``: answered by wuapi.dll in the calling
+    process, so it needs neither the service nor a local logon."""
+
+    API_MAJOR_VERSION = 8
+    API_MINOR_VERSION = 0
+
+    def __init__(self, client: WuaClient) -> None:
+        self._client = client
+
+    def GetInfo(self, name: str) -> Any:
+        values = {
+            "productversionstring": self._client.host.profile.wua_version,
+            "apimajorversion": self.API_MAJOR_VERSION,
+            "apiminorversion": self.API_MINOR_VERSION,
+        }
+        try:
+            return values[name.casefold()]
+        except KeyError:
+            raise COMError(E_INVALIDARG) from None
+
+
+@dataclass
+class UpdateService:
+    Name: str
+    ServiceID: str
+    IsScanPackageService: bool = True
+    IsManaged: bool = False
+    IsRegisteredWithAU: bool = False
+
+
+class UpdateServiceManager:
+    def __init__(self, client: WuaClient) -> None:
+        self._client = client
+        self.ClientApplicationID = ""
+
+    @property
+    def Services(self) -> ComCollection:
+        services = {**self._client.host.store.read().scan_services, **self._client.volatile_services}
+        return ComCollection(UpdateService(service.name, service.service_id) for service in services.values())
+
+    def AddScanPackageService(self, serviceName: str, scanFileLocation: str, flags: int = 0) -> UpdateService:
+        client = self._client
+        host = client.host
+        client.agent.require_local(client.logon, "AddScanPackageService")
+        client.agent.ensure_running()
+        if is_unc(scanFileLocation):
+            raise COMError(ERROR_INVALID_NAME)
+        if not host.disk.exists(scanFileLocation):
+            raise COMError(ERROR_FILE_NOT_FOUND)
+        scan_packages.verify(host.disk.path(scanFileLocation), host.trusted_ca)
+        service_id = str(uuid.uuid4())
+        copy = f"{SCAN_FILE_FOLDER}\\{service_id}\\wsusscn2.cab"
+        host.disk.make_dirs(f"{SCAN_FILE_FOLDER}\\{service_id}")
+        host.disk.copy(scanFileLocation, copy)
+        service = ScanService(service_id=service_id, name=serviceName, scan_file=copy)
+        if flags & USO_NON_VOLATILE_SERVICE:
+            with host.store.update() as state:
+                state.scan_services[service_id] = service
+        else:
+            client.volatile_services[service_id] = service
+        host.log.info("registered scan package service %s (%s) from %s", service_id, serviceName, scanFileLocation)
+        return UpdateService(serviceName, service_id)
+
+    def RemoveService(self, serviceID: str) -> None:
+        client = self._client
+        client.agent.ensure_running()
+        service = client.find_service(serviceID)
+        client.volatile_services.pop(service.service_id, None)
+        with client.host.store.update() as state:
+            state.scan_services.pop(service.service_id, None)
+        client.host.disk.remove(service.scan_file)
+        client.host.log.info("removed scan package service %s", service.service_id)
+
+
+class UpdateSession:
+    def __init__(self, client: WuaClient) -> None:
+        self._client = client
+        self.ClientApplicationID = ""
+        self.UserLocale = 1033
+        self.ReadOnly = False
+
+    def CreateUpdateSearcher(self) -> UpdateSearcher:
+        return UpdateSearcher(self._client, self)
+
+    def CreateUpdateInstaller(self) -> UpdateInstaller:
+        self._client.agent.require_local(self._client.logon, "CreateUpdateInstaller")
+        return UpdateInstaller(self._client, self)
+
+    def CreateUpdateDownloader(self) -> Any:
+        self._client.agent.require_local(self._client.logon, "CreateUpdateDownloader")
+        # Hosts of the lab never download from Microsoft themselves.
+        raise NotImplementedError("the emulated WUA has no downloader; use CopyToCache")
+
+
+@dataclass(frozen=True)
+class UpdateIdentity:
+    UpdateID: str
+    RevisionNumber: int
+
+
+@dataclass(frozen=True)
+class Category:
+    CategoryID: str
+    Name: str
+    Type: str
+
+
+@dataclass(frozen=True)
+class InstallationBehavior:
+    RebootBehavior: int
+    CanRequestUserInput: bool = False
+    Impact: int = 0  # iiNormal
+    RequiresNetworkConnectivity: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateDownloadContent:
+    DownloadUrl: str
+    IsDeltaCompressedContent: bool = False
+
+
+class Update:
+    """``IUpdate``, for a bundle or one of its bundled children. State-backed
+    properties (IsInstalled, IsDownloaded, IsHidden...) are read live."""
+
+    def __init__(
+        self,
+        client: WuaClient,
+        entry: CatalogEntry,
+        details: UpdateDetails,
+        *,
+        installed_as: str,
+        categories: Iterable[Category] = (),
+        category_ids: Iterable[str] = (),
+        bundled_updates: Iterable[Update] = (),
+        download_contents: Iterable[tuple[str, str]] = (),  # (SHA-1 digest, URL)
+    ) -> None:
+        self._client = client
+        self._entry = entry
+        self._details = details
+        self._installed_as = installed_as  # children are installed with their bundle
+        self._contents = tuple(download_contents)
+        # Every category of the update, ancestors included: what a
+        # "CategoryIDs contains" criterion matches.
+        self.category_ids = frozenset(category_ids)
+        self.Identity = UpdateIdentity(entry.update_id, entry.revision_number)
+        self.Title = details.title
+        self.Description = details.description
+        self.Type = UPDATE_TYPE_SOFTWARE
+        self.KBArticleIDs = ComCollection(details.kb_article_ids)
+        self.MsrcSeverity = details.msrc_severity
+        self.Categories = ComCollection(categories)
+        self.LastDeploymentChangeTime = from_iso(entry.creation_date)
+        self.Deadline = None
+        self.IsBeta = False
+        self.IsMandatory = False
+        self.SupersededUpdateIDs = ComCollection(details.superseded_update_ids)
+        self.SecurityBulletinIDs = ComCollection(details.security_bulletin_ids)
+        self.CveIDs = ComCollection(details.cve_ids)
+        self.MoreInfoUrls = ComCollection([details.more_info_url] if details.more_info_url else [])
+        self.SupportUrl = details.support_url
+        self.MinDownloadSize = details.min_download_size
+        self.MaxDownloadSize = details.max_download_size
+        self.InstallationBehavior = InstallationBehavior(REBOOT_BEHAVIORS.get(details.reboot_behavior, 0))
+        self.BundledUpdates = ComCollection(bundled_updates)
+        self.DownloadContents = ComCollection(UpdateDownloadContent(url) for _, url in self._contents)
+
+    @property
+    def reboot_behavior(self) -> str:
+        return self._details.reboot_behavior
+
+    def _state(self) -> HostState:
+        return self._client.host.store.read()
+
+    @property
+    def IsInstalled(self) -> bool:
+        return self._installed_as in self._state().installed
+
+    @property
+    def IsPresent(self) -> bool:
+        return self.IsInstalled
+
+    @property
+    def RebootRequired(self) -> bool:
+        return any(change.update_id == self._installed_as for change in self._state().pending_changes)
+
+    @property
+    def IsDownloaded(self) -> bool:
+        if self.BundledUpdates:
+            return all(child.IsDownloaded for child in self.BundledUpdates)
+        cached = set(self._state().cached_content.get(self.Identity.UpdateID, ()))
+        return all(digest in cached for digest, _ in self._contents)
+
+    @property
+    def IsHidden(self) -> bool:
+        return self.Identity.UpdateID in self._state().hidden_updates
+
+    @IsHidden.setter
+    def IsHidden(self, hidden: bool) -> None:
+        agent = self._client.agent
+        agent.require_local(self._client.logon, "IUpdate.IsHidden")
+        agent.ensure_running()
+        with self._client.host.store.update() as state:
+            hidden_updates = set(state.hidden_updates)
+            (hidden_updates.add if hidden else hidden_updates.discard)(self.Identity.UpdateID)
+            state.hidden_updates = sorted(hidden_updates)
+
+    @property
+    def EulaAccepted(self) -> bool:
+        return not self._entry.has_eula or self.Identity.UpdateID in self._state().accepted_eulas
+
+    def AcceptEula(self) -> None:
+        agent = self._client.agent
+        agent.require_local(self._client.logon, "AcceptEula")
+        agent.ensure_running()
+        with self._client.host.store.update() as state:
+            if self.Identity.UpdateID not in state.accepted_eulas:
+                state.accepted_eulas.append(self.Identity.UpdateID)
+
+    def CopyToCache(self, pathCollection: Iterable[str]) -> None:
+        """Accepts only files named and hashed exactly like this update's own
+        payload (file name = last segment of the download URL)."""
+        client = self._client
+        disk = client.host.disk
+        client.agent.require_local(client.logon, "CopyToCache")
+        client.agent.ensure_running()
+        paths = list(pathCollection)
+        if not paths:
+            raise COMError(E_INVALIDARG)
+        expected = {url.rsplit("/", 1)[-1].casefold(): digest for digest, url in self._contents}
+        accepted: list[tuple[str, str, str]] = []
+        for path in paths:
+            if is_unc(path) or not disk.exists(path):
+                raise COMError(ERROR_FILE_NOT_FOUND)
+            name = path.replace("/", "\\").rsplit("\\", 1)[-1]
+            digest = expected.get(name.casefold())
+            if digest is None or sha1_of(disk.path(path)) != digest:
+                client.host.log.info("CopyToCache refused %s for update %s", path, self.Identity.UpdateID)
+                raise COMError(WU_E_UH_NEEDANOTHERDOWNLOAD)
+            accepted.append((path, name, digest))
+        disk.make_dirs(DOWNLOAD_FOLDER)
+        for path, name, _ in accepted:
+            disk.copy(path, f"{DOWNLOAD_FOLDER}\\{name}")
+        with client.host.store.update() as state:
+            cached = set(state.cached_content.get(self.Identity.UpdateID, ()))
+            cached.update(digest for _, _, digest in accepted)
+            state.cached_content[self.Identity.UpdateID] = sorted(cached)
+
+
+def sha1_of(path: Path) -> str:
+    """A file's identity in the catalog: the base64 of its SHA-1."""
+    with open(path, "rb") as stream:
+        return base64.b64encode(hashlib.file_digest(stream, "sha1").digest()).decode("ascii")
+
+
+@dataclass
+class SearchResult:
+    ResultCode: int
+    Updates: ComCollection
+    Warnings: ComCollection = field(default_factory=ComCollection)
+
+
+@dataclass(frozen=True)
+class UpdateHistoryEntry:
+    Operation: int
+    ResultCode: int
+    HResult: int
+    Date: datetime
+    UpdateIdentity: UpdateIdentity
+    Title: str
+    ClientApplicationID: str
+    Description: str = ""
+
+
+class UpdateSearcher:
+    def __init__(self, client: WuaClient, session: UpdateSession) -> None:
+        self._client = client
+        self.ClientApplicationID = session.ClientApplicationID
+        self.ServerSelection = ServerSelection.Default
+        self.ServiceID = ""
+        self.IncludePotentiallySupersededUpdates = False
+        self.Online = True
+
+    def Search(self, criteria: str) -> SearchResult:
+        client = self._client
+        client.agent.ensure_running()
+        if self.ServerSelection != ServerSelection.Others or not self.ServiceID:
+            # WUA would contact Windows Update or WSUS, which hosts cannot reach.
+            raise COMError(WU_E_PT_WINHTTP_NAME_NOT_RESOLVED)
+        service = client.find_service(self.ServiceID)
+        parsed = parse_criteria(criteria)
+        package = scan_packages.open(client.host.disk.path(service.scan_file))
+        updates = _applicable_updates(client, package, include_superseded=self.IncludePotentiallySupersededUpdates)
+        state = client.host.store.read()
+        found = ComCollection(update for update in updates if matches(parsed, _criteria_values(update, state)))
+        client.host.log.info("offline scan against %s: %d updates match %r", service.name, len(found), criteria)
+        return SearchResult(ResultCode=OperationResultCode.Succeeded, Updates=found)
+
+    def GetTotalHistoryCount(self) -> int:
+        self._client.agent.ensure_running()
+        return len(self._client.host.store.read().history)
+
+    def QueryHistory(self, startIndex: int, count: int) -> ComCollection:
+        """History entries, most recent first."""
+        self._client.agent.ensure_running()
+        newest_first = list(reversed(self._client.host.store.read().history))
+        return ComCollection(
+            UpdateHistoryEntry(
+                Operation=entry.operation,
+                ResultCode=entry.result_code,
+                HResult=entry.hresult,
+                Date=from_iso(entry.date),
+                UpdateIdentity=UpdateIdentity(entry.update_id, entry.revision_number),
+                Title=entry.title,
+                ClientApplicationID=entry.client_application_id,
+            )
+            for entry in newest_first[startIndex : startIndex + count]
+        )
+
+
+def _criteria_values(update: Update, state: HostState) -> dict[str, Any]:
+    update_id = update.Identity.UpdateID
+    return {
+        "isinstalled": update_id in state.installed,
+        "ishidden": update_id in state.hidden_updates,
+        "ispresent": update_id in state.installed,
+        "rebootrequired": any(change.update_id == update_id for change in state.pending_changes),
+        "type": "Software",
+        "updateid": update_id,
+        "revisionnumber": update.Identity.RevisionNumber,
+        "categoryids": update.category_ids,
+        "deploymentaction": "Installation",
+    }
+
+
+def _applicable_updates(client: WuaClient, package: ScanPackage, *, include_superseded: bool) -> list[Update]:
+    """The bundles that apply to the host, each with its applicable children."""
+    profile = client.host.profile
+    candidates: list[tuple[CatalogEntry, list[CatalogEntry]]] = []
+    for entry in package.latest.values():
+        if not entry.is_bundle or not prerequisites_met(entry.prerequisites, profile):
+            continue
+        children = [
+            child
+            for child in package.children(entry)
+            if language_matches(child.languages, profile) and prerequisites_met(child.prerequisites, profile)
+        ]
+        candidates.append((entry, children))
+    child_details = package.details(child.revision_id for _, children in candidates for child in children)
+    applicable = []
+    for bundle, children in candidates:
+        kept = [child for child in children if _installable(child_details[child.revision_id], profile)]
+        if kept:
+            applicable.append((bundle, kept))
+
+    applicable_ids = {bundle.update_id for bundle, _ in applicable}
+    if not include_superseded:
+        applicable = [
+            (bundle, children)
+            for bundle, children in applicable
+            if not any(
+                package.entries[revision].update_id in applicable_ids
+                for revision in bundle.superseded_by
+                if revision in package.entries
+            )
+        ]
+
+    category_entries = {
+        category_id: package.latest[category_id]
+        for bundle, _ in applicable
+        for _, category_id in bundle.categories
+        if category_id in package.latest
+    }
+    details = package.details(
+        [bundle.revision_id for bundle, _ in applicable] + [entry.revision_id for entry in category_entries.values()]
+    )
+    updates = []
+    for bundle, children in applicable:
+        bundle_details = details[bundle.revision_id]
+        order = [update_id for update_id, _ in bundle_details.bundled_updates]
+        children.sort(key=lambda child: order.index(child.update_id) if child.update_id in order else len(order))
+        categories = [
+            Category(
+                category_id,
+                details[category_entries[category_id].revision_id].title if category_id in category_entries else "",
+                kind,
+            )
+            for kind, category_id in bundle.categories
+            # IUpdate.Categories holds the update's own product and
+            # classification; company and product family are their parents.
+            if kind in ("Product", "UpdateClassification")
+        ]
+        update = Update(
+            client,
+            bundle,
+            bundle_details,
+            installed_as=bundle.update_id,
+            categories=categories,
+            category_ids=[category_id for _, category_id in bundle.categories],
+            bundled_updates=[
+                Update(
+                    client,
+                    child,
+                    child_details[child.revision_id],
+                    installed_as=bundle.update_id,
+                    download_contents=[
+                        (digest, package.file_urls[digest])
+                        for digest in child.payload_digests
+                        if digest in package.file_urls
+                    ],
+                )
+                for child in children
+            ],
+        )
+        updates.append(update)
+    return updates
+
+
+def _installable(details: UpdateDetails, profile: OsProfile) -> bool:
+    """A child without an IsInstallable rule is installable everywhere."""
+    return details.installable is None or rule_applies(details.installable, profile)
+
+
+@dataclass(frozen=True)
+class UpdateInstallationResult:
+    ResultCode: int
+    HResult: int
+    RebootRequired: bool
+
+
+@dataclass(frozen=True)
+class InstallationResult:
+    ResultCode: int
+    HResult: int
+    RebootRequired: bool
+    _update_results: tuple[UpdateInstallationResult, ...]
+
+    def GetUpdateResult(self, updateIndex: int) -> UpdateInstallationResult:
+        return self._update_results[updateIndex]
+
+    @classmethod
+    def of(cls, results: list[UpdateInstallationResult]) -> InstallationResult:
+        succeeded = [result.ResultCode == OperationResultCode.Succeeded for result in results]
+        if all(succeeded):
+            code, hresult = OperationResultCode.Succeeded, 0
+        elif any(succeeded):
+            code, hresult = OperationResultCode.SucceededWithErrors, 0
+        else:
+            code, hresult = OperationResultCode.Failed, signed(WU_E_ALL_UPDATES_FAILED)
+        return cls(code, hresult, any(result.RebootRequired for result in results), tuple(results))
+
+
+class UpdateInstaller:
+    def __init__(self, client: WuaClient, session: UpdateSession) -> None:
+        self._client = client
+        self.ClientApplicationID = session.ClientApplicationID
+        self.Updates: ComCollection | None = None
+        self.AllowSourcePrompts = True
+        self.ForceQuiet = False
+        self.IsForced = False
+
+    @property
+    def IsBusy(self) -> bool:
+        return self._client.agent.is_busy
+
+    @property
+    def RebootRequiredBeforeInstallation(self) -> bool:
+        return self._client.agent.reboot_required_before_installation()
+
+    def Install(self) -> InstallationResult:
+        return self._run(OPERATION_INSTALLATION)
+
+    def Uninstall(self) -> InstallationResult:
+        return self._run(OPERATION_UNINSTALLATION)
+
+    def _run(self, operation: int) -> InstallationResult:
+        agent = self._client.agent
+        agent.ensure_running()
+        if not self.Updates:
+            raise COMError(WU_E_NO_UPDATE)
+        with agent.installing():
+            if agent.reboot_required_before_installation():
+                raise COMError(WU_E_INSTALL_NOT_ALLOWED, "A restart is pending.")
+            results = [self._apply(operation, update) for update in self.Updates]
+        return InstallationResult.of(results)
+
+    def _apply(self, operation: int, update: Update) -> UpdateInstallationResult:
+        host = self._client.host
+        update_id = update.Identity.UpdateID
+        if operation == OPERATION_INSTALLATION:
+            failure = self._install_failure(update)
+        else:
+            failure = None if update.IsInstalled else WU_E_NOT_APPLICABLE
+        reboot = failure is None and update.reboot_behavior == "AlwaysRequiresReboot"
+        now = to_iso(utc_now())
+        with host.store.update() as state:
+            if failure is None:
+                if reboot:
+                    state.pending_changes.append(
+                        PendingChange(operation, update_id, update.Identity.RevisionNumber, update.Title)
+                    )
+                    state.reboot_markers = sorted(set(state.reboot_markers) | {CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED})
+                else:
+                    _apply_change(
+                        state, PendingChange(operation, update_id, update.Identity.RevisionNumber, update.Title), now
+                    )
+            state.history.append(
+                HistoryEntry(
+                    operation=operation,
+                    result_code=OperationResultCode.Failed if failure else OperationResultCode.Succeeded,
+                    hresult=signed(failure or 0),
+                    date=now,
+                    update_id=update_id,
+                    revision_number=update.Identity.RevisionNumber,
+                    title=update.Title,
+                    client_application_id=self.ClientApplicationID,
+                )
+            )
+        verb = "install" if operation == OPERATION_INSTALLATION else "uninstall"
+        if failure:
+            host.log.info("%s of %s failed with 0x%08X", verb, update_id, failure)
+            return UpdateInstallationResult(OperationResultCode.Failed, signed(failure), False)
+        host.log.info("%s of %s succeeded%s", verb, update_id, ", restart required" if reboot else "")
+        return UpdateInstallationResult(OperationResultCode.Succeeded, 0, reboot)
+
+    def _install_failure(self, update: Update) -> int | None:
+        faults = self._client.host.faults
+        if not update.EulaAccepted:
+            return WU_E_EULAS_DECLINED
+        if not update.IsDownloaded:
+            return WU_E_DM_NOTDOWNLOADED
+        if delay := faults.install_delay():
+            time.sleep(delay)
+        return faults.install_failure(update.Identity.UpdateID)
+
+
+def _apply_change(state: HostState, change: PendingChange, when: str) -> None:
+    if change.operation == OPERATION_INSTALLATION:
+        state.installed[change.update_id] = InstalledUpdate(
+            change.update_id, change.revision_number, change.title, when
+        )
+    else:
+        state.installed.pop(change.update_id, None)
+
+
+def complete_pending_changes(state: HostState, when: str) -> None:
+    """What Windows finishes while it restarts: installs and uninstalls that
+    waited for the reboot."""
+    for change in state.pending_changes:
+        _apply_change(state, change, when)
+    state.pending_changes = []
