@@ -27,7 +27,7 @@ def lab(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def lab_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSpec]:
     state_dir = tmp_path_factory.mktemp("lab")
-    started = lab(state_dir, "up", "--hosts", "3", "--profile", "mixed", "--base-address", E2E_BASE_ADDRESS, "--updates", "40")
+    started = lab(state_dir, "up", "--hosts", "3", "--profile", "mixed", "--base-address", E2E_BASE_ADDRESS, "--updates", "80")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         yield LabSpec.load(state_dir)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -177,6 +178,9 @@ def test_corrupted_catalog_fails_verification(catalog: Extracted, lab_ca: LabCA,
 def test_catalog_is_served_at_microsofts_url(catalog: Extracted) -> None:
     served = served_path(catalog, "http://download.windowsupdate.com/microsoftupdate/v6/wsusscan/wsusscn2.cab")
     assert served.read_bytes() == catalog.cab.read_bytes()
+    # Its modification time (the HTTP Last-Modified) is the publication time.
+    published = datetime.strptime(catalog.package.get("CreationDate"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert served.stat().st_mtime == published.timestamp()
 
 
 # --- package.xml ------------------------------------------------------------------

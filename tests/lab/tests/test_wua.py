@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.catalog.model import And, Bundle, Catalog, Or, Processor, WindowsVersion, build_catalog
@@ -156,14 +157,13 @@ def expected_updates(lab: Lab, profile_name: str) -> dict[str, set[str]]:
     [("win11-23h2-arm64", True), ("win11-23h2", False), ("win10-22h2", False), ("server2022", False)],
 )
 def test_applicability_rules_test_version_product_type_and_processor(profile: str, applies: bool) -> None:
-    rule = Rule(
-        "And",
-        children=(
-            Rule("WindowsVersion", (("BuildNumber", "22631"), ("Comparison", "GreaterThanOrEqualTo"),
-                                    ("MajorVersion", "10"), ("MinorVersion", "0"), ("ProductType", "1"))),
-            Rule("Or", children=(Rule("Processor", (("Architecture", "12"),)), Rule("Processor", (("Architecture", "5"),)))),
-        ),
-    )  # fmt: skip
+    rule = Rule.from_element(
+        etree.fromstring(
+            '<And><WindowsVersion Comparison="GreaterThanOrEqualTo" MajorVersion="10" MinorVersion="0" '
+            'BuildNumber="22631" ProductType="1"/>'
+            '<Or><Processor Architecture="12"/><Processor Architecture="5"/></Or></And>'
+        )
+    )
 
     assert rule_applies(rule, get_profile(profile)) is applies
 

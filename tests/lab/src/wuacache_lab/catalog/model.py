@@ -362,7 +362,7 @@ class Bundle:
     def title(self) -> str:
         if len(self.children) == 1:
             return self.children[0].title
-        return self._title(systems="")
+        return self.title_for(None)
 
     @property
     def description(self) -> str:
@@ -376,7 +376,9 @@ class Bundle:
             return "https://go.microsoft.com/fwlink/?LinkId=52661"
         return f"https://support.microsoft.com/help/{self.kb}"
 
-    def _title(self, systems: str) -> str:
+    def title_for(self, architecture: Architecture | None) -> str:
+        """The title naming one architecture, or none (a multi-architecture bundle)."""
+        systems = f" for {architecture.title}" if architecture is not None else ""
         title = self.kind.title.format(month=self.month, os=self.os.title, systems=systems, version=self.version)
         return f"{title} (KB{self.kb})" if self.kb is not None else title
 
@@ -400,7 +402,7 @@ class BundledUpdate:
 
     @property
     def title(self) -> str:
-        return self.bundle._title(systems=f" for {self.architecture.title}")
+        return self.bundle.title_for(self.architecture)
 
 
 Update = CategoryUpdate | Detectoid | Bundle | BundledUpdate

@@ -25,6 +25,7 @@ from lxml import etree
 
 from wuacache_lab.cabfile import MAX_FILES, CabWriter, Compression
 from wuacache_lab.catalog.model import (
+    CRITICAL_UPDATES,
     DEFAULT_PAYLOAD_SIZE,
     MICROSOFT,
     SECURITY_UPDATES,
@@ -136,6 +137,9 @@ def generate_catalog(
             os.replace(unsigned, cab)
         else:
             sign_cab(unsigned, cab, ca.codesign_cert, ca.codesign_key)
+    # Microsoft's Last-Modified is the publication time; servers compare it.
+    published = catalog.published.timestamp()
+    os.utime(cab, (published, published))
     _publish(cab, upstream_path(files_dir, CATALOG_URL))
 
     referenced = {file.digest for child in catalog.children() for file in child.files}
@@ -311,7 +315,8 @@ def _core(update: Update) -> bytes:
         _sub(_sub(rules, "IsInstalled"), "Processor", Architecture=str(update.architecture.processor))
         parts.append(rules)
     elif isinstance(update, Bundle):
-        automatic = "true" if update.severity or update.classification.name == "Critical Updates" else "false"
+        # Windows Update selects security and critical updates by itself.
+        automatic = "true" if update.classification in (SECURITY_UPDATES, CRITICAL_UPDATES) else "false"
         parts.append(
             etree.Element(
                 "Properties", UpdateType="Software", ExplicitlyDeployable="true", AutoSelectOnWebSites=automatic

@@ -4,9 +4,9 @@ WinRS runs every command through cmd.exe, which refuses lines longer than
 8,191 characters. ``powershell.exe -EncodedCommand`` scripts carrying the
 bridge marker run a bridge operation (:mod:`wuacache_lab.windows.bridge`)
 with the request read from standard input. A handful of plain commands are
-understood so that generic tools (Ansible's ``raw``, its reboot handling) can
-be tested; the emulator is not a PowerShell interpreter and says so for
-anything else.
+understood so that generic tools (Ansible's ``raw``, a ``shutdown /r``) can be
+tested; the emulator is not a PowerShell interpreter and says so for anything
+else.
 """
 
 from __future__ import annotations

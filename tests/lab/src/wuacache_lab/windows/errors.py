@@ -17,6 +17,10 @@ ERROR_PATH_NOT_FOUND = 0x80070003
 ERROR_DISK_FULL = 0x80070070
 ERROR_INVALID_NAME = 0x8007007B
 ERROR_SERVICE_DISABLED = 0x80070422
+ERROR_SHUTDOWN_IS_SCHEDULED = 0x800704A6
+
+# COM itself.
+REGDB_E_CLASSNOTREG = 0x80040154
 
 # .NET exceptions (System.InvalidOperationException, base of WebException).
 COR_E_INVALIDOPERATION = 0x80131509
@@ -41,6 +45,8 @@ _MESSAGES = {
     ERROR_PATH_NOT_FOUND: "The system cannot find the path specified.",
     ERROR_DISK_FULL: "There is not enough space on the disk.",
     ERROR_INVALID_NAME: "The filename, directory name, or volume label syntax is incorrect.",
+    ERROR_SHUTDOWN_IS_SCHEDULED: "A system shutdown has already been scheduled.",
+    REGDB_E_CLASSNOTREG: "Class not registered",
     ERROR_SERVICE_DISABLED: (
         "The service cannot be started, either because it is disabled or because it has no enabled "
         "devices associated with it."

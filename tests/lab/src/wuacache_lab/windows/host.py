@@ -15,7 +15,7 @@ from typing import Any
 
 from wuacache_lab.windows.commands import run_command_line
 from wuacache_lab.windows.disk import HostDisk
-from wuacache_lab.windows.errors import HResultError
+from wuacache_lab.windows.errors import ERROR_SHUTDOWN_IS_SCHEDULED, HResultError
 from wuacache_lab.windows.faults import HostFaults
 from wuacache_lab.windows.process import ConnectionDropped, LogonSession, ProcessResult
 from wuacache_lab.windows.profiles import OsProfile, get_profile
@@ -25,9 +25,6 @@ from wuacache_lab.windows.wua import UpdateAgent, WuaClient, complete_pending_ch
 
 # The account scheduled tasks and services run as.
 SYSTEM = LogonSession(user="SYSTEM", logon_type="service")
-
-# shutdown.exe when a restart is already scheduled.
-ERROR_SHUTDOWN_IS_SCHEDULED = 0x800704A6
 
 
 class _HostLogAdapter(logging.LoggerAdapter):
@@ -86,7 +83,7 @@ class WindowsHost:
     def is_reachable(self) -> bool:
         """False while the host restarts."""
         self._finish_reboot()
-        reboot_at = self.store.read().reboot_at
+        reboot_at = self.store.peek(lambda state: state.reboot_at)
         return reboot_at is None or utc_now() < from_iso(reboot_at)
 
     def execute(self, command_line: str, stdin: bytes, logon: LogonSession) -> ProcessResult:
@@ -115,7 +112,7 @@ class WindowsHost:
         self._finish_reboot()
         with self.store.update() as state:
             if state.reboot_at is not None:
-                raise HResultError(ERROR_SHUTDOWN_IS_SCHEDULED, "A system shutdown has already been scheduled.")
+                raise HResultError(ERROR_SHUTDOWN_IS_SCHEDULED)
             state.reboot_at = to_iso(utc_now() + timedelta(seconds=delay))
             state.reboot_seconds = self.faults.reboot_seconds()
         self.log.info("restart scheduled in %.0f s", delay)
@@ -131,7 +128,7 @@ class WindowsHost:
     def _finish_reboot(self) -> None:
         """Bring the host back once its restart is over: new boot time, reboot
         markers gone, post-reboot work done, services in their start mode."""
-        if self.store.read().reboot_at is None:
+        if self.store.peek(lambda state: state.reboot_at) is None:
             return
         with self.store.update() as state:
             if state.reboot_at is None:

@@ -46,7 +46,6 @@ class CatalogEntry:
     revision_number: int
     creation_date: str
     is_bundle: bool
-    deployment_action: str | None
     categories: tuple[tuple[str, str], ...]  # (Type, Id) in document order
     prerequisites: tuple[tuple[str, ...], ...]  # each group is met by any of its members
     bundled_by: tuple[int, ...]
@@ -57,13 +56,6 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
-class PayloadFile:
-    digest: str
-    file_name: str
-    size: int
-
-
-@dataclass(frozen=True)
 class UpdateDetails:
     """What the c, x and l fragments of one revision say."""
 
@@ -71,7 +63,6 @@ class UpdateDetails:
     bundled_updates: tuple[tuple[str, int], ...]  # (UpdateID, RevisionNumber), in order
     superseded_update_ids: tuple[str, ...]
     installable: Rule | None
-    category_type: str | None
     msrc_severity: str
     kb_article_ids: tuple[str, ...]
     security_bulletin_ids: tuple[str, ...]
@@ -80,7 +71,6 @@ class UpdateDetails:
     min_download_size: int
     max_download_size: int
     reboot_behavior: str
-    files: tuple[PayloadFile, ...]
     title: str
     description: str
     more_info_url: str
@@ -173,13 +163,12 @@ class ScanPackageCache:
         self._packages: OrderedDict[str, ScanPackage] = OrderedDict()
         self._trusted: set[tuple[str, str]] = set()
 
-    def verify(self, cab: Path, trusted_ca: Path) -> str:
-        """Check the cab's signature; returns its SHA-256."""
-        digest = _sha256(cab)
-        key = (digest, str(trusted_ca))
+    def verify(self, cab: Path, trusted_ca: Path) -> None:
+        """Check the cab's signature (WU_E_OL_INVALID_SCANFILE if it fails)."""
+        key = (_sha256(cab), str(trusted_ca))
         with self._lock:
             if key in self._trusted:
-                return digest
+                return
         completed = subprocess.run(
             ["osslsigncode", "verify", "-in", str(cab), "-CAfile", str(trusted_ca), "-ignore-cdp"],
             capture_output=True,
@@ -195,7 +184,6 @@ class ScanPackageCache:
             raise invalid_scan_file("its signature does not verify against a trusted root")
         with self._lock:
             self._trusted.add(key)
-        return digest
 
     def open(self, cab: Path) -> ScanPackage:
         digest = _sha256(cab)
@@ -207,8 +195,9 @@ class ScanPackageCache:
             package = ScanPackage(cab)
             self._packages[digest] = package
             while len(self._packages) > self._size:
-                _, evicted = self._packages.popitem(last=False)
-                evicted.close()
+                # Not closed here: a scan may still hold it; its folder goes
+                # when the last reference does.
+                self._packages.popitem(last=False)
             return package
 
 
@@ -275,7 +264,6 @@ def _catalog_entry(element: etree._Element) -> CatalogEntry:
         revision_number=int(_attribute(element, "RevisionNumber")),
         creation_date=_attribute(element, "CreationDate"),
         is_bundle=element.get("IsBundle") == "true",
-        deployment_action=element.get("DeploymentAction"),
         categories=tuple(
             (_attribute(category, "Type"), _attribute(category, "Id").lower())
             for category in element.iterfind(f"{ns}Categories/{ns}Category")
@@ -315,7 +303,6 @@ def _update_details(
     properties = core.find("Properties")
     installable = core.find("ApplicabilityRules/IsInstallable")
     rule_elements = [child for child in installable if isinstance(child.tag, str)] if installable is not None else []
-    category_information = core.find("HandlerSpecificData/CategoryInformation")
     extended_properties = extended.find("ExtendedProperties") if extended is not None else None
     behavior = extended_properties.find("InstallationBehavior") if extended_properties is not None else None
 
@@ -330,12 +317,6 @@ def _update_details(
     def extended_attribute(name: str, default: str = "") -> str:
         return extended_properties.get(name, default) if extended_properties is not None else default
 
-    files: tuple[PayloadFile, ...] = ()
-    if extended is not None:
-        files = tuple(
-            PayloadFile(_attribute(file, "Digest"), _attribute(file, "FileName"), int(file.get("Size", "0")))
-            for file in extended.iterfind("Files/File")
-        )
     return UpdateDetails(
         update_type=properties.get("UpdateType", "Software") if properties is not None else "Software",
         bundled_updates=tuple(_identities(core, "Relationships/BundledUpdates/UpdateIdentity")),
@@ -343,7 +324,6 @@ def _update_details(
             update_id for update_id, _ in _identities(core, "Relationships/SupersededUpdates/UpdateIdentity")
         ),
         installable=Rule.from_element(rule_elements[0]) if rule_elements else None,
-        category_type=category_information.get("CategoryType") if category_information is not None else None,
         msrc_severity=extended_attribute("MsrcSeverity"),
         kb_article_ids=texts(extended, "KBArticleID"),
         security_bulletin_ids=texts(extended, "SecurityBulletinID"),
@@ -352,7 +332,6 @@ def _update_details(
         min_download_size=int(extended_attribute("MinDownloadSize", "0")),
         max_download_size=int(extended_attribute("MaxDownloadSize", "0")),
         reboot_behavior=behavior.get("RebootBehavior", "NeverReboots") if behavior is not None else "NeverReboots",
-        files=files,
         title=text(localized, "Title"),
         description=text(localized, "Description"),
         more_info_url=text(localized, "MoreInfoUrl"),

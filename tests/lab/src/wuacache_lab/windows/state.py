@@ -11,11 +11,14 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # IUpdateHistoryEntry.Operation
 OPERATION_INSTALLATION = 1
@@ -133,6 +136,12 @@ class StateStore:
         """A copy of the current state."""
         with self._lock:
             return copy.deepcopy(self._state)
+
+    def peek(self, reader: Callable[[HostState], T]) -> T:
+        """What ``reader`` computes from the current state, without copying
+        it: ``reader`` must return immutable values only."""
+        with self._lock:
+            return reader(self._state)
 
     @contextmanager
     def update(self) -> Iterator[HostState]:

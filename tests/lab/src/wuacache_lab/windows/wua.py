@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +35,7 @@ from wuacache_lab.windows.errors import (
     ERROR_FILE_NOT_FOUND,
     ERROR_INVALID_NAME,
     ERROR_SERVICE_DISABLED,
+    REGDB_E_CLASSNOTREG,
     WU_E_ALL_UPDATES_FAILED,
     WU_E_DM_NOTDOWNLOADED,
     WU_E_DS_UNKNOWNSERVICE,
@@ -58,6 +59,7 @@ from wuacache_lab.windows.state import (
     InstalledUpdate,
     PendingChange,
     ScanService,
+    T,
     from_iso,
     to_iso,
     utc_now,
@@ -72,7 +74,7 @@ SCAN_FILE_FOLDER = "C:\\Windows\\SoftwareDistribution\\ScanFile"
 DOWNLOAD_FOLDER = "C:\\Windows\\SoftwareDistribution\\Download"
 
 USO_NON_VOLATILE_SERVICE = 1  # UpdateServiceOption
-UPDATE_TYPE_SOFTWARE = 1  # UpdateType
+UPDATE_TYPES = {"Software": 1, "Driver": 2}  # UpdateType
 REBOOT_BEHAVIORS = {"NeverReboots": 0, "AlwaysRequiresReboot": 1, "CanRequestReboot": 2}  # InstallationRebootBehavior
 
 
@@ -129,7 +131,7 @@ class UpdateAgent:
 
     def ensure_running(self) -> None:
         """WUA needs wuauserv: refused when disabled, trigger-started when stopped."""
-        if self.host.store.read().wuauserv_state == "Running":
+        if self.host.store.peek(lambda state: state.wuauserv_state) == "Running":
             return
         with self.host.store.update() as state:
             if state.wuauserv_start_mode == "Disabled":
@@ -146,8 +148,9 @@ class UpdateAgent:
             self._installing.release()
 
     def reboot_required_before_installation(self) -> bool:
-        markers = self.host.store.read().reboot_markers
-        return CBS_REBOOT_PENDING in markers or WU_REBOOT_REQUIRED in markers
+        return self.host.store.peek(
+            lambda state: CBS_REBOOT_PENDING in state.reboot_markers or WU_REBOOT_REQUIRED in state.reboot_markers
+        )
 
 
 class WuaClient:
@@ -175,7 +178,7 @@ class WuaClient:
         try:
             return factories[prog_id.casefold()](self)
         except KeyError:
-            raise COMError(0x80040154, "Class not registered") from None  # REGDB_E_CLASSNOTREG
+            raise COMError(REGDB_E_CLASSNOTREG) from None
 
     def find_service(self, service_id: str) -> ScanService:
         wanted = service_id.lower()
@@ -335,7 +338,7 @@ class Update:
         self.Identity = UpdateIdentity(entry.update_id, entry.revision_number)
         self.Title = details.title
         self.Description = details.description
-        self.Type = UPDATE_TYPE_SOFTWARE
+        self.Type = UPDATE_TYPES[details.update_type]
         self.KBArticleIDs = ComCollection(details.kb_article_ids)
         self.MsrcSeverity = details.msrc_severity
         self.Categories = ComCollection(categories)
@@ -358,12 +361,16 @@ class Update:
     def reboot_behavior(self) -> str:
         return self._details.reboot_behavior
 
-    def _state(self) -> HostState:
-        return self._client.host.store.read()
+    @property
+    def update_type(self) -> str:
+        return self._details.update_type
+
+    def _peek(self, reader: Callable[[HostState], T]) -> T:
+        return self._client.host.store.peek(reader)
 
     @property
     def IsInstalled(self) -> bool:
-        return self._installed_as in self._state().installed
+        return self._peek(lambda state: self._installed_as in state.installed)
 
     @property
     def IsPresent(self) -> bool:
@@ -371,18 +378,18 @@ class Update:
 
     @property
     def RebootRequired(self) -> bool:
-        return any(change.update_id == self._installed_as for change in self._state().pending_changes)
+        return self._peek(lambda state: any(change.update_id == self._installed_as for change in state.pending_changes))
 
     @property
     def IsDownloaded(self) -> bool:
         if self.BundledUpdates:
             return all(child.IsDownloaded for child in self.BundledUpdates)
-        cached = set(self._state().cached_content.get(self.Identity.UpdateID, ()))
+        cached = self._peek(lambda state: frozenset(state.cached_content.get(self.Identity.UpdateID, ())))
         return all(digest in cached for digest, _ in self._contents)
 
     @property
     def IsHidden(self) -> bool:
-        return self.Identity.UpdateID in self._state().hidden_updates
+        return self._peek(lambda state: self.Identity.UpdateID in state.hidden_updates)
 
     @IsHidden.setter
     def IsHidden(self, hidden: bool) -> None:
@@ -396,7 +403,7 @@ class Update:
 
     @property
     def EulaAccepted(self) -> bool:
-        return not self._entry.has_eula or self.Identity.UpdateID in self._state().accepted_eulas
+        return not self._entry.has_eula or self._peek(lambda state: self.Identity.UpdateID in state.accepted_eulas)
 
     def AcceptEula(self) -> None:
         agent = self._client.agent
@@ -514,7 +521,7 @@ def _criteria_values(update: Update, state: HostState) -> dict[str, Any]:
         "ishidden": update_id in state.hidden_updates,
         "ispresent": update_id in state.installed,
         "rebootrequired": any(change.update_id == update_id for change in state.pending_changes),
-        "type": "Software",
+        "type": update.update_type,
         "updateid": update_id,
         "revisionnumber": update.Identity.RevisionNumber,
         "categoryids": update.category_ids,

@@ -1,0 +1,369 @@
+"""An emulated host as a machine: profiles, command lines, state, restarts,
+faults, its disk and its own downloads."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from wuacache_lab.windows.downloads import DownloadError, download
+from wuacache_lab.windows.errors import HResultError
+from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
+from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.process import MAX_COMMAND_LINE, ConnectionDropped, LogonSession
+from wuacache_lab.windows.profiles import MIXED_ROTATION, PROFILES, profile_for, profile_mix
+
+NETWORK = LogonSession(user="Administrator", logon_type="network")
+
+
+def new_host(tmp_path: Path, profile: str = "win10-22h2", name: str = "win10-01") -> WindowsHost:
+    return WindowsHost(name, tmp_path, profile=profile, trusted_ca=tmp_path / "ca.pem")
+
+
+def encoded(script: str) -> str:
+    """What Ansible's raw (and pywinrm's run_ps) send for a script."""
+    payload = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    return f"powershell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {payload}"
+
+
+def wait_until_reachable(host: WindowsHost, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not host.is_reachable():
+        assert time.monotonic() < deadline, "the host did not come back"
+        time.sleep(0.05)
+
+
+# Profiles
+
+
+@pytest.mark.parametrize(
+    ("profile", "caption", "version", "architecture", "product_type"),
+    [
+        ("win10-22h2", "Microsoft Windows 10 Pro", "10.0.19045", "64-bit", 1),
+        ("win10-22h2-x86", "Microsoft Windows 10 Pro", "10.0.19045", "32-bit", 1),
+        ("win11-23h2", "Microsoft Windows 11 Pro", "10.0.22631", "64-bit", 1),
+        ("win11-23h2-arm64", "Microsoft Windows 11 Pro", "10.0.22631", "ARM 64-bit Processor", 1),
+        ("server2019", "Microsoft Windows Server 2019 Standard", "10.0.17763", "64-bit", 3),
+        ("server2022", "Microsoft Windows Server 2022 Standard", "10.0.20348", "64-bit", 3),
+    ],
+)
+def test_profiles_show_in_win32_operatingsystem(
+    tmp_path: Path, profile: str, caption: str, version: str, architecture: str, product_type: int
+) -> None:
+    system = new_host(tmp_path, profile).system()
+
+    (os_instance,) = system.cim_instances("Win32_OperatingSystem")
+
+    assert (os_instance["Caption"], os_instance["Version"]) == (caption, version)
+    assert os_instance["BuildNumber"] == version.rsplit(".", 1)[1]
+    assert (os_instance["OSArchitecture"], os_instance["ProductType"]) == (architecture, product_type)
+    current_version = system.registry_values(r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion")
+    assert current_version["CurrentBuildNumber"] == os_instance["BuildNumber"]
+    assert current_version["UBR"] == PROFILES[profile].ubr
+
+
+def test_a_french_host_reports_its_display_language(tmp_path: Path) -> None:
+    (os_instance,) = new_host(tmp_path, "win10-22h2-fr").system().cim_instances("Win32_OperatingSystem")
+
+    assert (os_instance["OSLanguage"], os_instance["MUILanguages"]) == (1036, ["fr-FR"])
+
+
+def test_mixed_labs_cover_every_x64_release_first_then_every_profile() -> None:
+    assert profile_mix("mixed", 4) == ["win10-22h2", "win11-23h2", "server2019", "server2022"]
+    assert set(profile_mix("mixed", len(MIXED_ROTATION))) == set(PROFILES)
+    assert profile_for(len(MIXED_ROTATION), "mixed").name == "win10-22h2"
+    assert profile_mix("server2022", 3) == ["server2022"] * 3
+    with pytest.raises(ValueError):
+        profile_mix("windows-xp", 1)
+
+
+# Command lines
+
+
+def test_an_over_long_command_line_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    line = encoded("shutdown.exe /r /t 0\n# " + "x" * 4000)
+    assert len(line) > MAX_COMMAND_LINE
+
+    result = host.execute(line, b"", NETWORK)
+
+    assert (result.stdout, result.stderr, result.exit_code) == (b"", b"The command line is too long.\r\n", 1)
+    assert host.is_reachable() and host.state.reboot_at is None
+
+
+def test_a_command_line_of_the_maximum_length_runs(tmp_path: Path) -> None:
+    line = "Write-Output '" + "x" * (MAX_COMMAND_LINE - len("Write-Output ''")) + "'"
+    assert len(line) == MAX_COMMAND_LINE
+
+    result = new_host(tmp_path).execute(line, b"", NETWORK)
+
+    assert result.exit_code == 0
+    assert result.stdout == b"x" * (MAX_COMMAND_LINE - len("Write-Output ''")) + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "stdout", "exit_code"),
+    [
+        ("$env:COMPUTERNAME", b"WIN10-01\r\n", 0),
+        ("hostname", b"win10-01\r\n", 0),
+        ("Write-Output 'it''s here'; exit 3", b"it's here\r\n", 3),
+        ("Write-Output 'first'\nWrite-Output \"second\"", b"first\r\nsecond\r\n", 0),
+    ],
+)
+def test_simple_scripts_run(tmp_path: Path, script: str, stdout: bytes, exit_code: int) -> None:
+    result = new_host(tmp_path).execute(encoded(script), b"", NETWORK)
+
+    assert (result.stdout, result.stderr, result.exit_code) == (stdout, b"", exit_code)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [encoded("Get-Process"), encoded("Write-Output 'a'; Restart-Computer"), "ipconfig /all", "powershell -File x.ps1"],
+)
+def test_anything_else_is_honestly_refused(tmp_path: Path, line: str) -> None:
+    result = new_host(tmp_path).execute(line, b"", NETWORK)
+
+    assert (result.stdout, result.stderr, result.exit_code) == (
+        b"",
+        b"The emulated host cannot run this script.\r\n",
+        1,
+    )
+
+
+# State and restarts
+
+
+def test_state_survives_a_restart_of_the_emulator(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    host.system().set_service_start_mode("wuauserv", "Disabled")
+    host.set_reboot_marker("pending_file_rename")
+    host.disk.write(r"C:\ProgramData\note.txt", [b"kept"])
+    booted = host.state.last_boot_up_time
+
+    again = new_host(tmp_path)
+
+    assert again.state.wuauserv_start_mode == "Disabled"
+    assert again.state.reboot_markers == ["pending_file_rename"]
+    assert again.state.last_boot_up_time == booted
+    assert b"".join(again.disk.read(r"c:\programdata\NOTE.TXT")) == b"kept"
+    assert (tmp_path / "win10-01" / "state.json").is_file()
+
+
+def test_shutdown_restarts_the_host(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, host.name, "reboot_seconds", seconds=0.3)
+    host.set_reboot_marker("cbs_reboot_pending")
+    booted = host.state.last_boot_up_time
+
+    result = host.execute('shutdown /r /t 0 /c "wuacache reboot"', b"", NETWORK)
+
+    assert result.exit_code == 0
+    assert not host.is_reachable()
+    with pytest.raises(ConnectionDropped):
+        host.execute(encoded("hostname"), b"", NETWORK)
+    wait_until_reachable(host)
+    assert host.state.last_boot_up_time > booted
+    assert host.state.reboot_markers == []
+
+
+def test_a_delayed_restart_leaves_the_host_up_until_then(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+
+    first = host.execute(encoded("shutdown.exe /r /t 600"), b"", NETWORK)
+    second = host.execute("shutdown /r /t 0", b"", NETWORK)
+
+    assert first.exit_code == 0
+    assert host.is_reachable()
+    assert second.exit_code == 1190
+    assert b"already been scheduled" in second.stderr
+
+
+def test_restart_after_a_restart_of_the_emulator_still_completes(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, host.name, "reboot_seconds", seconds=0.2)
+    booted = host.state.last_boot_up_time
+    host.reboot()
+
+    again = new_host(tmp_path)
+
+    wait_until_reachable(again)
+    assert again.state.last_boot_up_time > booted
+
+
+# Faults
+
+
+def test_dropped_connections_hit_the_next_commands_only(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, host.name, "drop_connection", count=2)
+
+    for _ in range(2):
+        with pytest.raises(ConnectionDropped):
+            host.execute(encoded("hostname"), b"", NETWORK)
+
+    assert host.execute(encoded("hostname"), b"", NETWORK).stdout == b"win10-01\r\n"
+
+
+def test_faults_can_be_cleared_from_another_process(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, "WIN10-01", "disk_full")  # computer names ignore case
+    assert host.disk.free_bytes() == 4096
+
+    clear_host_faults(tmp_path, "win10-01")
+
+    assert host.disk.free_bytes() > 4096
+    with pytest.raises(ValueError):
+        set_host_fault(tmp_path, "win10-01", "meteor_strike")
+
+
+# Disk
+
+
+def test_disk_space_follows_what_the_host_writes(tmp_path: Path) -> None:
+    disk = new_host(tmp_path).disk
+    free = disk.free_bytes()
+
+    disk.write(r"C:\ProgramData\blob.bin", [b"\0" * 4096] * 4)
+
+    assert disk.free_bytes() == free - 16384
+    assert disk.size(r"C:\PROGRAMDATA\Blob.BIN") == 16384
+
+
+def test_a_full_disk_refuses_writes(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, host.name, "disk_full")
+
+    with pytest.raises(HResultError) as error:
+        host.disk.write(r"C:\ProgramData\blob.bin", [b"data"])
+
+    assert error.value.hresult == 0x80070070
+
+
+# Downloads
+
+
+@dataclass
+class Upstream:
+    """A tiny HTTP server honouring Range and If-Modified-Since, which also
+    answers as a forward proxy (it records the request line)."""
+
+    body: bytes
+    last_modified: datetime
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    state = Upstream(
+        body=hashlib.shake_256(b"payload").digest(200_000), last_modified=datetime(2024, 1, 9, 18, tzinfo=UTC)
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append((self.path, dict(self.headers)))
+            since = self.headers.get("If-Modified-Since")
+            if since and parsedate_to_datetime(since) >= state.last_modified:
+                self.send_response(304)
+                self.end_headers()
+                return
+            body, status = state.body, 200
+            if (ranged := self.headers.get("Range")) is not None:
+                start = int(ranged.removeprefix("bytes=").rstrip("-"))
+                body, status = body[start:], 206
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", format_datetime(state.last_modified, usegmt=True))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+DEST = r"C:\ProgramData\wuacache\files\payload.cab"
+
+
+def test_download_writes_the_file_with_the_servers_date(tmp_path: Path, upstream: Upstream) -> None:
+    host = new_host(tmp_path)
+
+    result = download(host, f"{upstream.url}/payload.cab", DEST, expected_sha1=hashlib.sha1(upstream.body).hexdigest())
+
+    assert (result.status, result.size, result.transferred) == ("downloaded", len(upstream.body), len(upstream.body))
+    assert b"".join(host.disk.read(DEST)) == upstream.body
+    assert host.disk.modified(DEST) == upstream.last_modified
+    assert not host.disk.exists(DEST + ".part")
+
+
+def test_download_resumes_a_partial_file(tmp_path: Path, upstream: Upstream) -> None:
+    host = new_host(tmp_path)
+    host.disk.make_dirs(r"C:\ProgramData\wuacache\files")
+    host.disk.write(DEST + ".part", [upstream.body[:50_000]])
+
+    result = download(host, f"{upstream.url}/payload.cab", DEST)
+
+    assert (result.status, result.transferred) == ("resumed", len(upstream.body) - 50_000)
+    assert upstream.requests[-1][1]["Range"] == "bytes=50000-"
+    assert b"".join(host.disk.read(DEST)) == upstream.body
+
+
+def test_download_of_an_unchanged_file_is_skipped(tmp_path: Path, upstream: Upstream) -> None:
+    host = new_host(tmp_path)
+    download(host, f"{upstream.url}/payload.cab", DEST)
+
+    result = download(host, f"{upstream.url}/payload.cab", DEST)
+
+    assert (result.status, result.transferred) == ("not_modified", 0)
+    assert parsedate_to_datetime(upstream.requests[-1][1]["If-Modified-Since"]) == upstream.last_modified
+    upstream.last_modified += timedelta(days=1)
+    assert download(host, f"{upstream.url}/payload.cab", DEST).status == "downloaded"
+
+
+def test_download_with_the_wrong_digest_keeps_nothing(tmp_path: Path, upstream: Upstream) -> None:
+    host = new_host(tmp_path)
+
+    with pytest.raises(DownloadError):
+        download(host, f"{upstream.url}/payload.cab", DEST, expected_sha1="0" * 40)
+
+    assert not host.disk.exists(DEST) and not host.disk.exists(DEST + ".part")
+
+
+def test_download_goes_through_the_hosts_proxy(tmp_path: Path, upstream: Upstream) -> None:
+    host = WindowsHost("win10-01", tmp_path, profile="win10-22h2", trusted_ca=tmp_path / "ca.pem", proxy=upstream.url)
+    url = "http://download.windowsupdate.com/c/msdownload/update/software/secu/2024/01/payload.cab"
+
+    download(host, url, DEST)
+
+    assert upstream.requests[-1][0] == url  # a proxy request names the absolute URL
+    assert b"".join(host.disk.read(DEST)) == upstream.body
+
+
+def test_download_onto_a_full_disk_fails(tmp_path: Path, upstream: Upstream) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, host.name, "disk_full")
+
+    with pytest.raises(HResultError) as error:
+        download(host, f"{upstream.url}/payload.cab", DEST)
+
+    assert error.value.hresult == 0x80070070
