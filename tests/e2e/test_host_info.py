@@ -71,6 +71,6 @@ def test_collection_playbook_prints_a_table_of_every_host(collections_path: Path
     assert completed.returncode == 0, completed.stdout + completed.stderr
     for host in lab_spec.hosts:
         profile = PROFILES[host.profile]
-        table_rows = [line for line in completed.stdout.splitlines() if line.strip().startswith(host.name + " ")]
+        table_rows = [line for line in completed.stdout.splitlines() if f"{profile.build}." in line and host.name in line]
         assert len(table_rows) == 1, completed.stdout
-        assert profile.build in table_rows[0]
+        assert profile.wua_version in table_rows[0]

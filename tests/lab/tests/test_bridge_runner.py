@@ -13,7 +13,7 @@ import pytest
 
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
-from wuacache_lab.windows.process import LogonSession, ProcessResult
+from wuacache_lab.windows.process import MAX_COMMAND_LINE, LogonSession, ProcessResult
 
 # Stands in for plugins/plugin_utils/_wua_bootstrap.ps1: the emulator only
 # relies on the marker of its first line.
@@ -140,18 +140,43 @@ def test_malformed_standard_input_fails_like_powershell(tmp_path: Path, stdin: b
 
 
 @pytest.mark.parametrize(
-    ("stdin", "operation"),
-    [(request(operation="reticulate"), "reticulate"), (request(protocol=2), "info"), (request(params=[1]), "info")],
+    ("stdin", "operation", "hresult"),
+    [
+        (request(operation="reticulate"), "reticulate", -2147024809),  # ArgumentException: E_INVALIDARG
+        (request(protocol=2), "info", -2147024809),
+        (request(params={"verbose": True}), "info", -2146233087),  # ParameterBindingException
+        (json.dumps({"bridge": BRIDGE, "request": {"protocol": 1}}).encode(), None, -2146233087),
+    ],
 )
-def test_requests_the_bridge_cannot_run_get_an_error_response(tmp_path: Path, stdin: bytes, operation: str) -> None:
+def test_requests_the_bridge_cannot_run_get_an_error_response(
+    tmp_path: Path, stdin: bytes, operation: str | None, hresult: int
+) -> None:
     result, response = run(new_host(tmp_path), stdin)
 
     assert result.exit_code == 1
-    assert response["protocol"] == 1
-    assert response["operation"] == operation
-    assert response["error"]["hresult"] == -2147024809  # E_INVALIDARG
-    assert response["error"]["call"] == "bridge"
+    assert (response["protocol"], response["operation"]) == (1, operation)
+    assert response["error"]["hresult"] == hresult
+    assert response["error"]["call"] == "bridge request"
     assert "result" not in response
+
+
+def test_the_collections_own_bootstrap_and_bridge_run(tmp_path: Path) -> None:
+    scripts = Path(__file__).resolve().parents[3] / "plugins" / "plugin_utils"
+    bootstrap = (scripts / "_wua_bootstrap.ps1").read_text(encoding="utf-8")
+    payload = base64.b64encode(bootstrap.encode("utf-16-le")).decode("ascii")
+    line = f"PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {payload}"
+    stdin = json.dumps(
+        {
+            "bridge": (scripts / "_wua_bridge.ps1").read_text(encoding="utf-8"),
+            "request": {"protocol": 1, "operation": "info", "params": {}},
+        }
+    ).encode("ascii")
+
+    result = new_host(tmp_path).execute(line, stdin, NETWORK)
+
+    assert len(line) <= MAX_COMMAND_LINE
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["result"]["computer_name"] == "WIN10-01"
 
 
 def test_bridge_marker_is_found_whatever_the_powershell_spelling(tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ def _model_rule_applies(rule: object, profile: OsProfile) -> bool:
         case WindowsVersion(comparison, build, product_type, major, minor):
             if product_type is not None and product_type != profile.product_type:
                 return False
-            host, wanted = (profile.major_version, profile.minor_version, profile.build_number), (major, minor, build)
+            host, wanted = (profile.major_version, profile.minor_version, profile.build), (major, minor, build)
             return {"EqualTo": host == wanted, "GreaterThanOrEqualTo": host >= wanted, "LessThan": host < wanted}[
                 comparison
             ]
@@ -392,7 +392,7 @@ def test_a_stopped_wuauserv_is_started_on_demand(lab: Lab, tmp_path: Path) -> No
     assert host.state.wuauserv_state == "Running"
 
 
-def test_network_logons_are_refused_what_microsoft_lists_as_local_only(lab: Lab, tmp_path: Path) -> None:
+def test_network_logons_cannot_make_the_calls_microsoft_keeps_local(lab: Lab, tmp_path: Path) -> None:
     host = new_host(lab, tmp_path, "win10-22h2")
     update = next(iter(search(host).values()))  # registers a service as SYSTEM
     remote = host.wua(NETWORK)

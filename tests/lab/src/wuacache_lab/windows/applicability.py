@@ -65,7 +65,7 @@ def _windows_version_applies(rule: Rule, profile: OsProfile) -> bool:
     # Compare only the leading components the rule names (Major, Minor, Build).
     wanted: list[int] = []
     actual: list[int] = []
-    host_version = (profile.major_version, profile.minor_version, profile.build_number)
+    host_version = (profile.major_version, profile.minor_version, profile.build)
     for name, value in zip(("MajorVersion", "MinorVersion", "BuildNumber"), host_version, strict=True):
         text = rule.attribute(name)
         if text is None:

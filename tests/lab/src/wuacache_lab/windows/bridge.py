@@ -10,13 +10,14 @@ naming the call that failed.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from wuacache_lab.windows.errors import E_INVALIDARG, HResultError, signed
+from wuacache_lab.windows.errors import COR_E_SYSTEM, E_INVALIDARG, HResultError, signed
 from wuacache_lab.windows.process import LogonSession
 from wuacache_lab.windows.system import WindowsSystem
 from wuacache_lab.windows.wua import WuaClient
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 BRIDGE_MARKER = "wuacache.wua bridge"
 PROTOCOL = 1
+# The "call" of a failure before any API call is made.
+REQUEST_CALL = "bridge request"
 
 
 class BridgeFailure(Exception):
@@ -55,7 +58,8 @@ class BridgeProcess:
     wua: WuaClient
 
 
-Operation = Callable[[BridgeProcess, dict[str, Any]], dict[str, Any]]
+# An operation takes the bridge process and the request's params as keywords.
+Operation = Callable[..., dict[str, Any]]
 
 
 def round_trip_utc(moment: datetime) -> str:
@@ -64,20 +68,20 @@ def round_trip_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
 
 
-def info(process: BridgeProcess, params: dict[str, Any]) -> dict[str, Any]:
+def info(process: BridgeProcess) -> dict[str, Any]:
+    """Get-HostInfo: who the host is and what state it is in; nothing a
+    network logon may not read."""
     system = process.system
-    computer_name = system.getenv("COMPUTERNAME")
     with api_call("Microsoft.Update.AgentInfo.GetInfo"):
         wua_version = process.wua.create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString")
     with api_call("Get-CimInstance Win32_OperatingSystem"):
         os_instance = system.cim_instances("Win32_OperatingSystem")[0]
-    current_version = r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
-    with api_call(f"Get-ItemProperty {current_version}"):
-        ubr = system.registry_values(current_version).get("UBR")
+    with api_call(r"Registry HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"):
+        ubr = system.registry_values(r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion").get("UBR")
     with api_call("Get-CimInstance Win32_Service"):
         service = system.cim_instances("Win32_Service", "Name='wuauserv'")[0]
     reboot_indicators = []
-    with api_call("Test-Path"):
+    with api_call("Registry reboot markers"):
         if system.registry_key_exists(
             r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"
         ):
@@ -86,23 +90,22 @@ def info(process: BridgeProcess, params: dict[str, Any]) -> dict[str, Any]:
             r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
         ):
             reboot_indicators.append("wu_reboot_required")
-    session_manager = r"HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager"
-    with api_call(f"Get-ItemProperty {session_manager}"):
-        if system.registry_values(session_manager).get("PendingFileRenameOperations"):
+        session_manager = system.registry_values(r"HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager")
+        if session_manager.get("PendingFileRenameOperations") is not None:
             reboot_indicators.append("pending_file_rename")
     with api_call("Get-CimInstance Win32_LogicalDisk"):
         drive = system.cim_instances("Win32_LogicalDisk", f"DeviceID='{system.getenv('SystemDrive')}'")[0]
     return {
-        "computer_name": computer_name,
+        "computer_name": system.getenv("COMPUTERNAME"),
         "wua_version": wua_version,
         "os": {
             "caption": os_instance["Caption"],
             "version": os_instance["Version"],
             "build_number": os_instance["BuildNumber"],
+            "ubr": ubr,
             "architecture": os_instance["OSArchitecture"],
             "product_type": os_instance["ProductType"],
             "last_boot_up_time": round_trip_utc(os_instance["LastBootUpTime"]),
-            "ubr": ubr,
         },
         "wuauserv": {"start_mode": service["StartMode"], "state": service["State"]},
         "reboot_indicators": reboot_indicators,
@@ -120,34 +123,46 @@ OPERATIONS: dict[str, Operation] = {
 
 
 def handle_request(host: WindowsHost, request: dict[str, Any], logon: LogonSession) -> tuple[dict[str, Any], int]:
-    """Run one bridge request; returns the response document and exit code."""
-    operation = request.get("operation")
-    if request.get("protocol") != PROTOCOL:
-        return _refusal(
-            operation, f"Unsupported bridge protocol {request.get('protocol')!r}; this bridge speaks {PROTOCOL}."
-        )
-    if not isinstance(operation, str) or operation not in OPERATIONS:
-        return _refusal(operation, f"Unknown bridge operation {operation!r}.")
-    params = request.get("params") or {}
-    if not isinstance(params, dict):
-        return _refusal(operation, "The request's params must be an object.")
-    process = BridgeProcess(host=host, logon=logon, system=host.system(logon), wua=host.wua(logon))
+    """Run one bridge request; returns the response document and exit code.
+
+    Like the script, it reads ``operation`` first (a missing member fails
+    under ``Set-StrictMode``), refuses another protocol or an unknown
+    operation with an ArgumentException, and binds ``params`` to the
+    operation's parameters.
+    """
+    response: dict[str, Any] = {"protocol": PROTOCOL, "operation": None}
     try:
-        result = OPERATIONS[operation](process, params)
+        requested = _member(request, "operation")
+        operation = response["operation"] = "" if requested is None else str(requested)
+        protocol = _member(request, "protocol")
+        if protocol != PROTOCOL:
+            raise _refusal(E_INVALIDARG, f"This bridge speaks protocol {PROTOCOL}, not {protocol}.")
+        if operation not in OPERATIONS:
+            raise _refusal(E_INVALIDARG, f"Unknown bridge operation '{operation}'.")
+        params = _member(request, "params")
+        if not isinstance(params, dict):
+            raise _refusal(COR_E_SYSTEM, "The request's params must be an object.")
+        accepted = inspect.signature(OPERATIONS[operation]).parameters
+        for name in params:
+            if name not in accepted or name == "process":
+                raise _refusal(COR_E_SYSTEM, f"A parameter cannot be found that matches parameter name '{name}'.")
+        process = BridgeProcess(host=host, logon=logon, system=host.system(logon), wua=host.wua(logon))
+        response["result"] = OPERATIONS[operation](process, **params)
     except BridgeFailure as failure:
-        host.log.info("bridge %s failed in %s: %s", operation, failure.call, failure.error)
-        return _error(operation, failure.error.hresult, failure.error.message, failure.call), 1
-    return {"protocol": PROTOCOL, "operation": operation, "result": result}, 0
+        host.log.info("bridge %s failed in %s: %s", response["operation"], failure.call, failure.error)
+        error = failure.error
+        response["error"] = {"hresult": signed(error.hresult), "message": error.message, "call": failure.call}
+        return response, 1
+    return response, 0
 
 
-def _refusal(operation: Any, message: str) -> tuple[dict[str, Any], int]:
-    """The bridge rejects a request it cannot run with an ArgumentException."""
-    return _error(operation, E_INVALIDARG, message, "bridge"), 1
+def _member(request: dict[str, Any], name: str) -> Any:
+    """``$Request.<name>`` under ``Set-StrictMode -Version 3.0``."""
+    if name not in request:
+        raise _refusal(COR_E_SYSTEM, f"The property '{name}' cannot be found on this object.")
+    return request[name]
 
 
-def _error(operation: Any, hresult: int, message: str, call: str) -> dict[str, Any]:
-    return {
-        "protocol": PROTOCOL,
-        "operation": operation,
-        "error": {"hresult": signed(hresult), "message": message, "call": call},
-    }
+def _refusal(hresult: int, message: str) -> BridgeFailure:
+    """A request the script fails before making any API call."""
+    return BridgeFailure(REQUEST_CALL, HResultError(hresult, message))

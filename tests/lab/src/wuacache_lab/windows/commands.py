@@ -173,7 +173,8 @@ def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession) -> Process
     except NotImplementedError as error:
         host.log.warning("bridge request outside what the emulator models: %s", error)
         return ProcessResult(b"", f"The emulated host cannot do this: {error}\r\n".encode(), 1)
-    return ProcessResult(json.dumps(response).encode() + b"\r\n", b"", exit_code)
+    # ConvertTo-Json -Compress, non-ASCII escaped, as the bridge writes it.
+    return ProcessResult(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\r\n", b"", exit_code)
 
 
 def _powershell_error(command: str, message: str, exception: str) -> bytes:

@@ -59,7 +59,7 @@ def download(
     profile = host.profile
     headers = {
         "User-Agent": f"Mozilla/5.0 (Windows NT; Windows NT {profile.major_version}.{profile.minor_version}; en-US) "
-        f"WindowsPowerShell/5.1.{profile.build_number}.{profile.ubr}"
+        f"WindowsPowerShell/5.1.{profile.build}.{profile.ubr}"
     }
     if disk.exists(dest_windows_path):
         headers["If-Modified-Since"] = format_datetime(disk.modified(dest_windows_path).astimezone(UTC), usegmt=True)

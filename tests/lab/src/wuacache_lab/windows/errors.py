@@ -22,7 +22,9 @@ ERROR_SHUTDOWN_IS_SCHEDULED = 0x800704A6
 # COM itself.
 REGDB_E_CLASSNOTREG = 0x80040154
 
-# .NET exceptions (System.InvalidOperationException, base of WebException).
+# .NET exceptions: SystemException (PowerShell's RuntimeException and its
+# kin) and InvalidOperationException (base of WebException).
+COR_E_SYSTEM = 0x80131501
 COR_E_INVALIDOPERATION = 0x80131509
 
 # Windows Update Agent (wuerror.h).

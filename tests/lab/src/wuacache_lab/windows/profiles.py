@@ -44,7 +44,7 @@ class OsProfile:
         return int(self.version.split(".")[1])
 
     @property
-    def build_number(self) -> int:
+    def build(self) -> int:
         return int(self.version.split(".")[2])
 
     @property
