@@ -1,0 +1,90 @@
+"""``lab up`` / ``lab status`` / ``lab down`` as separate processes, as users run them."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import winrm
+
+from wuacache_lab.labspec import LabSpec
+
+LAB = Path(sys.executable).parent / "lab"
+BASE_ADDRESS = "127.0.4.1"
+
+
+def lab(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LAB, "--state-dir", str(state_dir), *args], capture_output=True, text=True, timeout=300)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def computer_name(spec: LabSpec, index: int) -> str:
+    host = spec.hosts[index]
+    session = winrm.Session(f"http://{host.address}:{host.port}/wsman", auth=(spec.user, spec.password), transport="ntlm")
+    return session.run_ps("hostname").std_out.decode().strip()
+
+
+def boot_time(spec: LabSpec, index: int) -> str:
+    state_file = spec.hosts_dir / spec.hosts[index].name.upper() / "state.json"
+    return json.loads(state_file.read_text())["last_boot_up_time"]
+
+
+def test_up_status_down_and_up_again(tmp_path: Path) -> None:
+    state_dir = tmp_path / "lab"
+    started = lab(state_dir, "up", "--hosts", "2", "--profile", "server2022", "--base-address", BASE_ADDRESS, "--updates", "62")
+    try:
+        assert started.returncode == 0, started.stderr
+        spec = LabSpec.load(state_dir)
+        assert [(host.address, host.port, host.profile) for host in spec.hosts] == [
+            ("127.0.4.1", 5985, "server2022"),
+            ("127.0.4.2", 5985, "server2022"),
+        ]
+        pids = [int((spec.run_dir / f"{name}.pid").read_text()) for name in ("fleet", "upstream")]
+        assert all(alive(pid) for pid in pids)
+        assert lab(state_dir, "status").returncode == 0
+
+        inventory = configparser.ConfigParser(allow_no_value=True, delimiters=("=",))
+        inventory.read_string(spec.inventory_file.read_text().replace(" ansible_host", "=ansible_host", 2))
+        assert [name for name in inventory["windows"]] == [host.name for host in spec.hosts]
+        assert inventory["windows:vars"]["ansible_password"] == spec.password
+        assert spec.inventory_file.stat().st_mode & 0o077 == 0  # it holds a password
+
+        again = lab(state_dir, "up")
+        assert again.returncode == 1 and "already up" in again.stderr
+
+        assert computer_name(spec, 0) == spec.hosts[0].name.upper()
+        first_boot = boot_time(spec, 0)
+    finally:
+        stopped = lab(state_dir, "down")
+    assert stopped.returncode == 0
+    assert not any(alive(pid) for pid in pids)
+    assert lab(state_dir, "status").returncode == 3
+
+    # The hosts come back as they were: same addresses, credentials and state.
+    restarted = lab(state_dir, "up")
+    try:
+        assert restarted.returncode == 0, restarted.stderr
+        assert "reusing" in restarted.stdout
+        assert LabSpec.load(state_dir).password == spec.password
+        assert computer_name(spec, 0) == spec.hosts[0].name.upper()
+        assert boot_time(spec, 0) == first_boot
+    finally:
+        assert lab(state_dir, "down", "--purge").returncode == 0
+    assert not state_dir.exists()
+
+
+def test_hosts_outside_loopback_are_refused(tmp_path: Path) -> None:
+    refused = lab(tmp_path / "lab", "up", "--hosts", "1", "--base-address", "192.0.2.1")
+    assert refused.returncode == 1
+    assert "loopback" in refused.stderr
