@@ -8,20 +8,19 @@ recorded in ``access.jsonl`` (both in the state directory).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from ..loopback import LoopbackHTTPServer, require_loopback
 from .accesslog import AccessLog, AccessRecord
 from .faults import Fault, FaultTable
 from .representation import RangeNotSatisfiable, Representation
@@ -119,56 +118,22 @@ class UpstreamServer:
         return self._httpd
 
 
-def require_loopback(host: str) -> None:
-    """Refuse any listen address but a loopback IP: the lab must stay local."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: resolving it could lead anywhere
-        loopback = False
-    if not loopback:
-        raise ValueError(f"the upstream listens on a loopback IP address only, not {host!r}")
-
-
-class _UpstreamHTTPServer(ThreadingHTTPServer):
+class _UpstreamHTTPServer(LoopbackHTTPServer):
     def __init__(
         self, address: tuple[str, int], *, docroot: Path, faults: FaultTable, access_log: AccessLog
     ) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.docroot = docroot
         self.faults = faults
         self.access_log = access_log
         self.stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         self._answering = 0
         self._idle = threading.Condition()
         super().__init__(address, _UpstreamRequestHandler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind() resolves the host's FQDN; skip that lookup.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
     def close_connections(self) -> None:
         """Wake every request thread: idle keep-alive reads end, sends fail."""
         self.stopping.set()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by its client
+        self.drop_connections()
 
     @contextmanager
     def answering(self) -> Iterator[None]:

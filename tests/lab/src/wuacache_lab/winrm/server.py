@@ -8,14 +8,12 @@ network under a running command.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
 import socket
 import ssl
 import threading
 from collections.abc import Collection, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -23,6 +21,7 @@ from urllib.parse import urlsplit
 
 import spnego
 
+from wuacache_lab.loopback import LoopbackHTTPServer, require_loopback
 from wuacache_lab.windows.process import ConnectionDropped, LogonSession
 
 from . import encryption, soap
@@ -59,8 +58,7 @@ class WinRMEndpoint:
         https: tuple[Path, Path] | None = None,
         auth: Collection[str] = ("basic", "ntlm"),
     ) -> None:
-        if not ipaddress.ip_address(address).is_loopback:
-            raise ValueError(f"{address} is not a loopback address; the lab never listens elsewhere")
+        require_loopback(address)
         unknown = set(auth) - AUTH_METHODS
         if unknown or not auth:
             raise ValueError(f"auth must be a non-empty choice of {sorted(AUTH_METHODS)}, not {sorted(auth)}")
@@ -162,11 +160,9 @@ class WinRMEndpoint:
             return 500, fault.envelope(request.message_id, self.host.name)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], endpoint: WinRMEndpoint) -> None:
         self.endpoint = endpoint
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def service_actions(self) -> None:
@@ -178,22 +174,6 @@ class _Server(ThreadingHTTPServer):
             return True
         self.endpoint._host_down()
         return False
-
-    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def drop_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            _drop(connection)
 
     def handle_error(self, request: socket.socket, client_address: tuple[str, int]) -> None:
         # Clients and dropped connections going away mid-request are routine here.
@@ -305,8 +285,3 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s: %s %s", self.server.endpoint.host.name, self.client_address[0], format % args)
 
-
-def _drop(connection: socket.socket) -> None:
-    """Cut a connection at the TCP level, without a TLS close_notify, as a host going away does."""
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(connection, socket.SHUT_RDWR)
