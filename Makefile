@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SYSTEM_PACKAGES := cabextract osslsigncode
 
-.PHONY: demo test lint ps-syntax ansible-lint sanity pytest system-packages venv clean
+.PHONY: demo test lint ps-syntax ansible-lint sanity pytest bench-catalog system-packages venv clean
 
 demo: system-packages venv
 	scripts/demo
@@ -28,6 +28,11 @@ sanity: venv
 # collected no test, which fails the target like any other failure.
 pytest: system-packages venv
 	$(PYTHON) -m pytest
+
+# Benchmarks are run by hand, never as part of the tests.
+bench-catalog: system-packages venv
+	scripts/ensure-system-packages time
+	benchmarks/catalog-generation.sh
 
 system-packages:
 	scripts/ensure-system-packages $(SYSTEM_PACKAGES)

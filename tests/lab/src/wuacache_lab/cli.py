@@ -36,9 +36,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         spec = LabSpec.load(state_dir)
         print(f"lab: reusing the lab described in {spec.spec_file} ({len(spec.hosts)} hosts)")
     else:
+        port = args.port or (5986 if args.https else 5985)
         spec = LabSpec(
             state_dir=state_dir,
-            hosts=plan_hosts(args.hosts, profile_mix(args.profile, args.hosts), args.base_address, args.port),
+            hosts=plan_hosts(args.hosts, profile_mix(args.profile, args.hosts), args.base_address, port),
             transport=args.transport,
             https=args.https,
             updates=args.updates,
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--hosts", type=int, default=5, help="number of emulated hosts (default: %(default)s)")
     up.add_argument("--profile", default="mixed", help="OS profile of the hosts, or 'mixed' (default: %(default)s)")
     up.add_argument("--base-address", default="127.0.1.1", help="loopback address of the first host (default: %(default)s)")
-    up.add_argument("--port", type=int, default=5985, help="WinRM port of every host (default: %(default)s)")
+    up.add_argument("--port", type=int, help="WinRM port of every host (default: 5985, or 5986 with --https)")
     up.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm", help="WinRM transport the inventory uses")
     up.add_argument("--https", action="store_true", help="serve WinRM over HTTPS with a certificate of the lab CA")
     up.add_argument("--updates", type=int, default=200, help="size of the synthetic catalog (default: %(default)s)")
