@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import requests
 import winrm
 
 from wuacache_lab.labspec import LabSpec
@@ -88,3 +90,37 @@ def test_hosts_outside_loopback_are_refused(tmp_path: Path) -> None:
     refused = lab(tmp_path / "lab", "up", "--hosts", "1", "--base-address", "192.0.2.1")
     assert refused.returncode == 1
     assert "loopback" in refused.stderr
+
+
+def test_faults_set_from_the_command_line_reach_the_running_lab(tmp_path: Path) -> None:
+    state_dir = tmp_path / "lab"
+    started = lab(state_dir, "up", "--hosts", "1", "--profile", "win10-22h2", "--base-address", "127.0.4.20", "--updates", "62")
+    try:
+        assert started.returncode == 0, started.stderr
+        spec = LabSpec.load(state_dir)
+        upstream = "http://" + (spec.run_dir / "upstream.ready").read_text().strip()
+        cab_url = "http://download.windowsupdate.com/microsoftupdate/v6/wsusscan/wsusscn2.cab"
+        assert requests.head(cab_url, proxies={"http": upstream}, timeout=10).status_code == 200
+
+        assert lab(state_dir, "fault", "upstream", "/microsoftupdate/v6/wsusscan/wsusscn2.cab", "status", "--status", "503").returncode == 0
+        assert requests.head(cab_url, proxies={"http": upstream}, timeout=10).status_code == 503
+
+        host = spec.hosts[0].name
+        assert lab(state_dir, "fault", "host", host, "drop_connection").returncode == 0
+        with pytest.raises(requests.exceptions.ConnectionError):
+            computer_name(spec, 0)
+        assert computer_name(spec, 0) == host.upper()  # only the next command was dropped
+
+        assert lab(state_dir, "fault", "clear").returncode == 0
+        assert requests.head(cab_url, proxies={"http": upstream}, timeout=10).status_code == 200
+
+        unknown = lab(state_dir, "fault", "host", "no-such-host", "disk_full")
+        assert unknown.returncode == 1 and "no host 'no-such-host'" in unknown.stderr
+    finally:
+        assert lab(state_dir, "down", "--purge").returncode == 0
+
+
+def test_fault_without_a_lab_says_so(tmp_path: Path) -> None:
+    refused = lab(tmp_path / "nothing", "fault", "clear")
+    assert refused.returncode == 1
+    assert "run `lab up` first" in refused.stderr

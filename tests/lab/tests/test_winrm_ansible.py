@@ -52,9 +52,9 @@ class PowerShellHost:
         return True
 
     def execute(self, command_line: str, stdin: bytes, logon: LogonSession) -> ProcessResult:
-        match = re.fullmatch(r"powershell (?:-\w+ \w+ |-\w+ )*-EncodedCommand (\S+)", command_line)
+        match = re.fullmatch(r"powershell (?:-\w+ \w+ |-\w+ )*-EncodedCommand (\S+)", command_line, re.IGNORECASE)
         if not match:
-            return ProcessResult(b"", b"unexpected command line\r\n", 1)
+            return ProcessResult(b"", f"unexpected command line {command_line!r}\r\n".encode(), 1)
         script = base64.b64decode(match.group(1)).decode("utf-16-le")
         self.scripts.append(script)
         self.logons.append(logon)

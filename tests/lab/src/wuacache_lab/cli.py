@@ -2,6 +2,9 @@
 
     lab up --hosts 5 --profile mixed     # start the upstream and 5 emulated hosts
     lab status
+    lab fault upstream /c/msdownload/update/software/secu/... truncate
+    lab fault host win10-01 install_failure --hresult 0x80070643
+    lab fault clear
     lab down [--purge]
 
 A lab lives in one state folder (``--state-dir``, default ``.lab/default``):
@@ -19,8 +22,12 @@ from pathlib import Path
 from wuacache_lab import processes
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.inventory import write_inventory
-from wuacache_lab.labspec import LabSpec, plan_hosts
+from wuacache_lab.labspec import HostSpec, LabSpec, plan_hosts
 from wuacache_lab.pki import ensure_lab_ca
+from wuacache_lab.upstream import clear_faults, set_fault
+from wuacache_lab.upstream.faults import FAULT_KINDS as UPSTREAM_FAULTS
+from wuacache_lab.windows.faults import FAULT_KINDS as HOST_FAULTS
+from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
 from wuacache_lab.windows.profiles import profile_mix
 
 DEFAULT_STATE_DIR = Path(".lab/default")
@@ -107,6 +114,52 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if up else 3
 
 
+def cmd_fault_upstream(args: argparse.Namespace) -> int:
+    spec = LabSpec.load(args.state_dir.resolve())
+    set_fault(spec.upstream_dir, args.path, args.kind, count=args.count, status=args.status, delay=args.delay, rate=args.rate)
+    print(f"lab: upstream answers {args.path} with {args.kind}" + (f" for the next {args.count} requests" if args.count else ""))
+    return 0
+
+
+def cmd_fault_host(args: argparse.Namespace) -> int:
+    spec = LabSpec.load(args.state_dir.resolve())
+    host = _find_host(spec, args.host)
+    options = {
+        "install_failure": {"hresult": args.hresult, "update_ids": args.update_id},
+        "slow_install": {"seconds": args.seconds},
+        "drop_connection": {"count": args.count, "delay": args.delay},
+        "disk_full": {},
+        "reboot_seconds": {"seconds": args.seconds},
+    }[args.kind]
+    set_host_fault(spec.hosts_dir, host.name.upper(), args.kind, **{key: value for key, value in options.items() if value is not None})
+    print(f"lab: {host.name} has fault {args.kind}")
+    return 0
+
+
+def cmd_fault_clear(args: argparse.Namespace) -> int:
+    spec = LabSpec.load(args.state_dir.resolve())
+    if args.host:
+        clear_host_faults(spec.hosts_dir, _find_host(spec, args.host).name.upper())
+        print(f"lab: {args.host} has no fault any more")
+        return 0
+    clear_faults(spec.upstream_dir)
+    for host in spec.hosts:
+        clear_host_faults(spec.hosts_dir, host.name.upper())
+    print("lab: no fault any more, on the upstream or any host")
+    return 0
+
+
+def _find_host(spec: LabSpec, name: str) -> HostSpec:
+    for host in spec.hosts:
+        if host.name.lower() == name.lower():
+            return host
+    raise ValueError(f"the lab has no host {name!r}; it has {', '.join(host.name for host in spec.hosts)}")
+
+
+def _hresult(text: str) -> int:
+    return int(text, 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab", description="Loopback stand-ins for Windows hosts and Microsoft's servers.")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="folder that holds the lab (default: %(default)s)")
@@ -129,6 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="tell whether the lab runs; exit 3 if not")
     status.set_defaults(handler=cmd_status)
+
+    fault = commands.add_parser("fault", help="inject faults into a running lab").add_subparsers(dest="target", required=True)
+    upstream = fault.add_parser("upstream", help="make the upstream fail on one URL path")
+    upstream.add_argument("path", help="URL path, e.g. /microsoftupdate/v6/wsusscan/wsusscn2.cab")
+    upstream.add_argument("kind", choices=sorted(UPSTREAM_FAULTS))
+    upstream.add_argument("--count", type=int, help="only for the next N requests")
+    upstream.add_argument("--status", type=int, help="HTTP status of a 'status' fault")
+    upstream.add_argument("--delay", type=float, help="seconds a 'slow' answer waits before its body")
+    upstream.add_argument("--rate", type=int, help="bytes per second of a 'slow' answer")
+    upstream.set_defaults(handler=cmd_fault_upstream)
+    host = fault.add_parser("host", help="make an emulated host fail")
+    host.add_argument("host", help="host name, as in the inventory")
+    host.add_argument("kind", choices=HOST_FAULTS)
+    host.add_argument("--hresult", type=_hresult, help="HRESULT of an install_failure, e.g. 0x80070643")
+    host.add_argument("--update-id", action="append", help="fail only this UpdateID (repeatable)")
+    host.add_argument("--seconds", type=float, help="of a slow_install (per update) or of reboot_seconds")
+    host.add_argument("--count", type=int, help="commands a drop_connection drops")
+    host.add_argument("--delay", type=float, help="seconds before a drop_connection drops")
+    host.set_defaults(handler=cmd_fault_host)
+    clear = fault.add_parser("clear", help="remove the faults of one host, or all faults")
+    clear.add_argument("--host", help="only this host's")
+    clear.set_defaults(handler=cmd_fault_clear)
     return parser
 
 
@@ -138,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (processes.LabProcessError, ValueError) as error:
         print(f"lab: {error}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as error:
+        print(f"lab: no lab in {args.state_dir} ({error.filename} is missing); run `lab up` first", file=sys.stderr)
         return 1
 
 
