@@ -124,3 +124,25 @@ def test_fault_without_a_lab_says_so(tmp_path: Path) -> None:
     refused = lab(tmp_path / "nothing", "fault", "clear")
     assert refused.returncode == 1
     assert "run `lab up` first" in refused.stderr
+
+
+def test_https_lab_serves_winrm_with_a_certificate_of_the_lab_ca(tmp_path: Path) -> None:
+    state_dir = tmp_path / "lab"
+    started = lab(state_dir, "up", "--hosts", "1", "--https", "--base-address", "127.0.4.30", "--updates", "62")
+    try:
+        assert started.returncode == 0, started.stderr
+        spec = LabSpec.load(state_dir)
+        host = spec.hosts[0]
+        assert host.port == 5986
+        assert "ansible_winrm_scheme=https" in spec.inventory_file.read_text()
+        session = winrm.Session(
+            f"https://{host.address}:{host.port}/wsman",
+            auth=(spec.user, spec.password),
+            transport="ssl",
+            server_cert_validation="validate",
+            ca_trust_path=str(spec.ca_dir / "ca.pem"),
+        )
+        result = session.run_ps("$env:COMPUTERNAME")
+        assert (result.status_code, result.std_out.strip()) == (0, host.name.upper().encode())
+    finally:
+        assert lab(state_dir, "down", "--purge").returncode == 0
