@@ -9,12 +9,14 @@ from its modification time), and writes fail like a full disk would.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import requests
+import urllib3
 
 from wuacache_lab.windows.errors import COR_E_INVALIDOPERATION, HResultError
 
@@ -86,8 +88,8 @@ def download(
                 raise DownloadError(f"The remote server returned an error: ({response.status_code}) {response.reason}.")
             resumed = response.status_code == 206
             try:
-                transferred = disk.write(partial, response.iter_content(CHUNK_SIZE), append=resumed)
-            except requests.RequestException as error:
+                transferred = disk.write(partial, _as_received(response), append=resumed)
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise DownloadError(f"The connection was closed unexpectedly: {error}") from error
             last_modified = response.headers.get("Last-Modified")
     if expected_sha1 is not None and _sha1_hex(host, partial) != expected_sha1.lower():
@@ -99,6 +101,13 @@ def download(
     size = disk.size(dest_windows_path)
     host.log.info("downloaded %s (%d bytes, %d transferred%s)", url, size, transferred, ", resumed" if resumed else "")
     return DownloadResult("resumed" if resumed else "downloaded", size, transferred)
+
+
+def _as_received(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: a transfer cut short keeps on disk what came
+    before the cut, as Windows' downloaders do, ready to be resumed."""
+    while chunk := response.raw.read1(CHUNK_SIZE):
+        yield chunk
 
 
 def _sha1_hex(host: WindowsHost, windows_path: str) -> str:
