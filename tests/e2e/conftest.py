@@ -4,14 +4,13 @@ collection built and installed the way users install it."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from e2e_support import BIN
+from e2e_support import BIN, ansible_environment
 
 from wuacache_lab.labspec import LabSpec
 
@@ -53,14 +52,11 @@ def ansible_playbook(collections_path: Path, lab_spec: LabSpec, tmp_path: Path):
 
     def run(playbook: str | Path, *extra: str) -> tuple[int, dict[str, dict], str]:
         tree = tmp_path / "tree"
-        env = dict(
-            os.environ,
-            ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+        env = ansible_environment(
+            collections_path,
+            tmp_path,
             ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
             ANSIBLE_CALLBACK_TREE_DIR=str(tree),
-            ANSIBLE_HOST_KEY_CHECKING="False",
-            ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-            ANSIBLE_NOCOLOR="1",
         )
         completed = subprocess.run(
             [BIN / "ansible-playbook", "-i", str(lab_spec.inventory_file), str(playbook), *extra],

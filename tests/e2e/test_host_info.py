@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-from e2e_support import BIN
+from e2e_support import BIN, ansible_environment
 
 from wuacache_lab.labspec import LabSpec
 from wuacache_lab.windows.profiles import PROFILES
@@ -54,13 +53,7 @@ def test_wrong_password_makes_the_host_unreachable_not_failed(ansible_playbook, 
 
 
 def test_collection_playbook_prints_a_table_of_every_host(collections_path: Path, lab_spec: LabSpec, tmp_path: Path) -> None:
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path),
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = ansible_environment(collections_path, tmp_path, ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
     completed = subprocess.run(
         [BIN / "ansible-playbook", "-i", str(lab_spec.inventory_file), "wuacache.wua.host_info"],
         capture_output=True,
