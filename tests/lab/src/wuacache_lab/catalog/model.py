@@ -446,6 +446,9 @@ _MONTHLY_UPDATES = sum(1 + len(os.architectures) for kind in _MONTHLY_KINDS for 
 # A month holds its monthly updates and at least one more bundle (2 updates).
 _MIN_MONTH = _MONTHLY_UPDATES + 2
 _HASHLESS_SHARE = 0.1
+# Share of other children with an express package too: Microsoft's catalog has
+# about 0.7 FileLocation per Update.
+_EXPRESS_SHARE = 0.09
 _FIRST_REVISION_ID = 20_000_000
 _FIRST_BUNDLE_REVISION_ID = 40_000_000
 _FIRST_KB = 5_034_100
@@ -654,6 +657,9 @@ class _Builder:
         for architecture in architectures:
             stem = kind.stem.format(prefix=os.file_prefix, kb=bundle.kb, arch=architecture.name, version=bundle.version)
             files: tuple[PayloadFile, ...] = (self._file(rng, bundle, stem),)
+            if kind is CUMULATIVE or rng.random() < _EXPRESS_SHARE:
+                # Cumulative updates, and some others, also carry an express (delta) package.
+                files += (self._file(rng, bundle, f"{stem}-express"),)
             if shared is not None:
                 files += (shared,)
             bundle.children.append(
