@@ -25,9 +25,10 @@ sanity: venv
 	scripts/sanity
 
 # Last, so that the run ends on pytest's summary line. pytest exits 5 when it
-# collected no test, which fails the target like any other failure.
+# collected no test, which fails the target like any other failure. The
+# database tests run on SQLite and on a throwaway PostgreSQL server.
 pytest: system-packages venv
-	$(PYTHON) -m pytest
+	scripts/with-postgres $(PYTHON) -m pytest
 
 # Benchmarks are run by hand, never as part of the tests.
 bench-catalog: system-packages venv
