@@ -1,22 +1,278 @@
-"""The ``wuacache-server`` command."""
+"""The ``wuacache-server`` command.
+
+    wuacache-server init          # folders, a commented server.toml, the database, a first admin token
+    wuacache-server serve         # the API and the files hosts download
+    wuacache-server status
+    wuacache-server token create ansible --role controller
+
+Errors are one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from importlib.metadata import version
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from wuacache_server.api.app import create_app
+from wuacache_server.config import CONFIG_FILE_NAME, ConfigError, Settings, config_template, load_settings
+from wuacache_server.db.engine import MigrationError, current_revision, head_revision, make_engine, migrate
+from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update
+from wuacache_server.security import create_token, list_tokens, revoke_token
+
+PROG = "wuacache-server"
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; the message says why."""
+
+
+@contextmanager
+def _database(settings: Settings, *, migrated: bool = True) -> Iterator[Engine]:
+    engine = make_engine(settings.database_url)
+    try:
+        if migrated:
+            _require_current_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _require_current_schema(engine: Engine) -> None:
+    revision, head = current_revision(engine), head_revision()
+    if revision != head:
+        found = f"at revision {revision}" if revision else "not migrated"
+        raise CommandError(f"the database is {found}; this server needs {head}: run `{PROG} migrate`")
+
+
+def _display_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    settings.data_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    settings.wua_dir.mkdir(parents=True, exist_ok=True)
+    if settings.config is None:
+        config_file = settings.data_dir / CONFIG_FILE_NAME
+        # It may come to hold a database password, hence the mode; and it is
+        # created exclusively, never overwriting a file that appeared meanwhile.
+        config_file.touch(mode=0o600, exist_ok=False)
+        config_file.write_text(config_template(settings), encoding="utf-8")
+        config_note = f"{config_file} (written, every setting commented out)"
+    else:
+        config_note = f"{settings.config} (kept)"
+    migrate(settings.database_url)
+    with _database(settings) as engine, Session(engine) as session:
+        has_admin = session.scalar(
+            select(func.count())
+            .select_from(ApiToken)
+            .where(ApiToken.role == TokenRole.ADMIN, ApiToken.revoked_at.is_(None))
+        )
+        token = None if has_admin else create_token(session, "admin", TokenRole.ADMIN)
+        session.commit()
+    print(f"data folder:  {settings.data_dir}")
+    print(f"settings:     {config_note}")
+    print(f"database:     {_display_url(settings.database_url)} (schema {head_revision()})")
+    if token:
+        print(f"admin token:  {token}")
+        print("              (shown only this once: keep it somewhere safe)")
+    else:
+        print(f"admin token:  one exists already; `{PROG} token create NAME --role admin` makes another")
+    print(f"next:         {PROG} serve   (then {settings.base_url}/docs)")
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrate(settings.database_url)
+    print(f"database {_display_url(settings.database_url)} at schema revision {head_revision()}")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        _require_current_schema(engine)
+    finally:
+        engine.dispose()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.listen_host,
+        port=settings.listen_port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        log_config=None,  # uvicorn's loggers go through ours, to stderr
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when the database answers at the current schema, 1 when it needs a migration."""
+    head = head_revision()
+    lines = [
+        ("settings", str(settings.config or "(no file: environment and defaults)")),
+        ("data folder", str(settings.data_dir)),
+        ("repository", str(settings.repository_dir)),
+        ("database", _display_url(settings.database_url)),
+    ]
+    with _database(settings, migrated=False) as engine:
+        revision = current_revision(engine)  # raises when the database does not answer
+        if revision != head:
+            lines.append(("schema", f"{revision or 'not migrated'}; this server needs {head}: run `{PROG} migrate`"))
+        else:
+            lines.append(("schema", f"{revision} (current)"))
+            with Session(engine) as session:
+                lines.extend(_inventory(session))
+    width = max(len(label) for label, _ in lines) + 2
+    for label, value in lines:
+        print(f"{label + ':':<{width}}{value}")
+    return 0 if revision == head else 1
+
+
+def _inventory(session: Session) -> list[tuple[str, str]]:
+    def count(model: type[Base], *where: ColumnElement[bool]) -> int:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+    last_sync = session.scalars(select(CabSyncRun).order_by(CabSyncRun.started_at.desc()).limit(1)).first()
+    return [
+        ("hosts", str(count(Host))),
+        ("updates", str(count(Update))),
+        ("files", f"{count(PayloadFile, PayloadFile.stored_at.is_not(None))} stored of {count(PayloadFile)}"),
+        ("last cab sync", _describe_sync(last_sync)),
+    ]
+
+
+def _describe_sync(run: CabSyncRun | None) -> str:
+    if run is None:
+        return "never"
+    reason = f" ({run.reason})" if run.reason else ""
+    error = f": {run.error}" if run.error else ""
+    return f"{run.status}{reason}, started {_timestamp(run.started_at)}{error}"
+
+
+def _timestamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, Session(engine) as session:
+        try:
+            token = create_token(session, args.name, TokenRole(args.role), args.host_name)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        session.commit()
+    # Alone on stdout, so that scripts can capture it.
+    print(token)
+    print("the token is shown only this once: keep it somewhere safe", file=sys.stderr)
+    return 0
+
+
+def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, Session(engine) as session:
+        rows = [
+            (
+                str(token.id),
+                token.name,
+                str(token.role),
+                token.host_name or "-",
+                _timestamp(token.created_at),
+                _timestamp(token.last_used_at),
+                _timestamp(token.revoked_at),
+            )
+            for token in list_tokens(session)
+        ]
+    header = ("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, Session(engine) as session:
+        token = revoke_token(session, args.id)
+        if token is None:
+            raise CommandError(f"no token with id {args.id}")
+        session.commit()
+        print(f"token {token.id} {token.name!r} revoked")
+    return 0
+
+
+Handler = Callable[[Settings, argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wuacache-server",
+        prog=PROG,
         description="Offline Windows Update catalog and need-driven update cache for wuacache.wua.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('wuacache-server')}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help=f"TOML settings file (default: $WUACACHE_CONFIG, else <data_dir>/{CONFIG_FILE_NAME} when present)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_command(
+        commands,
+        "init",
+        cmd_init,
+        "create the data folders, a commented server.toml, the database and a first admin token",
+    )
+    _add_command(commands, "migrate", cmd_migrate, "bring the database to the current schema")
+    _add_command(commands, "serve", cmd_serve, "run the HTTP(S) server")
+    _add_command(commands, "status", cmd_status, "show the settings in use and the state of the database")
+
+    token = commands.add_parser("token", help="manage API tokens", description="Manage API tokens.")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = _add_command(token_commands, "create", cmd_token_create, "create a token and print its secret, once")
+    create.add_argument("name", help="what the token is for, e.g. ansible")
+    create.add_argument("--role", required=True, choices=[role.value for role in TokenRole])
+    create.add_argument("--host", dest="host_name", metavar="HOST", help="the host a host token acts for")
+    _add_command(token_commands, "list", cmd_token_list, "list the tokens (never their secrets)")
+    revoke = _add_command(token_commands, "revoke", cmd_token_revoke, "revoke a token for good")
+    revoke.add_argument("id", type=int, help="the token's ID, from `token list`")
     return parser
 
 
+def _add_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, handler: Handler, summary: str
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _describe_error(exc: Exception) -> str:
+    if isinstance(exc, DBAPIError):
+        detail = str(exc.orig).strip() or type(exc.orig).__name__
+        return f"database: {detail.splitlines()[0]}"
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(load_settings(args.config), args)
+    except (CommandError, ConfigError, MigrationError, SQLAlchemyError, OSError) as exc:
+        print(f"{PROG}: error: {_describe_error(exc)}", file=sys.stderr)
+        return 2

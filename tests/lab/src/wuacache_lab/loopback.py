@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+logger = logging.getLogger(__name__)
 
 
 def require_loopback(address: str) -> None:
@@ -54,3 +57,8 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         for connection in connections:
             with contextlib.suppress(OSError):  # already closed by its client
                 socket.socket.shutdown(connection, socket.SHUT_RDWR)
+
+    def handle_error(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        # Clients giving up and connections cut on purpose (faults, reboots)
+        # are routine in the lab: not worth a traceback on stderr.
+        logger.debug("connection from %s ended with an error", client_address[0], exc_info=True)

@@ -175,10 +175,6 @@ class _Server(LoopbackHTTPServer):
         self.endpoint._host_down()
         return False
 
-    def handle_error(self, request: socket.socket, client_address: tuple[str, int]) -> None:
-        # Clients and dropped connections going away mid-request are routine here.
-        logger.debug("connection from %s ended with an error", client_address[0], exc_info=True)
-
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

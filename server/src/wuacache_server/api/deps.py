@@ -1,0 +1,65 @@
+"""FastAPI dependencies: the settings, a database session per request, the caller's token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from wuacache_server.config import Settings
+from wuacache_server.db.models import ApiToken, TokenRole
+from wuacache_server.security import authenticate
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token, sent as `Authorization: Bearer wua_...`.")
+
+
+def get_token(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> ApiToken:
+    """The caller's live token; 401 when there is none."""
+    token = authenticate(session, credentials.credentials) if credentials else None
+    if token is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid API token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    session.commit()  # keeps the token's last_used_at
+    return token
+
+
+TokenDep = Annotated[ApiToken, Depends(get_token)]
+
+
+def require_role(*roles: TokenRole) -> Any:
+    """A dependency admitting tokens of ``roles`` (admin tokens always): 403 for others.
+
+    ``token: Annotated[ApiToken, require_role(TokenRole.CONTROLLER)]`` in an
+    endpoint, or ``dependencies=[require_role(...)]`` on a router.
+    """
+    allowed = {TokenRole.ADMIN, *roles}
+
+    def check_role(token: TokenDep) -> ApiToken:
+        if token.role not in allowed:
+            needed = " or ".join(sorted(allowed))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs a token with role {needed}")
+        return token
+
+    return Depends(check_role)

@@ -1,0 +1,49 @@
+"""Request and response bodies of the API, apart from the database models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from wuacache_server.db.models import TokenRole
+from wuacache_server.security import normalise_host_name
+
+HostName = Annotated[str, StringConstraints(max_length=253), AfterValidator(normalise_host_name)]
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` when the database cannot be reached.")
+    version: str
+    database: bool = Field(description="Whether the database answered.")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    role: TokenRole
+    host_name: HostName | None = Field(default=None, description="The host a `host` token acts for.")
+
+    @model_validator(mode="after")
+    def _host_name_for_host_role(self) -> Self:
+        if (self.role is TokenRole.HOST) != (self.host_name is not None):
+            raise ValueError("host_name is required for a host token, and only for one")
+        return self
+
+
+class TokenPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    role: TokenRole
+    host_name: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The secret, shown this once: only its hash is stored.")

@@ -1,0 +1,1 @@
+"""The server's database: SQLAlchemy models, engines and Alembic migrations."""

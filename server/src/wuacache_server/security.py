@@ -1,0 +1,105 @@
+"""API tokens: bearer secrets shown once, of which only a SHA-256 is stored.
+
+Roles: ``admin`` may do everything; ``controller`` (the Ansible controller)
+reports for any host and reads; ``host`` acts for one named host only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from wuacache_server.db.models import ApiToken, TokenRole, utcnow
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "wua_"  # makes a leaked token recognisable, to secret scanners too
+# Recording every use would turn each API call into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+# DNS names, and the NetBIOS-style names Windows and Ansible inventories also use.
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9_.-]{0,251}[a-z0-9])?")
+
+
+def normalise_host_name(name: str) -> str:
+    """A host name as the server keys hosts: lowercase; ValueError when it is not one."""
+    normalised = name.strip().lower()
+    if not _HOST_NAME.fullmatch(normalised):
+        raise ValueError(f"{name!r} is not a host name")
+    return normalised
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str, role: TokenRole, host_name: str | None = None) -> str:
+    """Store a new token and return its secret, which nothing can show again.
+
+    A ``host`` token names its host; the other roles name none. The caller commits.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("a token needs a name")
+    if (role is TokenRole.HOST) != (host_name is not None):
+        raise ValueError("a host token names its host, and only a host token does")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken(
+        name=name,
+        role=role,
+        host_name=normalise_host_name(host_name) if host_name is not None else None,
+        token_hash=hash_token(token),
+    )
+    session.add(record)
+    session.flush()
+    logger.info("API token %d %r created, role %s", record.id, record.name, record.role)
+    return token
+
+
+def find_token(session: Session, token: str) -> ApiToken | None:
+    """The record of a token whose secret is known (just created, say); None if unknown."""
+    return session.scalars(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).one_or_none()
+
+
+def list_tokens(session: Session) -> Sequence[ApiToken]:
+    return session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken | None:
+    """Revoke a token for good (the record stays, for the record); None if there is no such token."""
+    record = session.get(ApiToken, token_id)
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = utcnow()
+        logger.info("API token %d %r revoked", record.id, record.name)
+    return record
+
+
+def authenticate(session: Session, presented: str) -> ApiToken | None:
+    """The live token whose secret was presented, or None; the caller commits."""
+    if not presented.startswith(TOKEN_PREFIX):
+        return None
+    presented_hash = hash_token(presented)
+    token = find_token(session, presented)
+    # The lookup is by hash, so its timing reveals nothing about the secret; the
+    # comparison keeps that true whatever the database does with the index.
+    if token is None or not hmac.compare_digest(token.token_hash, presented_hash) or token.revoked_at is not None:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    return token
+
+
+def may_act_for_host(token: ApiToken, host_name: str) -> bool:
+    """Whether ``token`` may read or write the record of ``host_name``."""
+    if token.role is TokenRole.HOST:
+        return token.host_name == host_name.lower()
+    return True
