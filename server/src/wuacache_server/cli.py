@@ -19,15 +19,20 @@ from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 
-import uvicorn
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from wuacache_server.api.app import create_app
 from wuacache_server.config import CONFIG_FILE_NAME, ConfigError, Settings, config_template, load_settings
-from wuacache_server.db.engine import MigrationError, current_revision, head_revision, make_engine, migrate
+from wuacache_server.db.engine import (
+    MigrationError,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+    session_factory,
+)
 from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update
 from wuacache_server.security import create_token, list_tokens, revoke_token
 
@@ -73,7 +78,7 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     else:
         config_note = f"{settings.config} (kept)"
     migrate(settings.database_url)
-    with _database(settings) as engine, Session(engine) as session:
+    with _database(settings) as engine, session_factory(engine)() as session:
         has_admin = session.scalar(
             select(func.count())
             .select_from(ApiToken)
@@ -100,6 +105,11 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    # The web stack is loaded here only: the other commands start faster without it.
+    import uvicorn
+
+    from wuacache_server.api.app import create_app
+
     engine = make_engine(settings.database_url)
     try:
         _require_current_schema(engine)
@@ -132,7 +142,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             lines.append(("schema", f"{revision or 'not migrated'}; this server needs {head}: run `{PROG} migrate`"))
         else:
             lines.append(("schema", f"{revision} (current)"))
-            with Session(engine) as session:
+            with session_factory(engine)() as session:
                 lines.extend(_inventory(session))
     width = max(len(label) for label, _ in lines) + 2
     for label, value in lines:
@@ -166,7 +176,7 @@ def _timestamp(moment: datetime | None) -> str:
 
 
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, Session(engine) as session:
+    with _database(settings) as engine, session_factory(engine)() as session:
         try:
             token = create_token(session, args.name, TokenRole(args.role), args.host_name)
         except ValueError as exc:
@@ -179,7 +189,7 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, Session(engine) as session:
+    with _database(settings) as engine, session_factory(engine)() as session:
         rows = [
             (
                 str(token.id),
@@ -200,7 +210,7 @@ def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, Session(engine) as session:
+    with _database(settings) as engine, session_factory(engine)() as session:
         token = revoke_token(session, args.id)
         if token is None:
             raise CommandError(f"no token with id {args.id}")
@@ -270,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # it describes every connection it inspects
     handler: Handler = args.handler
     try:
         return handler(load_settings(args.config), args)

@@ -73,15 +73,15 @@ def default_data_dir() -> Path:
     return Path(state_directory) if state_directory else Path("/var/lib/wuacache")
 
 
-_DURATION = re.compile(r"(\d+)\s*([smhd])", re.IGNORECASE)
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)", re.IGNORECASE)
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def _parse_duration(value: Any) -> Any:
-    """Read ``90s``, ``30m``, ``12h``, ``7d``; anything else is left to pydantic
-    (a number of seconds or an ISO 8601 duration)."""
+    """Read ``600`` (seconds), ``90s``, ``30m``, ``12h``, ``7d``; anything else
+    is left to pydantic (an ISO 8601 duration such as ``PT30M``, say)."""
     if isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())):
-        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2].lower()])
+        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[(match[2] or "s").lower()])
     return value
 
 
@@ -186,8 +186,6 @@ def _base_url(value: str) -> str:
 
 
 def _default_base_url(data: dict[str, Any]) -> str:
-    if "listen" not in data:  # listen is invalid, and reported as such
-        return ""
     host, port = split_host_port(data["listen"])
     if host in ("0.0.0.0", "::"):  # listening everywhere: hosts need a real name
         host = socket.getfqdn()
@@ -201,13 +199,9 @@ _DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST_PATTERN = re.compile(rf"(\*\.)?{_DNS_LABEL}(\.{_DNS_LABEL})*")
 
 
-def _host_patterns(value: Any) -> Any:
-    """A comma-separated string (as environment variables give it) or a list."""
-    if isinstance(value, str):
-        value = value.split(",")
-    if isinstance(value, list | tuple):
-        return [entry.strip().lower() if isinstance(entry, str) else entry for entry in value]
-    return value
+def _split_commas(value: Any) -> Any:
+    """Environment variables give lists as comma-separated strings."""
+    return [entry for entry in value.split(",") if entry.strip()] if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -236,7 +230,7 @@ class Settings(BaseSettings):
         default=DEFAULT_UPSTREAM_CAB_URL,
         description="Where Microsoft publishes the offline catalog wsusscn2.cab.",
     )
-    upstream_allowlist: Annotated[list[str], NoDecode, BeforeValidator(_host_patterns)] = Field(
+    upstream_allowlist: Annotated[list[str], NoDecode, BeforeValidator(_split_commas)] = Field(
         default=list(DEFAULT_UPSTREAM_ALLOWLIST),
         description="The only hosts the server downloads from: exact names, or *.domain for its "
         "subdomains (environment: comma-separated).",
@@ -305,6 +299,7 @@ class Settings(BaseSettings):
     @field_validator("upstream_allowlist")
     @classmethod
     def _check_allowlist(cls, patterns: list[str]) -> list[str]:
+        patterns = [pattern.strip().lower() for pattern in patterns]
         if not patterns:
             raise ValueError("the allowlist is empty: the server could download nothing")
         for pattern in patterns:
@@ -375,6 +370,8 @@ def load_settings(config: Path | None = None) -> Settings:
 def describe_validation_error(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
+        if error["type"] == "default_factory_not_called":  # a consequence of another error
+            continue
         where = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)

@@ -118,7 +118,8 @@ def _texts(parent: etree._Element, tag: str) -> list[str]:
 def _is_sha1(entry: etree._Element) -> bool:
     # FileLocation Ids are SHA-1 digests: a file listed by another digest
     # cannot be matched to its location.
-    return entry.get("DigestAlgorithm", "SHA1").strip().upper() == "SHA1"
+    algorithm: str = entry.get("DigestAlgorithm", "SHA1")
+    return algorithm.strip().upper() == "SHA1"
 
 
 def _file(entry: etree._Element, what: str) -> FragmentFile:

@@ -101,8 +101,9 @@ def parse_catalog(
     """Parse the catalog ``cab_path``, delivering its records to ``sink``.
 
     Every revision of package.xml is delivered as an :class:`UpdateRecord`
-    and every FileLocation as a :class:`PayloadFileRecord`, whatever is
-    skipped; a revision missing from them is gone from the catalog.
+    and every FileLocation (whose Id is a SHA-1) as a
+    :class:`PayloadFileRecord`, whatever is skipped: a revision or file not
+    delivered is gone from the catalog.
 
     Incremental parse: ``skip_fragment_cabs`` maps fragment cab names to the
     digests of a previous parse (its ``fragment_cab_digests``). A fragment
@@ -297,7 +298,8 @@ class _Parse:
         """(product, classification, whether every category had a type).
 
         package.xml gives each category's ``@Type``; when it does not, the
-        type comes from the category update's own ``c\\`` fragment.
+        type comes from the category update's own ``c\\`` fragment (none
+        when that fragment's cab is skipped).
         """
         product_id = classification_id = None
         typed = True

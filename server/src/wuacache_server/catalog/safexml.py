@@ -39,7 +39,7 @@ def refuse_doctype(element: etree._Element, what: str) -> None:
 
 
 def required(element: etree._Element, name: str, what: str) -> str:
-    value = element.get(name)
+    value: str | None = element.get(name)
     if value is None or not value.strip():
         raise CatalogFormatError(f"{what}: a {etree.QName(element).localname} element has no {name}")
     return value.strip()

@@ -18,13 +18,14 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 # Items kept in memory, across keys, before they are appended to disk.
-_BUFFERED_ITEMS = 10_000
+BUFFERED_ITEMS = 10_000
 
 
 class Spool(Generic[T]):
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, buffered_items: int = BUFFERED_ITEMS) -> None:
         folder.mkdir()
         self._folder = folder
+        self._buffered_items = buffered_items
         self._names = itertools.count()
         self._paths: dict[Hashable, Path] = {}
         self._buffers: defaultdict[Hashable, list[T]] = defaultdict(list)
@@ -33,7 +34,7 @@ class Spool(Generic[T]):
     def add(self, key: Hashable, item: T) -> None:
         self._buffers[key].append(item)
         self._buffered += 1
-        if self._buffered >= _BUFFERED_ITEMS:
+        if self._buffered >= self._buffered_items:
             self._flush()
 
     def drain(self, key: Hashable) -> Iterator[T]:
