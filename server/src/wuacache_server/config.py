@@ -46,6 +46,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from wuacache_server.fetch.allowlist import validate_allowlist
+
 CONFIG_FILE_NAME = "server.toml"
 DEFAULT_UPSTREAM_CAB_URL = "http://download.windowsupdate.com/microsoftupdate/v6/wsusscan/wsusscn2.cab"
 # The hosts Microsoft serves the catalog and update files from (WAPT's list, plus
@@ -195,8 +197,6 @@ def _default_base_url(data: dict[str, Any]) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-_DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_HOST_PATTERN = re.compile(rf"(\*\.)?{_DNS_LABEL}(\.{_DNS_LABEL})*")
 
 
 def _split_commas(value: Any) -> Any:
@@ -299,13 +299,9 @@ class Settings(BaseSettings):
     @field_validator("upstream_allowlist")
     @classmethod
     def _check_allowlist(cls, patterns: list[str]) -> list[str]:
-        patterns = [pattern.strip().lower() for pattern in patterns]
         if not patterns:
             raise ValueError("the allowlist is empty: the server could download nothing")
-        for pattern in patterns:
-            if not _HOST_PATTERN.fullmatch(pattern):
-                raise ValueError(f"{pattern!r} is neither a host name nor *.domain")
-        return patterns
+        return list(validate_allowlist([pattern.strip() for pattern in patterns]))
 
     @field_validator("listen")
     @classmethod
