@@ -43,7 +43,7 @@ venv: $(INSTALLED)
 $(INSTALLED): requirements-dev.txt tests/lab/pyproject.toml server/pyproject.toml
 	test -x $(PYTHON) || "$$(scripts/find-python)" -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -r requirements-dev.txt -e tests/lab -e server
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt -e tests/lab -e 'server[postgres]'
 	touch $@
 
 clean:
