@@ -322,10 +322,15 @@ def test_supersedence_names_both_revisions(generated: Generated, records: Collec
 def test_payload_files_describe_the_bytes_upstream_serves(generated: Generated, records: Collector) -> None:
     files_dir = generated.summary.files_dir
     assert len(records.payload_files) == len(generated.model.files)
+    described = 0
     for record in records.payload_files:
         content = upstream_path(files_dir, record.url).read_bytes()
         assert record.sha1_b64 == sha1_b64(content)
         assert record.fragments_read
+        if record.size is not None:
+            assert (record.size, record.sha256_b64) == (len(content), sha256_b64(content))
+            described += 1
+    assert described == len(records.payload_files) - 1  # all but the expired update's file
 
 
 def test_payload_files_take_name_size_and_sha256_from_their_child_fragment(
@@ -479,6 +484,10 @@ def test_parser_reads_by_the_format_not_by_the_generator_habits(generated: Gener
     # A bundle without x\ nor l\en\ fragments.
     editor.fragment("x", bare.revision_id).unlink()
     editor.fragment("l/en", bare.revision_id).unlink()
+    # Another language, which must not replace the English title.
+    french = editor.fragment("l/en", untyped.revision_id).parent.parent / "fr" / str(untyped.revision_id)
+    french.parent.mkdir()
+    french.write_text("<LocalizedProperties><Language>fr</Language><Title>Mise à jour</Title></LocalizedProperties>")
     # A file name that would leave the repository folder.
     extended = editor.fragment("x", renamed_child.revision_id)
     extended.write_text(extended.read_text().replace(unsafe.file_name, "..\\..\\evil.cab"))
@@ -504,6 +513,7 @@ def test_parser_reads_by_the_format_not_by_the_generator_habits(generated: Gener
     assert bare_record.fragments_read
     assert bare_record.product_id == bare.os.product.update_id
     untyped_record = sink.update(untyped.revision_id)
+    assert untyped_record.title == untyped.title
     assert (untyped_record.product_id, untyped_record.classification_id) == (
         untyped.os.product.update_id,
         untyped.classification.update_id,
@@ -534,6 +544,19 @@ def _remove_fragment_cab(editor: CatalogEditor) -> None:
 def _doctype_in_index(editor: CatalogEditor) -> None:
     path = editor.outer / "index.xml"
     path.write_bytes(path.read_bytes().replace(b"<INDEX", b'<!DOCTYPE INDEX [<!ENTITY a "a">]><INDEX', 1))
+
+
+def _truncated_fragment_cab(editor: CatalogEditor) -> None:
+    path = editor.outer / "package3.cab"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _damaged_fragment_cab(editor: CatalogEditor) -> None:
+    """Damage the last data block: the member list still reads."""
+    path = editor.outer / "package3.cab"
+    data = path.read_bytes()
+    path.write_bytes(data[:-64] + bytes(64))
 
 
 def _wrong_namespace(editor: CatalogEditor) -> None:
@@ -570,6 +593,8 @@ ENTITY_BOMB = (
     [
         (_remove_index, "no index.xml"),
         (_remove_fragment_cab, "package3.cab"),
+        (_truncated_fragment_cab, "package3.cab cannot be extracted"),
+        (_damaged_fragment_cab, "package3.cab cannot be extracted: .*checksum error"),
         (_replace_package_xml(ENTITY_BOMB), "DTD"),
         (_doctype_in_index, "DTD"),
         (_wrong_namespace, "not OfflineSyncPackage"),
@@ -580,6 +605,8 @@ ENTITY_BOMB = (
     ids=[
         "no-index",
         "missing-fragment-cab",
+        "truncated-fragment-cab",
+        "damaged-fragment-cab",
         "dtd",
         "dtd-in-index",
         "namespace",

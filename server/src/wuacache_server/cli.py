@@ -33,8 +33,10 @@ from wuacache_server.db.engine import (
     migrate,
     session_factory,
 )
-from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update
+from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update, utcnow
 from wuacache_server.security import create_token, list_tokens, revoke_token
+from wuacache_server.services.cleanup import run_cleanup
+from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
 
 PROG = "wuacache-server"
 
@@ -219,6 +221,31 @@ def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when every download succeeded, 1 when one failed."""
+    with _database(settings) as engine:
+        sessions = session_factory(engine)
+        try:
+            with FetchService(settings, sessions) as service:
+                task_ids = service.run_once(args.update_ids or ())
+                service.wait(task_ids)
+        except (FetchServiceBusy, UpdatesNotDownloadable) as exc:
+            raise CommandError(str(exc)) from None
+        with sessions() as session:
+            summary = summarize(session, task_ids)
+    print(f"{summary.completed} file(s) on the server ({summary.bytes_done} bytes), {len(summary.failed)} failed")
+    for file_name, error in summary.failed:
+        print(f"failed: {file_name}: {error}")
+    return 1 if summary.failed else 0
+
+
+def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine:
+        result = run_cleanup(settings, session_factory(engine), utcnow())
+    print(result.message)
+    return 0
+
+
 Handler = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -245,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command(commands, "migrate", cmd_migrate, "bring the database to the current schema")
     _add_command(commands, "serve", cmd_serve, "run the HTTP(S) server")
     _add_command(commands, "status", cmd_status, "show the settings in use and the state of the database")
+    fetch = _add_command(
+        commands, "fetch", cmd_fetch, "download the files hosts need (and forced updates' files), then exit"
+    )
+    fetch.add_argument(
+        "--update",
+        dest="update_ids",
+        action="append",
+        metavar="UPDATE_ID",
+        help="also download the files of this update, needed or not (repeatable)",
+    )
+    _add_command(commands, "cleanup", cmd_cleanup, "delete the stored update files that no host needs any more")
 
     token = commands.add_parser("token", help="manage API tokens", description="Manage API tokens.")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")

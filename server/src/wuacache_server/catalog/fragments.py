@@ -1,27 +1,30 @@
 """The per-revision fragments of a catalog: ``c\\``, ``x\\`` and ``l\\en\\``.
 
-A fragment cab extracted with cabextract holds ``c/<RevisionId>`` (core:
-type, relationships), ``x/<RevisionId>`` (extended: KBs, severity, reboot
-behaviour, sizes, and the payload files' names, sizes and SHA-256) and
-``l/en/<RevisionId>`` (English title and description). Fragments are
-rootless lists of elements without namespace; any of them may be missing,
-which leaves the fields it would give empty.
+A fragment cab holds ``c\\<RevisionId>`` (core: type, relationships),
+``x\\<RevisionId>`` (extended: KBs, severity, reboot behaviour, sizes, and
+the payload files' names, sizes and SHA-256) and ``l\\en\\<RevisionId>``
+(English title and description), among others this reader skips. Fragments
+are rootless lists of elements without namespace; any of them may be
+missing, which leaves the fields it would give empty.
 """
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
-from wuacache_server.catalog.errors import CatalogFormatError
+from wuacache_server.catalog.cabextract import read_members
 from wuacache_server.catalog.safexml import guid, is_base64_digest, optional_integer, parse_document, required
 
-# Member folders, as cabextract writes the backslash-separated names.
-CORE = ("c",)
-EXTENDED = ("x",)
-ENGLISH = ("l", "en")
+# Member names as cabextract gives them (backslashes turned into slashes).
+_MEMBER = re.compile(r"(c|x|l/en)/(\d+)", re.IGNORECASE)
 # Fragments are a few KB; a large x\ lists a few hundred files.
 _MAX_FRAGMENT_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -57,53 +60,74 @@ class Fragments:
 NO_FRAGMENTS = Fragments()
 
 
-def read_fragments(folder: Path, revision_id: int) -> Fragments:
-    """The fragments of ``revision_id`` in an extracted fragment cab."""
-    core = _read(folder, CORE, revision_id)
-    extended = _read(folder, EXTENDED, revision_id)
-    english = _read(folder, ENGLISH, revision_id)
-    what = f"fragments of revision {revision_id}"
-    extended_properties = extended.find("ExtendedProperties")
-    return Fragments(
-        update_type=_attribute(core.find("Properties"), "UpdateType"),
-        category_type=_attribute(core.find("HandlerSpecificData/CategoryInformation"), "CategoryType"),
-        bundled_updates=tuple(
+def read_fragment_cab(cab: Path) -> dict[int, Fragments]:
+    """The fragments of every revision ``cab`` holds, by RevisionId."""
+    fields: defaultdict[int, dict[str, Any]] = defaultdict(dict)
+    with closing(read_members(cab, _is_fragment, max_size=_MAX_FRAGMENT_BYTES)) as members:
+        for name, content in members:
+            kind, revision = _fragment_name(name)
+            what = "fragment " + "\\".join((*kind.split("/"), revision))
+            fields[int(revision)].update(_READERS[kind](_wrap(content, what), what))
+    return {revision_id: Fragments(**values) for revision_id, values in fields.items()}
+
+
+def _is_fragment(name: str) -> bool:
+    return _MEMBER.fullmatch(name) is not None
+
+
+def _fragment_name(name: str) -> tuple[str, str]:
+    match = _MEMBER.fullmatch(name)
+    assert match is not None
+    return match[1].lower(), match[2]
+
+
+def _wrap(content: bytes, what: str) -> etree._Element:
+    """The fragment under a root element; a leading BOM or XML declaration
+    would be illegal inside it."""
+    content = content.removeprefix(_BOM)
+    if content.startswith(b"<?xml"):
+        content = content[content.find(b"?>") + 2 :]
+    return parse_document(b"<fragment>" + content + b"</fragment>", what)
+
+
+def _core(core: etree._Element, what: str) -> dict[str, Any]:
+    return {
+        "update_type": _attribute(core.find("Properties"), "UpdateType"),
+        "category_type": _attribute(core.find("HandlerSpecificData/CategoryInformation"), "CategoryType"),
+        "bundled_updates": tuple(
             (
                 guid(required(identity, "UpdateID", what), what),
                 optional_integer(identity.get("RevisionNumber"), f"{what} RevisionNumber"),
             )
             for identity in core.iterfind("Relationships/BundledUpdates/UpdateIdentity")
         ),
-        kb_ids=tuple(_texts(extended, "KBArticleID")),
-        msrc_severity=_attribute(extended_properties, "MsrcSeverity"),
-        reboot_behavior=_attribute(extended.find(".//InstallationBehavior"), "RebootBehavior"),
-        min_download_size=optional_integer(
-            _attribute(extended_properties, "MinDownloadSize"), f"{what} MinDownloadSize"
-        ),
-        max_download_size=optional_integer(
-            _attribute(extended_properties, "MaxDownloadSize"), f"{what} MaxDownloadSize"
-        ),
-        files=tuple(_file(entry, what) for entry in extended.iterfind("Files/File") if _is_sha1(entry)),
-        title=next(iter(_texts(english, "Title")), ""),
-        description=next(iter(_texts(english, "Description")), ""),
-    )
+    }
 
 
-def _read(folder: Path, member: tuple[str, ...], revision_id: int) -> etree._Element:
-    """The fragment wrapped in a root element; an empty root when it is missing."""
-    what = "fragment " + "\\".join((*member, str(revision_id)))
-    try:
-        with folder.joinpath(*member, str(revision_id)).open("rb") as stream:
-            data = stream.read(_MAX_FRAGMENT_BYTES + 1)
-    except FileNotFoundError:
-        return etree.Element("fragment")
-    if len(data) > _MAX_FRAGMENT_BYTES:
-        raise CatalogFormatError(f"{what} is larger than {_MAX_FRAGMENT_BYTES} bytes")
-    # A leading BOM or XML declaration would be illegal inside the wrapper.
-    data = data.removeprefix(_BOM)
-    if data.startswith(b"<?xml"):
-        data = data[data.find(b"?>") + 2 :]
-    return parse_document(b"<fragment>" + data + b"</fragment>", what)
+def _extended(extended: etree._Element, what: str) -> dict[str, Any]:
+    properties = extended.find("ExtendedProperties")
+    return {
+        "kb_ids": tuple(_texts(extended, "KBArticleID")),
+        "msrc_severity": _attribute(properties, "MsrcSeverity"),
+        "reboot_behavior": _attribute(extended.find(".//InstallationBehavior"), "RebootBehavior"),
+        "min_download_size": optional_integer(_attribute(properties, "MinDownloadSize"), f"{what} MinDownloadSize"),
+        "max_download_size": optional_integer(_attribute(properties, "MaxDownloadSize"), f"{what} MaxDownloadSize"),
+        "files": tuple(_file(entry, what) for entry in extended.iterfind("Files/File") if _is_sha1(entry)),
+    }
+
+
+def _english(english: etree._Element, what: str) -> dict[str, Any]:
+    return {
+        "title": next(iter(_texts(english, "Title")), ""),
+        "description": next(iter(_texts(english, "Description")), ""),
+    }
+
+
+_READERS: dict[str, Callable[[etree._Element, str], dict[str, Any]]] = {
+    "c": _core,
+    "x": _extended,
+    "l/en": _english,
+}
 
 
 def _attribute(element: etree._Element | None, name: str) -> str | None:

@@ -1,17 +1,17 @@
 """Parsing a verified ``wsusscn2.cab`` into records, in bounded memory.
 
 The outer cab is extracted (index.xml, package.cab and the fragment cabs,
-all still compressed). package.xml is streamed once: each Update is parked
-on disk under the fragment cab that holds its fragments, each relationship
-under its kind. Fragment cabs are then read one at a time: only their
-``c\\``, ``x\\`` and ``l\\en\\`` members are extracted, every parked update
-is joined with its fragments and delivered, and the extraction is deleted.
-Categories and relationships come last, once every update and file they
-name has been delivered.
+all still compressed), then package.cab. package.xml is streamed once:
+each Update is parked on disk under the fragment cab that holds its
+fragments, each relationship under its kind. Fragment cabs are then read
+one at a time, their ``c\\``, ``x\\`` and ``l\\en\\`` members streamed out of
+cabextract, and every parked update is joined with its fragments and
+delivered. Categories and relationships come last, once every update and
+file they name has been delivered.
 
-Memory holds one fragment cab's updates, the catalog's RevisionIds and its
-FileLocations (digest and URL: about 25 MB for Microsoft's catalog); disk,
-the outer cab's size plus one extracted fragment cab.
+Memory holds one fragment cab's updates and fragments, the catalog's
+RevisionIds and its FileLocations (digest and URL: about 25 MB for
+Microsoft's catalog); disk, about the outer cab's size plus package.xml.
 
 The caller verifies the cab (signature, integrity) before parsing it.
 """
@@ -19,20 +19,18 @@ The caller verifies the cab (signature, integrity) before parsing it.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from wuacache_server.catalog.cabextract import extract, sha256_hex
 from wuacache_server.catalog.errors import CatalogFormatError
-from wuacache_server.catalog.fragments import NO_FRAGMENTS, FragmentFile, Fragments, read_fragments
+from wuacache_server.catalog.fragments import NO_FRAGMENTS, FragmentFile, Fragments, read_fragment_cab
 from wuacache_server.catalog.index import CatalogIndex, read_index
 from wuacache_server.catalog.package import FileLocation, PackageUpdate, iter_package, read_header
 from wuacache_server.catalog.records import (
@@ -52,9 +50,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5_000
 _SHA1_BYTES = 20
-# cabextract applies one filter per run: core and extended fragments, then
-# the English ones (other languages are never extracted).
-_FRAGMENT_PATTERNS = ("[cx]/*", "l/en/*")
 _KINDS_BY_TYPE = {"Category": UpdateKind.CATEGORY, "Detectoid": UpdateKind.DETECTOID}
 _MAX_FILE_NAME = 255
 
@@ -118,12 +113,15 @@ def parse_catalog(
         cab_path: the outer cab, already verified by the caller.
         sink: receives the records.
         workdir: where the scratch folder goes (the system's temporary
-            folder by default); it needs about the cab's size free.
+            folder by default); it needs the cab's size and package.xml's
+            free.
         skip_fragment_cabs: digests of fragment cabs already imported.
         batch_size: the most records of one kind in one sink call.
 
     Raises:
-        CatalogFormatError: the file is not a readable catalog.
+        CatalogFormatError: the file is not a readable catalog. Records
+            delivered before belong to no catalog: discard them (store a
+            parse in one transaction).
     """
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=workdir, prefix="wsusscn2-") as scratch:
@@ -192,13 +190,9 @@ class _Parse:
                 skipped.add(name)
                 self._deliver_cab(name, None)
             else:
-                folder = self.scratch / "fragments"
-                for pattern in _FRAGMENT_PATTERNS:
-                    extract(inner, folder, pattern=pattern)
-                self._deliver_cab(name, partial(read_fragments, folder))
-                shutil.rmtree(folder)
+                self._deliver_cab(name, read_fragment_cab(inner))
             inner.unlink()
-        if orphans := self._deliver_cab(None, lambda _: NO_FRAGMENTS):
+        if orphans := self._deliver_cab(None, {}):
             logger.warning("%d revisions lie below every fragment cab's RANGESTART: no fragments", orphans)
 
         self._deliver_untyped()
@@ -244,9 +238,9 @@ class _Parse:
 
     # Fragment cabs -------------------------------------------------------------
 
-    def _deliver_cab(self, name: str | None, fragments_of: Callable[[int], Fragments] | None) -> int:
-        """Deliver the updates parked under cab ``name``, with their fragments
-        (``fragments_of`` None: the cab is skipped); returns their number."""
+    def _deliver_cab(self, name: str | None, fragments: Mapping[int, Fragments] | None) -> int:
+        """Deliver the updates parked under cab ``name`` with the cab's
+        ``fragments`` (None: the cab is skipped); returns their number."""
         updates: list[PackageUpdate] = []
         members: defaultdict[int, list[_Member]] = defaultdict(list)
         for item in self.parked.drain(name):
@@ -255,11 +249,13 @@ class _Parse:
             else:
                 updates.append(item)
         for update in updates:
-            fragments = fragments_of(update.revision_id) if fragments_of is not None else None
-            self._deliver_update(update, fragments)
-            if fragments is not None:
-                for record in _ordered_members(update.revision_id, fragments, members.get(update.revision_id, [])):
-                    self.relations.add(BundleMemberRecord, record)
+            if fragments is None:
+                self._deliver_update(update, None)
+                continue
+            details = fragments.get(update.revision_id, NO_FRAGMENTS)
+            self._deliver_update(update, details)
+            for record in _ordered_members(update.revision_id, details, members.get(update.revision_id, [])):
+                self.relations.add(BundleMemberRecord, record)
         if dangling := sum(len(items) for bundle, items in members.items() if bundle not in self.revision_ids):
             logger.warning("ignored %d BundledBy references to revisions package.xml does not list", dangling)
         return len(updates)

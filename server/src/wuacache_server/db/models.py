@@ -24,12 +24,14 @@ from sqlalchemy import (
     Dialect,
     Enum,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     select,
     text,
 )
@@ -163,6 +165,9 @@ class CatalogVersion(Base):
     package_version: Mapped[str] = mapped_column(String(32))
     creation_date: Mapped[datetime]
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Hex SHA-256 of each fragment cab, by name: the next import skips the
+    # unchanged ones. None: not known, the next import reads them all.
+    fragment_cabs: Mapped[dict[str, str] | None] = mapped_column(JSONDocument)
 
 
 class CabSyncRun(Base):
@@ -309,6 +314,7 @@ class HostUpdate(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
     update_id: Mapped[str] = mapped_column(GUID, primary_key=True, index=True)
     revision_number: Mapped[int]
+    title: Mapped[str] = mapped_column(Text, default="", server_default="")
     is_installed: Mapped[bool] = mapped_column(default=False)
     is_hidden: Mapped[bool] = mapped_column(default=False)
     is_downloaded: Mapped[bool] = mapped_column(default=False)
@@ -316,8 +322,32 @@ class HostUpdate(Base):
     last_hresult: Mapped[int | None] = mapped_column(BigInteger)  # unsigned 32-bit, beyond INTEGER
     status: Mapped[HostUpdateStatus] = mapped_column(_enum(HostUpdateStatus, "host_update_status"), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+    # The rules' verdict: true also for an update held back by its install delay alone.
+    allowed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    delayed_until: Mapped[datetime | None]
+    # Download URLs the host reported that the catalog does not give for this
+    # update: never fetched, kept to explain the plan's warnings.
     reported_urls: Mapped[list[str]] = mapped_column(default=list)
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HostUpdateFile(Base):
+    """A payload file a host needs for an update it may install (PENDING,
+    MISSING or ERROR): the catalog files of the bundled children it reported.
+    What the fetcher downloads and the cleanup keeps."""
+
+    __tablename__ = "host_update_files"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["host_id", "update_id"], ["host_updates.host_id", "host_updates.update_id"], ondelete="CASCADE"
+        ),
+    )
+
+    host_id: Mapped[int] = mapped_column(primary_key=True)
+    update_id: Mapped[str] = mapped_column(GUID, primary_key=True)
+    payload_file_id: Mapped[int] = mapped_column(
+        ForeignKey("payload_files.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class HostReport(Base):
@@ -329,9 +359,15 @@ class HostReport(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     cab_sha256: Mapped[str | None] = mapped_column(String(64))
+    cab_date: Mapped[datetime | None]
+    scan_duration_seconds: Mapped[float | None]
+    wuauserv_state: Mapped[str | None] = mapped_column(String(32))
     update_count: Mapped[int] = mapped_column(default=0)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # updates per status
-    error: Mapped[str | None] = mapped_column(Text)
+    # The assigned rule sets the decisions applied, ignored (and why) and did not find.
+    rule_sets: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    warnings: Mapped[list[str]] = mapped_column(default=list, server_default=text("'[]'"))
+    error: Mapped[str | None] = mapped_column(Text)  # why the scan failed
 
 
 class RuleSet(Base):

@@ -1,0 +1,164 @@
+"""``/api/v1/hosts``: hosts report their scans here and read their plans.
+
+The Ansible controller (and admins) may report and read for any host; a
+host token only for its own host. After a report is committed, the payload
+files it newly needs go to ``app.state.on_new_needs`` (a callable taking their
+ids, set by whoever fetches them; none by default), once the answer is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, status
+from sqlalchemy import exists, func, select
+
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
+from wuacache_server.api.report_schemas import HostDetail, HostPage, HostPlan, HostReportIn, HostSummary, ReportSummary
+from wuacache_server.db.models import ApiToken, Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
+from wuacache_server.security import may_act_for_host, normalise_host_name
+from wuacache_server.services.reports import ReportError, ingest_report, status_counts, stored_plan
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(
+    prefix="/hosts",
+    tags=["hosts"],
+    responses={
+        status.HTTP_401_UNAUTHORIZED: {"description": "No valid token."},
+        status.HTTP_403_FORBIDDEN: {"description": "A host token of another host, or a token without the role."},
+    },
+)
+
+
+def current_time() -> datetime:
+    """The time decisions are made at (tests override it)."""
+    return utcnow()
+
+
+def host_for_token(name: Annotated[str, Path(max_length=253, description="The host's name.")], token: TokenDep) -> str:
+    """The host the URL names, lowercase; 403 for a host token of another host.
+
+    A dependency, so that it runs before the body is read.
+    """
+    try:
+        host_name = normalise_host_name(name)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if not may_act_for_host(token, host_name):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token acts for host {token.host_name}, not {host_name}")
+    return host_name
+
+
+HostNameDep = Annotated[str, Depends(host_for_token)]
+NowDep = Annotated[datetime, Depends(current_time)]
+ReaderDep = Annotated[ApiToken, require_role(TokenRole.CONTROLLER, TokenRole.HOST)]
+
+
+def _find_host(session: SessionDep, host_name: HostNameDep) -> Host:
+    host = session.scalars(select(Host).where(Host.name == host_name)).one_or_none()
+    if host is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report was ever received for host {host_name}")
+    return host
+
+
+HostDep = Annotated[Host, Depends(_find_host)]
+
+
+@router.post(
+    "/{name}/reports",
+    responses={
+        status.HTTP_413_CONTENT_TOO_LARGE: {"description": "The report exceeds max_report_bytes."},
+        status.HTTP_422_UNPROCESSABLE_CONTENT: {"description": "The report is malformed; nothing was stored."},
+    },
+)
+def post_report(
+    report: HostReportIn,
+    host_name: HostNameDep,
+    token: ReaderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> HostPlan:
+    """Store a host's scan report, and answer with its plan: per update, a status,
+    the reason for it, and the server URLs of the files to install it with."""
+    try:
+        outcome = ingest_report(session, host_name, report, base_url=settings.base_url, now=now)
+    except ReportError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    session.commit()
+    hook = getattr(request.app.state, "on_new_needs", None)
+    if hook is not None and outcome.new_needs:
+        background.add_task(_announce_needs, hook, outcome.new_needs)
+    return outcome.plan
+
+
+def _announce_needs(hook: Callable[[Sequence[int]], object], file_ids: Sequence[int]) -> None:
+    # The report is stored whatever the hook does; the scheduled fetch catches up.
+    try:
+        hook(file_ids)
+    except Exception:
+        logger.exception("announcing %d newly needed files failed", len(file_ids))
+
+
+@router.get("")
+def list_hosts(
+    session: SessionDep,
+    token: ReaderDep,
+    name_prefix: Annotated[str | None, Query(max_length=253, description="Hosts whose name starts so.")] = None,
+    status_: Annotated[
+        HostUpdateStatus | None, Query(alias="status", description="Hosts with at least one update in this status.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HostPage:
+    """Hosts by name, with their updates per status. A host token sees its own host only."""
+    query = select(Host)
+    if token.role is TokenRole.HOST:
+        query = query.where(Host.name == token.host_name)
+    if name_prefix:
+        query = query.where(Host.name.startswith(name_prefix.lower(), autoescape=True))
+    if status_ is not None:
+        query = query.where(exists().where(HostUpdate.host_id == Host.id, HostUpdate.status == status_))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    hosts = session.scalars(query.order_by(Host.name).limit(limit).offset(offset)).all()
+    counts = status_counts(session, [host.id for host in hosts])
+    return HostPage(
+        total=total,
+        items=[HostSummary.model_validate({**_fields(host), "counts": counts[host.id]}) for host in hosts],
+    )
+
+
+@router.get("/{name}", responses={status.HTTP_404_NOT_FOUND: {"description": "No such host."}})
+def get_host(host: HostDep, token: ReaderDep, session: SessionDep) -> HostDetail:
+    """A host as its last report describes it, with that report's summary."""
+    last = session.scalars(
+        select(HostReport)
+        .where(HostReport.host_id == host.id)
+        .order_by(HostReport.received_at.desc(), HostReport.id.desc())
+        .limit(1)
+    ).first()
+    return HostDetail.model_validate(
+        {
+            **_fields(host),
+            "counts": status_counts(session, [host.id])[host.id],
+            "assignment": host.assignment,
+            "last_report": ReportSummary.model_validate(last) if last is not None else None,
+        }
+    )
+
+
+@router.get("/{name}/plan", responses={status.HTTP_404_NOT_FOUND: {"description": "No such host."}})
+def get_plan(host: HostDep, token: ReaderDep, session: SessionDep, settings: SettingsDep) -> HostPlan:
+    """The host's plan as its last successful report decided it, with whether
+    each file is on the server now."""
+    return stored_plan(session, host, base_url=settings.base_url)
+
+
+def _fields(host: Host) -> dict[str, object]:
+    return {field: getattr(host, field) for field in HostSummary.model_fields if field != "counts"}

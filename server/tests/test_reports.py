@@ -1,0 +1,613 @@
+"""Host reports through the API, built from the lab's Windows Update Agent.
+
+Each host is an emulated Windows machine that scans a generated, signed
+catalog placed on its disk; the same catalog is imported into the server's
+database. :func:`scan_report` turns the agent's search result and history into
+the report JSON, as the collection's bridge does. The oracle for files is the
+generator's model, never the server's own catalog tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy.orm import Session
+from wuacache_lab.catalog import generate_catalog
+from wuacache_lab.catalog.model import Bundle, Catalog, build_catalog
+from wuacache_lab.catalog.payloads import upstream_path
+from wuacache_lab.pki import LabCA, ensure_lab_ca
+from wuacache_lab.windows.bridge import round_trip_utc
+from wuacache_lab.windows.faults import set_host_fault
+from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.wua import Update, UpdateSearcher
+
+from wuacache_server.api.app import create_app
+from wuacache_server.api.routes.hosts import current_time
+from wuacache_server.catalog.importer import import_catalog
+from wuacache_server.config import Settings
+from wuacache_server.db.models import (
+    HostReport,
+    HostUpdate,
+    HostUpdateFile,
+    PayloadFile,
+    TokenRole,
+    queue_download,
+    utcnow,
+)
+from wuacache_server.db.engine import session_factory
+
+UPDATES = 120
+SEED = 7
+SCAN_FILE = r"C:\ProgramData\wuacache\wsusscn2.cab"
+STAGING = r"C:\ProgramData\wuacache\staging"
+BASE_URL = "http://127.0.0.1:8088"
+ALLOW_ALL = {"default_allow": True}
+
+
+@dataclass(frozen=True)
+class Lab:
+    root: Path
+    ca: LabCA
+    cab: Path
+    cab_sha256: str
+    files_dir: Path
+    model: Catalog
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    root = tmp_path_factory.mktemp("reports")
+    ca = ensure_lab_ca(root / "ca")
+    summary = generate_catalog(root / "catalog", updates=UPDATES, seed=SEED, ca=ca, fragments_per_cab=40)
+    return Lab(
+        root=root,
+        ca=ca,
+        cab=summary.cab,
+        cab_sha256=hashlib.sha256(summary.cab.read_bytes()).hexdigest(),
+        files_dir=summary.files_dir,
+        model=build_catalog(updates=UPDATES, seed=SEED),
+    )
+
+
+@pytest.fixture
+def catalog(engine: Engine, lab: Lab) -> None:
+    """The lab's catalog, imported into the server's database."""
+    assert import_catalog(engine, lab.cab).imported
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session of its own, to look at what the API stored."""
+    with session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def controller(issue_token: Callable[..., str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(TokenRole.CONTROLLER)}"}
+
+
+class LabHost:
+    """An emulated Windows host with the lab's catalog on its disk."""
+
+    def __init__(self, lab: Lab, state_dir: Path, name: str, profile: str) -> None:
+        self.lab = lab
+        self.state_dir = state_dir
+        self.windows = WindowsHost(name.upper(), state_dir, profile=profile, trusted_ca=lab.ca.ca_cert)
+        self.windows.disk.make_dirs(STAGING)
+        self.windows.disk.write(SCAN_FILE, [lab.cab.read_bytes()])
+        client = self.windows.wua()
+        self.service_id = (
+            client.create_object("Microsoft.Update.ServiceManager")
+            .AddScanPackageService("Offline Sync Service", SCAN_FILE, 1)
+            .ServiceID
+        )
+
+    @property
+    def name(self) -> str:
+        return self.windows.name.lower()
+
+    def searcher(self) -> UpdateSearcher:
+        searcher = self.windows.wua().create_object("Microsoft.Update.Session").CreateUpdateSearcher()
+        searcher.ServerSelection = 3
+        searcher.ServiceID = self.service_id
+        return searcher
+
+    def search(self) -> list[Update]:
+        return list(self.searcher().Search("IsInstalled=0 or IsInstalled=1").Updates)
+
+    def install(self, update_id: str) -> None:
+        """Stage the update's files as the bridge will, then install it."""
+        (found,) = (update for update in self.search() if update.Identity.UpdateID == update_id)
+        for child in found.BundledUpdates:
+            paths = []
+            for content in child.DownloadContents:
+                path = f"{STAGING}\\{content.DownloadUrl.rsplit('/', 1)[-1]}"
+                self.windows.disk.write(path, [upstream_path(self.lab.files_dir, content.DownloadUrl).read_bytes()])
+                paths.append(path)
+            child.CopyToCache(paths)
+        installer = self.windows.wua().create_object("Microsoft.Update.Session").CreateUpdateInstaller()
+        installer.Updates = [found]
+        installer.Install()
+
+    def report(self, assignment: dict[str, Any]) -> dict[str, Any]:
+        """What the bridge sends after a scan: the search result and the history, as JSON."""
+        searcher = self.searcher()
+        started = datetime.now(UTC)
+        found = searcher.Search("IsInstalled=0 or IsInstalled=1").Updates
+        history = searcher.QueryHistory(0, searcher.GetTotalHistoryCount())
+        profile = self.windows.profile
+        return {
+            "hostname": self.name,
+            "os": {"caption": profile.caption, "build": f"{profile.version}.{profile.ubr}", "architecture": "x64"},
+            "wua_version": self.windows.wua().create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString"),
+            "cab_sha256": self.lab.cab_sha256,
+            "cab_date": round_trip_utc(self.lab.model.published),
+            "scan_duration_seconds": (datetime.now(UTC) - started).total_seconds(),
+            "reboot_required": False,
+            "wuauserv_state": self.windows.state.wuauserv_state,
+            "assignment": assignment,
+            "updates": [_update_json(update) for update in found],
+            "history": [
+                {
+                    "operation": entry.Operation,
+                    "result_code": entry.ResultCode,
+                    "hresult": entry.HResult,
+                    "date": round_trip_utc(entry.Date),
+                    "update_id": entry.UpdateIdentity.UpdateID,
+                    "revision_number": entry.UpdateIdentity.RevisionNumber,
+                }
+                for entry in history
+            ],
+        }
+
+
+def _update_json(update: Update) -> dict[str, Any]:
+    children = [
+        {
+            "update_id": child.Identity.UpdateID,
+            "revision_number": child.Identity.RevisionNumber,
+            "download_urls": [content.DownloadUrl for content in child.DownloadContents],
+        }
+        for child in update.BundledUpdates
+    ]
+    return {
+        "update_id": update.Identity.UpdateID,
+        "revision_number": update.Identity.RevisionNumber,
+        "title": update.Title,
+        "kb_ids": list(update.KBArticleIDs),
+        "msrc_severity": update.MsrcSeverity,
+        "categories": [
+            {"id": category.CategoryID, "name": category.Name, "type": category.Type} for category in update.Categories
+        ],
+        "last_deployment_change_time": round_trip_utc(update.LastDeploymentChangeTime),
+        "is_installed": update.IsInstalled,
+        "is_hidden": update.IsHidden,
+        "is_downloaded": update.IsDownloaded,
+        "superseded_update_ids": list(update.SupersededUpdateIDs),
+        "bundled": children,
+        "download_urls": [content.DownloadUrl for content in update.DownloadContents]
+        + [url for child in children for url in child["download_urls"]],
+        "reboot_behaviour": update.InstallationBehavior.RebootBehavior,
+    }
+
+
+@pytest.fixture
+def new_host(lab: Lab, tmp_path: Path) -> Callable[..., LabHost]:
+    def make(name: str = "win10-01", profile: str = "win10-22h2") -> LabHost:
+        return LabHost(lab, tmp_path / "hosts", name, profile)
+
+    return make
+
+
+def post(client: TestClient, headers: dict[str, str], report: dict[str, Any], host: str | None = None) -> Any:
+    answer = client.post(f"/api/v1/hosts/{host or report['hostname']}/reports", headers=headers, json=report)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def by_id(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["update_id"]: entry for entry in plan["updates"]}
+
+
+def bundle(lab: Lab, update_id: str) -> Bundle:
+    (found,) = (bundle for bundle in lab.model.bundles if bundle.update_id == update_id)
+    return found
+
+
+def expected_files(lab: Lab, reported: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's files of the children the host reported, as a plan lists them."""
+    children = {child.update_id: child for child in bundle(lab, reported["update_id"]).children}
+    files = {
+        file.digest: file for child in reported["bundled"] for file in children[child["update_id"]].files
+    }.values()
+    return sorted(
+        (
+            {
+                "file_name": file.file_name,
+                "url": f"{BASE_URL}/wua/{file.file_name}",
+                "download_url": file.url,
+                "sha1": file.digest,
+                "size": file.size,
+                "available": False,
+            }
+            for file in files
+        ),
+        key=lambda file: file["file_name"],
+    )
+
+
+def pick(report: dict[str, Any], wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    return next(update for update in report["updates"] if wanted(update))
+
+
+def with_files(update: dict[str, Any]) -> bool:
+    return any(child["download_urls"] for child in update["bundled"])
+
+
+# The plan
+
+
+@pytest.mark.usefixtures("catalog")
+def test_a_report_is_answered_with_a_plan_naming_the_catalog_files(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab, db: Session
+) -> None:
+    host = new_host("WIN10-01")
+    report = host.report(ALLOW_ALL)
+    assert len(report["updates"]) >= 5
+
+    plan = post(client, controller, report)
+
+    assert plan["host"] == "win10-01"
+    assert {entry["update_id"] for entry in plan["updates"]} == {update["update_id"] for update in report["updates"]}
+    entries = by_id(plan)
+    for reported in report["updates"]:
+        entry = entries[reported["update_id"]]
+        assert entry["revision_number"] == reported["revision_number"]
+        assert entry["title"] == reported["title"]
+        assert entry["status"] == "MISSING"
+        assert entry["reason"] == "allowed by default_allow (no rule names it); files not yet on the server"
+        assert entry["allowed"] is True and entry["delayed_until"] is None
+        assert entry["files"] == expected_files(lab, reported)
+    assert plan["counts"] == {"OK": 0, "PENDING": 0, "MISSING": len(report["updates"]), "DISCARDED": 0, "ERROR": 0}
+    assert plan["warnings"] == []
+    stored = db.scalars(select(HostUpdate)).all()
+    assert {(row.update_id, row.status) for row in stored} == {(update_id, "MISSING") for update_id in entries}
+    assert db.scalar(select(func.count()).select_from(HostReport)) == 1
+
+
+@pytest.mark.usefixtures("catalog")
+def test_the_stored_plan_is_the_answer_to_the_report(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report({**ALLOW_ALL, "rule_sets": ["missing-one"]})
+
+    answer = post(client, controller, report)
+
+    assert answer["rule_sets"] == {"applied": [], "ignored": [], "unknown": ["missing-one"]}
+    assert client.get("/api/v1/hosts/win10-01/plan", headers=controller).json() == answer
+
+
+# Policy outcomes
+
+
+def create_rule_set(client: TestClient, admin_headers: dict[str, str], **rules: Any) -> None:
+    answer = client.post("/api/v1/rulesets", headers=admin_headers, json=rules)
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.usefixtures("catalog")
+def test_rule_sets_allow_and_forbid_updates_and_the_rest_follows_default_allow(
+    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report({})
+    forbidden = pick(report, lambda update: bool(update["kb_ids"]))
+    allowed = pick(report, lambda update: update is not forbidden)
+    by_kb = pick(report, lambda update: update not in (forbidden, allowed) and bool(update["kb_ids"]))
+    create_rule_set(
+        client,
+        admin_headers,
+        name="prod",
+        forbidden_kbs=forbidden["kb_ids"],
+        allowed_updates=[allowed["update_id"], forbidden["update_id"]],
+        allowed_kbs=[f"KB{by_kb['kb_ids'][0]}"],
+    )
+    report["assignment"] = {"rule_sets": ["prod"], "default_allow": False}
+
+    entries = by_id(post(client, controller, report))
+
+    assert entries[forbidden["update_id"]]["status"] == "DISCARDED"
+    assert entries[forbidden["update_id"]]["reason"] == f"forbidden by rule set 'prod' (KB{forbidden['kb_ids'][0]})"
+    assert entries[forbidden["update_id"]]["files"] == []
+    assert entries[allowed["update_id"]]["status"] == "MISSING"
+    assert entries[allowed["update_id"]]["reason"].startswith(
+        f"allowed by rule set 'prod' (UpdateID {allowed['update_id']})"
+    )
+    assert entries[by_kb["update_id"]]["status"] == "MISSING"
+    others = set(entries) - {forbidden["update_id"], allowed["update_id"], by_kb["update_id"]}
+    assert others
+    for update_id in others:
+        assert entries[update_id]["status"] == "DISCARDED"
+        assert entries[update_id]["reason"] == "no rule allows it and default_allow is false"
+        assert entries[update_id]["allowed"] is False
+
+
+@pytest.mark.usefixtures("catalog")
+def test_the_host_s_allowed_severities_select_security_updates(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report({"allowed_severities": "Critical,Important,Moderate,Low"})
+
+    entries = by_id(post(client, controller, report))
+
+    rated = {update["update_id"] for update in report["updates"] if update["msrc_severity"]}
+    assert rated and rated != set(entries)
+    for update in report["updates"]:
+        entry = entries[update["update_id"]]
+        if update["update_id"] in rated:
+            assert entry["status"] == "MISSING"
+            assert f"host assignment (severity {update['msrc_severity']})" in entry["reason"]
+        else:
+            assert entry["status"] == "DISCARDED"
+
+
+@pytest.mark.usefixtures("catalog")
+def test_install_delay_counts_from_the_last_deployment_change_in_utc(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report({**ALLOW_ALL, "install_delay": "7d"})
+    update = pick(report, with_files)
+    changed = datetime.fromisoformat(update["last_deployment_change_time"])
+
+    client.app.dependency_overrides[current_time] = lambda: changed + timedelta(days=1)  # type: ignore[attr-defined]
+    entry = by_id(post(client, controller, report))[update["update_id"]]
+    assert (entry["status"], entry["allowed"]) == ("DISCARDED", True)
+    assert datetime.fromisoformat(entry["delayed_until"]) == changed + timedelta(days=7)
+    assert "but delayed until" in entry["reason"] and "install_delay 7 days" in entry["reason"]
+    assert entry["files"] == []
+
+    client.app.dependency_overrides[current_time] = lambda: changed + timedelta(days=7)  # type: ignore[attr-defined]
+    entry = by_id(post(client, controller, report))[update["update_id"]]
+    assert (entry["status"], entry["delayed_until"]) == ("MISSING", None)
+    assert entry["files"]
+
+
+@pytest.mark.usefixtures("catalog")
+def test_rule_sets_of_a_maturity_the_host_does_not_accept_are_ignored(
+    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report({})
+    update = report["updates"][0]
+    create_rule_set(client, admin_headers, name="preprod", maturity="PREPROD", allowed_updates=[update["update_id"]])
+    create_rule_set(client, admin_headers, name="prod", maturity="PROD", forbidden_severities=["Low"])
+
+    report["assignment"] = {"rule_sets": "preprod,prod"}
+    plan = post(client, controller, report)
+    assert plan["rule_sets"]["applied"] == ["prod"]
+    assert plan["rule_sets"]["ignored"] == [
+        "rule set 'preprod' ignored: its maturity PREPROD is not among the host's maturities (PROD)"
+    ]
+    assert by_id(plan)[update["update_id"]]["status"] == "DISCARDED"
+
+    report["assignment"] = {"rule_sets": ["preprod", "prod"], "maturities": ["PREPROD"]}
+    plan = post(client, controller, report)
+    assert plan["rule_sets"]["applied"] == ["preprod"]
+    assert by_id(plan)[update["update_id"]]["status"] == "MISSING"
+
+
+@pytest.mark.usefixtures("catalog")
+def test_a_failed_last_install_is_an_error_and_its_files_stay_needed(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab
+) -> None:
+    host = new_host()
+    failing = pick(host.report({}), with_files)
+    set_host_fault(host.state_dir, host.windows.name, "install_failure", hresult=0x80073712)
+    host.install(failing["update_id"])
+
+    report = host.report(ALLOW_ALL)
+    entry = by_id(post(client, controller, report))[failing["update_id"]]
+
+    assert entry["status"] == "ERROR"
+    assert entry["reason"] == "allowed by default_allow (no rule names it), but the last install failed with 0x80073712"
+    assert entry["files"] == expected_files(lab, failing)
+
+
+@pytest.mark.usefixtures("catalog")
+def test_only_the_newest_install_attempt_counts(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    update = pick(report, with_files)
+    attempt = {"operation": 1, "update_id": update["update_id"], "revision_number": update["revision_number"]}
+    report["history"] = [
+        {**attempt, "result_code": 2, "hresult": 0, "date": "2024-03-02T10:00:00Z"},
+        {**attempt, "result_code": 4, "hresult": -2147023293, "date": "2024-03-01T10:00:00Z"},
+        {**attempt, "operation": 2, "result_code": 4, "hresult": -2147023293, "date": "2024-03-03T10:00:00Z"},
+    ]
+
+    assert by_id(post(client, controller, report))[update["update_id"]]["status"] == "MISSING"
+
+    report["history"][1]["date"] = "2024-03-02T11:00:00Z"
+    entry = by_id(post(client, controller, report))[update["update_id"]]
+    assert entry["status"] == "ERROR"
+    assert entry["reason"].endswith("the last install failed with 0x80070643")
+
+
+@pytest.mark.usefixtures("catalog")
+def test_an_installed_forbidden_update_is_ok_and_never_uninstalled(
+    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    host = new_host()
+    installed = pick(host.report({}), lambda update: bundle(host.lab, update["update_id"]).kind.name == "definition")
+    host.install(installed["update_id"])
+    create_rule_set(client, admin_headers, name="prod", forbidden_updates=[installed["update_id"]])
+
+    entry = by_id(post(client, controller, host.report({"rule_sets": ["prod"]})))[installed["update_id"]]
+
+    assert entry["status"] == "OK"
+    assert entry["reason"] == (
+        f"installed although forbidden by rule set 'prod' (UpdateID {installed['update_id']}); "
+        "wuacache never uninstalls it"
+    )
+    assert entry["files"] == []
+
+
+# Files state
+
+
+def store(db: Session, sha1s: Sequence[str]) -> None:
+    db.execute(update(PayloadFile).where(PayloadFile.sha1.in_(sha1s)).values(stored_at=utcnow()))
+    db.commit()
+
+
+def fetch(db: Session, sha1s: Sequence[str]) -> None:
+    for payload_file_id in db.scalars(select(PayloadFile.id).where(PayloadFile.sha1.in_(sha1s))):
+        queue_download(db, payload_file_id)
+    db.commit()
+
+
+@pytest.mark.usefixtures("catalog")
+def test_files_state_makes_an_allowed_update_pending_or_missing(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: Session
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    first = by_id(post(client, controller, report))
+    sha1s = {update_id: [file["sha1"] for file in entry["files"]] for update_id, entry in first.items()}
+    partly = next(update_id for update_id, digests in sha1s.items() if len(digests) >= 2)
+    available, fetching, absent = [
+        update_id for update_id, digests in sha1s.items() if digests and not set(digests) & set(sha1s[partly])
+    ][:3]
+    store(db, sha1s[available])
+    fetch(db, sha1s[fetching])
+    store(db, sha1s[partly][:1])
+    fetch(db, sha1s[partly][1:])
+
+    entries = by_id(post(client, controller, report))
+
+    assert entries[available]["status"] == "PENDING"
+    assert entries[available]["reason"].endswith("; files available on the server")
+    assert all(file["available"] for file in entries[available]["files"])
+    assert entries[fetching]["status"] == "PENDING"
+    assert entries[fetching]["reason"].endswith("; files being fetched")
+    assert not any(file["available"] for file in entries[fetching]["files"])
+    assert entries[partly]["status"] == "PENDING"
+    assert entries[partly]["reason"].endswith("; files being fetched")
+    assert [file["available"] for file in entries[partly]["files"]].count(True) == 1
+    assert entries[absent]["status"] == "MISSING"
+
+
+# What the server never trusts
+
+
+@pytest.mark.usefixtures("catalog")
+def test_download_urls_the_catalog_does_not_give_are_ignored_and_never_planned(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab, db: Session
+) -> None:
+    announced: list[Sequence[int]] = []
+    client.app.state.on_new_needs = announced.append  # type: ignore[attr-defined]
+    report = new_host().report(ALLOW_ALL)
+    update = pick(report, with_files)
+    foreign = [
+        "http://attacker.example/evil.exe",
+        "http://download.windowsupdate.com/c/msdownload/update/software/secu/2024/01/not-in-the-catalog.cab",
+    ]
+    update["bundled"][0]["download_urls"].append(foreign[0])
+    update["download_urls"].extend(foreign)
+    files_before = db.scalar(select(func.count()).select_from(PayloadFile))
+
+    answer = client.post("/api/v1/hosts/win10-01/reports", headers=controller, json=report)
+
+    assert answer.status_code == 200
+    assert not any(url in answer.text for url in foreign)
+    plan = answer.json()
+    assert by_id(plan)[update["update_id"]]["files"] == expected_files(lab, update)
+    assert plan["warnings"] == [
+        "2 download URL(s) reported for 1 update(s) are not the catalog's and are ignored: "
+        "the server only fetches the files of its verified catalog"
+    ]
+    stored = db.scalars(select(HostUpdate).where(HostUpdate.update_id == update["update_id"])).one()
+    assert stored.reported_urls == sorted(foreign)
+    assert db.scalar(select(func.count()).select_from(PayloadFile)) == files_before
+    catalog_urls = set(db.scalars(select(PayloadFile.url)))
+    (needed,) = announced
+    assert set(db.scalars(select(PayloadFile.url).where(PayloadFile.id.in_(needed)))) <= catalog_urls
+    assert not set(foreign) & catalog_urls
+
+
+@pytest.mark.usefixtures("catalog")
+def test_an_update_the_catalog_does_not_know_gets_a_status_but_no_files(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: Session
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    known = pick(report, with_files)
+    unknown = {**known, "update_id": str(uuid.uuid4()), "title": "Not in the server's catalog"}
+    unknown["bundled"] = [{**child, "update_id": str(uuid.uuid4())} for child in known["bundled"]]
+    newer_revision = {**known, "revision_number": known["revision_number"] + 1}
+    report["updates"] = [unknown, newer_revision]
+
+    plan = by_id(post(client, controller, report))
+
+    for update in (unknown, newer_revision):
+        entry = plan[update["update_id"]]
+        assert entry["status"] == "MISSING"
+        assert entry["reason"].endswith(
+            "; the server's catalog does not know this revision: the server cannot provide its files"
+        )
+        assert entry["files"] == []
+    assert db.scalar(select(func.count()).select_from(HostUpdateFile)) == 0
+
+
+@pytest.mark.usefixtures("catalog")
+def test_children_the_catalog_does_not_bundle_with_the_update_bring_no_files(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    update, other = (update for update in report["updates"] if with_files(update))
+    update["bundled"] = update["bundled"] + other["bundled"]  # a child of another bundle
+
+    entry = by_id(post(client, controller, report))[update["update_id"]]
+
+    other_files = {file["sha1"] for file in expected_files(lab, other)}
+    assert entry["files"]
+    assert not {file["sha1"] for file in entry["files"]} & other_files
+
+
+# Needs announced to the fetcher
+
+
+def ids_of(db: Session, files: Sequence[dict[str, Any]]) -> set[int]:
+    sha1s = [file["sha1"] for file in files]
+    return set(db.scalars(select(PayloadFile.id).where(PayloadFile.sha1.in_(sha1s))))
+
+
+@pytest.mark.usefixtures("catalog")
+def test_new_needs_are_announced_once_and_never_for_stored_files(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab, db: Session
+) -> None:
+    announced: list[Sequence[int]] = []
+    client.app.state.on_new_needs = announced.append  # type: ignore[attr-defined]
+    report = new_host().report(ALLOW_ALL)
+    first, second = [update for update in report["updates"] if len(expected_files(lab, update)) >= 2][:2]
+    report["updates"] = [first]
+
+    post(client, controller, report)
+    assert [set(ids) for ids in announced] == [ids_of(db, expected_files(lab, first))]
+
+    post(client, controller, report)
+    assert len(announced) == 1  # nothing new
+
+    second_files = expected_files(lab, second)
+    store(db, [second_files[0]["sha1"]])
+    report["updates"] = [first, second]
+    post(client, controller, report)
+    assert [set(ids) for ids in announced[1:]] == [ids_of(db, second_files[1:])]
