@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session, sessionmaker
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.catalog.model import Bundle, Catalog, build_catalog
 from wuacache_lab.catalog.payloads import upstream_path
@@ -35,6 +38,7 @@ from wuacache_server.api.app import create_app
 from wuacache_server.api.routes.hosts import current_time
 from wuacache_server.catalog.importer import import_catalog
 from wuacache_server.config import Settings
+from wuacache_server.db.engine import session_factory
 from wuacache_server.db.models import (
     HostReport,
     HostUpdate,
@@ -44,7 +48,6 @@ from wuacache_server.db.models import (
     queue_download,
     utcnow,
 )
-from wuacache_server.db.engine import session_factory
 
 UPDATES = 120
 SEED = 7
@@ -86,10 +89,9 @@ def catalog(engine: Engine, lab: Lab) -> None:
 
 
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Session]:
-    """A session of its own, to look at what the API stored."""
-    with session_factory(engine)() as session:
-        yield session
+def db(engine: Engine) -> sessionmaker[Session]:
+    """Sessions of the test's own, to look at and change what the API stores."""
+    return session_factory(engine)
 
 
 @pytest.fixture
@@ -150,7 +152,9 @@ class LabHost:
         return {
             "hostname": self.name,
             "os": {"caption": profile.caption, "build": f"{profile.version}.{profile.ubr}", "architecture": "x64"},
-            "wua_version": self.windows.wua().create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString"),
+            "wua_version": self.windows.wua()
+            .create_object("Microsoft.Update.AgentInfo")
+            .GetInfo("ProductVersionString"),
             "cab_sha256": self.lab.cab_sha256,
             "cab_date": round_trip_utc(self.lab.model.published),
             "scan_duration_seconds": (datetime.now(UTC) - started).total_seconds(),
@@ -228,9 +232,7 @@ def bundle(lab: Lab, update_id: str) -> Bundle:
 def expected_files(lab: Lab, reported: dict[str, Any]) -> list[dict[str, Any]]:
     """The model's files of the children the host reported, as a plan lists them."""
     children = {child.update_id: child for child in bundle(lab, reported["update_id"]).children}
-    files = {
-        file.digest: file for child in reported["bundled"] for file in children[child["update_id"]].files
-    }.values()
+    files = {file.digest: file for child in reported["bundled"] for file in children[child["update_id"]].files}.values()
     return sorted(
         (
             {
@@ -260,7 +262,11 @@ def with_files(update: dict[str, Any]) -> bool:
 
 @pytest.mark.usefixtures("catalog")
 def test_a_report_is_answered_with_a_plan_naming_the_catalog_files(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab, db: Session
+    client: TestClient,
+    controller: dict[str, str],
+    new_host: Callable[..., LabHost],
+    lab: Lab,
+    db: sessionmaker[Session],
 ) -> None:
     host = new_host("WIN10-01")
     report = host.report(ALLOW_ALL)
@@ -281,9 +287,10 @@ def test_a_report_is_answered_with_a_plan_naming_the_catalog_files(
         assert entry["files"] == expected_files(lab, reported)
     assert plan["counts"] == {"OK": 0, "PENDING": 0, "MISSING": len(report["updates"]), "DISCARDED": 0, "ERROR": 0}
     assert plan["warnings"] == []
-    stored = db.scalars(select(HostUpdate)).all()
-    assert {(row.update_id, row.status) for row in stored} == {(update_id, "MISSING") for update_id in entries}
-    assert db.scalar(select(func.count()).select_from(HostReport)) == 1
+    with db() as session:
+        stored = session.scalars(select(HostUpdate)).all()
+        assert {(row.update_id, row.status) for row in stored} == {(update_id, "MISSING") for update_id in entries}
+        assert session.scalar(select(func.count()).select_from(HostReport)) == 1
 
 
 @pytest.mark.usefixtures("catalog")
@@ -312,8 +319,10 @@ def test_rule_sets_allow_and_forbid_updates_and_the_rest_follows_default_allow(
 ) -> None:
     report = new_host().report({})
     forbidden = pick(report, lambda update: bool(update["kb_ids"]))
-    allowed = pick(report, lambda update: update is not forbidden)
-    by_kb = pick(report, lambda update: update not in (forbidden, allowed) and bool(update["kb_ids"]))
+    allowed = pick(report, lambda update: update is not forbidden and with_files(update))
+    by_kb = pick(
+        report, lambda update: update not in (forbidden, allowed) and bool(update["kb_ids"]) and with_files(update)
+    )
     create_rule_set(
         client,
         admin_headers,
@@ -387,7 +396,7 @@ def test_rule_sets_of_a_maturity_the_host_does_not_accept_are_ignored(
     client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
 ) -> None:
     report = new_host().report({})
-    update = report["updates"][0]
+    update = pick(report, with_files)
     create_rule_set(client, admin_headers, name="preprod", maturity="PREPROD", allowed_updates=[update["update_id"]])
     create_rule_set(client, admin_headers, name="prod", maturity="PROD", forbidden_severities=["Low"])
 
@@ -465,20 +474,24 @@ def test_an_installed_forbidden_update_is_ok_and_never_uninstalled(
 # Files state
 
 
-def store(db: Session, sha1s: Sequence[str]) -> None:
-    db.execute(update(PayloadFile).where(PayloadFile.sha1.in_(sha1s)).values(stored_at=utcnow()))
-    db.commit()
+def store(db: sessionmaker[Session], sha1s: Sequence[str]) -> None:
+    """Mark the files published, as the fetcher does once it verified them."""
+    with db() as session:
+        session.execute(sql_update(PayloadFile).where(PayloadFile.sha1.in_(sha1s)).values(stored_at=utcnow()))
+        session.commit()
 
 
-def fetch(db: Session, sha1s: Sequence[str]) -> None:
-    for payload_file_id in db.scalars(select(PayloadFile.id).where(PayloadFile.sha1.in_(sha1s))):
-        queue_download(db, payload_file_id)
-    db.commit()
+def fetch(db: sessionmaker[Session], sha1s: Sequence[str]) -> None:
+    """Queue a download of the files, as the fetcher does."""
+    with db() as session:
+        for payload_file_id in session.scalars(select(PayloadFile.id).where(PayloadFile.sha1.in_(sha1s))).all():
+            queue_download(session, payload_file_id)
+        session.commit()
 
 
 @pytest.mark.usefixtures("catalog")
 def test_files_state_makes_an_allowed_update_pending_or_missing(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: Session
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     first = by_id(post(client, controller, report))
@@ -511,7 +524,11 @@ def test_files_state_makes_an_allowed_update_pending_or_missing(
 
 @pytest.mark.usefixtures("catalog")
 def test_download_urls_the_catalog_does_not_give_are_ignored_and_never_planned(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab, db: Session
+    client: TestClient,
+    controller: dict[str, str],
+    new_host: Callable[..., LabHost],
+    lab: Lab,
+    db: sessionmaker[Session],
 ) -> None:
     announced: list[Sequence[int]] = []
     client.app.state.on_new_needs = announced.append  # type: ignore[attr-defined]
@@ -523,7 +540,8 @@ def test_download_urls_the_catalog_does_not_give_are_ignored_and_never_planned(
     ]
     update["bundled"][0]["download_urls"].append(foreign[0])
     update["download_urls"].extend(foreign)
-    files_before = db.scalar(select(func.count()).select_from(PayloadFile))
+    with db() as session:
+        files_before = session.scalar(select(func.count()).select_from(PayloadFile))
 
     answer = client.post("/api/v1/hosts/win10-01/reports", headers=controller, json=report)
 
@@ -535,18 +553,19 @@ def test_download_urls_the_catalog_does_not_give_are_ignored_and_never_planned(
         "2 download URL(s) reported for 1 update(s) are not the catalog's and are ignored: "
         "the server only fetches the files of its verified catalog"
     ]
-    stored = db.scalars(select(HostUpdate).where(HostUpdate.update_id == update["update_id"])).one()
-    assert stored.reported_urls == sorted(foreign)
-    assert db.scalar(select(func.count()).select_from(PayloadFile)) == files_before
-    catalog_urls = set(db.scalars(select(PayloadFile.url)))
-    (needed,) = announced
-    assert set(db.scalars(select(PayloadFile.url).where(PayloadFile.id.in_(needed)))) <= catalog_urls
-    assert not set(foreign) & catalog_urls
+    with db() as session:
+        stored = session.scalars(select(HostUpdate).where(HostUpdate.update_id == update["update_id"])).one()
+        assert stored.reported_urls == sorted(foreign)
+        assert session.scalar(select(func.count()).select_from(PayloadFile)) == files_before
+        (needed,) = announced
+        needed_urls = set(session.scalars(select(PayloadFile.url).where(PayloadFile.id.in_(needed))))
+    assert needed_urls == {file["download_url"] for entry in plan["updates"] for file in entry["files"]}
+    assert not set(foreign) & needed_urls
 
 
 @pytest.mark.usefixtures("catalog")
 def test_an_update_the_catalog_does_not_know_gets_a_status_but_no_files(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: Session
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     known = pick(report, with_files)
@@ -564,7 +583,8 @@ def test_an_update_the_catalog_does_not_know_gets_a_status_but_no_files(
             "; the server's catalog does not know this revision: the server cannot provide its files"
         )
         assert entry["files"] == []
-    assert db.scalar(select(func.count()).select_from(HostUpdateFile)) == 0
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(HostUpdateFile)) == 0
 
 
 @pytest.mark.usefixtures("catalog")
@@ -572,7 +592,7 @@ def test_children_the_catalog_does_not_bundle_with_the_update_bring_no_files(
     client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab
 ) -> None:
     report = new_host().report(ALLOW_ALL)
-    update, other = (update for update in report["updates"] if with_files(update))
+    update, other = [update for update in report["updates"] if with_files(update)][:2]
     update["bundled"] = update["bundled"] + other["bundled"]  # a child of another bundle
 
     entry = by_id(post(client, controller, report))[update["update_id"]]
@@ -585,14 +605,19 @@ def test_children_the_catalog_does_not_bundle_with_the_update_bring_no_files(
 # Needs announced to the fetcher
 
 
-def ids_of(db: Session, files: Sequence[dict[str, Any]]) -> set[int]:
+def ids_of(db: sessionmaker[Session], files: Sequence[dict[str, Any]]) -> set[int]:
     sha1s = [file["sha1"] for file in files]
-    return set(db.scalars(select(PayloadFile.id).where(PayloadFile.sha1.in_(sha1s))))
+    with db() as session:
+        return set(session.scalars(select(PayloadFile.id).where(PayloadFile.sha1.in_(sha1s))))
 
 
 @pytest.mark.usefixtures("catalog")
 def test_new_needs_are_announced_once_and_never_for_stored_files(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab, db: Session
+    client: TestClient,
+    controller: dict[str, str],
+    new_host: Callable[..., LabHost],
+    lab: Lab,
+    db: sessionmaker[Session],
 ) -> None:
     announced: list[Sequence[int]] = []
     client.app.state.on_new_needs = announced.append  # type: ignore[attr-defined]
@@ -611,3 +636,253 @@ def test_new_needs_are_announced_once_and_never_for_stored_files(
     report["updates"] = [first, second]
     post(client, controller, report)
     assert [set(ids) for ids in announced[1:]] == [ids_of(db, second_files[1:])]
+
+
+# Bad input, tokens, history
+
+
+def plan_of(client: TestClient, headers: dict[str, str], host: str = "win10-01") -> Any:
+    answer = client.get(f"/api/v1/hosts/{host}/plan", headers=headers)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def report_count(db: sessionmaker[Session]) -> int:
+    with db() as session:
+        return session.scalar(select(func.count()).select_from(HostReport)) or 0
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(report: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = report
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+
+    return change
+
+
+def _minimal_update() -> dict[str, Any]:
+    return {
+        "update_id": str(uuid.uuid4()),
+        "revision_number": 1,
+        "title": "Synthetic update",
+        "last_deployment_change_time": "2024-01-09T18:00:00Z",
+        "is_installed": False,
+    }
+
+
+MALFORMED: dict[str, Callable[[dict[str, Any]], None]] = {
+    "bad-guid": _set("updates.0.update_id", "not-a-guid"),
+    "other-host": _set("hostname", "win10-02"),
+    "listed-twice": lambda report: report["updates"].append(
+        {**report["updates"][0], "revision_number": report["updates"][0]["revision_number"] + 1}
+    ),
+    "naive-time": _set("updates.0.last_deployment_change_time", "2024-01-09T18:00:00"),
+    "no-updates": lambda report: report.pop("updates"),
+    "no-assignment": lambda report: report.pop("assignment"),
+    "assignment-typo": _set("assignment", {"default_alow": True}),
+    "bad-delay": _set("assignment", {"install_delay": "soon"}),
+    "bad-kb": _set("updates.0.kb_ids", ["not-a-kb"]),
+    "long-title": _set("updates.0.title", "x" * 1001),
+    "hresult-range": _set("error_hresult", 2**33),
+    "bad-result-code": lambda report: report["history"].append(
+        {
+            "operation": 1,
+            "result_code": 9,
+            "hresult": 0,
+            "date": "2024-03-01T00:00:00Z",
+            "update_id": report["updates"][0]["update_id"],
+            "revision_number": 1,
+        }
+    ),
+    "too-many-updates": lambda report: report.update(updates=[_minimal_update() for _ in range(5_001)]),
+    "too-many-children": _set("updates.0.bundled", [{"update_id": str(uuid.uuid4()), "revision_number": 1}] * 65),
+}
+
+
+@pytest.mark.usefixtures("catalog")
+@pytest.mark.parametrize("change", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_report_is_refused_and_changes_nothing(
+    client: TestClient,
+    controller: dict[str, str],
+    new_host: Callable[..., LabHost],
+    db: sessionmaker[Session],
+    change: Callable[[dict[str, Any]], None],
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    post(client, controller, report)
+    before = plan_of(client, controller)
+    bad = json.loads(json.dumps(report))
+    bad["assignment"] = {"install_delay": "1d"}  # would change every decision
+    change(bad)
+
+    answer = client.post("/api/v1/hosts/win10-01/reports", headers=controller, json=bad)
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"]
+    assert "Traceback" not in answer.text
+    assert plan_of(client, controller) == before
+    assert report_count(db) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"{", 422), (b"[]", 422), (b"null", 422), ("é".encode("latin-1"), 400)],
+    ids=["truncated", "array", "null", "not-utf-8"],
+)
+def test_a_body_that_is_no_report_is_refused(
+    client: TestClient, controller: dict[str, str], body: bytes, status: int
+) -> None:
+    answer = client.post(
+        "/api/v1/hosts/win10-01/reports", headers={**controller, "Content-Type": "application/json"}, content=body
+    )
+
+    assert answer.status_code == status
+    assert answer.json()["detail"]
+
+
+@pytest.mark.usefixtures("catalog")
+def test_an_oversized_report_is_refused_before_it_is_read(
+    settings: Settings,
+    engine: Engine,
+    issue_token: Callable[..., str],
+    new_host: Callable[..., LabHost],
+    db: sessionmaker[Session],
+) -> None:
+    headers = {"Authorization": f"Bearer {issue_token(TokenRole.CONTROLLER)}"}
+    report = new_host().report(ALLOW_ALL)
+    small = {**report, "updates": report["updates"][:1]}
+    limit = len(json.dumps(small)) + 100
+    assert len(json.dumps(report)) > limit
+    with TestClient(create_app(settings.model_copy(update={"max_report_bytes": limit}))) as client:
+        before = post(client, headers, small)
+
+        answer = client.post("/api/v1/hosts/win10-01/reports", headers=headers, json=report)
+
+        assert answer.status_code == 413
+        assert answer.json() == {"detail": f"the request body exceeds the limit of {limit} bytes"}
+        assert plan_of(client, headers) == before
+    assert report_count(db) == 1
+
+
+@pytest.mark.usefixtures("catalog")
+def test_a_host_token_reports_for_its_own_host_only(
+    client: TestClient, issue_token: Callable[..., str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    url = "/api/v1/hosts/win10-01/reports"
+
+    assert client.post(url, json=report).status_code == 401
+    assert client.post(url, headers={"Authorization": "Bearer wua_unknown"}, json=report).status_code == 401
+    other = client.post(
+        url, headers={"Authorization": f"Bearer {issue_token(TokenRole.HOST, 'win10-02')}"}, json=report
+    )
+    assert other.status_code == 403
+    assert other.json() == {"detail": "this token acts for host win10-02, not win10-01"}
+    assert report_count(db) == 0
+
+    own = {"Authorization": f"Bearer {issue_token(TokenRole.HOST, 'WIN10-01')}"}
+    assert client.post("/api/v1/hosts/WIN10-01/reports", headers=own, json=report).status_code == 200
+    admin = {"Authorization": f"Bearer {issue_token(TokenRole.ADMIN)}"}
+    assert client.post(url, headers=admin, json=report).status_code == 200
+    assert report_count(db) == 2
+
+
+@pytest.mark.usefixtures("catalog")
+def test_each_report_replaces_the_decisions_and_joins_the_history(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+) -> None:
+    host = new_host()
+    first = host.report(ALLOW_ALL)
+    post(client, controller, first)
+    installed = pick(first, lambda update: bundle(host.lab, update["update_id"]).kind.name == "definition")
+    host.install(installed["update_id"])
+    second = host.report(ALLOW_ALL)
+    second["updates"] = [
+        update for update in second["updates"] if update["update_id"] != first["updates"][-1]["update_id"]
+    ]
+
+    plan = post(client, controller, second)
+
+    assert plan["counts"]["OK"] == 1
+    with db() as session:
+        reports = session.scalars(select(HostReport).order_by(HostReport.id)).all()
+        assert [report.update_count for report in reports] == [len(first["updates"]), len(second["updates"])]
+        assert reports[0].counts == {
+            "OK": 0,
+            "PENDING": 0,
+            "MISSING": len(first["updates"]),
+            "DISCARDED": 0,
+            "ERROR": 0,
+        }
+        assert reports[1].counts["OK"] == 1
+        assert reports[1].cab_sha256 == host.lab.cab_sha256
+        assert reports[1].wuauserv_state == "Running"
+        decided = {row.update_id: row.status for row in session.scalars(select(HostUpdate))}
+    assert decided == {entry["update_id"]: entry["status"] for entry in plan["updates"]}
+    assert set(decided) == {update["update_id"] for update in second["updates"]}
+    assert decided[installed["update_id"]] == "OK"
+
+
+@pytest.mark.usefixtures("catalog")
+def test_reports_racing_each_other_all_land(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    bodies = [{**report, "hostname": name} for name in ("win10-01", "win10-01", "win10-02", "win10-03")]
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: dict[str, Any]) -> int:
+        barrier.wait()
+        return client.post(f"/api/v1/hosts/{body['hostname']}/reports", headers=controller, json=body).status_code
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        statuses = list(pool.map(send, bodies))
+
+    assert statuses == [200] * len(bodies)
+    assert report_count(db) == len(bodies)
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(HostUpdate)) == 3 * len(report["updates"])
+
+
+@pytest.mark.usefixtures("catalog")
+def test_a_failed_scan_is_recorded_and_the_plan_kept(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    before = post(client, controller, report)
+    failed = {**report, "updates": [], "error_hresult": 0x80247001 - 2**32}
+
+    answer = post(client, controller, failed)
+
+    assert answer["warnings"][0].startswith("the last scan failed (the scan failed with 0x80247001)")
+    assert {**answer, "warnings": answer["warnings"][1:]} == before
+    assert plan_of(client, controller) == answer
+    with db() as session:
+        latest = session.scalars(select(HostReport).order_by(HostReport.id.desc())).first()
+        assert latest is not None and latest.error == "the scan failed with 0x80247001"
+        assert session.scalar(select(func.count()).select_from(HostUpdate)) == len(report["updates"])
+
+
+@pytest.mark.usefixtures("catalog")
+def test_a_report_takes_the_same_few_statements_whatever_its_size(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    larger = {**report, "updates": report["updates"] + [_minimal_update() for _ in range(300)]}
+    statements: list[str] = []
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    # The first call records the token's use; later ones within a minute write nothing.
+    assert client.get("/api/v1/hosts", headers=controller).status_code == 200
+
+    counts = []
+    for body in (report, larger):
+        statements.clear()
+        post(client, controller, body)
+        counts.append(len(statements))
+
+    assert counts[0] == counts[1], counts
+    assert counts[0] <= 20, counts

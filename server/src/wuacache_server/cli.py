@@ -2,6 +2,9 @@
 
     wuacache-server init          # folders, a commented server.toml, the database, a first admin token
     wuacache-server serve         # the API and the files hosts download
+    wuacache-server sync-cab      # refresh the catalog from Microsoft now
+    wuacache-server fetch         # download the files hosts need now (--update ID: an update's too)
+    wuacache-server cleanup       # delete the files no host needs any more
     wuacache-server status
     wuacache-server token create ansible --role controller
 
@@ -35,6 +38,7 @@ from wuacache_server.db.engine import (
 )
 from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update, utcnow
 from wuacache_server.security import create_token, list_tokens, revoke_token
+from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
 from wuacache_server.services.cleanup import run_cleanup
 from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
 
@@ -127,6 +131,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def cmd_sync_cab(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when the catalog is current (new or unchanged), 1 when the run failed."""
+    with _database(settings) as engine:
+        try:
+            outcome = run_cab_sync(settings, session_factory(engine), force=args.force)
+        except CabSyncBusy as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 1
+    print(outcome.summary())
+    return 0 if outcome.succeeded else 1
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -271,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_command(commands, "migrate", cmd_migrate, "bring the database to the current schema")
     _add_command(commands, "serve", cmd_serve, "run the HTTP(S) server")
+    sync_cab = _add_command(
+        commands, "sync-cab", cmd_sync_cab, "download, verify and publish a new wsusscn2.cab, and import its catalog"
+    )
+    sync_cab.add_argument("--force", action="store_true", help="download the cab even if upstream reports no change")
     _add_command(commands, "status", cmd_status, "show the settings in use and the state of the database")
     fetch = _add_command(
         commands, "fetch", cmd_fetch, "download the files hosts need (and forced updates' files), then exit"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from wuacache_server.api.schemas import HostName
 from wuacache_server.db.models import HostUpdateStatus
@@ -84,7 +84,7 @@ class ReportedUpdate(_Reported):
     superseded_update_ids: list[Guid] = Field(default=[], max_length=MAX_SUPERSEDED)
     bundled: list[ReportedChild] = Field(default=[], max_length=MAX_CHILDREN)
     download_urls: list[Url] = Field(default=[], max_length=MAX_URLS)
-    reboot_behaviour: Token | int | None = None
+    reboot_behaviour: Token | StrictInt | None = None
 
 
 class HistoryEntry(_Reported):
@@ -114,7 +114,7 @@ class AssignmentBody(BaseModel):
     rule_sets: Annotated[list[RuleEntry], Field(max_length=100)] | CommaSeparated = []
     default_allow: bool = Field(default=False, description="What an update that no rule names follows.")
     allowed_severities: Annotated[list[Token], Field(max_length=16)] | CommaSeparated = []
-    install_delay: Token | int | None = Field(
+    install_delay: Token | StrictInt | None = Field(
         default=None,
         description="From LastDeploymentChangeTime: a number of days, or 30m, 12h, 7d, 2w.",
         examples=["7d"],
@@ -130,7 +130,7 @@ class HostReportIn(_Reported):
     """A host's scan report: who scanned, with which catalog, and what WUA returned."""
 
     hostname: HostName = Field(description="The host's name: the one in the URL.")
-    os: ReportedOs = ReportedOs()
+    os: ReportedOs = Field(default_factory=ReportedOs)
     wua_version: Token | None = None
     cab_sha256: Sha256Hex | None = Field(default=None, description="Hex SHA-256 of the wsusscn2.cab scanned with.")
     cab_date: AwareDatetime | None = None
@@ -240,8 +240,8 @@ class RuleSetBody(BaseModel):
     maturity: str | None = Field(default=None, max_length=32, examples=["PROD"])
     allowed_updates: list[RuleEntry] = Field(default=[], max_length=10_000)
     forbidden_updates: list[RuleEntry] = Field(default=[], max_length=10_000)
-    allowed_kbs: list[Token | int] = Field(default=[], max_length=10_000)
-    forbidden_kbs: list[Token | int] = Field(default=[], max_length=10_000)
+    allowed_kbs: list[Token | StrictInt] = Field(default=[], max_length=10_000)
+    forbidden_kbs: list[Token | StrictInt] = Field(default=[], max_length=10_000)
     allowed_products: list[RuleEntry] = Field(default=[], max_length=1_000)
     forbidden_products: list[RuleEntry] = Field(default=[], max_length=1_000)
     allowed_classifications: list[RuleEntry] = Field(default=[], max_length=1_000)

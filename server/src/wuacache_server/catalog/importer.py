@@ -29,9 +29,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -40,7 +40,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Insert,
     Integer,
     MetaData,
     Select,
@@ -74,6 +73,7 @@ from wuacache_server.catalog.records import (
 from wuacache_server.db.models import (
     ACTIVE_DOWNLOAD_STATUSES,
     GUID,
+    Base,
     BundleMember,
     CatalogVersion,
     Category,
@@ -94,7 +94,7 @@ PROGRESS_LOG_INTERVAL = 5.0  # seconds
 # Serialises merges on PostgreSQL (SQLite serialises every writer anyway).
 _MERGE_LOCK_KEY = 0x5755_4143_4154  # "WUACAT"
 _CATEGORY_TYPES = frozenset(CategoryType)
-_CATEGORY_NAME_LENGTH = Category.__table__.c.name.type.length
+_CATEGORY_NAME_LENGTH = 255  # of the categories.name column
 
 
 class CatalogImportConflict(Exception):
@@ -165,16 +165,17 @@ def import_catalog(
     started = time.monotonic()
     sha256 = sha256_hex(cab_path)
     with engine.connect() as connection:
+        current = connection.execute(
+            select(CatalogVersion.id, CatalogVersion.sha256, CatalogVersion.fragment_cabs)
+            .order_by(*_LATEST_FIRST)
+            .limit(1)
+        ).first()
+    if current is not None and current.sha256 == sha256:
+        logger.info("catalog %s is the one the database holds: nothing to import", sha256[:12])
+        return CatalogImport(catalog_version_id=current.id, sha256=sha256, imported=False)
+
+    with engine.connect() as connection:
         try:
-            with connection.begin():
-                current = connection.execute(
-                    select(CatalogVersion.id, CatalogVersion.sha256, CatalogVersion.fragment_cabs)
-                    .order_by(*_LATEST_FIRST)
-                    .limit(1)
-                ).first()
-            if current is not None and current.sha256 == sha256:
-                logger.info("catalog %s is the one the database holds: nothing to import", sha256[:12])
-                return CatalogImport(catalog_version_id=current.id, sha256=sha256, imported=False)
             with connection.begin():
                 _staging.create_all(connection, checkfirst=False)
             sink = _StagingSink(connection)
@@ -273,7 +274,6 @@ class _StagingSink:
         self.connection = connection
         self.updates = 0
         self.payload_files = 0
-        self.untyped_categories = 0
         self._next_log = time.monotonic() + PROGRESS_LOG_INTERVAL
 
     def add_updates(self, records: list[UpdateRecord]) -> None:
@@ -293,36 +293,16 @@ class _StagingSink:
             if record.category_type in _CATEGORY_TYPES
         ]
         if len(rows) < len(records):
-            # Not one of the types the server knows (nor hosts report): a
-            # category update like any other, but no category row.
-            self.untyped_categories += len(records) - len(rows)
+            # A category update like any other, but no category row: its
+            # type is none the server (or a host's report) knows.
             logger.warning("ignored %d categories of an unknown type", len(records) - len(rows))
         self._insert(_staged_categories, rows)
 
     def add_bundle_members(self, records: list[BundleMemberRecord]) -> None:
-        self._insert(
-            _staged_bundle_members,
-            [
-                {
-                    "bundle_revision_id": record.bundle_revision_id,
-                    "child_revision_id": record.child_revision_id,
-                    "position": record.position,
-                }
-                for record in records
-            ],
-        )
+        self._insert(_staged_bundle_members, [asdict(record) for record in records])
 
     def add_supersedences(self, records: list[SupersedenceRecord]) -> None:
-        self._insert(
-            _staged_supersedence,
-            [
-                {
-                    "superseded_revision_id": record.superseded_revision_id,
-                    "superseding_revision_id": record.superseding_revision_id,
-                }
-                for record in records
-            ],
-        )
+        self._insert(_staged_supersedence, [asdict(record) for record in records])
 
     def add_child_files(self, records: list[ChildFileRecord]) -> None:
         self._insert(
@@ -377,6 +357,10 @@ def _payload_file_row(record: PayloadFileRecord) -> dict[str, Any]:
     }
 
 
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
 def _category_name(record: CategoryRecord) -> str | None:
     return record.name[:_CATEGORY_NAME_LENGTH] or None
 
@@ -396,11 +380,7 @@ class _Merge:
     def run(self, started: float) -> CatalogImport:
         version_id = self._record_version()
         self._check_previous_version(version_id)
-        if self.postgresql:
-            # Autovacuum never sees temporary tables: without statistics the
-            # planner would guess their sizes.
-            for table in _staging.sorted_tables:
-                self.connection.execute(text(f"ANALYZE {table.name}"))
+        self._analyze_staging()
         updates_added, updates_changed, updates_removed = self._merge_updates(version_id)
         self._merge_categories()
         files_added, files_removed, files_kept = self._merge_payload_files()
@@ -449,12 +429,13 @@ class _Merge:
         return written
 
     def _record_version(self) -> int:
-        # The merge's first statement writes: on SQLite it takes the write
-        # lock before anything is read, so nothing read can go stale.
+        # Merges take turns: PostgreSQL through a lock; on SQLite this first
+        # statement writes, which takes the database's write lock before
+        # anything is read, so nothing read can go stale.
         if self.postgresql:
             self.connection.execute(select(func.pg_advisory_xact_lock(_MERGE_LOCK_KEY)))
         info = self.parsed.info
-        statement = self._upsert(CatalogVersion.__table__).values(
+        statement = self._upsert(_table(CatalogVersion)).values(
             sha256=info.sha256,
             package_id=info.package_id,
             package_version=info.package_version or "",
@@ -479,15 +460,24 @@ class _Merge:
                 "another import changed the catalog while this one was being read; run the import again"
             )
 
+    def _analyze_staging(self) -> None:
+        # Autovacuum never sees temporary tables: without statistics,
+        # PostgreSQL's planner would guess their sizes.
+        if self.postgresql:
+            for table in _staging.sorted_tables:
+                self.connection.execute(text(f"ANALYZE {table.name}"))
+
     def _count(self, query: Select[Any]) -> int:
         return self.connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
 
     def _merge_updates(self, version_id: int) -> tuple[int, int, int]:
-        updates, staged = Update.__table__, _staged_updates
+        updates, staged = _table(Update), _staged_updates
         removed = self.connection.execute(
             delete(updates).where(updates.c.revision_id.not_in(select(staged.c.revision_id)))
         ).rowcount
-        added = self._count(select(staged.c.revision_id).where(staged.c.revision_id.not_in(select(updates.c.revision_id))))
+        added = self._count(
+            select(staged.c.revision_id).where(staged.c.revision_id.not_in(select(updates.c.revision_id)))
+        )
 
         stored = updates.alias("stored")
         # The stored value where the revision's fragments were not read.
@@ -500,20 +490,17 @@ class _Merge:
 
         copied = [column.name for column in staged.c if column.name != "fragments_read"]
         superseded = exists().where(_staged_supersedence.c.superseded_revision_id == staged.c.revision_id)
-        query = (
-            select(
-                *(value(name).label(name) for name in copied),
-                superseded.label("is_superseded"),
-                literal(version_id).label("catalog_version_id"),
-            )
-            .select_from(staged.outerjoin(stored, stored.c.revision_id == staged.c.revision_id))
-        )
+        query = select(
+            *(value(name).label(name) for name in copied),
+            superseded.label("is_superseded"),
+            literal(version_id).label("catalog_version_id"),
+        ).select_from(staged.outerjoin(stored, stored.c.revision_id == staged.c.revision_id))
         # The version that first listed a revision stays.
         written = self._upsert_changed(updates, query, ["revision_id"], insert_only=("catalog_version_id",))
         return added, written - added, removed
 
     def _merge_categories(self) -> None:
-        categories, staged = Category.__table__, _staged_categories
+        categories, staged = _table(Category), _staged_categories
         # Categories of skipped fragment cabs are not staged: only a category
         # whose update left the catalog goes.
         self.connection.execute(
@@ -522,7 +509,7 @@ class _Merge:
         self._upsert_changed(categories, select(staged), ["update_id"])
 
     def _merge_payload_files(self) -> tuple[int, int, int]:
-        files, staged = PayloadFile.__table__, _staged_payload_files
+        files, staged = _table(PayloadFile), _staged_payload_files
         left_catalog = files.c.sha1.not_in(select(staged.c.sha1))
         downloading = select(DownloadTask.payload_file_id).where(DownloadTask.status.in_(ACTIVE_DOWNLOAD_STATUSES))
         removed = self.connection.execute(
@@ -536,24 +523,21 @@ class _Merge:
         file_name = case(
             (or_(keep_described, stored.c.stored_at.is_not(None)), stored.c.file_name), else_=staged.c.file_name
         )
-        query = (
-            select(
-                staged.c.sha1,
-                staged.c.url,
-                file_name.label("file_name"),
-                case((keep_described, stored.c.size), else_=staged.c.size).label("size"),
-                case((keep_described, stored.c.sha256), else_=staged.c.sha256).label("sha256"),
-            )
-            .select_from(staged.outerjoin(stored, stored.c.sha1 == staged.c.sha1))
-        )
+        query = select(
+            staged.c.sha1,
+            staged.c.url,
+            file_name.label("file_name"),
+            case((keep_described, stored.c.size), else_=staged.c.size).label("size"),
+            case((keep_described, stored.c.sha256), else_=staged.c.sha256).label("sha256"),
+        ).select_from(staged.outerjoin(stored, stored.c.sha1 == staged.c.sha1))
         self._upsert_changed(files, query, ["sha1"])
         return added, removed, kept
 
     def _merge_supersedence(self) -> None:
-        self._replace(Supersedence.__table__, _staged_supersedence)
+        self._replace(_table(Supersedence), _staged_supersedence)
 
     def _merge_bundle_members(self) -> None:
-        members, staged = BundleMember.__table__, _staged_bundle_members
+        members, staged = _table(BundleMember), _staged_bundle_members
         # Bundles of skipped fragment cabs keep the members stored for them.
         read_bundles = select(_staged_updates.c.revision_id).where(_staged_updates.c.fragments_read)
         self.connection.execute(
@@ -568,7 +552,7 @@ class _Merge:
         self._upsert_changed(members, select(staged), ["bundle_revision_id", "child_revision_id"])
 
     def _merge_child_files(self) -> None:
-        links, staged, files = ChildFile.__table__, _staged_child_files, PayloadFile.__table__
+        links, staged, files = _table(ChildFile), _staged_child_files, _table(PayloadFile)
         current = select(staged.c.child_revision_id, files.c.id.label("payload_file_id")).join(
             files, files.c.sha1 == staged.c.sha1
         )
@@ -584,4 +568,3 @@ class _Merge:
         self.connection.execute(delete(table).where(~exists().where(*same_row(wanted, table))))
         missing = select(*(wanted.c[name] for name in names)).where(~exists().where(*same_row(table, wanted)))
         self.connection.execute(table.insert().from_select(names, missing))
-

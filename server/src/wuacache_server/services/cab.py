@@ -40,7 +40,7 @@ from wuacache_server.db.models import CabSyncReason, CabSyncRun, CabSyncStatus, 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "cab-sync.lock"
-_ETAG_LENGTH = CabSyncRun.__table__.c.etag.type.length
+_ETAG_LENGTH = 255  # of the cab_sync_runs.etag column
 
 
 class CabSyncBusy(Exception):
@@ -73,9 +73,7 @@ class CabSyncOutcome:
         return line
 
 
-def start_cab_sync(
-    settings: Settings, session_factory: sessionmaker[Session], *, force: bool = False
-) -> CabSyncJob:
+def start_cab_sync(settings: Settings, session_factory: sessionmaker[Session], *, force: bool = False) -> CabSyncJob:
     """Take the sync lock and record a running run; :meth:`CabSyncJob.run` carries it out.
 
     Raises:

@@ -10,8 +10,10 @@ created, the next time its file is needed: its ``attempts`` keep counting and
 its ``error`` stays readable until it succeeds.
 
 When a file is published, ``payload_files.stored_at`` records it, and every
-host update whose files are now all on the server moves from MISSING to
-PENDING, its reason rewritten in :func:`wuacache_server.policy.decide`'s words.
+host update whose files are now all on the server becomes PENDING with its
+files available; when a download fails, the host updates PENDING because
+their files were being fetched become MISSING. Their reasons are rewritten in
+:func:`wuacache_server.policy.decide`'s words.
 
 One process fetches into a repository at a time: the service holds a lock on
 it while it runs. Tasks it finds waiting or running when it starts were
@@ -31,7 +33,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import CursorResult, and_, func, insert, or_, select, union, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, insert, or_, select, union, update
 from sqlalchemy import Update as UpdateStatement
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,8 +64,8 @@ CHUNK_SIZE = 1000  # ids per statement, well below every backend's parameter lim
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between two progress writes of one task
 MAX_ERROR_LENGTH = 2000
 
-# How policy.decide says where an allowed update's files stand: a MISSING
-# host update's reason ends with FILES_ABSENT (before "; hidden on the host").
+# How policy.decide says where an allowed, needed update's files stand, at the
+# end of its reason (before "; hidden on the host"); the tests hold them in step.
 FILES_ABSENT = "; files not yet on the server"
 FILES_FETCHING = "; files being fetched"
 FILES_AVAILABLE = "; files available on the server"
@@ -93,28 +95,26 @@ class FetchSummary:
 
     completed: int
     bytes_done: int  # of the completed files
-    failed: tuple[tuple[str, str], ...]  # (file name, error)
-    unfinished: int  # still waiting or running
+    failed: tuple[tuple[str, str], ...]  # (file name, error) of the tasks that failed or were canceled
 
 
 def summarize(session: Session, task_ids: Sequence[int]) -> FetchSummary:
-    completed = bytes_done = unfinished = 0
+    """How the finished tasks among ``task_ids`` ended."""
+    completed = bytes_done = 0
     failed = []
     for chunk in _chunks(sorted(task_ids)):
         rows = session.execute(
             select(DownloadTask.status, DownloadTask.bytes_done, DownloadTask.error, PayloadFile.file_name)
             .join(PayloadFile, PayloadFile.id == DownloadTask.payload_file_id)
-            .where(DownloadTask.id.in_(chunk))
+            .where(DownloadTask.id.in_(chunk), DownloadTask.status.not_in(ACTIVE_DOWNLOAD_STATUSES))
         )
         for status, done, error, file_name in rows:
             if status == DownloadTaskStatus.COMPLETED:
                 completed += 1
                 bytes_done += done
-            elif status in ACTIVE_DOWNLOAD_STATUSES:
-                unfinished += 1
             else:
                 failed.append((file_name, error or str(status)))
-    return FetchSummary(completed=completed, bytes_done=bytes_done, failed=tuple(failed), unfinished=unfinished)
+    return FetchSummary(completed=completed, bytes_done=bytes_done, failed=tuple(failed))
 
 
 class FetchService:
@@ -141,6 +141,9 @@ class FetchService:
         self._stopping = False
         self._queue_lock = threading.Lock()  # one queueing at a time: tasks are read, then written
         self._state_lock = threading.Lock()
+        # One completion at a time: two files of one update completing in
+        # concurrent transactions would each see the other still absent.
+        self._completion_lock = threading.Lock()
         self._handles: dict[int, FetchHandle] = {}  # by task id, until finished
         self._progress_written: dict[str, float] = {}  # running jobs by key: when progress was last written
 
@@ -164,6 +167,16 @@ class FetchService:
             proxy=settings.http_proxy,
             on_change=self._on_change,
         )
+        try:
+            left = self._resume()
+        except BaseException:
+            self.close()
+            raise
+        if left:
+            logger.info("Resuming %d download(s) left by the previous run", len(left))
+        return left
+
+    def _resume(self) -> list[int]:
         with self._queue_lock:
             with self._sessions.begin() as session:
                 # A crash left these running; they run again from the queue.
@@ -173,14 +186,12 @@ class FetchService:
                     .values(status=DownloadTaskStatus.WAITING)
                     .execution_options(synchronize_session=False)
                 )
-                left = session.scalars(
-                    select(DownloadTask.id).where(DownloadTask.status == DownloadTaskStatus.WAITING)
-                ).all()
+                left = list(
+                    session.scalars(select(DownloadTask.id).where(DownloadTask.status == DownloadTaskStatus.WAITING))
+                )
                 jobs = _jobs_of(session, left)
             self._submit(jobs)
-        if left:
-            logger.info("Resuming %d download(s) left by the previous run", len(left))
-        return list(left)
+        return left
 
     def close(self) -> None:
         """Stop: running downloads keep their partial files, their tasks wait for the next start."""
@@ -330,8 +341,12 @@ class FetchService:
         elif state == FetchState.COMPLETED:
             self._write_completed(job, handle)
         elif state == FetchState.CANCELED and self._stopping:
-            # Stopped with the service, not canceled: the next start resumes it.
-            self._write_finished(job, DownloadTaskStatus.WAITING, bytes_done=handle.bytes_done or None)
+            # Stopped with the service, not canceled: the next start resumes
+            # it. One that never ran is still waiting as written.
+            with self._state_lock:
+                ran = self._progress_written.pop(job.key, None) is not None
+            if ran:
+                self._write_finished(job, DownloadTaskStatus.WAITING, bytes_done=handle.bytes_done or None)
         else:
             status = DownloadTaskStatus.FAILED if state == FetchState.FAILED else DownloadTaskStatus.CANCELED
             error = str(handle.error or state)[:MAX_ERROR_LENGTH]
@@ -359,7 +374,7 @@ class FetchService:
             self._progress_written.pop(job.key, None)
         now = utcnow()
         size = handle.bytes_done
-        with self._sessions.begin() as session:
+        with self._completion_lock, self._sessions.begin() as session:
             session.execute(
                 _update_current_task(
                     job.key,
@@ -401,6 +416,8 @@ class FetchService:
             values["bytes_done"] = bytes_done
         with self._sessions.begin() as session:
             session.execute(_update_current_task(job.key, values))
+            if status != DownloadTaskStatus.WAITING:
+                _demote_host_updates(session, job.key, utcnow())
 
 
 def _chunks(items: Sequence[T]) -> Iterator[list[T]]:
@@ -522,10 +539,15 @@ def _files_of_latest_revisions(session: Session, update_ids: list[str]) -> list[
     return found
 
 
+def _its_files() -> ColumnElement[bool]:
+    """Correlates host_update_files with the host_updates row being updated."""
+    return and_(HostUpdateFile.host_id == HostUpdate.host_id, HostUpdateFile.update_id == HostUpdate.update_id)
+
+
 def _promote_host_updates(session: Session, file_id: int, now: datetime) -> int:
     """MISSING → PENDING for the host updates that need ``file_id`` and now have all their files."""
     this_file = HostUpdateFile.payload_file_id == file_id
-    its_files = and_(HostUpdateFile.host_id == HostUpdate.host_id, HostUpdateFile.update_id == HostUpdate.update_id)
+    its_files = _its_files()
     a_file_absent = (
         select(HostUpdateFile.payload_file_id)
         .join(PayloadFile, PayloadFile.id == HostUpdateFile.payload_file_id)
@@ -551,3 +573,23 @@ def _promote_host_updates(session: Session, file_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def _demote_host_updates(session: Session, key: str, now: datetime) -> None:
+    """PENDING → MISSING for the host updates whose files were "being fetched" and
+    include the file whose download just failed: they are not on their way any more."""
+    this_file = HostUpdateFile.payload_file_id.in_(select(PayloadFile.id).where(PayloadFile.sha1 == key))
+    session.execute(
+        update(HostUpdate)
+        .where(
+            HostUpdate.status == HostUpdateStatus.PENDING,
+            HostUpdate.reason.contains(FILES_FETCHING, autoescape=True),
+            select(HostUpdateFile.payload_file_id).where(_its_files(), this_file).exists(),
+        )
+        .values(
+            status=HostUpdateStatus.MISSING,
+            reason=func.replace(HostUpdate.reason, FILES_FETCHING, FILES_ABSENT),
+            decided_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )

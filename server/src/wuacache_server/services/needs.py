@@ -144,7 +144,8 @@ def _owned_files(session: Session, revision_ids: Sequence[int]) -> defaultdict[i
             .join(PayloadFile, PayloadFile.id == ChildFile.payload_file_id)
             .where(ChildFile.child_revision_id.in_(chunk))
         )
-        for revision, file in _with_state(session, session.execute(query).tuples().all()):
+        rows = [(revision, file) for revision, file in session.execute(query)]
+        for revision, file in _with_state(session, rows):
             files[revision].append(file)
     return files
 
@@ -158,7 +159,8 @@ def files_for_host(session: Session, host_id: int) -> dict[str, tuple[CatalogFil
         .order_by(HostUpdateFile.update_id, PayloadFile.file_name)
     )
     files: defaultdict[str, list[CatalogFile]] = defaultdict(list)
-    for update_id, file in _with_state(session, session.execute(query).tuples().all()):
+    rows = [(update_id, file) for update_id, file in session.execute(query)]
+    for update_id, file in _with_state(session, rows):
         files[update_id].append(file)
     return {update_id: tuple(update_files) for update_id, update_files in files.items()}
 

@@ -11,13 +11,13 @@ whatever the number of updates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Insert, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ INSTALLATION = 1  # IUpdateHistoryEntry.Operation
 # OperationResultCode SucceededWithErrors, Failed and Aborted: WAPT's ERROR.
 FAILED_RESULT_CODES = frozenset({3, 4, 5})
 RULE_SET_FIELDS = tuple(field.name for field in fields(policy.RuleSet))
+NOT_IN_CATALOG = "the server's catalog does not know this revision: the server cannot provide its files"
 
 
 class ReportError(ValueError):
@@ -54,16 +55,13 @@ class ReportOutcome:
     """Payload files this report needs that the host did not need before and the server does not hold."""
 
 
-def load_rule_sets(session: Session, names: Iterable[str] | None = None) -> dict[str, policy.RuleSet]:
-    """The stored rule sets named ``names`` (every one when None), by name."""
-    query = select(RuleSet)
-    if names is not None:
-        query = query.where(RuleSet.name.in_(list(names)))
-    return {record.name: policy_rule_set(record) for record in session.scalars(query)}
-
-
-def policy_rule_set(record: RuleSet) -> policy.RuleSet:
-    return policy.RuleSet.from_dict({field: getattr(record, field) for field in RULE_SET_FIELDS})
+def load_rule_sets(session: Session, names: Iterable[str]) -> dict[str, policy.RuleSet]:
+    """The stored rule sets among ``names``, by name, as the policy reads them."""
+    records = session.scalars(select(RuleSet).where(RuleSet.name.in_(list(names))))
+    return {
+        record.name: policy.RuleSet.from_dict({field: getattr(record, field) for field in RULE_SET_FIELDS})
+        for record in records
+    }
 
 
 def ingest_report(
@@ -85,95 +83,31 @@ def ingest_report(
         raise ReportError(f"the report is for host {report.hostname!r}, not {host_name!r} as the URL says")
     if report.error_hresult is not None:
         return _record_failed_scan(session, host_name, report, base_url=base_url, now=now)
-
-    seen: set[str] = set()
-    for update in report.updates:
-        if update.update_id in seen:
-            raise ReportError(f"update {update.update_id} is listed twice")
-        seen.add(update.update_id)
-    try:
-        assignment = policy.Assignment.from_dict(report.assignment.to_dict())
-    except policy.PolicyError as exc:
-        raise ReportError(f"assignment: {exc}") from None
-    rule_sets = load_rule_sets(session, assignment.rule_sets)
-    matches = match_catalog(
-        session,
-        {
-            (update.update_id, update.revision_number): [
-                (child.update_id, child.revision_number) for child in update.bundled
-            ]
-            for update in report.updates
-        },
-    )
-    installs = _last_installs(report.history)
-    facts = [_facts(update, matches[_identity(update)], installs.get(update.update_id)) for update in report.updates]
-    decided = policy.plan(facts, assignment, rule_sets, now)
-
+    # Writing first takes the lock before anything is read: two reports of a host
+    # (on SQLite, any two reports) then run one after the other, each on fresh data.
     host_id = _upsert_host(
         session, host_name, report, now, cab_sha256=report.cab_sha256, assignment=report.assignment.to_dict()
     )
+    decided, rules = _decide(session, report, now)
     previous_needs = set(
         session.scalars(select(HostUpdateFile.payload_file_id).where(HostUpdateFile.host_id == host_id))
     )
     session.execute(delete(HostUpdateFile).where(HostUpdateFile.host_id == host_id))
     session.execute(delete(HostUpdate).where(HostUpdate.host_id == host_id))
+    _insert(session, HostUpdate, [{**item.row(), "host_id": host_id, "decided_at": now} for item in decided])
+    _insert(
+        session,
+        HostUpdateFile,
+        [
+            {"host_id": host_id, "update_id": item.update.update_id, "payload_file_id": file.id}
+            for item in decided
+            for file in item.files
+        ],
+    )
 
-    rows: list[dict[str, Any]] = []
-    needs: list[dict[str, Any]] = []
-    entries: list[PlanUpdate] = []
-    ignored_urls = ignoring_updates = 0
-    for update in report.updates:
-        match = matches[_identity(update)]
-        decision = decided.decisions[_identity(update)]
-        status = HostUpdateStatus(decision.status)
-        reason = decision.reason
-        needed = status in NEEDING_STATUSES
-        if needed and not match.known:
-            reason += "; the server's catalog does not know this revision: the server cannot provide its files"
-        catalog_urls = {file.download_url for file in match.files}
-        reported = set(update.download_urls).union(*(child.download_urls for child in update.bundled))
-        unknown_urls = sorted(reported - catalog_urls)
-        if unknown_urls:
-            ignored_urls += len(unknown_urls)
-            ignoring_updates += 1
-        failure = installs.get(update.update_id)
-        rows.append(
-            {
-                "host_id": host_id,
-                "update_id": update.update_id,
-                "revision_number": update.revision_number,
-                "title": update.title,
-                "is_installed": update.is_installed,
-                "is_hidden": update.is_hidden,
-                "is_downloaded": update.is_downloaded,
-                "last_result_code": failure.result_code if failure else None,
-                "last_hresult": failure.hresult & 0xFFFFFFFF if failure else None,
-                "status": status,
-                "reason": reason,
-                "allowed": decision.allowed,
-                "delayed_until": decision.delayed_until,
-                "reported_urls": unknown_urls,
-                "decided_at": now,
-            }
-        )
-        files = match.files if needed else ()
-        needs.extend({"host_id": host_id, "update_id": update.update_id, "payload_file_id": file.id} for file in files)
-        entries.append(_plan_update(rows[-1], files, base_url))
-    _insert(session, HostUpdate, rows)
-    _insert(session, HostUpdateFile, needs)
-
-    warnings = []
-    if ignored_urls:
-        warnings.append(
-            f"{ignored_urls} download URL(s) reported for {ignoring_updates} update(s) are not the catalog's "
-            "and are ignored: the server only fetches the files of its verified catalog"
-        )
-    counts = {status.value: count for status, count in decided.counts.items()}
-    rule_notes = {
-        "applied": list(decided.rules.applied),
-        "ignored": list(decided.rules.ignored),
-        "unknown": list(decided.rules.unknown),
-    }
+    counts = _counts(item.status for item in decided)
+    rule_notes = {"applied": list(rules.applied), "ignored": list(rules.ignored), "unknown": list(rules.unknown)}
+    warnings = _url_warnings(decided)
     session.add(
         HostReport(
             host_id=host_id,
@@ -182,50 +116,53 @@ def ingest_report(
             cab_date=report.cab_date,
             scan_duration_seconds=report.scan_duration_seconds,
             wuauserv_state=report.wuauserv_state,
-            update_count=len(report.updates),
-            counts=counts,
+            update_count=len(decided),
+            counts={status.value: count for status, count in counts.items()},
             rule_sets=rule_notes,
             warnings=warnings,
         )
     )
     session.flush()
 
-    stored = {file.id for match in matches.values() for file in match.files if file.stored}
-    new_needs = tuple(sorted({row["payload_file_id"] for row in needs} - previous_needs - stored))
+    needed = {file.id: file for item in decided for file in item.files}
+    new_needs = tuple(
+        sorted(file_id for file_id, file in needed.items() if file_id not in previous_needs and not file.stored)
+    )
     logger.info(
-        "report of host %s: %d updates (%s), %d files needed, %d newly and not stored, %d unknown URLs ignored",
+        "report of host %s: %d updates (%s); %d files needed, %d of them newly and not stored",
         host_name,
-        len(report.updates),
-        ", ".join(f"{count} {status}" for status, count in counts.items() if count),
-        len({row["payload_file_id"] for row in needs}),
+        len(decided),
+        ", ".join(f"{count} {status}" for status, count in counts.items() if count) or "none",
+        len(needed),
         len(new_needs),
-        ignored_urls,
     )
     plan = HostPlan(
         host=host_name,
         decided_at=now,
-        counts={HostUpdateStatus(status): count for status, count in decided.counts.items()},
+        counts=counts,
         rule_sets=PlanRuleSets.model_validate(rule_notes),
         warnings=warnings,
-        updates=sorted(entries, key=_plan_order),
+        updates=_ordered(_plan_update(item.row(), item.files, base_url) for item in decided),
     )
     return ReportOutcome(plan=plan, new_needs=new_needs)
 
 
 def stored_plan(session: Session, host: Host, *, base_url: str) -> HostPlan:
     """The host's plan as its last successful report decided it, with the files' state now."""
-    query = select(HostReport).where(HostReport.host_id == host.id)
-    latest = session.scalars(query.order_by(HostReport.received_at.desc(), HostReport.id.desc()).limit(1)).first()
+    reports = select(HostReport).where(HostReport.host_id == host.id)
+    newest_first = (HostReport.received_at.desc(), HostReport.id.desc())
+    latest = session.scalars(reports.order_by(*newest_first).limit(1)).first()
     decided = latest
     if latest is not None and latest.error is not None:
-        decided = session.scalars(
-            query.where(HostReport.error.is_(None))
-            .order_by(HostReport.received_at.desc(), HostReport.id.desc())
-            .limit(1)
-        ).first()
+        decided = session.scalars(reports.where(HostReport.error.is_(None)).order_by(*newest_first).limit(1)).first()
     files = files_for_host(session, host.id)
     records = session.scalars(select(HostUpdate).where(HostUpdate.host_id == host.id))
-    entries = [_plan_update(_columns(record), files.get(record.update_id, ()), base_url) for record in records]
+    entries = [
+        _plan_update(
+            {column: getattr(record, column) for column in _PLAN_COLUMNS}, files.get(record.update_id, ()), base_url
+        )
+        for record in records
+    ]
     warnings = list(decided.warnings) if decided is not None else []
     if latest is not None and latest.error is not None:
         kept = "" if decided is None else f" of {decided.received_at:%Y-%m-%d %H:%M} UTC"
@@ -236,7 +173,7 @@ def stored_plan(session: Session, host: Host, *, base_url: str) -> HostPlan:
         counts=_counts(entry.status for entry in entries),
         rule_sets=PlanRuleSets.model_validate(decided.rule_sets if decided is not None else {}),
         warnings=warnings,
-        updates=sorted(entries, key=_plan_order),
+        updates=_ordered(entries),
     )
 
 
@@ -253,11 +190,87 @@ def status_counts(session: Session, host_ids: Sequence[int]) -> dict[int, dict[H
     return counts
 
 
+# The columns of host_updates a plan shows.
+_PLAN_COLUMNS = ("update_id", "revision_number", "title", "status", "reason", "allowed", "delayed_until")
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """One reported update, its catalog match, and the policy's decision."""
+
+    update: ReportedUpdate
+    match: CatalogMatch
+    decision: policy.Decision
+    last_install: HistoryEntry | None
+
+    @property
+    def status(self) -> HostUpdateStatus:
+        return HostUpdateStatus(self.decision.status)
+
+    @property
+    def files(self) -> tuple[CatalogFile, ...]:
+        """The files the host needs: those of an update it may install."""
+        return self.match.files if self.status in NEEDING_STATUSES else ()
+
+    @property
+    def ignored_urls(self) -> list[str]:
+        """The download URLs reported for the update that are not its catalog files'."""
+        reported = set(self.update.download_urls).union(*(child.download_urls for child in self.update.bundled))
+        return sorted(reported - {file.download_url for file in self.match.files})
+
+    def row(self) -> dict[str, Any]:
+        """The update's row of ``host_updates``, but for its host and time."""
+        reason = self.decision.reason
+        if self.status in NEEDING_STATUSES and not self.match.known:
+            reason = f"{reason}; {NOT_IN_CATALOG}"
+        last = self.last_install
+        return {
+            "update_id": self.update.update_id,
+            "revision_number": self.update.revision_number,
+            "title": self.update.title,
+            "status": self.status,
+            "reason": reason,
+            "allowed": self.decision.allowed,
+            "delayed_until": self.decision.delayed_until,
+            "is_installed": self.update.is_installed,
+            "is_hidden": self.update.is_hidden,
+            "is_downloaded": self.update.is_downloaded,
+            "last_result_code": last.result_code if last is not None else None,
+            "last_hresult": last.hresult & 0xFFFFFFFF if last is not None else None,
+            "reported_urls": self.ignored_urls,
+        }
+
+
+def _decide(session: Session, report: HostReportIn, now: datetime) -> tuple[list[_Decided], policy.EffectiveRules]:
+    """Decide every reported update; ReportError for what the policy cannot use."""
+    seen: set[str] = set()
+    for update in report.updates:
+        if update.update_id in seen:
+            raise ReportError(f"update {update.update_id} is listed twice")
+        seen.add(update.update_id)
+    try:
+        assignment = policy.Assignment.from_dict(report.assignment.to_dict())
+    except policy.PolicyError as exc:
+        raise ReportError(f"assignment: {exc}") from None
+    keyed = [((update.update_id, update.revision_number), update) for update in report.updates]
+    matches = match_catalog(
+        session,
+        {key: [(child.update_id, child.revision_number) for child in update.bundled] for key, update in keyed},
+    )
+    installs = _last_installs(report.history)
+    facts = [_facts(update, matches[key], installs.get(update.update_id)) for key, update in keyed]
+    plan = policy.plan(facts, assignment, load_rule_sets(session, assignment.rule_sets), now)
+    decided = [
+        _Decided(update, matches[key], plan.decisions[key], installs.get(update.update_id)) for key, update in keyed
+    ]
+    return decided, plan.rules
+
+
 def _record_failed_scan(
     session: Session, host_name: str, report: HostReportIn, *, base_url: str, now: datetime
 ) -> ReportOutcome:
     host_id = _upsert_host(session, host_name, report, now)
-    hresult = report.error_hresult & 0xFFFFFFFF if report.error_hresult is not None else 0
+    hresult = (report.error_hresult or 0) & 0xFFFFFFFF
     session.add(
         HostReport(
             host_id=host_id,
@@ -272,10 +285,6 @@ def _record_failed_scan(
     session.flush()
     logger.info("report of host %s: the scan failed with 0x%08X; its plan is kept", host_name, hresult)
     return ReportOutcome(plan=stored_plan(session, session.get_one(Host, host_id), base_url=base_url), new_needs=())
-
-
-def _identity(update: ReportedUpdate) -> tuple[str, int]:
-    return update.update_id, update.revision_number
 
 
 def _last_installs(history: Iterable[HistoryEntry]) -> dict[str, HistoryEntry]:
@@ -319,6 +328,16 @@ def _facts(update: ReportedUpdate, match: CatalogMatch, last_install: HistoryEnt
         raise ReportError(f"update {update.update_id}: {exc}") from None
 
 
+def _url_warnings(decided: Sequence[_Decided]) -> list[str]:
+    ignored = [len(item.ignored_urls) for item in decided if item.ignored_urls]
+    if not ignored:
+        return []
+    return [
+        f"{sum(ignored)} download URL(s) reported for {len(ignored)} update(s) are not the catalog's "
+        "and are ignored: the server only fetches the files of its verified catalog"
+    ]
+
+
 def _upsert_host(session: Session, name: str, report: HostReportIn, now: datetime, **decided: Any) -> int:
     """Create or update the host from the report's envelope; return its id.
 
@@ -333,8 +352,7 @@ def _upsert_host(session: Session, name: str, report: HostReportIn, now: datetim
         "last_report_at": now,
         **decided,
     }
-    dialect_insert = _dialect_insert(session)
-    statement = dialect_insert(Host).values(name=name, **values)
+    statement = _dialect_insert(session)(Host).values(name=name, **values)
     statement = statement.on_conflict_do_update(
         index_elements=[Host.name], set_={key: statement.excluded[key] for key in values}
     ).returning(Host.id)
@@ -347,33 +365,14 @@ def _dialect_insert(session: Session) -> Callable[..., Any]:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _insert(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-    statement: Insert = insert(model)
+def _insert(session: Session, model: type[HostUpdate | HostUpdateFile], rows: Sequence[dict[str, Any]]) -> None:
     for start in range(0, len(rows), BATCH_SIZE):
-        session.execute(statement, rows[start : start + BATCH_SIZE])
+        session.execute(insert(model), rows[start : start + BATCH_SIZE])
 
 
-def _columns(record: HostUpdate) -> dict[str, Any]:
-    return {
-        "update_id": record.update_id,
-        "revision_number": record.revision_number,
-        "title": record.title,
-        "status": record.status,
-        "reason": record.reason,
-        "allowed": record.allowed,
-        "delayed_until": record.delayed_until,
-    }
-
-
-def _plan_update(row: Mapping[str, Any], files: Iterable[CatalogFile], base_url: str) -> PlanUpdate:
+def _plan_update(columns: dict[str, Any], files: Iterable[CatalogFile], base_url: str) -> PlanUpdate:
     return PlanUpdate(
-        update_id=row["update_id"],
-        revision_number=row["revision_number"],
-        title=row["title"],
-        status=row["status"],
-        reason=row["reason"],
-        allowed=row["allowed"],
-        delayed_until=row["delayed_until"],
+        **{column: columns[column] for column in _PLAN_COLUMNS},
         files=[
             PlanFile(
                 file_name=file.file_name,
@@ -388,8 +387,8 @@ def _plan_update(row: Mapping[str, Any], files: Iterable[CatalogFile], base_url:
     )
 
 
-def _plan_order(entry: PlanUpdate) -> tuple[str, str]:
-    return entry.title, entry.update_id
+def _ordered(entries: Iterable[PlanUpdate]) -> list[PlanUpdate]:
+    return sorted(entries, key=lambda entry: (entry.title, entry.update_id))
 
 
 def _counts(statuses: Iterable[HostUpdateStatus]) -> dict[HostUpdateStatus, int]:

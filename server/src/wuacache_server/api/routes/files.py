@@ -18,6 +18,7 @@ import stat
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
@@ -48,18 +49,17 @@ class RepositoryFileResponse(FileResponse):
         await super().__call__(scope, receive, send)
 
 
-@router.api_route(
-    "/wua/{file_name}",
-    methods=["GET", "HEAD"],
-    response_class=RepositoryFileResponse,
-    responses={
-        status.HTTP_200_OK: {"content": {"application/octet-stream": {}}, "description": "The file."},
-        status.HTTP_206_PARTIAL_CONTENT: {"description": "The byte range asked for."},
-        status.HTTP_304_NOT_MODIFIED: {"description": "The file has not changed since the copy the client has."},
-        status.HTTP_404_NOT_FOUND: {"description": "No such file."},
-        status.HTTP_416_RANGE_NOT_SATISFIABLE: {"description": "The range lies beyond the end of the file."},
-    },
-)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status.HTTP_200_OK: {"content": {"application/octet-stream": {}}, "description": "The file."},
+    status.HTTP_206_PARTIAL_CONTENT: {"description": "The byte range asked for."},
+    status.HTTP_304_NOT_MODIFIED: {"description": "The file has not changed since the copy the client has."},
+    status.HTTP_404_NOT_FOUND: {"description": "No such file."},
+    status.HTTP_416_RANGE_NOT_SATISFIABLE: {"description": "The range lies beyond the end of the file."},
+}
+
+
+@router.get("/wua/{file_name}", response_class=RepositoryFileResponse, responses=_RESPONSES)
+@router.head("/wua/{file_name}", operation_id="head_file", response_class=RepositoryFileResponse, responses=_RESPONSES)
 def get_file(file_name: str, request: Request, settings: SettingsDep) -> Response:
     """A file hosts download: the catalog `wsusscn2.cab`, its `.sha256` sidecar, or an update file."""
     path, info = _published_file(settings.wua_dir, file_name)

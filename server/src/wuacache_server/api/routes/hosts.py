@@ -1,7 +1,7 @@
 """``/api/v1/hosts``: hosts report their scans here and read their plans.
 
-The Ansible controller (and admins) may report and read for any host; a
-host token only for its own host. After a report is committed, the payload
+Every token may report and read for hosts: admin and controller tokens for
+any host, a host token for its own host only. After a report is committed, the payload
 files it newly needs go to ``app.state.on_new_needs`` (a callable taking their
 ids, set by whoever fetches them; none by default), once the answer is sent.
 """
@@ -16,9 +16,9 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import exists, func, select
 
-from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep
 from wuacache_server.api.report_schemas import HostDetail, HostPage, HostPlan, HostReportIn, HostSummary, ReportSummary
-from wuacache_server.db.models import ApiToken, Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
+from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
 from wuacache_server.security import may_act_for_host, normalise_host_name
 from wuacache_server.services.reports import ReportError, ingest_report, status_counts, stored_plan
 
@@ -29,7 +29,7 @@ router = APIRouter(
     tags=["hosts"],
     responses={
         status.HTTP_401_UNAUTHORIZED: {"description": "No valid token."},
-        status.HTTP_403_FORBIDDEN: {"description": "A host token of another host, or a token without the role."},
+        status.HTTP_403_FORBIDDEN: {"description": "A host token of another host."},
     },
 )
 
@@ -55,7 +55,6 @@ def host_for_token(name: Annotated[str, Path(max_length=253, description="The ho
 
 HostNameDep = Annotated[str, Depends(host_for_token)]
 NowDep = Annotated[datetime, Depends(current_time)]
-ReaderDep = Annotated[ApiToken, require_role(TokenRole.CONTROLLER, TokenRole.HOST)]
 
 
 def _find_host(session: SessionDep, host_name: HostNameDep) -> Host:
@@ -78,7 +77,6 @@ HostDep = Annotated[Host, Depends(_find_host)]
 def post_report(
     report: HostReportIn,
     host_name: HostNameDep,
-    token: ReaderDep,
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
@@ -109,7 +107,7 @@ def _announce_needs(hook: Callable[[Sequence[int]], object], file_ids: Sequence[
 @router.get("")
 def list_hosts(
     session: SessionDep,
-    token: ReaderDep,
+    token: TokenDep,
     name_prefix: Annotated[str | None, Query(max_length=253, description="Hosts whose name starts so.")] = None,
     status_: Annotated[
         HostUpdateStatus | None, Query(alias="status", description="Hosts with at least one update in this status.")
@@ -135,7 +133,7 @@ def list_hosts(
 
 
 @router.get("/{name}", responses={status.HTTP_404_NOT_FOUND: {"description": "No such host."}})
-def get_host(host: HostDep, token: ReaderDep, session: SessionDep) -> HostDetail:
+def get_host(host: HostDep, session: SessionDep) -> HostDetail:
     """A host as its last report describes it, with that report's summary."""
     last = session.scalars(
         select(HostReport)
@@ -154,7 +152,7 @@ def get_host(host: HostDep, token: ReaderDep, session: SessionDep) -> HostDetail
 
 
 @router.get("/{name}/plan", responses={status.HTTP_404_NOT_FOUND: {"description": "No such host."}})
-def get_plan(host: HostDep, token: ReaderDep, session: SessionDep, settings: SettingsDep) -> HostPlan:
+def get_plan(host: HostDep, session: SessionDep, settings: SettingsDep) -> HostPlan:
     """The host's plan as its last successful report decided it, with whether
     each file is on the server now."""
     return stored_plan(session, host, base_url=settings.base_url)

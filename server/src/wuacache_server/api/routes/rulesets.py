@@ -69,15 +69,12 @@ def _validated(body: RuleSetBody, name: str | None) -> policy.RuleSet:
 def create(body: RuleSetBody, session: SessionDep) -> RuleSetPublic:
     """Create a rule set; lists left out are empty."""
     rule_set = _validated(body, None)
-    conflict = HTTPException(status.HTTP_409_CONFLICT, f"a rule set named {rule_set.name!r} exists already")
-    if session.scalars(select(RuleSet.id).where(RuleSet.name == rule_set.name)).first() is not None:
-        raise conflict
     record = RuleSet(**rule_set.to_dict())
     session.add(record)
     try:
         session.commit()
-    except IntegrityError:  # created meanwhile by another request
-        raise conflict from None
+    except IntegrityError:  # the name is unique
+        raise HTTPException(status.HTTP_409_CONFLICT, f"a rule set named {rule_set.name!r} exists already") from None
     return RuleSetPublic.model_validate(record, from_attributes=True)
 
 
