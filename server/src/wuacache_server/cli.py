@@ -122,7 +122,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, background_jobs=True),
         host=settings.listen_host,
         port=settings.listen_port,
         ssl_certfile=settings.tls_cert,

@@ -470,7 +470,7 @@ class _Verdict:
 
 
 # The reason's tail for an allowed, needed update, by where its files stand.
-_FILES_OUTCOMES = {
+FILES_OUTCOMES: Mapping[FilesState, tuple[Status, str]] = {
     FilesState.AVAILABLE: (Status.PENDING, "files available on the server"),
     FilesState.FETCHING: (Status.PENDING, "files being fetched"),
     FilesState.NONE: (Status.PENDING, "no files to download"),
@@ -523,7 +523,7 @@ def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, n
         reason = f"{verdict.reason}, but the last install failed{code}"
         return Decision(status=Status.ERROR, reason=reason + hidden, allowed=True, matched=verdict.matched)
 
-    status, files = _FILES_OUTCOMES[update.files]
+    status, files = FILES_OUTCOMES[update.files]
     return Decision(status=status, reason=f"{verdict.reason}; {files}{hidden}", allowed=True, matched=verdict.matched)
 
 

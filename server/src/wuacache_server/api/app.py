@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI, HTTPException, Request
@@ -16,12 +16,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wuacache_server.api.routes import api_router
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import make_engine, session_factory
+from wuacache_server.services.fetching import FetchService
+from wuacache_server.services.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The API, serving the database ``settings`` name (migrated beforehand)."""
+def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
+    """The API, serving the database ``settings`` name (migrated beforehand).
+
+    With ``background_jobs`` (what ``wuacache-server serve`` runs), the app
+    also downloads what hosts need as soon as their reports say so, and runs
+    the scheduled cab sync, fetch and cleanup.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,7 +36,15 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = session_factory(engine)
         try:
-            yield
+            with ExitStack() as background:
+                if background_jobs:
+                    fetch_service = background.enter_context(FetchService(settings, app.state.session_factory))
+                    app.state.fetch_service = fetch_service
+                    app.state.on_new_needs = fetch_service.trigger
+                    scheduler = Scheduler(settings, app.state.session_factory, fetch_service)
+                    scheduler.start()
+                    background.callback(scheduler.stop)
+                yield
         finally:
             engine.dispose()
 

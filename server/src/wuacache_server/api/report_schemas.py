@@ -38,7 +38,6 @@ Guid = Annotated[
 ]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 ShortText = Annotated[str, StringConstraints(max_length=255)]
-RuleEntry = Annotated[str, StringConstraints(max_length=255)]
 # A list written as one comma-separated string, as inventories often do.
 CommaSeparated = Annotated[str, StringConstraints(max_length=4096)]
 Token = Annotated[str, StringConstraints(max_length=64)]
@@ -111,7 +110,7 @@ class AssignmentBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rule_sets: Annotated[list[RuleEntry], Field(max_length=100)] | CommaSeparated = []
+    rule_sets: Annotated[list[ShortText], Field(max_length=100)] | CommaSeparated = []
     default_allow: bool = Field(default=False, description="What an update that no rule names follows.")
     allowed_severities: Annotated[list[Token], Field(max_length=16)] | CommaSeparated = []
     install_delay: Token | StrictInt | None = Field(
@@ -238,14 +237,14 @@ class RuleSetBody(BaseModel):
 
     name: str | None = Field(default=None, max_length=100, description="Required on creation; the URL's on update.")
     maturity: str | None = Field(default=None, max_length=32, examples=["PROD"])
-    allowed_updates: list[RuleEntry] = Field(default=[], max_length=10_000)
-    forbidden_updates: list[RuleEntry] = Field(default=[], max_length=10_000)
+    allowed_updates: list[ShortText] = Field(default=[], max_length=10_000)
+    forbidden_updates: list[ShortText] = Field(default=[], max_length=10_000)
     allowed_kbs: list[Token | StrictInt] = Field(default=[], max_length=10_000)
     forbidden_kbs: list[Token | StrictInt] = Field(default=[], max_length=10_000)
-    allowed_products: list[RuleEntry] = Field(default=[], max_length=1_000)
-    forbidden_products: list[RuleEntry] = Field(default=[], max_length=1_000)
-    allowed_classifications: list[RuleEntry] = Field(default=[], max_length=1_000)
-    forbidden_classifications: list[RuleEntry] = Field(default=[], max_length=1_000)
+    allowed_products: list[ShortText] = Field(default=[], max_length=1_000)
+    forbidden_products: list[ShortText] = Field(default=[], max_length=1_000)
+    allowed_classifications: list[ShortText] = Field(default=[], max_length=1_000)
+    forbidden_classifications: list[ShortText] = Field(default=[], max_length=1_000)
     allowed_severities: list[Token] = Field(default=[], max_length=16)
     forbidden_severities: list[Token] = Field(default=[], max_length=16)
 

@@ -124,7 +124,7 @@ class CabSyncJob:
         """Carry the run out and record its outcome; the lock is released after."""
         started = time.monotonic()
         try:
-            return self._run(started)
+            outcome = self._run(started)
         except Exception as exc:
             # The row must not stay "running": record the failure, then let
             # the error surface.
@@ -132,6 +132,8 @@ class CabSyncJob:
             raise
         finally:
             self._lock.close()
+        logger.log(logging.INFO if outcome.succeeded else logging.WARNING, "%s", outcome.summary())
+        return outcome
 
     def _run(self, started: float) -> CabSyncOutcome:
         settings = self.settings

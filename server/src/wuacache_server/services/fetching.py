@@ -53,6 +53,7 @@ from wuacache_server.db.models import (
 )
 from wuacache_server.fetch import Fetcher, FetchHandle, FetchJob, FetchState
 from wuacache_server.fetch.fetcher import FINISHED_STATES
+from wuacache_server.policy import FILES_OUTCOMES, FilesState
 from wuacache_server.services.needs import missing_file_ids
 
 logger = logging.getLogger(__name__)
@@ -65,10 +66,10 @@ PROGRESS_WRITE_INTERVAL = 2.0  # seconds between two progress writes of one task
 MAX_ERROR_LENGTH = 2000
 
 # How policy.decide says where an allowed, needed update's files stand, at the
-# end of its reason (before "; hidden on the host"); the tests hold them in step.
-FILES_ABSENT = "; files not yet on the server"
-FILES_FETCHING = "; files being fetched"
-FILES_AVAILABLE = "; files available on the server"
+# end of its reason (before "; hidden on the host").
+FILES_ABSENT = "; " + FILES_OUTCOMES[FilesState.ABSENT][1]
+FILES_FETCHING = "; " + FILES_OUTCOMES[FilesState.FETCHING][1]
+FILES_AVAILABLE = "; " + FILES_OUTCOMES[FilesState.AVAILABLE][1]
 
 
 class FetchServiceBusy(RuntimeError):

@@ -62,6 +62,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.prime(self._clock())
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="wuacache-scheduler", daemon=True)
         self._thread.start()
@@ -72,25 +73,35 @@ class Scheduler:
             self._thread.join(timeout)
             self._thread = None
 
-    def _loop(self) -> None:
+    def prime(self, now: datetime) -> None:
+        """Plan the first turns: a server that never synced its catalog does it at once."""
+        schedule = self._settings.cab_sync_schedule
+        self.next_sync = now if self._never_synced() else schedule.next_run(now, self._rng)
+        self.next_fetch = now
+        self.cleaned_on: date | None = None
+        logger.info(
+            "Scheduler started: next cab sync %s, fetch every %s",
+            self.next_sync.isoformat(timespec="minutes"),
+            self._settings.fetch_interval,
+        )
+
+    def tick(self, now: datetime) -> datetime:
+        """Run what is due at ``now``; returns when something is due next."""
         settings = self._settings
-        now = self._clock()
-        next_sync = now if self._never_synced() else settings.cab_sync_schedule.next_run(now, self._rng)
-        next_fetch = now
-        cleaned_on: date | None = None
-        logger.info("Scheduler started: next cab sync %s, fetch every %s", next_sync.isoformat(timespec="minutes"), settings.fetch_interval)
+        if now >= self.next_sync:
+            self._run("cab sync", self._sync_cab)
+            self.next_sync = settings.cab_sync_schedule.next_run(now, self._rng)
+        if now >= self.next_fetch:
+            self._run("fetch", self._fetch.run_once)
+            self.next_fetch = now + settings.fetch_interval
+        if settings.cleanup_kbs and self.cleaned_on != now.date() and in_window(now, settings.cleanup_window):
+            self._run("cleanup", lambda: run_cleanup(settings, self._sessions, now.astimezone(UTC)))
+            self.cleaned_on = now.date()
+        return min(self.next_sync, self.next_fetch)
+
+    def _loop(self) -> None:
         while not self._stopping.is_set():
-            now = self._clock()
-            if now >= next_sync:
-                self._run("cab sync", self._sync_cab)
-                next_sync = settings.cab_sync_schedule.next_run(self._clock(), self._rng)
-            if now >= next_fetch:
-                self._run("fetch", self._fetch.run_once)
-                next_fetch = self._clock() + settings.fetch_interval
-            if settings.cleanup_kbs and cleaned_on != now.date() and in_window(now, settings.cleanup_window):
-                self._run("cleanup", lambda: run_cleanup(settings, self._sessions, datetime.now(UTC)))
-                cleaned_on = now.date()
-            due = min(next_sync, next_fetch)
+            due = self.tick(self._clock())
             self._stopping.wait(min(max((due - self._clock()).total_seconds(), 1.0), MAX_SLEEP_SECONDS))
         logger.info("Scheduler stopped")
 
@@ -99,11 +110,9 @@ class Scheduler:
             logger.warning("Cab sync skipped: cab_ca_bundle is not set, so no catalog signature could be verified")
             return
         try:
-            outcome = run_cab_sync(self._settings, self._sessions)
+            run_cab_sync(self._settings, self._sessions)  # it logs its own summary
         except CabSyncBusy:
             logger.info("Cab sync skipped: another one is running")
-            return
-        logger.info("Scheduled cab sync: %s", outcome.summary())
 
     def _never_synced(self) -> bool:
         with self._sessions() as session:
