@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from wuacache_server.api.app import create_app
 from wuacache_server.config import Settings
 from wuacache_server.db.models import ApiToken, TokenRole, utcnow
-from wuacache_server.security import authenticate, create_token, may_act_for_host
+from wuacache_server.security import authenticate, create_token, may_act_for_host, record_use
 
 TOKENS = "/api/v1/tokens"
 
@@ -145,14 +145,22 @@ def test_last_use_is_recorded_at_most_once_a_minute(session: Session) -> None:
     session.commit()
 
     token = authenticate(session, secret)
-    assert token is not None and token.last_used_at is not None
-    first_use = token.last_used_at
-    assert authenticate(session, secret) is token
-    assert token.last_used_at == first_use
+    assert token is not None and token.last_used_at is None  # authenticating only reads
+    record_use(session, token)
+    session.commit()
+    first_use = session.scalar(select(ApiToken.last_used_at).where(ApiToken.id == token.id))
+    assert first_use is not None
 
-    token.last_used_at = utcnow() - timedelta(minutes=2)
-    authenticate(session, secret)
-    assert token.last_used_at > first_use
+    record_use(session, token)
+    session.commit()
+    assert session.scalar(select(ApiToken.last_used_at).where(ApiToken.id == token.id)) == first_use
+
+    session.execute(update(ApiToken).values(last_used_at=utcnow() - timedelta(minutes=2)))
+    session.commit()
+    session.refresh(token)
+    record_use(session, token)
+    session.commit()
+    assert session.scalar(select(ApiToken.last_used_at).where(ApiToken.id == token.id)) > first_use
 
 
 def test_host_tokens_act_for_their_host_only(session: Session) -> None:

@@ -36,6 +36,7 @@ TABLES = {
     "child_files",
     "hosts",
     "host_updates",
+    "host_update_files",
     "host_reports",
     "rule_sets",
     "download_tasks",

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from wuacache_server.db.models import ApiToken, TokenRole, utcnow
@@ -83,7 +83,8 @@ def revoke_token(session: Session, token_id: int) -> ApiToken | None:
 
 
 def authenticate(session: Session, presented: str) -> ApiToken | None:
-    """The live token whose secret was presented, or None; the caller commits."""
+    """The live token whose secret was presented, or None. It only reads:
+    :func:`record_use` notes the use."""
     if not presented.startswith(TOKEN_PREFIX):
         return None
     presented_hash = hash_token(presented)
@@ -92,10 +93,27 @@ def authenticate(session: Session, presented: str) -> ApiToken | None:
     # comparison keeps that true whatever the database does with the index.
     if token is None or not hmac.compare_digest(token.token_hash, presented_hash) or token.revoked_at is not None:
         return None
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
     return token
+
+
+def record_use(session: Session, token: ApiToken) -> None:
+    """Note that ``token`` was used, at most once a minute; the caller commits.
+
+    Call it in a transaction of its own that starts with this write: on
+    SQLite, a transaction that read before it writes fails when another
+    connection wrote in between.
+    """
+    now = utcnow()
+    cutoff = now - LAST_USED_RESOLUTION
+    if token.last_used_at is not None and token.last_used_at > cutoff:
+        return
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token.id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= cutoff))
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    token.last_used_at = now
 
 
 def may_act_for_host(token: ApiToken, host_name: str) -> bool:

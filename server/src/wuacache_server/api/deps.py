@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from wuacache_server.config import Settings
 from wuacache_server.db.models import ApiToken, TokenRole
-from wuacache_server.security import authenticate
+from wuacache_server.security import authenticate, record_use
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,7 +41,9 @@ def get_token(
             "a valid API token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    session.commit()  # keeps the token's last_used_at
+    session.commit()  # ends the reading transaction: the write below starts its own
+    record_use(session, token)
+    session.commit()
     return token
 
 
