@@ -27,12 +27,9 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, sessionmaker
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.catalog.model import Bundle, Catalog, build_catalog
-from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.pki import LabCA, ensure_lab_ca
-from wuacache_lab.windows.bridge import round_trip_utc
+from wuacache_lab.scanreport import ScanningHost
 from wuacache_lab.windows.faults import set_host_fault
-from wuacache_lab.windows.host import WindowsHost
-from wuacache_lab.windows.wua import Update, UpdateSearcher
 
 from wuacache_server.api.app import create_app
 from wuacache_server.api.routes.hosts import current_time
@@ -51,8 +48,6 @@ from wuacache_server.db.models import (
 
 UPDATES = 120
 SEED = 7
-SCAN_FILE = r"C:\ProgramData\wuacache\wsusscn2.cab"
-STAGING = r"C:\ProgramData\wuacache\staging"
 BASE_URL = "http://127.0.0.1:8088"
 ALLOW_ALL = {"default_allow": True}
 
@@ -99,117 +94,23 @@ def controller(issue_token: Callable[..., str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_token(TokenRole.CONTROLLER)}"}
 
 
-class LabHost:
-    """An emulated Windows host with the lab's catalog on its disk."""
-
-    def __init__(self, lab: Lab, state_dir: Path, name: str, profile: str) -> None:
-        self.lab = lab
-        self.state_dir = state_dir
-        self.windows = WindowsHost(name.upper(), state_dir, profile=profile, trusted_ca=lab.ca.ca_cert)
-        self.windows.disk.make_dirs(STAGING)
-        self.windows.disk.write(SCAN_FILE, [lab.cab.read_bytes()])
-        client = self.windows.wua()
-        self.service_id = (
-            client.create_object("Microsoft.Update.ServiceManager")
-            .AddScanPackageService("Offline Sync Service", SCAN_FILE, 1)
-            .ServiceID
-        )
-
-    @property
-    def name(self) -> str:
-        return self.windows.name.lower()
-
-    def searcher(self) -> UpdateSearcher:
-        searcher = self.windows.wua().create_object("Microsoft.Update.Session").CreateUpdateSearcher()
-        searcher.ServerSelection = 3
-        searcher.ServiceID = self.service_id
-        return searcher
-
-    def search(self) -> list[Update]:
-        return list(self.searcher().Search("IsInstalled=0 or IsInstalled=1").Updates)
-
-    def install(self, update_id: str) -> None:
-        """Stage the update's files as the bridge will, then install it."""
-        (found,) = (update for update in self.search() if update.Identity.UpdateID == update_id)
-        for child in found.BundledUpdates:
-            paths = []
-            for content in child.DownloadContents:
-                path = f"{STAGING}\\{content.DownloadUrl.rsplit('/', 1)[-1]}"
-                self.windows.disk.write(path, [upstream_path(self.lab.files_dir, content.DownloadUrl).read_bytes()])
-                paths.append(path)
-            child.CopyToCache(paths)
-        installer = self.windows.wua().create_object("Microsoft.Update.Session").CreateUpdateInstaller()
-        installer.Updates = [found]
-        installer.Install()
-
-    def report(self, assignment: dict[str, Any]) -> dict[str, Any]:
-        """What the bridge sends after a scan: the search result and the history, as JSON."""
-        searcher = self.searcher()
-        started = datetime.now(UTC)
-        found = searcher.Search("IsInstalled=0 or IsInstalled=1").Updates
-        history = searcher.QueryHistory(0, searcher.GetTotalHistoryCount())
-        profile = self.windows.profile
-        return {
-            "hostname": self.name,
-            "os": {"caption": profile.caption, "build": f"{profile.version}.{profile.ubr}", "architecture": "x64"},
-            "wua_version": self.windows.wua()
-            .create_object("Microsoft.Update.AgentInfo")
-            .GetInfo("ProductVersionString"),
-            "cab_sha256": self.lab.cab_sha256,
-            "cab_date": round_trip_utc(self.lab.model.published),
-            "scan_duration_seconds": (datetime.now(UTC) - started).total_seconds(),
-            "reboot_required": False,
-            "wuauserv_state": self.windows.state.wuauserv_state,
-            "assignment": assignment,
-            "updates": [_update_json(update) for update in found],
-            "history": [
-                {
-                    "operation": entry.Operation,
-                    "result_code": entry.ResultCode,
-                    "hresult": entry.HResult,
-                    "date": round_trip_utc(entry.Date),
-                    "update_id": entry.UpdateIdentity.UpdateID,
-                    "revision_number": entry.UpdateIdentity.RevisionNumber,
-                }
-                for entry in history
-            ],
-        }
-
-
-def _update_json(update: Update) -> dict[str, Any]:
-    children = [
-        {
-            "update_id": child.Identity.UpdateID,
-            "revision_number": child.Identity.RevisionNumber,
-            "download_urls": [content.DownloadUrl for content in child.DownloadContents],
-        }
-        for child in update.BundledUpdates
-    ]
-    return {
-        "update_id": update.Identity.UpdateID,
-        "revision_number": update.Identity.RevisionNumber,
-        "title": update.Title,
-        "kb_ids": list(update.KBArticleIDs),
-        "msrc_severity": update.MsrcSeverity,
-        "categories": [
-            {"id": category.CategoryID, "name": category.Name, "type": category.Type} for category in update.Categories
-        ],
-        "last_deployment_change_time": round_trip_utc(update.LastDeploymentChangeTime),
-        "is_installed": update.IsInstalled,
-        "is_hidden": update.IsHidden,
-        "is_downloaded": update.IsDownloaded,
-        "superseded_update_ids": list(update.SupersededUpdateIDs),
-        "bundled": children,
-        "download_urls": [content.DownloadUrl for content in update.DownloadContents]
-        + [url for child in children for url in child["download_urls"]],
-        "reboot_behaviour": update.InstallationBehavior.RebootBehavior,
-    }
+def scanning_host(lab: Lab, state_dir: Path, name: str, profile: str) -> ScanningHost:
+    return ScanningHost(
+        state_dir,
+        name,
+        profile,
+        cab=lab.cab,
+        cab_sha256=lab.cab_sha256,
+        cab_date=lab.model.published,
+        trusted_ca=lab.ca.ca_cert,
+        files_dir=lab.files_dir,
+    )
 
 
 @pytest.fixture
-def new_host(lab: Lab, tmp_path: Path) -> Callable[..., LabHost]:
-    def make(name: str = "win10-01", profile: str = "win10-22h2") -> LabHost:
-        return LabHost(lab, tmp_path / "hosts", name, profile)
+def new_host(lab: Lab, tmp_path: Path) -> Callable[..., ScanningHost]:
+    def make(name: str = "win10-01", profile: str = "win10-22h2") -> ScanningHost:
+        return scanning_host(lab, tmp_path / "hosts", name, profile)
 
     return make
 
@@ -264,7 +165,7 @@ def with_files(update: dict[str, Any]) -> bool:
 def test_a_report_is_answered_with_a_plan_naming_the_catalog_files(
     client: TestClient,
     controller: dict[str, str],
-    new_host: Callable[..., LabHost],
+    new_host: Callable[..., ScanningHost],
     lab: Lab,
     db: sessionmaker[Session],
 ) -> None:
@@ -295,7 +196,7 @@ def test_a_report_is_answered_with_a_plan_naming_the_catalog_files(
 
 @pytest.mark.usefixtures("catalog")
 def test_the_stored_plan_is_the_answer_to_the_report(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report({**ALLOW_ALL, "rule_sets": ["missing-one"]})
 
@@ -315,7 +216,7 @@ def create_rule_set(client: TestClient, admin_headers: dict[str, str], **rules: 
 
 @pytest.mark.usefixtures("catalog")
 def test_rule_sets_allow_and_forbid_updates_and_the_rest_follows_default_allow(
-    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report({})
     forbidden = pick(report, lambda update: bool(update["kb_ids"]))
@@ -353,7 +254,7 @@ def test_rule_sets_allow_and_forbid_updates_and_the_rest_follows_default_allow(
 
 @pytest.mark.usefixtures("catalog")
 def test_the_host_s_allowed_severities_select_security_updates(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report({"allowed_severities": "Critical,Important,Moderate,Low"})
 
@@ -372,7 +273,7 @@ def test_the_host_s_allowed_severities_select_security_updates(
 
 @pytest.mark.usefixtures("catalog")
 def test_install_delay_counts_from_the_last_deployment_change_in_utc(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report({**ALLOW_ALL, "install_delay": "7d"})
     update = pick(report, with_files)
@@ -393,7 +294,7 @@ def test_install_delay_counts_from_the_last_deployment_change_in_utc(
 
 @pytest.mark.usefixtures("catalog")
 def test_rule_sets_of_a_maturity_the_host_does_not_accept_are_ignored(
-    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report({})
     update = pick(report, with_files)
@@ -416,7 +317,7 @@ def test_rule_sets_of_a_maturity_the_host_does_not_accept_are_ignored(
 
 @pytest.mark.usefixtures("catalog")
 def test_a_failed_last_install_is_an_error_and_its_files_stay_needed(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], lab: Lab
 ) -> None:
     host = new_host()
     failing = pick(host.report({}), with_files)
@@ -433,7 +334,7 @@ def test_a_failed_last_install_is_an_error_and_its_files_stay_needed(
 
 @pytest.mark.usefixtures("catalog")
 def test_only_the_newest_install_attempt_counts(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     update = pick(report, with_files)
@@ -454,10 +355,14 @@ def test_only_the_newest_install_attempt_counts(
 
 @pytest.mark.usefixtures("catalog")
 def test_an_installed_forbidden_update_is_ok_and_never_uninstalled(
-    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient,
+    controller: dict[str, str],
+    admin_headers: dict[str, str],
+    new_host: Callable[..., ScanningHost],
+    lab: Lab,
 ) -> None:
     host = new_host()
-    installed = pick(host.report({}), lambda update: bundle(host.lab, update["update_id"]).kind.name == "definition")
+    installed = pick(host.report({}), lambda update: bundle(lab, update["update_id"]).kind.name == "definition")
     host.install(installed["update_id"])
     create_rule_set(client, admin_headers, name="prod", forbidden_updates=[installed["update_id"]])
 
@@ -491,7 +396,7 @@ def fetch(db: sessionmaker[Session], sha1s: Sequence[str]) -> None:
 
 @pytest.mark.usefixtures("catalog")
 def test_files_state_makes_an_allowed_update_pending_or_missing(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     first = by_id(post(client, controller, report))
@@ -526,7 +431,7 @@ def test_files_state_makes_an_allowed_update_pending_or_missing(
 def test_download_urls_the_catalog_does_not_give_are_ignored_and_never_planned(
     client: TestClient,
     controller: dict[str, str],
-    new_host: Callable[..., LabHost],
+    new_host: Callable[..., ScanningHost],
     lab: Lab,
     db: sessionmaker[Session],
 ) -> None:
@@ -565,7 +470,7 @@ def test_download_urls_the_catalog_does_not_give_are_ignored_and_never_planned(
 
 @pytest.mark.usefixtures("catalog")
 def test_an_update_the_catalog_does_not_know_gets_a_status_but_no_files(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     known = pick(report, with_files)
@@ -589,7 +494,7 @@ def test_an_update_the_catalog_does_not_know_gets_a_status_but_no_files(
 
 @pytest.mark.usefixtures("catalog")
 def test_children_the_catalog_does_not_bundle_with_the_update_bring_no_files(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], lab: Lab
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], lab: Lab
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     update, other = [update for update in report["updates"] if with_files(update)][:2]
@@ -619,7 +524,7 @@ def ids_of(db: sessionmaker[Session], files: Sequence[dict[str, Any]]) -> set[in
 def test_new_needs_are_announced_once_and_never_for_stored_files(
     client: TestClient,
     controller: dict[str, str],
-    new_host: Callable[..., LabHost],
+    new_host: Callable[..., ScanningHost],
     lab: Lab,
     db: sessionmaker[Session],
 ) -> None:
@@ -711,7 +616,7 @@ MALFORMED: dict[str, Callable[[dict[str, Any]], None]] = {
 def test_a_malformed_report_is_refused_and_changes_nothing(
     client: TestClient,
     controller: dict[str, str],
-    new_host: Callable[..., LabHost],
+    new_host: Callable[..., ScanningHost],
     db: sessionmaker[Session],
     change: Callable[[dict[str, Any]], None],
 ) -> None:
@@ -752,7 +657,7 @@ def test_an_oversized_report_is_refused_before_it_is_read(
     settings: Settings,
     engine: Engine,
     issue_token: Callable[..., str],
-    new_host: Callable[..., LabHost],
+    new_host: Callable[..., ScanningHost],
     db: sessionmaker[Session],
 ) -> None:
     headers = {"Authorization": f"Bearer {issue_token(TokenRole.CONTROLLER)}"}
@@ -773,7 +678,7 @@ def test_an_oversized_report_is_refused_before_it_is_read(
 
 @pytest.mark.usefixtures("catalog")
 def test_a_host_token_reports_for_its_own_host_only(
-    client: TestClient, issue_token: Callable[..., str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+    client: TestClient, issue_token: Callable[..., str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     url = "/api/v1/hosts/win10-01/reports"
@@ -796,12 +701,16 @@ def test_a_host_token_reports_for_its_own_host_only(
 
 @pytest.mark.usefixtures("catalog")
 def test_each_report_replaces_the_decisions_and_joins_the_history(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+    client: TestClient,
+    controller: dict[str, str],
+    new_host: Callable[..., ScanningHost],
+    db: sessionmaker[Session],
+    lab: Lab,
 ) -> None:
     host = new_host()
     first = host.report(ALLOW_ALL)
     post(client, controller, first)
-    installed = pick(first, lambda update: bundle(host.lab, update["update_id"]).kind.name == "definition")
+    installed = pick(first, lambda update: bundle(lab, update["update_id"]).kind.name == "definition")
     host.install(installed["update_id"])
     second = host.report(ALLOW_ALL)
     second["updates"] = [
@@ -822,7 +731,7 @@ def test_each_report_replaces_the_decisions_and_joins_the_history(
             "ERROR": 0,
         }
         assert reports[1].counts["OK"] == 1
-        assert reports[1].cab_sha256 == host.lab.cab_sha256
+        assert reports[1].cab_sha256 == lab.cab_sha256
         assert reports[1].wuauserv_state == "Running"
         decided = {row.update_id: row.status for row in session.scalars(select(HostUpdate))}
     assert decided == {entry["update_id"]: entry["status"] for entry in plan["updates"]}
@@ -832,7 +741,7 @@ def test_each_report_replaces_the_decisions_and_joins_the_history(
 
 @pytest.mark.usefixtures("catalog")
 def test_reports_racing_each_other_all_land(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     bodies = [{**report, "hostname": name} for name in ("win10-01", "win10-01", "win10-02", "win10-03")]
@@ -855,7 +764,7 @@ def test_reports_racing_each_other_all_land(
 
 @pytest.mark.usefixtures("catalog")
 def test_a_failed_scan_is_recorded_and_the_plan_kept(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost], db: sessionmaker[Session]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     before = post(client, controller, report)
@@ -874,7 +783,7 @@ def test_a_failed_scan_is_recorded_and_the_plan_kept(
 
 @pytest.mark.usefixtures("catalog")
 def test_a_report_takes_the_same_few_statements_whatever_its_size(
-    client: TestClient, controller: dict[str, str], new_host: Callable[..., LabHost]
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
     larger = {**report, "updates": report["updates"] + [_minimal_update() for _ in range(300)]}
