@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -64,6 +64,7 @@ LOCK_NAME = ".fetch.lock"  # in the repository folder, beside wua/
 CHUNK_SIZE = 1000  # ids per statement, well below every backend's parameter limit
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between two progress writes of one task
 MAX_ERROR_LENGTH = 2000
+FAILURE_COOLDOWN = timedelta(minutes=5)  # before a report may queue a failed file again
 
 # How policy.decide says where an allowed, needed update's files stand, at the
 # end of its reason (before "; hidden on the host").
@@ -261,13 +262,29 @@ class FetchService:
         return self._queue(set().union(*files.values()), forced=True)
 
     def trigger(self, file_ids: Iterable[int]) -> list[int]:
-        """Queue at once those of ``file_ids`` not on the server yet (a report brought a new need)."""
+        """Queue at once those of ``file_ids`` not on the server yet (a report brought a new need).
+
+        A file whose download failed less than :data:`FAILURE_COOLDOWN` ago
+        waits for the next scheduled run: reports from many hosts needing it
+        must not hammer an upstream that just served it wrong.
+        """
+        recently_failed = (
+            select(DownloadTask.id)
+            .where(
+                DownloadTask.payload_file_id == PayloadFile.id,
+                DownloadTask.status == DownloadTaskStatus.FAILED,
+                DownloadTask.finished_at > utcnow() - FAILURE_COOLDOWN,
+            )
+            .exists()
+        )
         with self._sessions() as session:
             missing = [
                 file_id
                 for chunk in _chunks(sorted(set(file_ids)))
                 for file_id in session.scalars(
-                    select(PayloadFile.id).where(PayloadFile.id.in_(chunk), PayloadFile.stored_at.is_(None))
+                    select(PayloadFile.id).where(
+                        PayloadFile.id.in_(chunk), PayloadFile.stored_at.is_(None), ~recently_failed
+                    )
                 )
             ]
         return self._queue(missing, forced=False)
