@@ -534,6 +534,24 @@ def test_trigger_queues_the_files_a_report_newly_needs_at_once(lab: Lab) -> None
     assert lab.decisions("host")[bundle.update_id][0] == Status.PENDING
 
 
+def test_a_file_that_just_failed_waits_for_the_scheduled_run_not_for_the_next_report(lab: Lab) -> None:
+    bundle, (_, bad) = two_file_child(lab.catalog)
+    lab.add_host("host", {bundle: Status.MISSING})
+    set_fault(lab.upstream_state, bad.url, "status", status=500, count=1)
+
+    with lab.service() as service:
+        fetch(lab, service)
+        assert lab.task_of(bad).status == "failed"
+        # Another report needing it: not at once, the upstream just failed.
+        assert service.trigger([lab.file_ids[bad.digest]]) == []
+        # The scheduled run: yes.
+        again = fetch(lab, service)
+
+    assert again == [lab.task_of(bad).id]
+    assert lab.task_of(bad).status == "completed"
+    assert [entry["url"] for entry in lab.requested()].count(bad.url) == 2
+
+
 def test_one_fetch_service_per_repository(lab: Lab) -> None:
     with lab.service(), pytest.raises(FetchServiceBusy):
         lab.service().start()
