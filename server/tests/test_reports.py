@@ -739,6 +739,25 @@ def test_each_report_replaces_the_decisions_and_joins_the_history(
     assert decided[installed["update_id"]] == "OK"
 
 
+@pytest.mark.usefixtures("catalog", "engine")
+def test_the_history_keeps_the_newest_reports_of_each_host(
+    settings: Settings, controller: dict[str, str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]
+) -> None:
+    hosts = [new_host("win10-01"), new_host("win11-02", "win11-23h2")]
+    reports = {host.name: host.report(ALLOW_ALL) for host in hosts}
+    failed_scan = {**reports["win10-01"], "error_hresult": 0x80247001 - (1 << 32)}
+    with TestClient(create_app(settings.model_copy(update={"report_history": 2}))) as client:
+        for report in (reports["win10-01"], reports["win11-02"], failed_scan, reports["win10-01"]):
+            post(client, controller, report)
+
+    with db() as session:
+        history = session.execute(
+            select(HostReport.host_id, HostReport.error).order_by(HostReport.host_id, HostReport.id)
+        ).all()
+    # win10-01 keeps its failed scan and the report after it; win11-02 its only one.
+    assert [error for _, error in history] == ["the scan failed with 0x80247001", None, None]
+
+
 @pytest.mark.usefixtures("catalog")
 def test_reports_racing_each_other_all_land(
     client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost], db: sessionmaker[Session]

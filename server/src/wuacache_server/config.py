@@ -49,6 +49,7 @@ from pydantic_settings import (
 from wuacache_server.fetch.allowlist import validate_allowlist
 
 CONFIG_FILE_NAME = "server.toml"
+DEFAULT_REPORT_HISTORY = 100
 DEFAULT_UPSTREAM_CAB_URL = "http://download.windowsupdate.com/microsoftupdate/v6/wsusscan/wsusscn2.cab"
 # The hosts Microsoft serves the catalog and update files from (WAPT's list, plus
 # the delivery network newer FileLocation URLs point at).
@@ -270,6 +271,12 @@ class Settings(BaseSettings):
         description="PEM file of the code-signing roots the catalog's signature must chain to "
         "(Microsoft's). Required to sync the catalog: there is no default.",
         examples=["/etc/wuacache/microsoft-code-signing-roots.pem"],
+    )
+    report_history: int = Field(
+        default=DEFAULT_REPORT_HISTORY,
+        ge=1,
+        le=100_000,
+        description="Reports kept per host in its history; older ones are deleted as new ones arrive.",
     )
     max_report_bytes: ByteSize = Field(
         default=ByteSize(16 * 1024 * 1024),

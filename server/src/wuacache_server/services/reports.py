@@ -31,6 +31,7 @@ from wuacache_server.api.report_schemas import (
     PlanUpdate,
     ReportedUpdate,
 )
+from wuacache_server.config import DEFAULT_REPORT_HISTORY
 from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateFile, HostUpdateStatus, RuleSet
 from wuacache_server.services.needs import NEEDING_STATUSES, CatalogFile, CatalogMatch, files_for_host, match_catalog
 
@@ -65,7 +66,13 @@ def load_rule_sets(session: Session, names: Iterable[str]) -> dict[str, policy.R
 
 
 def ingest_report(
-    session: Session, host_name: str, report: HostReportIn, *, base_url: str, now: datetime
+    session: Session,
+    host_name: str,
+    report: HostReportIn,
+    *,
+    base_url: str,
+    now: datetime,
+    keep_reports: int = DEFAULT_REPORT_HISTORY,
 ) -> ReportOutcome:
     """Store a host's report and decide its updates; the caller commits.
 
@@ -74,6 +81,7 @@ def ingest_report(
         report: the report, already validated by its schema.
         base_url: where hosts reach this server; files are under ``<base_url>/wua/``.
         now: the time of the decisions (timezone-aware).
+        keep_reports: how many reports of the host the history keeps.
 
     Raises:
         ReportError: the report names another host, lists an update twice, or
@@ -82,7 +90,7 @@ def ingest_report(
     if report.hostname != host_name:
         raise ReportError(f"the report is for host {report.hostname!r}, not {host_name!r} as the URL says")
     if report.error_hresult is not None:
-        return _record_failed_scan(session, host_name, report, base_url=base_url, now=now)
+        return _record_failed_scan(session, host_name, report, base_url=base_url, now=now, keep_reports=keep_reports)
     # Writing first takes the lock before anything is read: two reports of a host
     # (on SQLite, any two reports) then run one after the other, each on fresh data.
     host_id = _upsert_host(
@@ -108,21 +116,17 @@ def ingest_report(
     counts = _counts(item.status for item in decided)
     rule_notes = {"applied": list(rules.applied), "ignored": list(rules.ignored), "unknown": list(rules.unknown)}
     warnings = _url_warnings(decided)
-    session.add(
-        HostReport(
-            host_id=host_id,
-            received_at=now,
-            cab_sha256=report.cab_sha256,
-            cab_date=report.cab_date,
-            scan_duration_seconds=report.scan_duration_seconds,
-            wuauserv_state=report.wuauserv_state,
-            update_count=len(decided),
-            counts={status.value: count for status, count in counts.items()},
-            rule_sets=rule_notes,
-            warnings=warnings,
-        )
+    _add_to_history(
+        session,
+        host_id,
+        report,
+        now,
+        keep_reports,
+        update_count=len(decided),
+        counts={status.value: count for status, count in counts.items()},
+        rule_sets=rule_notes,
+        warnings=warnings,
     )
-    session.flush()
 
     needed = {file.id: file for item in decided for file in item.files}
     new_needs = tuple(
@@ -267,10 +271,19 @@ def _decide(session: Session, report: HostReportIn, now: datetime) -> tuple[list
 
 
 def _record_failed_scan(
-    session: Session, host_name: str, report: HostReportIn, *, base_url: str, now: datetime
+    session: Session, host_name: str, report: HostReportIn, *, base_url: str, now: datetime, keep_reports: int
 ) -> ReportOutcome:
     host_id = _upsert_host(session, host_name, report, now)
     hresult = (report.error_hresult or 0) & 0xFFFFFFFF
+    _add_to_history(session, host_id, report, now, keep_reports, error=f"the scan failed with 0x{hresult:08X}")
+    logger.info("report of host %s: the scan failed with 0x%08X; its plan is kept", host_name, hresult)
+    return ReportOutcome(plan=stored_plan(session, session.get_one(Host, host_id), base_url=base_url), new_needs=())
+
+
+def _add_to_history(
+    session: Session, host_id: int, report: HostReportIn, now: datetime, keep: int, **outcome: Any
+) -> None:
+    """Append the report to the host's history and drop what falls beyond the ``keep`` newest."""
     session.add(
         HostReport(
             host_id=host_id,
@@ -279,12 +292,14 @@ def _record_failed_scan(
             cab_date=report.cab_date,
             scan_duration_seconds=report.scan_duration_seconds,
             wuauserv_state=report.wuauserv_state,
-            error=f"the scan failed with 0x{hresult:08X}",
+            **outcome,
         )
     )
     session.flush()
-    logger.info("report of host %s: the scan failed with 0x%08X; its plan is kept", host_name, hresult)
-    return ReportOutcome(plan=stored_plan(session, session.get_one(Host, host_id), base_url=base_url), new_needs=())
+    newest = select(HostReport.id).where(HostReport.host_id == host_id).order_by(HostReport.id.desc()).limit(keep)
+    session.execute(
+        delete(HostReport).where(HostReport.host_id == host_id, HostReport.id.not_in(newest.scalar_subquery()))
+    )
 
 
 def _last_installs(history: Iterable[HistoryEntry]) -> dict[str, HistoryEntry]:

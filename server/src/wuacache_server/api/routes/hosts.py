@@ -86,7 +86,9 @@ def post_report(
     """Store a host's scan report, and answer with its plan: per update, a status,
     the reason for it, and the server URLs of the files to install it with."""
     try:
-        outcome = ingest_report(session, host_name, report, base_url=settings.base_url, now=now)
+        outcome = ingest_report(
+            session, host_name, report, base_url=settings.base_url, now=now, keep_reports=settings.report_history
+        )
     except ReportError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     session.commit()
