@@ -22,13 +22,17 @@ once: SQLite takes one writer at a time, PostgreSQL locks rows.
 temporary folder); a PostgreSQL URL names a database in which a schema of the
 benchmark's own is created, used and dropped. A plain ``postgresql://`` URL,
 as ``scripts/with-postgres`` exports it, is what the server takes (it picks
-psycopg 3 itself). ``--cprofile N`` profiles the ingestion (one thread only)
-and prints the N functions with the largest cumulative time.
+psycopg 3 itself). ``--cprofile N`` profiles ``ingest_report`` (without
+``--api``, whose handlers run in other threads, and with one thread) and
+prints the N functions with the largest cumulative time.
 
 The figures:
   reports per second  reports ingested divided by the ingestion's wall time.
   time per report     from the report's arrival to its commit (to the API's
                       answer with --api), waits for locks included: mean, p95.
+  failed              reports the database or the API refused (SQLite's
+                      "database is locked" after its busy timeout, say); the
+                      exit status is then 1.
   database size       after the import and after ingestion (SQLite: the file,
                       after a WAL checkpoint; PostgreSQL: the schema's tables,
                       indexes and TOAST), and the growth per host.
@@ -43,6 +47,7 @@ Run by hand, never as part of the tests; the figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
 import hashlib
 import json
@@ -64,12 +69,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.pki import ensure_lab_ca
 from wuacache_lab.scanreport import ScanningHost
 from wuacache_lab.windows.profiles import MIXED_ROTATION
-
 from wuacache_server.api.app import create_app
 from wuacache_server.api.report_schemas import HostReportIn
 from wuacache_server.catalog.importer import import_catalog
@@ -77,7 +82,7 @@ from wuacache_server.config import Settings
 from wuacache_server.db.engine import make_engine, migrate, session_factory
 from wuacache_server.db.models import HostReport, HostUpdate, HostUpdateFile, RuleSet, TokenRole
 from wuacache_server.security import create_token
-from wuacache_server.services.reports import ingest_report
+from wuacache_server.services.reports import ReportError, ingest_report
 
 BASE_URL = "http://wuacache.example.org:8088"
 # What a typical production ring follows: security fixes after a week, the rest by rule set.
@@ -129,21 +134,26 @@ def scan(lab: Lab, state_dir: Path, profile: str) -> dict[str, Any]:
         trusted_ca=lab.trusted_ca,
         files_dir=lab.files_dir,
     )
-    return host.report(ASSIGNMENT)
+    report: dict[str, Any] = host.report(ASSIGNMENT)
+    return report
 
 
 def variant(scanned: dict[str, Any], installed_share: float, rng: random.Random) -> dict[str, Any]:
     """The scan as another host of the same OS would send it: ``installed_share``
     of the updates installed (each with its history entry), and a failed
     install among the others now and then."""
-    report = json.loads(json.dumps(scanned))
+    report = copy.deepcopy(scanned)
     history = []
     for update in report["updates"]:
         identity = {"update_id": update["update_id"], "revision_number": update["revision_number"]}
-        installed_at = datetime.fromisoformat(update["last_deployment_change_time"]) + timedelta(days=rng.randint(1, 30))
+        installed_at = datetime.fromisoformat(update["last_deployment_change_time"]) + timedelta(
+            days=rng.randint(1, 30)
+        )
         if rng.random() < installed_share:
             update["is_installed"] = True
-            history.append({"operation": 1, "result_code": 2, "hresult": 0, "date": installed_at.isoformat(), **identity})
+            history.append(
+                {"operation": 1, "result_code": 2, "hresult": 0, "date": installed_at.isoformat(), **identity}
+            )
         elif rng.random() < 0.02:
             failed = {"result_code": INSTALL_FAILED, "hresult": ERROR_INSTALL_FAILURE - 2**32}
             history.append({"operation": 1, **failed, "date": installed_at.isoformat(), **identity})
@@ -154,7 +164,7 @@ def variant(scanned: dict[str, Any], installed_share: float, rng: random.Random)
 def fleet_reports(lab: Lab, state_dir: Path, profiles: list[str], per_profile: int, seed: int) -> list[dict[str, Any]]:
     """``per_profile`` reports per OS profile, from one scan each: installed
     shares from none (a new machine) to most (a well-patched one)."""
-    reports = []
+    reports: list[dict[str, Any]] = []
     for profile in profiles:
         scanned = scan(lab, state_dir, profile)
         rng = random.Random(f"{seed}-{profile}")
@@ -187,9 +197,7 @@ def fresh_database(url: str | None, workdir: Path, keep: bool) -> Iterator[str]:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         try:
             # Every connection of the benchmark works in its own schema only.
-            yield parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-                hide_password=False
-            )
+            yield parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
         finally:
             if keep:
                 print(f"kept schema {schema}")
@@ -256,14 +264,16 @@ def direct_ingester(
             with sessions() as session:
                 ingest_report(session, name, report, base_url=BASE_URL, now=datetime.now(UTC))
                 session.commit()
-        except Exception as exc:  # a figure to report, not a reason to stop
+        except (SQLAlchemyError, ReportError) as exc:  # a figure to report, not a reason to stop
             failure = f"{type(exc).__name__}: {exc}"
         results.record(started, failure)
 
     return ingest
 
 
-def api_ingester(client: TestClient, token: str, reports: list[dict[str, Any]], results: Results) -> Callable[[int], None]:
+def api_ingester(
+    client: TestClient, token: str, reports: list[dict[str, Any]], results: Results
+) -> Callable[[int], None]:
     """Host ``index``'s report, posted as JSON to the API with a controller token."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
@@ -271,14 +281,10 @@ def api_ingester(client: TestClient, token: str, reports: list[dict[str, Any]], 
         name = host_name(index)
         body = json.dumps({**reports[index % len(reports)], "hostname": name}).encode()
         started = time.perf_counter()
-        failure = None
-        try:
-            answer = client.post(f"/api/v1/hosts/{name}/reports", content=body, headers=headers)
-            if answer.status_code != 200:
-                failure = f"HTTP {answer.status_code}: {answer.text[:200]}"
-        except Exception as exc:
-            failure = f"{type(exc).__name__}: {exc}"
-        results.record(started, failure)
+        answer = client.post(f"/api/v1/hosts/{name}/reports", content=body, headers=headers)
+        results.record(
+            started, None if answer.status_code == 200 else f"HTTP {answer.status_code}: {answer.text[:200]}"
+        )
 
     return ingest
 
@@ -348,9 +354,39 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if min(args.hosts, args.updates, args.concurrency, args.variants) < 1:
         parser.error("--hosts, --updates, --concurrency and --variants must be at least 1")
-    if args.cprofile and args.concurrency != 1:
-        parser.error("--cprofile sees one thread only: use it with --concurrency 1")
+    if args.cprofile and (args.concurrency != 1 or args.api):
+        parser.error("--cprofile sees this thread only: use it with --concurrency 1 and without --api")
     return args
+
+
+def prepare_database(engine: Engine, lab: Lab, workdir: Path) -> str:
+    """Migrate, import the catalog, add the rule set the fleet follows; a controller token."""
+    migrate(engine)
+    imported = import_catalog(engine, lab.cab, workdir=workdir)
+    with session_factory(engine)() as session:
+        session.add(RuleSet(**BASELINE))
+        token = create_token(session, "report-ingestion benchmark", TokenRole.CONTROLLER)
+        session.commit()
+    print(f"database: {engine.dialect.name}, catalog imported in {imported.duration_seconds:.1f} s")
+    return token
+
+
+def ingest_fleet(
+    args: argparse.Namespace, engine: Engine, token: str, reports: list[dict[str, Any]], workdir: Path
+) -> tuple[Results, float]:
+    """Every host's report, through the service or the API; the results and the wall time."""
+    results = Results()
+    profile = cProfile.Profile() if args.cprofile else None
+    if args.api:
+        settings = Settings(data_dir=workdir, database_url=engine.url.render_as_string(hide_password=False))
+        with TestClient(create_app(settings)) as client:
+            elapsed = run(api_ingester(client, token, reports, results), args.hosts, args.concurrency, profile)
+    else:
+        ingester = direct_ingester(session_factory(engine), reports, results)
+        elapsed = run(ingester, args.hosts, args.concurrency, profile)
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.cprofile)
+    return results, elapsed
 
 
 def main() -> int:
@@ -373,31 +409,13 @@ def main() -> int:
         with fresh_database(args.database_url, workdir, args.keep) as url:
             engine = make_engine(url)
             try:
-                migrate(engine)
-                imported = import_catalog(engine, lab.cab, workdir=workdir)
-                sessions = session_factory(engine)
-                with sessions() as session:
-                    session.add(RuleSet(**BASELINE))
-                    token = create_token(session, "report-ingestion benchmark", TokenRole.CONTROLLER)
-                    session.commit()
+                token = prepare_database(engine, lab, workdir)
                 size_before = database_size(engine)
-                print(
-                    f"database: {engine.dialect.name}, catalog imported in {imported.duration_seconds:.1f} s, "
-                    f"{mib(size_before)}"
-                )
-
                 path = "the API" if args.api else "ingest_report"
                 print(f"ingesting {args.hosts} reports through {path}, {args.concurrency} thread(s)")
-                results = Results()
-                profile = cProfile.Profile() if args.cprofile else None
                 rss_before = rss("VmRSS")
                 peak_reset = reset_peak_rss()
-                if args.api:
-                    settings = Settings(data_dir=workdir, database_url=url)
-                    with TestClient(create_app(settings)) as client:
-                        elapsed = run(api_ingester(client, token, reports, results), args.hosts, args.concurrency, profile)
-                else:
-                    elapsed = run(direct_ingester(sessions, reports, results), args.hosts, args.concurrency, profile)
+                results, elapsed = ingest_fleet(args, engine, token, reports, workdir)
                 peak = rss("VmHWM")
                 size_after = database_size(engine)
                 rows = row_counts(engine)
@@ -413,13 +431,13 @@ def main() -> int:
     if results.failures:
         print(f"  failed              {len(results.failures)} (first: {results.failures[0]})")
     growth = size_after - size_before
-    print(f"  database size       {mib(size_after)} (+{mib(growth)}, {growth / args.hosts / 1024:.1f} KiB per host)")
+    print(
+        f"  database size       {mib(size_before)} after the import, {mib(size_after)} after ingestion "
+        f"({growth / args.hosts / 1024:.1f} KiB per host)"
+    )
     peak_scope = "during ingestion" if peak_reset else "of the whole run"
     print(f"  peak RSS            {mib(peak)} {peak_scope} ({mib(rss_before)} before ingestion)")
     print("  rows                " + ", ".join(f"{table} {count}" for table, count in rows.items()))
-    if profile is not None:
-        print()
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.cprofile)
     return 1 if results.failures else 0
 
 

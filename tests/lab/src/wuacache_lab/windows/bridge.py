@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from wuacache_lab.windows.errors import COR_E_SYSTEM, E_INVALIDARG, HResultError, signed
-from wuacache_lab.windows.process import LogonSession
+from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, LogonSession
 from wuacache_lab.windows.system import WindowsSystem
 from wuacache_lab.windows.wua import WuaClient
 
@@ -56,6 +56,8 @@ class BridgeProcess:
     logon: LogonSession
     system: WindowsSystem
     wua: WuaClient
+    # Relative paths of the script resolve against it.
+    working_directory: str = DEFAULT_WORKING_DIRECTORY
 
 
 # An operation takes the bridge process and the request's params as keywords.
@@ -122,7 +124,12 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
-def handle_request(host: WindowsHost, request: dict[str, Any], logon: LogonSession) -> tuple[dict[str, Any], int]:
+def handle_request(
+    host: WindowsHost,
+    request: dict[str, Any],
+    logon: LogonSession,
+    working_directory: str = DEFAULT_WORKING_DIRECTORY,
+) -> tuple[dict[str, Any], int]:
     """Run one bridge request; returns the response document and exit code.
 
     Like the script, it reads ``operation`` first (a missing member fails
@@ -146,7 +153,13 @@ def handle_request(host: WindowsHost, request: dict[str, Any], logon: LogonSessi
         for name in params:
             if name not in accepted or name == "process":
                 raise _refusal(COR_E_SYSTEM, f"A parameter cannot be found that matches parameter name '{name}'.")
-        process = BridgeProcess(host=host, logon=logon, system=host.system(logon), wua=host.wua(logon))
+        process = BridgeProcess(
+            host=host,
+            logon=logon,
+            system=host.system(logon),
+            wua=host.wua(logon),
+            working_directory=working_directory,
+        )
         response["result"] = OPERATIONS[operation](process, **params)
     except BridgeFailure as failure:
         host.log.info("bridge %s failed in %s: %s", response["operation"], failure.call, failure.error)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from wuacache_lab.windows.bridge import BRIDGE_MARKER, handle_request
 from wuacache_lab.windows.errors import HResultError
-from wuacache_lab.windows.process import MAX_COMMAND_LINE, LogonSession, ProcessResult
+from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, MAX_COMMAND_LINE, LogonSession, ProcessResult
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -56,7 +56,13 @@ _EXIT = re.compile(r"^exit(?:\s+(-?\d+))?$", re.IGNORECASE)
 _HOSTNAME = re.compile(r"^hostname(?:\.exe)?$", re.IGNORECASE)
 
 
-def run_command_line(host: WindowsHost, command_line: str, stdin: bytes, logon: LogonSession) -> ProcessResult:
+def run_command_line(
+    host: WindowsHost,
+    command_line: str,
+    stdin: bytes,
+    logon: LogonSession,
+    working_directory: str = DEFAULT_WORKING_DIRECTORY,
+) -> ProcessResult:
     if len(command_line) > MAX_COMMAND_LINE:
         return ProcessResult(b"", COMMAND_LINE_TOO_LONG, 1)
     arguments = split_command_line(command_line)
@@ -64,7 +70,7 @@ def run_command_line(host: WindowsHost, command_line: str, stdin: bytes, logon: 
         return ProcessResult(b"", b"", 0)
     program = re.split(r"[\\/]", arguments[0])[-1].casefold().removesuffix(".exe")
     if program == "powershell":
-        return _run_powershell(host, arguments[1:], stdin, logon)
+        return _run_powershell(host, arguments[1:], stdin, logon, working_directory)
     return _run_script(host, command_line)
 
 
@@ -105,7 +111,9 @@ def split_command_line(command_line: str) -> list[str]:
     return arguments
 
 
-def _run_powershell(host: WindowsHost, arguments: list[str], stdin: bytes, logon: LogonSession) -> ProcessResult:
+def _run_powershell(
+    host: WindowsHost, arguments: list[str], stdin: bytes, logon: LogonSession, working_directory: str
+) -> ProcessResult:
     script = None
     index = 0
     while index < len(arguments):
@@ -134,7 +142,7 @@ def _run_powershell(host: WindowsHost, arguments: list[str], stdin: bytes, logon
     if script is None:
         return ProcessResult(b"", CANNOT_RUN, 1)  # an interactive shell
     if BRIDGE_MARKER in script:
-        return _run_bridge(host, stdin, logon)
+        return _run_bridge(host, stdin, logon, working_directory)
     return _run_script(host, script)
 
 
@@ -145,7 +153,7 @@ def _powershell_parameter(name: str) -> str | None:
     return next((full for full, _ in _POWERSHELL_PARAMETERS if name and full.startswith(name)), None)
 
 
-def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession) -> ProcessResult:
+def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession, working_directory: str) -> ProcessResult:
     """The bootstrap reads one JSON document from standard input and invokes
     its ``bridge`` member with its ``request`` member."""
     try:
@@ -169,7 +177,7 @@ def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession) -> Process
             1,
         )
     try:
-        response, exit_code = handle_request(host, request, logon)
+        response, exit_code = handle_request(host, request, logon, working_directory)
     except NotImplementedError as error:
         host.log.warning("bridge request outside what the emulator models: %s", error)
         return ProcessResult(b"", f"The emulated host cannot do this: {error}\r\n".encode(), 1)

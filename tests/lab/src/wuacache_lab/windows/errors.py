@@ -16,8 +16,10 @@ ERROR_FILE_NOT_FOUND = 0x80070002
 ERROR_PATH_NOT_FOUND = 0x80070003
 ERROR_DISK_FULL = 0x80070070
 ERROR_INVALID_NAME = 0x8007007B
+ERROR_ALREADY_EXISTS = 0x800700B7
 ERROR_SERVICE_DISABLED = 0x80070422
 ERROR_SHUTDOWN_IS_SCHEDULED = 0x800704A6
+ERROR_ONLY_IF_CONNECTED = 0x800704E3
 
 # COM itself.
 REGDB_E_CLASSNOTREG = 0x80040154
@@ -40,6 +42,12 @@ WU_E_DM_NOTDOWNLOADED = 0x80246007
 WU_E_OL_INVALID_SCANFILE = 0x80247001
 WU_E_DS_UNKNOWNSERVICE = 0x80248014
 
+# Task Scheduler (winerror.h): SCHED_S_ codes are LastTaskResult values.
+SCHED_S_TASK_HAS_NOT_RUN = 0x00041303
+SCHED_S_TASK_TERMINATED = 0x00041306
+SCHED_E_MISSINGNODE = 0x80041319
+SCHED_E_TASK_DISABLED = 0x80041326
+
 _MESSAGES = {
     E_ACCESSDENIED: "Access is denied.",
     E_INVALIDARG: "The parameter is incorrect.",
@@ -47,7 +55,11 @@ _MESSAGES = {
     ERROR_PATH_NOT_FOUND: "The system cannot find the path specified.",
     ERROR_DISK_FULL: "There is not enough space on the disk.",
     ERROR_INVALID_NAME: "The filename, directory name, or volume label syntax is incorrect.",
+    ERROR_ALREADY_EXISTS: "Cannot create a file when that file already exists.",
     ERROR_SHUTDOWN_IS_SCHEDULED: "A system shutdown has already been scheduled.",
+    ERROR_ONLY_IF_CONNECTED: "This operation is supported only when you are connected to the server.",
+    SCHED_E_MISSINGNODE: "The task XML is missing a required element or attribute.",
+    SCHED_E_TASK_DISABLED: "The task is disabled.",
     REGDB_E_CLASSNOTREG: "Class not registered",
     ERROR_SERVICE_DISABLED: (
         "The service cannot be started, either because it is disabled or because it has no enabled "

@@ -17,10 +17,11 @@ from wuacache_lab.windows.commands import run_command_line
 from wuacache_lab.windows.disk import HostDisk
 from wuacache_lab.windows.errors import ERROR_SHUTDOWN_IS_SCHEDULED, HResultError
 from wuacache_lab.windows.faults import HostFaults
-from wuacache_lab.windows.process import ConnectionDropped, LogonSession, ProcessResult
+from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, ConnectionDropped, LogonSession, ProcessResult
 from wuacache_lab.windows.profiles import OsProfile, get_profile
 from wuacache_lab.windows.state import HostState, StateStore, from_iso, host_dir, to_iso, utc_now
 from wuacache_lab.windows.system import REBOOT_MARKERS, WindowsSystem
+from wuacache_lab.windows.taskscheduler import TaskScheduler
 from wuacache_lab.windows.wua import UpdateAgent, WuaClient, complete_pending_changes
 
 # The account scheduled tasks and services run as.
@@ -65,6 +66,7 @@ class WindowsHost:
             faults=self.faults,
         )
         self.agent = UpdateAgent(self)
+        self.task_scheduler = TaskScheduler(self)
 
     def __repr__(self) -> str:
         return f"WindowsHost({self.name!r}, profile={self.profile.name!r})"
@@ -95,10 +97,19 @@ class WindowsHost:
             self.log.info("dropping the connection of a command after %.1f s", delay)
             time.sleep(delay)
             raise ConnectionDropped(f"{self.name} dropped the connection")
-        return run_command_line(self, command_line, stdin, logon)
+        # A WinRS shell starts in the user's profile folder.
+        return self.run_process(command_line, stdin, logon, working_directory=f"C:\\Users\\{logon.user}")
+
+    def run_process(
+        self, command_line: str, stdin: bytes, logon: LogonSession, working_directory: str = DEFAULT_WORKING_DIRECTORY
+    ) -> ProcessResult:
+        """Run a command line on the host itself, as its services and
+        scheduled tasks start processes."""
+        return run_command_line(self, command_line, stdin, logon, working_directory)
 
     def wua(self, logon: LogonSession = SYSTEM) -> WuaClient:
-        """The WUA COM objects a process running as ``logon`` can create."""
+        """The COM objects (Windows Update Agent, ``Schedule.Service``) a
+        process running as ``logon`` can create."""
         self._finish_reboot()
         return self.agent.client(logon)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 # cmd.exe refuses longer command lines ("The command line is too long.").
 MAX_COMMAND_LINE = 8191
+# Where a process starts when its creator names no working directory.
+DEFAULT_WORKING_DIRECTORY = "C:\\Windows\\System32"
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,12 @@ class LogonSession:
     ``logon_type`` is ``"network"`` for anything started through WinRM and
     ``"service"`` for processes started by the host itself as local SYSTEM
     (scheduled tasks, services). WUA refuses several calls to network logons.
+    WinRM admits only administrators, so sessions are elevated by default.
     """
 
     user: str
     logon_type: str = "network"
+    administrator: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -90,6 +90,33 @@ class ScanService:
 
 
 @dataclass
+class TaskExecAction:
+    path: str
+    arguments: str = ""
+    working_directory: str = ""
+
+
+@dataclass
+class ScheduledTask:
+    """A task registered with the Task Scheduler; its running instances are
+    not kept, as a restart ends them."""
+
+    path: str  # "\\name" in the root folder
+    user_id: str
+    logon_type: int
+    run_level: int
+    actions: list[TaskExecAction]
+    settings: dict[str, Any]
+    enabled: bool
+    last_task_result: int
+    last_run_time: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> ScheduledTask:
+        return cls(**{**data, "actions": [TaskExecAction(**action) for action in data["actions"]]})
+
+
+@dataclass
 class HostState:
     last_boot_up_time: str
     wuauserv_start_mode: str = "Manual"
@@ -102,6 +129,7 @@ class HostState:
     reboot_markers: list[str] = field(default_factory=list)
     pending_changes: list[PendingChange] = field(default_factory=list)
     scan_services: dict[str, ScanService] = field(default_factory=dict)  # by ServiceID
+    scheduled_tasks: dict[str, ScheduledTask] = field(default_factory=dict)  # by case-folded path
     # A restart in progress: down from reboot_at for reboot_seconds.
     reboot_at: str | None = None
     reboot_seconds: float = 0.0
@@ -113,6 +141,9 @@ class HostState:
         data["history"] = [HistoryEntry(**entry) for entry in data.get("history", [])]
         data["pending_changes"] = [PendingChange(**change) for change in data.get("pending_changes", [])]
         data["scan_services"] = {key: ScanService(**value) for key, value in data.get("scan_services", {}).items()}
+        data["scheduled_tasks"] = {
+            key: ScheduledTask.from_json(value) for key, value in data.get("scheduled_tasks", {}).items()
+        }
         return cls(**data)
 
 

@@ -65,6 +65,7 @@ from wuacache_lab.windows.state import (
     utc_now,
 )
 from wuacache_lab.windows.system import CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED
+from wuacache_lab.windows.taskscheduler import TaskService
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -168,10 +169,11 @@ class WuaClient:
 
     def create_object(self, prog_id: str) -> Any:
         """``New-Object -ComObject <prog_id>``."""
-        factories = {
+        factories: dict[str, Callable[[WuaClient], Any]] = {
             "microsoft.update.session": UpdateSession,
             "microsoft.update.servicemanager": UpdateServiceManager,
             "microsoft.update.agentinfo": WindowsUpdateAgentInfo,
+            "schedule.service": lambda client: TaskService(client.host.task_scheduler, client.logon),
         }
         if prog_id.casefold() in ("microsoft.update.updatecoll", "microsoft.update.stringcoll"):
             return ComCollection()
