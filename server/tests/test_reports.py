@@ -805,7 +805,21 @@ def test_a_report_takes_the_same_few_statements_whatever_its_size(
     client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:
     report = new_host().report(ALLOW_ALL)
-    larger = {**report, "updates": report["updates"] + [_minimal_update() for _ in range(300)]}
+    extra = [_minimal_update() for _ in range(300)]
+    larger = {**report, "updates": report["updates"] + extra}
+    # Failed installs on every other update: rows with and without a last result.
+    failures = [
+        {
+            "operation": 1,
+            "result_code": 4,
+            "hresult": 0x80240022 - (1 << 32),
+            "date": "2024-02-01T10:00:00Z",
+            "update_id": update["update_id"],
+            "revision_number": update["revision_number"],
+        }
+        for update in extra[::2]
+    ]
+    mixed = {**larger, "history": report["history"] + failures}
     statements: list[str] = []
     engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -813,10 +827,10 @@ def test_a_report_takes_the_same_few_statements_whatever_its_size(
     assert client.get("/api/v1/hosts", headers=controller).status_code == 200
 
     counts = []
-    for body in (report, larger):
+    for body in (report, larger, mixed):
         statements.clear()
         post(client, controller, body)
         counts.append(len(statements))
 
-    assert counts[0] == counts[1], counts
+    assert counts[0] == counts[1] == counts[2], counts
     assert counts[0] <= 20, counts

@@ -292,8 +292,13 @@ class Fetcher:
                 handle.bytes_done = bytes_done
             if bytes_total is not None:
                 handle.bytes_total = bytes_total
-            self._active.pop(handle.job.key, None)
+        # The key is released only once on_change has recorded the outcome: a
+        # job submitted meanwhile gets this handle, not a second download
+        # decided on a record that still says "running".
         self._notify(handle)
+        with self._lock:
+            if self._active.get(handle.job.key) is handle:
+                del self._active[handle.job.key]
         handle._finished.set()
 
     def _notify(self, handle: FetchHandle) -> None:

@@ -381,8 +381,11 @@ def _dialect_insert(session: Session) -> Callable[..., Any]:
 
 
 def _insert(session: Session, model: type[HostUpdate | HostUpdateFile], rows: Sequence[dict[str, Any]]) -> None:
+    # render_nulls: rows that leave different columns empty still make one
+    # executemany, instead of one statement per combination of empty columns.
+    statement = insert(model).execution_options(render_nulls=True)
     for start in range(0, len(rows), BATCH_SIZE):
-        session.execute(insert(model), rows[start : start + BATCH_SIZE])
+        session.execute(statement, rows[start : start + BATCH_SIZE])
 
 
 def _plan_update(columns: dict[str, Any], files: Iterable[CatalogFile], base_url: str) -> PlanUpdate:
