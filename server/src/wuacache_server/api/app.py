@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager, nullcontext
 from importlib.metadata import version
 
 from fastapi import FastAPI, HTTPException, Request
@@ -55,6 +56,10 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # SQLite has one writer at a time: reports queue here, in arrival order,
+    # rather than in SQLite's busy handler, which serves waiters in no order
+    # and gives up after its timeout.
+    app.state.report_writers = threading.Lock() if settings.database_url.startswith("sqlite") else nullcontext()
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     # The last middleware added is the outermost.
