@@ -5,7 +5,9 @@
 
 Action plugins call :func:`run_bridge` with one operation; it runs the bridge
 script on the host over the task's connection and returns the operation's raw
-result, or raises :class:`BridgeError`.
+result, or raises :class:`BridgeError`. :func:`run_elevated` does the same for
+the operations Windows refuses to a network logon, through a transient
+scheduled task that runs as SYSTEM.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY: may change in any release.
@@ -15,18 +17,29 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import re
+import time
+import uuid
 from typing import Any
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import HResultInfo, describe
 
 PROTOCOL = 1
 
 _SCRIPT_DIR = pathlib.Path(__file__).parent
-_POWERSHELL = "PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand"
+_POWERSHELL_ARGUMENTS = "-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand"
 _EXCERPT_CHARS = 1000
+
+# An elevated run's name becomes a folder and a task name on the host.
+_RUN_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+# IRegisteredTask.State of a task whose instance has not ended: TASK_STATE_QUEUED, TASK_STATE_RUNNING.
+_TASK_STATES_NOT_ENDED = frozenset({2, 4})
+
+display = Display()
 
 
 class BridgeError(AnsibleError):
@@ -58,6 +71,8 @@ class BridgeError(AnsibleError):
             text = message.strip() or self.hresult.description or "no message"
             call = "" if self.call is None else f", call {self.call}"
             return f"{code}: {text} (bridge operation '{self.operation}'{call})"
+        if self.rc is None:
+            return f"bridge operation '{self.operation}' {message}"
         return (
             f"bridge operation '{self.operation}' {message} (rc {self.rc}); "
             f"stdout: {_excerpt(self.stdout)}; stderr: {_excerpt(self.stderr)}"
@@ -79,23 +94,79 @@ def run_bridge(action: ActionBase, operation: str, params: dict[str, Any] | None
     return parse_response(operation, response["rc"], response["stdout"], response["stderr"])
 
 
+def run_elevated(
+    action: ActionBase,
+    operation: str,
+    params: dict[str, Any] | None = None,
+    *,
+    timeout: float = 3600.0,
+    poll_interval: float = 2.0,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Run one bridge operation as SYSTEM on the task's host and return its result.
+
+    The Windows Update Agent refuses downloads, installs and ``ISystemInformation``
+    to a network logon, which is what every Ansible connection to Windows gets.
+    The bridge therefore starts a transient scheduled task for the operation,
+    which is polled until it ends, within ``timeout`` seconds; its task and folder
+    are collected whatever happened, so that none stays behind on the host.
+    """
+    if name is None:
+        name = f"run-{uuid.uuid4().hex}"
+    elif not _RUN_NAME.fullmatch(name):
+        raise ValueError(f"an elevated run's name must be 1 to 64 letters, digits or dashes, not {name!r}")
+    run = {"name": name}
+
+    try:
+        started = run_bridge(
+            action,
+            "task_start",
+            dict(run, envelope=bridge_envelope(operation, params), task_arguments=task_arguments()),
+        )
+        status = _wait_for_task(action, operation, run, timeout, poll_interval)
+        if not status["response_ready"]:
+            # The task's process failed before the bridge could answer: its exit code is all there is.
+            raise BridgeError(
+                operation,
+                "the elevated run's task ended without writing a response",
+                hresult=status["last_task_result"],
+                call=f"scheduled task {started['task']}",
+            )
+    except BaseException:
+        # Collecting must not hide why the run failed.
+        _collect_after_failure(action, run)
+        raise
+
+    response = run_bridge(action, "task_collect", run)["response"]
+    # The task's exit code is the bridge's, as the command's would be.
+    return parse_response(operation, status["last_task_result"], response or "", "")
+
+
 def bridge_command() -> str:
     """The command line that starts the bootstrap; it does not depend on the request."""
-    bootstrap = _read_script("_wua_bootstrap.ps1")
-    return f"{_POWERSHELL} {base64.b64encode(bootstrap.encode('utf-16-le')).decode('ascii')}"
+    return f"PowerShell {_encoded_command('_wua_bootstrap.ps1')}"
+
+
+def task_arguments() -> str:
+    """The arguments of ``PowerShell.exe`` in an elevated run's task: the task bootstrap."""
+    return _encoded_command("_wua_task.ps1")
+
+
+def bridge_envelope(operation: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the bootstrap runs: the bridge script and the request."""
+    return {
+        "bridge": _read_script("_wua_bridge.ps1"),
+        "request": {"protocol": PROTOCOL, "operation": operation, "params": params or {}},
+    }
 
 
 def bridge_input(operation: str, params: dict[str, Any] | None = None) -> bytes:
-    """The standard input of the bootstrap: the bridge script and the request.
+    """The standard input of the bootstrap: the envelope as one JSON document.
 
     The document is kept ASCII (JSON escapes the rest) so that no console code
     page on the host can alter it.
     """
-    envelope = {
-        "bridge": _read_script("_wua_bridge.ps1"),
-        "request": {"protocol": PROTOCOL, "operation": operation, "params": params or {}},
-    }
-    return json.dumps(envelope, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return json.dumps(bridge_envelope(operation, params), ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def parse_response(operation: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
@@ -132,6 +203,35 @@ def parse_response(operation: str, rc: int, stdout: str, stderr: str) -> dict[st
     if not isinstance(result, dict):
         raise BridgeError(operation, "answered without a result object", **failure)
     return result
+
+
+def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], timeout: float, poll_interval: float) -> dict[str, Any]:
+    """Poll the run's task until its instance ends and return its last status.
+
+    An ended task has written its response, if it could: waiting for the end
+    rather than for the response also lets its process release the run's folder.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status = run_bridge(action, "task_poll", run)
+        if status["state"] not in _TASK_STATES_NOT_ENDED:
+            return status
+        if time.monotonic() >= deadline:
+            raise BridgeError(operation, f"did not end within {timeout:g} seconds in the elevated run {run['name']}")
+        time.sleep(poll_interval)
+
+
+def _collect_after_failure(action: ActionBase, run: dict[str, str]) -> None:
+    try:
+        run_bridge(action, "task_collect", run)
+    except AnsibleError as error:
+        display.warning(f"The elevated run {run['name']} may have left its scheduled task or folder on the host: {error}")
+
+
+def _encoded_command(script_name: str) -> str:
+    """PowerShell's arguments that run one of the collection's scripts, encoded as ``-EncodedCommand`` expects."""
+    script = _read_script(script_name)
+    return f"{_POWERSHELL_ARGUMENTS} {base64.b64encode(script.encode('utf-16-le')).decode('ascii')}"
 
 
 def _read_script(name: str) -> str:

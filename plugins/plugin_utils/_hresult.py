@@ -151,6 +151,13 @@ _HRESULTS: dict[int, tuple[str, str]] = {
     0x800B0101: ("CERT_E_EXPIRED", "A required certificate is not within its validity period"),
     0x800B0109: ("CERT_E_UNTRUSTEDROOT", "A certificate chain processed, but terminated in a root certificate which is not trusted"),
     0x80096010: ("TRUST_E_BAD_DIGEST", "The digital signature of the object did not verify"),
+    # Task Scheduler, as IRegisteredTask.LastTaskResult or the errors of its API
+    0x00041300: ("SCHED_S_TASK_READY", "The task is ready to run at its next scheduled time"),
+    0x00041301: ("SCHED_S_TASK_RUNNING", "The task is currently running"),
+    0x00041303: ("SCHED_S_TASK_HAS_NOT_RUN", "The task has not yet run"),
+    0x00041306: ("SCHED_S_TASK_TERMINATED", "The last run of the task was terminated by the user"),
+    0x80041315: ("SCHED_E_SERVICE_NOT_RUNNING", "The Task Scheduler service is not running"),
+    0x80041326: ("SCHED_E_TASK_DISABLED", "The task is disabled"),
     # WMI, as reported by the CIM cmdlets
     0x80041001: ("WBEM_E_FAILED", "Call failed"),
     0x80041002: ("WBEM_E_NOT_FOUND", "Object cannot be found"),

@@ -82,7 +82,7 @@ def test_request_is_ascii_whatever_the_parameters() -> None:
 
 def test_bridge_and_bootstrap_are_ascii() -> None:
     # The request keeps them ASCII-only on the wire; a non-ASCII character would be escaped, not sent raw.
-    for name in ("_wua_bridge.ps1", "_wua_bootstrap.ps1"):
+    for name in ("_wua_bridge.ps1", "_wua_bootstrap.ps1", "_wua_task.ps1"):
         (PLUGIN_UTILS / name).read_bytes().decode("ascii")
 
 

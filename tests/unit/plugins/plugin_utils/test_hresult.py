@@ -15,6 +15,7 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import descr
         pytest.param(0x80070005, "0x80070005", "E_ACCESSDENIED", id="unsigned"),
         pytest.param(-2145095679, "0x80247001", "WU_E_OL_INVALID_SCANFILE", id="offline-scan"),
         pytest.param(0x00240005, "0x00240005", "WU_S_REBOOT_REQUIRED", id="success-code"),
+        pytest.param(0x00041306, "0x00041306", "SCHED_S_TASK_TERMINATED", id="last-task-result"),
     ],
 )
 def test_known_codes(hresult: int, code: str, name: str) -> None:

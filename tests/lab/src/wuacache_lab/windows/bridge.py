@@ -11,24 +11,44 @@ naming the call that failed.
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from wuacache_lab.windows.errors import COR_E_SYSTEM, E_INVALIDARG, HResultError, signed
+from wuacache_lab.windows.errors import COR_E_SYSTEM, E_INVALIDARG, ERROR_FILE_NOT_FOUND, HResultError, signed
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, LogonSession
 from wuacache_lab.windows.system import WindowsSystem
+from wuacache_lab.windows.taskscheduler import (
+    ROOT_FOLDER,
+    TASK_ACTION_EXEC,
+    TASK_CREATE_OR_UPDATE,
+    TASK_LOGON_SERVICE_ACCOUNT,
+    TASK_RUNLEVEL_HIGHEST,
+    TASK_STATE_RUNNING,
+    TaskFolder,
+)
 from wuacache_lab.windows.wua import WuaClient
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
 
 BRIDGE_MARKER = "wuacache.wua bridge"
+# The task bootstrap's marker; the bridge marker is a prefix of it.
+TASK_MARKER = "wuacache.wua bridge task"
 PROTOCOL = 1
 # The "call" of a failure before any API call is made.
 REQUEST_CALL = "bridge request"
+
+# Elevated runs: a folder per run under $env:ProgramData, a task per run.
+RUN_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+RUNS_FOLDER = "wuacache\\runs"
+TASK_PREFIX = "wuacache-"
+ENVELOPE_FILE = "envelope.json"
+RESPONSE_FILE = "response.json"
 
 
 class BridgeFailure(Exception):
@@ -119,8 +139,112 @@ def info(process: BridgeProcess) -> dict[str, Any]:
     }
 
 
+def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task_arguments: str) -> dict[str, Any]:
+    """Start-ElevatedRun: the run's folder with its envelope, then a SYSTEM
+    task running the task bootstrap in that folder."""
+    name, folder = _run(process, name)
+    with api_call("New-Item run folder"):
+        process.host.disk.make_dirs(folder)
+        # ConvertTo-Json -Compress, non-ASCII escaped.
+        document = json.dumps(envelope, separators=(",", ":")).encode("ascii")
+        process.host.disk.write(f"{folder}\\{ENVELOPE_FILE}", [document])
+    with api_call("Schedule.Service.Connect"):
+        service = process.wua.create_object("Schedule.Service")
+        service.Connect()
+    with api_call("ITaskService.GetFolder"):
+        root = service.GetFolder(ROOT_FOLDER)
+    with api_call("ITaskService.NewTask"):
+        definition = service.NewTask(0)
+        definition.Principal.UserId = "SYSTEM"
+        definition.Principal.LogonType = TASK_LOGON_SERVICE_ACCOUNT
+        definition.Principal.RunLevel = TASK_RUNLEVEL_HIGHEST
+        action = definition.Actions.Create(TASK_ACTION_EXEC)
+        action.Path = "PowerShell.exe"
+        action.Arguments = task_arguments
+        action.WorkingDirectory = folder
+        definition.Settings.ExecutionTimeLimit = "PT4H"
+        definition.Settings.DisallowStartIfOnBatteries = False
+        definition.Settings.StopIfGoingOnBatteries = False
+    with api_call("ITaskFolder.RegisterTaskDefinition"):
+        task = root.RegisterTaskDefinition(
+            TASK_PREFIX + name, definition, TASK_CREATE_OR_UPDATE, None, None, TASK_LOGON_SERVICE_ACCOUNT
+        )
+    with api_call("IRegisteredTask.Run"):
+        task.Run(None)
+    return {"task": task.Path, "folder": folder}
+
+
+def task_poll(process: BridgeProcess, name: str) -> dict[str, Any]:
+    """Get-ElevatedRun: the task's state and whether its response is written."""
+    name, folder = _run(process, name)
+    root = _task_root_folder(process)
+    with api_call("ITaskFolder.GetTask"):
+        task = root.GetTask(TASK_PREFIX + name)
+        state = task.State
+        last_task_result = task.LastTaskResult
+    with api_call("Test-Path response.json"):
+        response_ready = process.host.disk.exists(f"{folder}\\{RESPONSE_FILE}")
+    return {"state": state, "last_task_result": last_task_result, "response_ready": response_ready}
+
+
+def task_collect(process: BridgeProcess, name: str) -> dict[str, Any]:
+    """Complete-ElevatedRun: the response, if any, then no task and no folder."""
+    name, folder = _run(process, name)
+    response_path = f"{folder}\\{RESPONSE_FILE}"
+    disk = process.host.disk
+    with api_call("Get-Content response.json"):
+        response = b"".join(disk.read(response_path)).decode("utf-8-sig") if disk.exists(response_path) else None
+    root = _task_root_folder(process)
+    with api_call("ITaskFolder.GetTask"):
+        try:
+            task = root.GetTask(TASK_PREFIX + name)
+        except HResultError as error:
+            if error.hresult != ERROR_FILE_NOT_FOUND:
+                raise
+            task = None
+    if task is not None:
+        # A deleted task's running instance would keep the folder, its
+        # working directory, from being removed.
+        with api_call("IRegisteredTask.Stop"):
+            if task.State == TASK_STATE_RUNNING:
+                task.Stop(0)
+        with api_call("ITaskFolder.DeleteTask"):
+            root.DeleteTask(TASK_PREFIX + name, 0)
+    with api_call("Remove-Item run folder"):
+        disk.remove_tree(folder)
+    return {"response": response}
+
+
+def reboot_required(process: BridgeProcess) -> dict[str, Any]:
+    """Get-RebootRequired: ISystemInformation, which needs a local logon."""
+    with api_call("Microsoft.Update.SystemInfo.RebootRequired"):
+        required = process.wua.create_object("Microsoft.Update.SystemInfo").RebootRequired
+    return {"reboot_required": required}
+
+
+def _run(process: BridgeProcess, name: Any) -> tuple[str, str]:
+    """The run's name, bound as a ``[string]`` ($null is empty), and its
+    folder, once the name is known to be safe in a path and a task name."""
+    name = "" if name is None else str(name)
+    if not RUN_NAME.fullmatch(name):
+        raise _refusal(E_INVALIDARG, f"The run name '{name}' must be 1 to 64 letters, digits or dashes.")
+    return name, f"{process.system.getenv('ProgramData')}\\{RUNS_FOLDER}\\{name}"
+
+
+def _task_root_folder(process: BridgeProcess) -> TaskFolder:
+    with api_call("Schedule.Service.Connect"):
+        service = process.wua.create_object("Schedule.Service")
+        service.Connect()
+    with api_call("ITaskService.GetFolder"):
+        return service.GetFolder(ROOT_FOLDER)
+
+
 OPERATIONS: dict[str, Operation] = {
     "info": info,
+    "task_start": task_start,
+    "task_poll": task_poll,
+    "task_collect": task_collect,
+    "reboot_required": reboot_required,
 }
 
 
@@ -153,6 +277,13 @@ def handle_request(
         for name in params:
             if name not in accepted or name == "process":
                 raise _refusal(COR_E_SYSTEM, f"A parameter cannot be found that matches parameter name '{name}'.")
+        missing = [name for name in list(accepted)[1:] if name not in params]
+        if missing:
+            # Mandatory parameters cannot be prompted for under -NonInteractive.
+            raise _refusal(
+                COR_E_SYSTEM,
+                f"Cannot process command because of one or more missing mandatory parameters: {' '.join(missing)}.",
+            )
         process = BridgeProcess(
             host=host,
             logon=logon,

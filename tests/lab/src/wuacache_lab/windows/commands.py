@@ -3,7 +3,10 @@
 WinRS runs every command through cmd.exe, which refuses lines longer than
 8,191 characters. ``powershell.exe -EncodedCommand`` scripts carrying the
 bridge marker run a bridge operation (:mod:`wuacache_lab.windows.bridge`)
-with the request read from standard input. A handful of plain commands are
+with the request read from standard input; those carrying the task
+bootstrap's marker run the ``envelope.json`` of their working directory and
+write ``response.json`` beside it, as the elevated runs' scheduled tasks do.
+A handful of plain commands are
 understood so that generic tools (Ansible's ``raw``, a ``shutdown /r``) can be
 tested; the emulator is not a PowerShell interpreter and says so for anything
 else.
@@ -17,7 +20,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from wuacache_lab.windows.bridge import BRIDGE_MARKER, handle_request
+from wuacache_lab.windows.bridge import BRIDGE_MARKER, ENVELOPE_FILE, RESPONSE_FILE, TASK_MARKER, handle_request
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, MAX_COMMAND_LINE, LogonSession, ProcessResult
 
@@ -141,6 +144,9 @@ def _run_powershell(
         index += 2 if takes_value else 1
     if script is None:
         return ProcessResult(b"", CANNOT_RUN, 1)  # an interactive shell
+    # The bridge marker is a prefix of the task bootstrap's.
+    if TASK_MARKER in script:
+        return _run_task_bootstrap(host, logon, working_directory)
     if BRIDGE_MARKER in script:
         return _run_bridge(host, stdin, logon, working_directory)
     return _run_script(host, script)
@@ -153,11 +159,18 @@ def _powershell_parameter(name: str) -> str | None:
     return next((full for full, _ in _POWERSHELL_PARAMETERS if name and full.startswith(name)), None)
 
 
-def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession, working_directory: str) -> ProcessResult:
-    """The bootstrap reads one JSON document from standard input and invokes
-    its ``bridge`` member with its ``request`` member."""
+def _run_bridge(
+    host: WindowsHost,
+    envelope: bytes,
+    logon: LogonSession,
+    working_directory: str,
+    response_path: str | None = None,
+) -> ProcessResult:
+    """A bootstrap invokes the envelope's ``bridge`` member with its
+    ``request`` member; given ``response_path``, the bridge writes its
+    response there instead of standard output."""
     try:
-        document = json.loads(stdin.decode("utf-8-sig"))
+        document = json.loads(envelope.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as error:
         return ProcessResult(
             b"",
@@ -171,7 +184,7 @@ def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession, working_di
             b"",
             _powershell_error(
                 "Invoke-Command",
-                "The standard input holds no 'bridge' script and 'request' object.",
+                "The envelope holds no 'bridge' script and 'request' object.",
                 "ParameterBindingException",
             ),
             1,
@@ -182,7 +195,37 @@ def _run_bridge(host: WindowsHost, stdin: bytes, logon: LogonSession, working_di
         host.log.warning("bridge request outside what the emulator models: %s", error)
         return ProcessResult(b"", f"The emulated host cannot do this: {error}\r\n".encode(), 1)
     # ConvertTo-Json -Compress, non-ASCII escaped, as the bridge writes it.
-    return ProcessResult(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\r\n", b"", exit_code)
+    text = json.dumps(response, separators=(",", ":")).encode("ascii")
+    if response_path is None:
+        return ProcessResult(text + b"\r\n", b"", exit_code)
+    if host.task_scheduler.process_killed():
+        return ProcessResult(b"", b"", 1)  # what a killed process leaves
+    partial = response_path + ".tmp"
+    try:
+        host.disk.write(partial, [text])
+        host.disk.move(partial, response_path)
+    except HResultError as error:
+        return ProcessResult(b"", _powershell_error("WriteAllText", error.message, "MethodInvocationException"), 1)
+    return ProcessResult(b"", b"", exit_code)
+
+
+def _run_task_bootstrap(host: WindowsHost, logon: LogonSession, working_directory: str) -> ProcessResult:
+    """The task bootstrap runs the envelope of its working directory and
+    leaves the response beside it."""
+    envelope_path = f"{working_directory}\\{ENVELOPE_FILE}"
+    try:
+        envelope = b"".join(host.disk.read(envelope_path))
+    except HResultError:
+        return ProcessResult(
+            b"",
+            _powershell_error(
+                "Get-Content",
+                f"Cannot find path '{envelope_path}' because it does not exist.",
+                "ItemNotFoundException",
+            ),
+            1,
+        )
+    return _run_bridge(host, envelope, logon, working_directory, f"{working_directory}\\{RESPONSE_FILE}")
 
 
 def _powershell_error(command: str, message: str, exception: str) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from datetime import datetime
@@ -101,6 +102,12 @@ class HostDisk:
 
     def remove(self, windows_path: str) -> None:
         self.path(windows_path).unlink(missing_ok=True)
+
+    def remove_tree(self, windows_path: str) -> None:
+        """``Remove-Item -Recurse -Force``: a folder and everything in it."""
+        path = self.path(windows_path)
+        if path.is_dir():
+            shutil.rmtree(path)
 
     def size(self, windows_path: str) -> int:
         return self.path(windows_path).stat().st_size

@@ -88,6 +88,14 @@ class WindowsHost:
         reboot_at = self.store.peek(lambda state: state.reboot_at)
         return reboot_at is None or utc_now() < from_iso(reboot_at)
 
+    def running_boot(self) -> str | None:
+        """The ``LastBootUpTime`` of the boot processes run in now; None once a
+        restart has begun, which has killed every process."""
+        reboot_at, booted = self.store.peek(lambda state: (state.reboot_at, state.last_boot_up_time))
+        if reboot_at is not None and from_iso(reboot_at) <= utc_now():
+            return None
+        return booted
+
     def execute(self, command_line: str, stdin: bytes, logon: LogonSession) -> ProcessResult:
         """Run a command line as WinRS would (through cmd.exe)."""
         if not self.is_reachable():

@@ -8,7 +8,7 @@ the root folder, exec actions, the SYSTEM principal. Registering, running and
 deleting tasks needs an administrator. A task's process runs in the
 background through the host's command interpreter with no console (empty
 standard input, output discarded); its exit code becomes ``LastTaskResult``,
-unless the host restarts first, which ends every running instance.
+unless ``Stop`` or a restart of the host kills it first.
 """
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ class TaskScheduler:
         self._lock = threading.Lock()
         self._running: dict[str, _Instance] = {}  # by case-folded task path
         self._process_ids = itertools.count(4100, 4)
+        # The instance whose process the current thread runs, if any.
+        self._current = threading.local()
 
     def service(self, logon: LogonSession) -> TaskService:
         return TaskService(self, logon)
@@ -186,6 +188,7 @@ class TaskScheduler:
 
     def _run(self, instance: _Instance, command_line: str, working_directory: str) -> None:
         # Tasks have no console: nothing on standard input, output goes nowhere.
+        self._current.instance = instance
         result = self.host.run_process(command_line, b"", _SYSTEM_LOGON, working_directory)
         self._end_instances_of_a_past_boot()
         with self._lock:
@@ -198,12 +201,12 @@ class TaskScheduler:
     def _end_instances_of_a_past_boot(self) -> None:
         """A restart kills every process, so the instances that ran before it
         end as terminated, whatever their process does afterwards."""
-        reboot_at, booted = self.host.store.peek(lambda state: (state.reboot_at, state.last_boot_up_time))
-        shut_down = reboot_at is not None and from_iso(reboot_at) <= utc_now()
+        running_boot = self.host.running_boot()
         with self._lock:
             for key, instance in list(self._running.items()):
-                if shut_down or instance.boot != booted:
+                if instance.boot != running_boot:
                     del self._running[key]
+                    instance.killed.set()
                     self._record_result(instance.task_path, SCHED_S_TASK_TERMINATED)
                     self.host.log.info("task %s terminated by the restart", instance.task_path)
 
@@ -212,6 +215,25 @@ class TaskScheduler:
             task = state.scheduled_tasks.get(_key(path))
             if task is not None:
                 task.last_task_result = result
+
+    def stop(self, path: str) -> None:
+        """The running instance, if any, ends as terminated; its process is
+        left to finish unrecorded."""
+        self._end_instances_of_a_past_boot()
+        with self._lock:
+            instance = self._running.pop(_key(path), None)
+            if instance is not None:
+                instance.killed.set()
+                self._record_result(instance.task_path, SCHED_S_TASK_TERMINATED)
+        if instance is not None:
+            self.host.log.info("task %s stopped", path)
+
+    def process_killed(self) -> bool:
+        """Whether the calling thread runs the process of a task instance that
+        has been killed since: a dead process can do nothing more."""
+        self._end_instances_of_a_past_boot()
+        instance = getattr(self._current, "instance", None)
+        return instance is not None and instance.killed.is_set()
 
     def forget(self, path: str) -> None:
         """A deleted task's running instance is left to finish unrecorded."""
@@ -225,6 +247,9 @@ class _Instance:
     guid: str
     engine_pid: int
     boot: str  # LastBootUpTime of the boot it started in
+    # Set when a restart or IRegisteredTask.Stop ends the instance, which
+    # kills its process; deleting the task does not.
+    killed: threading.Event = field(default_factory=threading.Event)
 
 
 class TaskService:
@@ -418,6 +443,10 @@ class RegisteredTask:
             EnginePID=instance.engine_pid,
             State=TASK_STATE_RUNNING,
         )
+
+    def Stop(self, flags: int = 0) -> None:
+        _require_administrator(self._logon)
+        self._scheduler.stop(self.Path)
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ class WuaClient:
             "microsoft.update.session": UpdateSession,
             "microsoft.update.servicemanager": UpdateServiceManager,
             "microsoft.update.agentinfo": WindowsUpdateAgentInfo,
+            "microsoft.update.systeminfo": SystemInformation,
             "schedule.service": lambda client: TaskService(client.host.task_scheduler, client.logon),
         }
         if prog_id.casefold() in ("microsoft.update.updatecoll", "microsoft.update.stringcoll"):
@@ -211,6 +212,23 @@ class WindowsUpdateAgentInfo:
             return values[name.casefold()]
         except KeyError:
             raise COMError(E_INVALIDARG) from None
+
+
+class SystemInformation:
+    """``Microsoft.Update.SystemInfo`` (``ISystemInformation``), which
+    Microsoft lists as unavailable remotely."""
+
+    def __init__(self, client: WuaClient) -> None:
+        self._client = client
+
+    @property
+    def RebootRequired(self) -> bool:
+        """Whether installs or uninstalls wait for a restart: what Windows
+        Update also marks with its ``Auto Update\\RebootRequired`` key."""
+        agent = self._client.agent
+        agent.require_local(self._client.logon, "ISystemInformation.RebootRequired")
+        agent.ensure_running()
+        return self._client.host.store.peek(lambda state: WU_REBOOT_REQUIRED in state.reboot_markers)
 
 
 @dataclass

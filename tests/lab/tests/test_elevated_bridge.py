@@ -1,0 +1,292 @@
+"""Elevated bridge operations on an emulated host, driven as
+docs/bridge-protocol.md describes: a network logon starts a SYSTEM task with
+``task_start``, polls it with ``task_poll`` and collects its response with
+``task_collect``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wuacache_lab.windows import bridge
+from wuacache_lab.windows import host as host_module
+from wuacache_lab.windows.faults import set_host_fault
+from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.process import LogonSession, ProcessResult
+
+SCRIPTS = Path(__file__).resolve().parents[3] / "plugins" / "plugin_utils"
+NETWORK = LogonSession(user="Administrator", logon_type="network")
+STANDARD_USER = LogonSession(user="alice", logon_type="network", administrator=False)
+RUNS = "C:\\ProgramData\\wuacache\\runs"
+TASK_STATE_READY = 3
+TASK_STATE_RUNNING = 4
+SCHED_S_TASK_TERMINATED = 0x41306
+E_ACCESSDENIED = -2147024891
+ERROR_FILE_NOT_FOUND = -2147024894
+E_INVALIDARG = -2147024809
+
+
+def script(name: str) -> str:
+    return (SCRIPTS / name).read_text(encoding="utf-8")
+
+
+def powershell_arguments(text: str) -> str:
+    encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+    return f"-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {encoded}"
+
+
+def bridge_request(operation: str, **params: Any) -> dict[str, Any]:
+    return {"protocol": 1, "operation": operation, "params": params}
+
+
+def call(host: WindowsHost, operation: str, logon: LogonSession = NETWORK, **params: Any) -> tuple[int, Any]:
+    """One bridge request over a WinRM logon: the bootstrap on the command
+    line, the envelope on standard input."""
+    envelope = {"bridge": script("_wua_bridge.ps1"), "request": bridge_request(operation, **params)}
+    result = host.execute(
+        "PowerShell " + powershell_arguments(script("_wua_bootstrap.ps1")),
+        json.dumps(envelope).encode("ascii"),
+        logon,
+    )
+    assert result.stderr == b""
+    return result.exit_code, json.loads(result.stdout)
+
+
+def start(
+    host: WindowsHost, name: str | None, request: dict[str, Any], logon: LogonSession = NETWORK
+) -> tuple[int, Any]:
+    return call(
+        host,
+        "task_start",
+        logon,
+        name=name,
+        envelope={"bridge": script("_wua_bridge.ps1"), "request": request},
+        task_arguments=powershell_arguments(script("_wua_task.ps1")),
+    )
+
+
+def poll_until_ended(host: WindowsHost, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        exit_code, response = call(host, "task_poll", name=name)
+        assert exit_code == 0, response
+        if response["result"]["state"] != TASK_STATE_RUNNING:
+            return response["result"]
+        assert time.monotonic() < deadline, "the task never ended"
+        time.sleep(0.02)
+
+
+def collect(host: WindowsHost, name: str) -> str | None:
+    exit_code, response = call(host, "task_collect", name=name)
+    assert exit_code == 0, response
+    return response["result"]["response"]
+
+
+def new_host(tmp_path: Path) -> WindowsHost:
+    return WindowsHost("win10-01", tmp_path, profile="win10-22h2", trusted_ca=tmp_path / "ca.pem")
+
+
+def run_exists(host: WindowsHost, name: str) -> bool:
+    return f"\\wuacache-{name}".casefold() in host.state.scheduled_tasks or host.disk.path(f"{RUNS}\\{name}").exists()
+
+
+def test_reboot_required_is_refused_to_a_network_logon(tmp_path: Path) -> None:
+    exit_code, response = call(new_host(tmp_path), "reboot_required")
+
+    assert exit_code == 1
+    assert response["error"]["hresult"] == E_ACCESSDENIED
+    assert response["error"]["call"] == "Microsoft.Update.SystemInfo.RebootRequired"
+
+
+def test_an_elevated_run_answers_what_the_network_logon_may_not_read(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    answers = []
+    for name in ("first", "second"):
+        exit_code, started = start(host, name, bridge_request("reboot_required"))
+        assert (exit_code, started["result"]) == (0, {"task": f"\\wuacache-{name}", "folder": f"{RUNS}\\{name}"})
+
+        poll = poll_until_ended(host, name)
+
+        assert poll == {"state": TASK_STATE_READY, "last_task_result": 0, "response_ready": True}
+        assert not host.disk.exists(f"{RUNS}\\{name}\\response.json.tmp")
+        answers.append(json.loads(collect(host, name)))
+        assert not run_exists(host, name)
+        # An install that waits for a restart leaves Windows Update's marker.
+        host.set_reboot_marker("wu_reboot_required")
+
+    assert answers == [
+        {"protocol": 1, "operation": "reboot_required", "result": {"reboot_required": reboot_required}}
+        for reboot_required in (False, True)
+    ]
+
+
+def test_task_start_registers_the_documented_system_task(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    request = bridge_request("r\u00e9ticulate")
+
+    start(host, "run-1", request)
+
+    folder = f"{RUNS}\\run-1"
+    envelope = b"".join(host.disk.read(f"{folder}\\envelope.json"))
+    assert envelope.isascii() and b"\\u00e9" in envelope
+    assert json.loads(envelope) == {"bridge": script("_wua_bridge.ps1"), "request": request}
+    task = host.state.scheduled_tasks["\\wuacache-run-1"]
+    assert (task.user_id, task.logon_type, task.run_level) == ("SYSTEM", 5, 1)
+    assert [(action.path, action.arguments, action.working_directory) for action in task.actions] == [
+        ("PowerShell.exe", powershell_arguments(script("_wua_task.ps1")), folder)
+    ]
+    settings = task.settings
+    assert settings["ExecutionTimeLimit"] == "PT4H"
+    assert settings["DisallowStartIfOnBatteries"] is False and settings["StopIfGoingOnBatteries"] is False
+    poll_until_ended(host, "run-1")
+    collect(host, "run-1")
+
+
+def test_a_request_the_bridge_cannot_serve_is_collected_as_its_error(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    start(host, "unknown", bridge_request("r\u00e9ticulate"))
+
+    poll = poll_until_ended(host, "unknown")
+    text = collect(host, "unknown")
+
+    assert poll == {"state": TASK_STATE_READY, "last_task_result": 1, "response_ready": True}
+    assert text.isascii()
+    response = json.loads(text)
+    assert (response["operation"], response["error"]["hresult"]) == ("r\u00e9ticulate", E_INVALIDARG)
+    assert response["error"]["call"] == "bridge request"
+    assert not run_exists(host, "unknown")
+
+
+def test_polling_a_run_that_does_not_exist_fails_with_its_hresult(tmp_path: Path) -> None:
+    exit_code, response = call(new_host(tmp_path), "task_poll", name="nothing")
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (ERROR_FILE_NOT_FOUND, "ITaskFolder.GetTask")
+
+
+def test_collecting_a_run_that_left_nothing_behind_is_not_an_error(tmp_path: Path) -> None:
+    assert collect(new_host(tmp_path), "nothing") is None
+
+
+@pytest.mark.parametrize("name", ["..\\..\\Windows", "a b", "run\n", "x" * 65, "", None])
+def test_run_names_are_validated_before_anything_is_created(tmp_path: Path, name: str | None) -> None:
+    host = new_host(tmp_path)
+
+    exit_code, response = start(host, name, bridge_request("reboot_required"))
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_INVALIDARG, "bridge request")
+    assert host.state.scheduled_tasks == {}
+    assert not host.disk.path(RUNS).exists()
+
+
+def test_a_standard_user_is_refused_by_the_task_scheduler(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+
+    exit_code, response = start(host, "denied", bridge_request("reboot_required"), STANDARD_USER)
+
+    assert exit_code == 1
+    assert response["error"]["hresult"] == E_ACCESSDENIED
+    assert response["error"]["call"] == "ITaskFolder.RegisterTaskDefinition"
+    assert host.state.scheduled_tasks == {}
+
+
+def test_a_task_bootstrap_without_an_envelope_fails_like_powershell(tmp_path: Path) -> None:
+    result = new_host(tmp_path).execute("PowerShell " + powershell_arguments(script("_wua_task.ps1")), b"", NETWORK)
+
+    assert (result.exit_code, result.stdout) == (1, b"")
+    assert b"Get-Content" in result.stderr and b"envelope.json" in result.stderr
+
+
+@dataclass
+class HeldTasks:
+    """Holds every ``reboot_required`` run until ``release`` is set, and sees
+    when each process the host starts has ended."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+    ended: list[threading.Event] = field(default_factory=list)
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldTasks]:
+    tasks = HeldTasks()
+    reboot_required = bridge.OPERATIONS["reboot_required"]
+    run_command_line = host_module.run_command_line
+
+    def held_reboot_required(process: bridge.BridgeProcess) -> dict[str, Any]:
+        tasks.started.set()
+        tasks.release.wait(timeout=10)
+        return reboot_required(process)
+
+    def watched(host: WindowsHost, command_line: str, stdin: bytes, logon: LogonSession, cwd: str) -> ProcessResult:
+        ended = threading.Event()
+        tasks.ended.append(ended)
+        try:
+            return run_command_line(host, command_line, stdin, logon, cwd)
+        finally:
+            ended.set()
+
+    monkeypatch.setitem(bridge.OPERATIONS, "reboot_required", held_reboot_required)
+    monkeypatch.setattr(host_module, "run_command_line", watched)
+    yield tasks
+    tasks.release.set()
+    for ended in tasks.ended:
+        ended.wait(timeout=10)
+
+
+def test_a_restart_ends_the_run_without_a_response(tmp_path: Path, held: HeldTasks) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path, host.name, "reboot_seconds", seconds=0)
+    start(host, "restarted", bridge_request("reboot_required"))
+    assert held.started.wait(timeout=10)
+
+    host.reboot(0)
+    held.release.set()
+    for ended in held.ended:
+        assert ended.wait(timeout=10)
+
+    poll = poll_until_ended(host, "restarted")
+    assert poll == {"state": TASK_STATE_READY, "last_task_result": SCHED_S_TASK_TERMINATED, "response_ready": False}
+    assert collect(host, "restarted") is None
+    assert not run_exists(host, "restarted")
+
+
+def test_a_run_given_up_on_is_collected_all_the_same(tmp_path: Path, held: HeldTasks) -> None:
+    host = new_host(tmp_path)
+    start(host, "abandoned", bridge_request("reboot_required"))
+    assert held.started.wait(timeout=10)
+
+    assert collect(host, "abandoned") is None
+
+    assert not run_exists(host, "abandoned")
+    held.release.set()
+    for ended in held.ended:
+        assert ended.wait(timeout=10)
+    # The stopped process wrote nothing back.
+    assert not run_exists(host, "abandoned")
+
+
+def test_a_stopped_run_writes_no_response(tmp_path: Path, held: HeldTasks) -> None:
+    host = new_host(tmp_path)
+    start(host, "stopped", bridge_request("reboot_required"))
+    assert held.started.wait(timeout=10)
+    service = host.wua(NETWORK).create_object("Schedule.Service")
+    service.Connect()
+
+    service.GetFolder("\\").GetTask("wuacache-stopped").Stop(0)
+    held.release.set()
+    for ended in held.ended:
+        assert ended.wait(timeout=10)
+
+    poll = poll_until_ended(host, "stopped")
+    assert poll == {"state": TASK_STATE_READY, "last_task_result": SCHED_S_TASK_TERMINATED, "response_ready": False}
+    assert collect(host, "stopped") is None

@@ -1,0 +1,316 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Elevated runs: the controller drives a scheduled task through the bridge, against recorded host answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+import re
+from typing import Any
+
+import pytest
+
+from ansible_collections.wuacache.wua.plugins.plugin_utils import _bridge
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, bridge_command, run_elevated, task_arguments
+
+PLUGIN_UTILS = pathlib.Path(__file__).resolve().parents[4] / "plugins" / "plugin_utils"
+TASK_ARGUMENTS = "-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand "
+# cmd.exe rejects command lines longer than this many characters.
+CMD_EXE_LIMIT = 8191
+
+# IRegisteredTask.State and LastTaskResult while the task runs, and once it ended.
+RUNNING = {"state": 4, "last_task_result": 0x00041301}
+QUEUED = {"state": 2, "last_task_result": 0x00041303}
+ENDED = {"state": 3, "last_task_result": 0}
+ENDED_WITH_ERROR = {"state": 3, "last_task_result": 1}
+
+REBOOT_REQUIRED = '{"protocol":1,"operation":"reboot_required","result":{"reboot_required":true}}'
+SEARCH_FAILED = (
+    '{"protocol":1,"operation":"reboot_required","error":{"hresult":-2145124330,'
+    '"message":"Exception from HRESULT: 0x80240016","call":"Microsoft.Update.SystemInfo.RebootRequired"}}'
+)
+ACCESS_DENIED_AT_REGISTRATION = (
+    '{"protocol":1,"operation":"task_start","error":{"hresult":-2147024891,'
+    '"message":"Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))",'
+    '"call":"ITaskFolder.RegisterTaskDefinition"}}'
+)
+NO_SUCH_TASK = (
+    '{"protocol":1,"operation":"task_poll","error":{"hresult":-2147024894,'
+    '"message":"The system cannot find the file specified. (Exception from HRESULT: 0x80070002)",'
+    '"call":"ITaskFolder.GetTask"}}'
+)
+RPC_UNAVAILABLE_AT_COLLECT = (
+    '{"protocol":1,"operation":"task_collect","error":{"hresult":-2147023174,'
+    '"message":"The RPC server is unavailable. (Exception from HRESULT: 0x800706BA)",'
+    '"call":"Schedule.Service.Connect"}}'
+)
+
+
+def answer(operation: str, result: dict[str, Any]) -> tuple[int, str]:
+    return 0, json.dumps({"protocol": 1, "operation": operation, "result": result})
+
+
+def started(name: str) -> tuple[int, str]:
+    return answer("task_start", {"task": f"\\wuacache-{name}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{name}"})
+
+
+def polled(status: dict[str, int], response_ready: bool) -> tuple[int, str]:
+    return answer("task_poll", dict(status, response_ready=response_ready))
+
+
+def collected(response: str | None) -> tuple[int, str]:
+    return answer("task_collect", {"response": response})
+
+
+class RecordedHost:
+    """Stands in for an action plugin: answers each bridge operation from its recorded answers, in order."""
+
+    def __init__(self, answers: dict[str, list[tuple[int, str]]]) -> None:
+        self.answers = answers
+        self.requests: list[dict[str, Any]] = []
+
+    def _low_level_execute_command(self, cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
+        assert cmd == bridge_command()
+        assert sudoable is False
+        assert in_data is not None
+        request = json.loads(in_data)["request"]
+        self.requests.append(request)
+        rc, stdout = self.answers[request["operation"]].pop(0)
+        return {"rc": rc, "stdout": stdout, "stderr": ""}
+
+    @property
+    def operations(self) -> list[str]:
+        return [request["operation"] for request in self.requests]
+
+
+class FakeClock:
+    """time.monotonic and time.sleep, without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(name="clock")
+def fixture_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
+    monkeypatch.setattr(_bridge, "time", clock)
+    return clock
+
+
+def test_success_after_two_polls(clock: FakeClock) -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(RUNNING, False), polled(ENDED, True)],
+        "task_collect": [collected(REBOOT_REQUIRED)],
+    })
+
+    assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
+
+    assert host.operations == ["task_start", "task_poll", "task_poll", "task_collect"]
+    assert [request["params"] for request in host.requests[1:]] == [{"name": "run-1"}] * 3
+    assert clock.sleeps == [2.0]
+
+
+@pytest.mark.usefixtures("clock")
+def test_task_start_carries_the_bridge_the_request_and_the_task_bootstrap() -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(ENDED, True)],
+        "task_collect": [collected('{"protocol":1,"operation":"info","result":{}}')],
+    })
+
+    run_elevated(host, "info", {"kb": [5037782]}, name="run-1")
+
+    params = host.requests[0]["params"]
+    assert params == {
+        "name": "run-1",
+        "envelope": {
+            "bridge": (PLUGIN_UTILS / "_wua_bridge.ps1").read_text(encoding="utf-8"),
+            "request": {"protocol": 1, "operation": "info", "params": {"kb": [5037782]}},
+        },
+        "task_arguments": task_arguments(),
+    }
+    bootstrap = base64.b64decode(params["task_arguments"].removeprefix(TASK_ARGUMENTS)).decode("utf-16-le")
+    assert bootstrap == (PLUGIN_UTILS / "_wua_task.ps1").read_text(encoding="utf-8")
+
+
+@pytest.mark.usefixtures("clock")
+def test_runs_get_distinct_valid_names_by_default() -> None:
+    def name_of_a_run() -> str:
+        host = RecordedHost({
+            "task_start": [started("x")],
+            "task_poll": [polled(ENDED, True)],
+            "task_collect": [collected(REBOOT_REQUIRED)],
+        })
+        run_elevated(host, "reboot_required")
+        return host.requests[0]["params"]["name"]
+
+    first, second = name_of_a_run(), name_of_a_run()
+
+    assert first != second
+    assert re.fullmatch(r"run-[0-9a-f]{32}", first)
+    assert re.fullmatch(r"run-[0-9a-f]{32}", second)
+
+
+def test_a_response_written_by_a_running_task_waits_for_its_end(clock: FakeClock) -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(QUEUED, False), polled(RUNNING, True), polled(ENDED, True)],
+        "task_collect": [collected(REBOOT_REQUIRED)],
+    })
+
+    assert run_elevated(host, "reboot_required", name="run-1", poll_interval=5) == {"reboot_required": True}
+
+    assert clock.sleeps == [5, 5]
+
+
+@pytest.mark.usefixtures("clock")
+def test_error_in_the_task_is_reported_as_the_bridge_reports_it() -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(ENDED_WITH_ERROR, True)],
+        "task_collect": [collected(SEARCH_FAILED)],
+    })
+
+    with pytest.raises(BridgeError) as raised:
+        run_elevated(host, "reboot_required", name="run-1")
+
+    error = raised.value
+    assert error.hresult is not None
+    assert (error.hresult.name, error.call, error.rc) == ("WU_E_INSTALL_NOT_ALLOWED", "Microsoft.Update.SystemInfo.RebootRequired", 1)
+
+
+@pytest.mark.usefixtures("clock")
+def test_result_with_a_failing_exit_code_is_refused() -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(ENDED_WITH_ERROR, True)],
+        "task_collect": [collected(REBOOT_REQUIRED)],
+    })
+
+    with pytest.raises(BridgeError, match="exited with an error"):
+        run_elevated(host, "reboot_required", name="run-1")
+
+
+@pytest.mark.parametrize(
+    ("last_task_result", "reported"),
+    [
+        pytest.param(1, "0x00000001: ", id="powershell-failed"),
+        pytest.param(0x00041306, "0x00041306 SCHED_S_TASK_TERMINATED: ", id="terminated"),
+        pytest.param(0x00041303, "0x00041303 SCHED_S_TASK_HAS_NOT_RUN: ", id="never-ran"),
+    ],
+)
+@pytest.mark.usefixtures("clock")
+def test_task_ended_without_response_names_its_last_result_and_is_collected(last_task_result: int, reported: str) -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(RUNNING, False), polled({"state": 3, "last_task_result": last_task_result}, False)],
+        "task_collect": [collected(None)],
+    })
+
+    with pytest.raises(BridgeError) as raised:
+        run_elevated(host, "reboot_required", name="run-1")
+
+    message = str(raised.value)
+    assert message.startswith(reported)
+    assert "ended without writing a response" in message
+    assert "\\wuacache-run-1" in message
+    assert host.operations[-1] == "task_collect"
+
+
+def test_timeout_gives_up_and_still_collects(clock: FakeClock) -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(RUNNING, False)] * 10,
+        "task_collect": [collected(None)],
+    })
+
+    with pytest.raises(BridgeError, match="did not end within 10 seconds in the elevated run run-1"):
+        run_elevated(host, "reboot_required", name="run-1", timeout=10, poll_interval=4)
+
+    # Polled at 0, 4, 8 and 12 seconds: the last poll is past the deadline.
+    assert host.operations == ["task_start"] + ["task_poll"] * 4 + ["task_collect"]
+    assert clock.sleeps == [4, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("answers", "hresult_name"),
+    [
+        pytest.param({"task_start": [(1, ACCESS_DENIED_AT_REGISTRATION)]}, "E_ACCESSDENIED", id="start-refused"),
+        pytest.param({"task_start": [started("run-1")], "task_poll": [(1, NO_SUCH_TASK)]}, "ERROR_FILE_NOT_FOUND", id="task-gone"),
+    ],
+)
+def test_failure_before_the_end_is_reported_and_the_run_collected(
+    answers: dict[str, list[tuple[int, str]]], hresult_name: str
+) -> None:
+    # A refused registration may leave the run's folder behind: collecting removes it.
+    host = RecordedHost(dict(answers, task_collect=[collected(None)]))
+
+    with pytest.raises(BridgeError) as raised:
+        run_elevated(host, "reboot_required", name="run-1")
+
+    assert raised.value.hresult is not None
+    assert raised.value.hresult.name == hresult_name
+    assert host.operations[-1] == "task_collect"
+
+
+@pytest.mark.usefixtures("clock")
+def test_collect_failure_after_a_failure_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(_bridge.display, "warning", warnings.append)
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(RUNNING, False)] * 2,
+        "task_collect": [(1, RPC_UNAVAILABLE_AT_COLLECT)],
+    })
+
+    with pytest.raises(BridgeError, match="did not end within 1 seconds"):
+        run_elevated(host, "reboot_required", name="run-1", timeout=1, poll_interval=2)
+
+    [warning] = warnings
+    assert "run-1" in warning
+    assert "0x800706BA RPC_S_SERVER_UNAVAILABLE" in warning
+
+
+@pytest.mark.usefixtures("clock")
+def test_collect_failure_after_success_fails_the_run() -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(ENDED, True)],
+        "task_collect": [(1, RPC_UNAVAILABLE_AT_COLLECT)],
+    })
+
+    with pytest.raises(BridgeError) as raised:
+        run_elevated(host, "reboot_required", name="run-1")
+
+    assert raised.value.operation == "task_collect"
+
+
+@pytest.mark.parametrize("name", ["", "run 1", "run_1", "..\\run", "run-1\n", "r" * 65, "ex\u00e9cution"])
+def test_unsafe_names_are_refused_before_anything_is_sent(name: str) -> None:
+    host = RecordedHost({})
+
+    with pytest.raises(ValueError, match="1 to 64 letters, digits or dashes"):
+        run_elevated(host, "reboot_required", name=name)
+
+    assert host.requests == []
+
+
+def test_task_bootstrap_carries_the_marker_and_stays_far_below_the_command_line_limit() -> None:
+    arguments = task_arguments()
+    bootstrap = base64.b64decode(arguments.removeprefix(TASK_ARGUMENTS)).decode("utf-16-le")
+
+    assert arguments.startswith(TASK_ARGUMENTS)
+    assert "wuacache.wua bridge task" in bootstrap.splitlines()[0]
+    assert len(f"PowerShell.exe {arguments}") < CMD_EXE_LIMIT // 4
