@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from wuacache_server.db import batches
 from wuacache_server.db.models import (
     BundleMember,
     CatalogVersion,
@@ -168,7 +169,7 @@ def test_matching_works_in_chunks(session: Session, catalog: Catalog, monkeypatc
     reported = {BUNDLE: [X64, ARM64], OTHER: [OTHER_CHILD], LEAF: [], UNKNOWN: []}
     whole = match_catalog(session, reported)
 
-    monkeypatch.setattr(needs, "_CHUNK", 1)
+    monkeypatch.setattr(batches, "PARAMETERS_PER_STATEMENT", 1)
 
     assert match_catalog(session, reported) == whole
 

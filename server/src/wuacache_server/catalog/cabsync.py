@@ -22,8 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urljoin
@@ -31,6 +30,7 @@ from urllib.parse import urljoin
 import requests
 
 from wuacache_server.fetch.allowlist import is_allowed
+from wuacache_server.httpdate import parse_http_date
 
 logger = logging.getLogger(__name__)
 
@@ -300,9 +300,9 @@ class _CabSync:
     def _publish(self, last_modified: str | None, sha256: str) -> None:
         # The served Last-Modified is the file's mtime: make it upstream's, so
         # that hosts and the next sync compare against Microsoft's date.
-        timestamp = _http_date_timestamp(last_modified)
-        if timestamp is not None:
-            os.utime(self.part, (timestamp, timestamp))
+        moment = parse_http_date(last_modified)
+        if moment is not None:
+            os.utime(self.part, (moment.timestamp(), moment.timestamp()))
         os.replace(self.part, self.cab)
         _ensure_sidecar(self.cab, sha256)
 
@@ -487,14 +487,3 @@ def _file_sha256(path: Path) -> str:
     with open(path, "rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
-
-def _http_date_timestamp(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # no usable date: the file keeps its download time
-    if moment.tzinfo is None:  # "-0000": RFC 5322's way of saying UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()

@@ -17,8 +17,7 @@ import fcntl
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import IO
 
@@ -36,6 +35,7 @@ from wuacache_server.catalog.importer import (
 )
 from wuacache_server.config import Settings
 from wuacache_server.db.models import CabSyncReason, CabSyncRun, CabSyncStatus, utcnow
+from wuacache_server.httpdate import parse_http_date
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class CabSyncJob:
                 run.bytes_downloaded = result.bytes_downloaded
                 # Too long to store is too long to be worth sending back.
                 run.etag = result.etag if result.etag and len(result.etag) <= _ETAG_LENGTH else None
-                run.last_modified = _parse_http_date(result.last_modified)
+                run.last_modified = parse_http_date(result.last_modified)
                 run.sha256 = result.sha256
                 run.size = result.size
             session.commit()
@@ -240,16 +240,6 @@ def _previous_state(session: Session) -> CabState | None:
         sha256=run.sha256,
         size=run.size,
     )
-
-
-def _parse_http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _describe(exc: Exception) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wuacache_server.catalog.cabsync import CAB_NAME, SIDECAR_NAME
 from wuacache_server.config import Settings, TimeWindow
+from wuacache_server.db.batches import chunks
 from wuacache_server.db.models import (
     ACTIVE_DOWNLOAD_STATUSES,
     CleanupRun,
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 # How long a forced download is kept when no host needs it.
 FORCED_RETENTION = timedelta(days=7)
-CHUNK_SIZE = 1000  # names per statement
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,7 @@ def _kept_file_names(session: Session, now: datetime) -> set[str]:
     """Names of the files hosts need, of those being downloaded and of those forced recently."""
     kept: set[str] = set()
     needed = sorted(needed_file_ids(session))
-    for start in range(0, len(needed), CHUNK_SIZE):
-        chunk = needed[start : start + CHUNK_SIZE]
+    for chunk in chunks(needed):
         kept.update(session.scalars(select(PayloadFile.file_name).where(PayloadFile.id.in_(chunk))))
     recent_or_active = (
         select(PayloadFile.file_name)
@@ -144,10 +143,10 @@ def _remove_unneeded_files(wua_dir: Path, kept: set[str], session_factory: sessi
     # The database first: a file it no longer claims is fetched again if
     # needed, while a claimed file that is gone would be promised to hosts.
     with session_factory.begin() as session:
-        for start in range(0, len(names), CHUNK_SIZE):
+        for chunk in chunks(names):
             session.execute(
                 update(PayloadFile)
-                .where(PayloadFile.file_name.in_(names[start : start + CHUNK_SIZE]))
+                .where(PayloadFile.file_name.in_(chunk))
                 .values(stored_at=None, stored_size=None)
             )
     removed = freed = 0

@@ -27,17 +27,18 @@ import fcntl
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from sqlalchemy import ColumnElement, CursorResult, and_, func, insert, or_, select, union, update
 from sqlalchemy import Update as UpdateStatement
 from sqlalchemy.orm import Session, sessionmaker
 
 from wuacache_server.config import Settings
+from wuacache_server.db.batches import chunks
 from wuacache_server.db.models import (
     ACTIVE_DOWNLOAD_STATUSES,
     BundleMember,
@@ -58,10 +59,7 @@ from wuacache_server.services.needs import missing_file_ids
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 LOCK_NAME = ".fetch.lock"  # in the repository folder, beside wua/
-CHUNK_SIZE = 1000  # ids per statement, well below every backend's parameter limit
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between two progress writes of one task
 MAX_ERROR_LENGTH = 2000
 FAILURE_COOLDOWN = timedelta(minutes=5)  # before a report may queue a failed file again
@@ -104,7 +102,7 @@ def summarize(session: Session, task_ids: Sequence[int]) -> FetchSummary:
     """How the finished tasks among ``task_ids`` ended."""
     completed = bytes_done = 0
     failed = []
-    for chunk in _chunks(sorted(task_ids)):
+    for chunk in chunks(sorted(task_ids)):
         rows = session.execute(
             select(DownloadTask.status, DownloadTask.bytes_done, DownloadTask.error, PayloadFile.file_name)
             .join(PayloadFile, PayloadFile.id == DownloadTask.payload_file_id)
@@ -249,7 +247,7 @@ class FetchService:
         wanted = sorted({update_id.strip().lower() for update_id in update_ids})
         files: dict[str, set[int]] = {}
         with self._sessions() as session:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted):
                 for update_id, file_id in _files_of_latest_revisions(session, chunk):
                     files.setdefault(update_id, set())
                     if file_id is not None:
@@ -280,7 +278,7 @@ class FetchService:
         with self._sessions() as session:
             missing = [
                 file_id
-                for chunk in _chunks(sorted(set(file_ids)))
+                for chunk in chunks(sorted(set(file_ids)))
                 for file_id in session.scalars(
                     select(PayloadFile.id).where(
                         PayloadFile.id.in_(chunk), PayloadFile.stored_at.is_(None), ~recently_failed
@@ -311,7 +309,7 @@ class FetchService:
             with self._sessions.begin() as session:
                 task_ids = [
                     task_id
-                    for chunk in _chunks(sorted(set(file_ids)))
+                    for chunk in chunks(sorted(set(file_ids)))
                     for task_id in _activate_tasks(session, chunk, forced=forced)
                 ]
                 jobs = _jobs_of(session, task_ids)
@@ -438,11 +436,6 @@ class FetchService:
                 _demote_host_updates(session, job.key, utcnow())
 
 
-def _chunks(items: Sequence[T]) -> Iterator[list[T]]:
-    for start in range(0, len(items), CHUNK_SIZE):
-        yield list(items[start : start + CHUNK_SIZE])
-
-
 def _update_current_task(key: str, values: dict[str, Any]) -> UpdateStatement:
     """An UPDATE of the file's latest task, the one its download reports on (ids only grow)."""
     current = (
@@ -504,7 +497,7 @@ def _activate_tasks(session: Session, file_ids: list[int], *, forced: bool) -> l
 def _jobs_of(session: Session, task_ids: Sequence[int]) -> list[tuple[int, FetchJob]]:
     """The fetcher's jobs for tasks, from the catalog's rows only."""
     jobs = []
-    for chunk in _chunks(sorted(task_ids)):
+    for chunk in chunks(sorted(task_ids)):
         rows = session.execute(
             select(DownloadTask.id, DownloadTask.forced, PayloadFile)
             .join(PayloadFile, PayloadFile.id == DownloadTask.payload_file_id)

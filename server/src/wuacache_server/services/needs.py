@@ -20,6 +20,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from wuacache_server.db.batches import chunks
 from wuacache_server.db.models import (
     ACTIVE_DOWNLOAD_STATUSES,
     BundleMember,
@@ -37,9 +38,6 @@ Identity = tuple[str, int]
 
 # The statuses of updates a host may install, whose files it needs.
 NEEDING_STATUSES = frozenset({HostUpdateStatus.PENDING, HostUpdateStatus.MISSING, HostUpdateStatus.ERROR})
-
-# Values per IN list: well under the bound-parameter limits of SQLite (32766) and PostgreSQL (65535).
-_CHUNK = 5_000
 
 K = TypeVar("K")
 
@@ -115,7 +113,7 @@ def match_catalog(session: Session, updates: Mapping[Identity, Iterable[Identity
 def _revision_ids(session: Session, update_ids: Sequence[str]) -> dict[Identity, int]:
     """The RevisionId of every revision the catalog has of these updates."""
     revision_ids: dict[Identity, int] = {}
-    for chunk in _chunks(update_ids):
+    for chunk in chunks(update_ids):
         query = select(Update.update_id, Update.revision_number, Update.revision_id).where(Update.update_id.in_(chunk))
         revision_ids.update(
             ((update_id, number), revision_id) for update_id, number, revision_id in session.execute(query)
@@ -126,7 +124,7 @@ def _revision_ids(session: Session, update_ids: Sequence[str]) -> dict[Identity,
 def _members(session: Session, bundle_revision_ids: Sequence[int]) -> defaultdict[int, set[int]]:
     """The children of each bundle, by RevisionId."""
     members: defaultdict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(bundle_revision_ids):
+    for chunk in chunks(bundle_revision_ids):
         query = select(BundleMember.bundle_revision_id, BundleMember.child_revision_id).where(
             BundleMember.bundle_revision_id.in_(chunk)
         )
@@ -138,7 +136,7 @@ def _members(session: Session, bundle_revision_ids: Sequence[int]) -> defaultdic
 def _owned_files(session: Session, revision_ids: Sequence[int]) -> defaultdict[int, list[CatalogFile]]:
     """The payload files of each revision."""
     files: defaultdict[int, list[CatalogFile]] = defaultdict(list)
-    for chunk in _chunks(revision_ids):
+    for chunk in chunks(revision_ids):
         query = (
             select(ChildFile.child_revision_id, PayloadFile)
             .join(PayloadFile, PayloadFile.id == ChildFile.payload_file_id)
@@ -189,7 +187,7 @@ def missing_file_ids(session: Session) -> set[int]:
 def _with_state(session: Session, rows: Sequence[tuple[K, PayloadFile]]) -> Iterator[tuple[K, CatalogFile]]:
     """Pair each key with its file and the file's state: one more query for the running downloads."""
     fetching: set[int] = set()
-    for chunk in _chunks(sorted({file.id for _, file in rows if file.stored_at is None})):
+    for chunk in chunks(sorted({file.id for _, file in rows if file.stored_at is None})):
         query = select(DownloadTask.payload_file_id).where(
             DownloadTask.payload_file_id.in_(chunk), DownloadTask.status.in_(ACTIVE_DOWNLOAD_STATUSES)
         )
@@ -209,6 +207,3 @@ def _with_state(session: Session, rows: Sequence[tuple[K, PayloadFile]]) -> Iter
         )
 
 
-def _chunks(values: Sequence[K]) -> Iterator[Sequence[K]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]

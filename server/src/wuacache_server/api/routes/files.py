@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from wuacache_server.api.deps import SettingsDep
 from wuacache_server.catalog.cabsync import CAB_NAME, SIDECAR_NAME
 from wuacache_server.fetch.downloader import validate_file_name
+from wuacache_server.httpdate import parse_http_date
 
 # The catalog and its sidecar change under the same name: caches must ask
 # (conditionally) every time. Update files never change under their name.
@@ -98,11 +97,8 @@ def _not_modified(request_headers: Headers, etag: str, info: os.stat_result) -> 
     if_modified_since = request_headers.get("if-modified-since")
     if if_modified_since is None:
         return False
-    try:
-        since = parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError):
+    since = parse_http_date(if_modified_since)
+    if since is None:
         return False  # not an HTTP-date: ignored
-    if since.tzinfo is None:  # "-0000": HTTP-dates are in GMT
-        since = since.replace(tzinfo=UTC)
     # Last-Modified has whole seconds.
     return int(info.st_mtime) <= since.timestamp()
