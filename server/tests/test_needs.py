@@ -27,7 +27,6 @@ from wuacache_server.db.models import (
     UpdateKind,
 )
 from wuacache_server.policy import FilesState
-from wuacache_server.services import needs
 from wuacache_server.services.needs import (
     CatalogFile,
     files_state,
