@@ -15,6 +15,7 @@ scheduled task that runs as SYSTEM.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import pathlib
 import re
@@ -234,7 +235,9 @@ def _encoded_command(script_name: str) -> str:
     return f"{_POWERSHELL_ARGUMENTS} {base64.b64encode(script.encode('utf-16-le')).decode('ascii')}"
 
 
+@functools.cache
 def _read_script(name: str) -> str:
+    # Read once per controller process: an elevated run sends the bridge at every poll.
     return (_SCRIPT_DIR / name).read_text(encoding="utf-8")
 
 
