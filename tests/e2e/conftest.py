@@ -3,14 +3,13 @@ collection built and installed the way users install it."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from e2e_support import BIN, ansible_environment
+from e2e_support import BIN, run_playbook
 
 from wuacache_lab.labspec import LabSpec
 
@@ -44,28 +43,9 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ansible_playbook(collections_path: Path, lab_spec: LabSpec, tmp_path: Path):
-    """Run ansible-playbook against the lab.
-
-    Returns the exit code, each host's last task result (as written by
-    Ansible's ``tree`` callback) and the playbook's standard output.
-    """
+    """Run ansible-playbook against the lab (see :func:`e2e_support.run_playbook`)."""
 
     def run(playbook: str | Path, *extra: str) -> tuple[int, dict[str, dict], str]:
-        tree = tmp_path / "tree"
-        env = ansible_environment(
-            collections_path,
-            tmp_path,
-            ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
-            ANSIBLE_CALLBACK_TREE_DIR=str(tree),
-        )
-        completed = subprocess.run(
-            [BIN / "ansible-playbook", "-i", str(lab_spec.inventory_file), str(playbook), *extra],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
-        results = {path.name: json.loads(path.read_text()) for path in tree.glob("*")} if tree.exists() else {}
-        return completed.returncode, results, completed.stdout + completed.stderr
+        return run_playbook(collections_path, lab_spec.inventory_file, tmp_path, playbook, *extra)
 
     return run

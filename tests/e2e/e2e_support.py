@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,3 +21,29 @@ def ansible_environment(collections_path: Path, tmp_path: Path, **settings: str)
         ANSIBLE_NOCOLOR="1",
         **settings,
     )
+
+
+def run_playbook(
+    collections_path: Path, inventory: Path, tmp_path: Path, playbook: str | Path, *extra: str
+) -> tuple[int, dict[str, dict], str]:
+    """Run ansible-playbook; returns its exit code, each host's last task
+    result (as written by Ansible's ``tree`` callback) and its output."""
+    tree = tmp_path / "tree"
+    for stale in tree.glob("*"):
+        stale.unlink()
+    env = ansible_environment(
+        collections_path,
+        tmp_path,
+        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+        ANSIBLE_CALLBACK_TREE_DIR=str(tree),
+    )
+    completed = subprocess.run(
+        [BIN / "ansible-playbook", "-i", str(inventory), str(playbook), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    results = {path.name: json.loads(path.read_text()) for path in tree.glob("*")}
+    return completed.returncode, results, completed.stdout + completed.stderr

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 from e2e_support import BIN
-
 from wuacache_lab.catalog import generate_catalog
+from wuacache_lab.loopback import free_port
 from wuacache_lab.pki import ensure_lab_ca
 from wuacache_lab.scanreport import ScanningHost
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
@@ -56,12 +55,6 @@ class Server:
     def payload_entries(self) -> list[dict]:
         self.upstream.wait_idle()
         return [entry for entry in read_access_log(self.upstream_state) if entry["path"] != CAB_PATH]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """``lab``: bring a wuacache lab up and down.
 
     lab up --hosts 5 --profile mixed     # start the upstream and 5 emulated hosts
+    lab up --hosts 10 --server           # ... and a wuacache server that uses them
     lab status
     lab fault upstream /c/msdownload/update/software/secu/... truncate
     lab fault host win10-01 install_failure --hresult 0x80070643
@@ -23,6 +24,7 @@ from wuacache_lab import processes
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.inventory import write_inventory
 from wuacache_lab.labspec import HostSpec, LabSpec, plan_hosts
+from wuacache_lab.loopback import free_port
 from wuacache_lab.pki import ensure_lab_ca
 from wuacache_lab.upstream import clear_faults, set_fault
 from wuacache_lab.upstream.faults import FAULT_KINDS as UPSTREAM_FAULTS
@@ -31,7 +33,7 @@ from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
 from wuacache_lab.windows.profiles import profile_mix
 
 DEFAULT_STATE_DIR = Path(".lab/default")
-PROCESSES = ("fleet", "upstream")  # stopped in this order
+PROCESSES = ("server", "fleet", "upstream")  # stopped in this order
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -52,7 +54,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             updates=args.updates,
             seed=args.seed,
         )
-        spec.save()
+    if args.server and spec.server_port is None:
+        spec.server_port = free_port()
+    spec.save()
 
     ca = ensure_lab_ca(spec.ca_dir)
     if not (spec.catalog_dir / "wsusscn2.cab").exists():
@@ -78,11 +82,27 @@ def cmd_up(args: argparse.Namespace) -> int:
     except processes.LabProcessError:
         processes.stop("upstream", spec.run_dir)
         raise
+    if spec.server_port is not None:
+        try:
+            processes.start(
+                "server",
+                "wuacache_lab.productserver",
+                ["--state-dir", str(spec.state_dir), "--upstream", upstream, "--listen", f"127.0.0.1:{spec.server_port}"],
+                spec.run_dir,
+                spec.log_dir,
+                timeout=300,  # it syncs the catalog first
+            )
+        except processes.LabProcessError:
+            processes.stop("fleet", spec.run_dir)
+            processes.stop("upstream", spec.run_dir)
+            raise
     write_inventory(spec)
 
     print(f"lab: upstream (Microsoft's download servers) at {upstream}")
     for host in spec.hosts:
         print(f"lab: {host.name:<15} {host.profile:<18} {spec.transport}://{host.address}:{host.port}/wsman")
+    if spec.server_url is not None:
+        print(f"lab: wuacache server at {spec.server_url}")
     print(f"lab: inventory {spec.inventory_file}")
     return 0
 
@@ -174,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--https", action="store_true", help="serve WinRM over HTTPS with a certificate of the lab CA")
     up.add_argument("--updates", type=int, default=200, help="size of the synthetic catalog (default: %(default)s)")
     up.add_argument("--seed", type=int, default=1, help="seed of the synthetic catalog (default: %(default)s)")
+    up.add_argument("--server", action="store_true", help="also run a wuacache server (SQLite) synced from the upstream")
     up.set_defaults(handler=cmd_up)
 
     down = commands.add_parser("down", help="stop every process of the lab")

@@ -18,8 +18,11 @@ def render_inventory(spec: LabSpec) -> str:
         "ansible_winrm_server_cert_validation=ignore",
         f"ansible_user={spec.user}",
         f"ansible_password={spec.password}",
-        "",
     ]
+    token_file = spec.server_dir / "controller.token"
+    if spec.server_url is not None and token_file.exists():
+        lines += [f"wua_server_url={spec.server_url}", f"wua_server_token={token_file.read_text().strip()}"]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -34,6 +34,8 @@ class LabSpec:
     https: bool = False
     updates: int = 200
     seed: int = 1
+    # Where `lab up --server` runs the wuacache server; None without one.
+    server_port: int | None = None
 
     @property
     def spec_file(self) -> Path:
@@ -63,6 +65,14 @@ class LabSpec:
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.state_dir / "server"
+
+    @property
+    def server_url(self) -> str | None:
+        return None if self.server_port is None else f"http://127.0.0.1:{self.server_port}"
 
     @property
     def inventory_file(self) -> Path:

@@ -24,6 +24,13 @@ def require_loopback(address: str) -> None:
         raise ValueError(f"{address!r} is not a loopback IP address; the lab never listens elsewhere")
 
 
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now, for a process started later."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
 class LoopbackHTTPServer(ThreadingHTTPServer):
     """A threading HTTP/1.1 server on a loopback address that knows its open connections."""
 
