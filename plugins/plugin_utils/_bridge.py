@@ -23,11 +23,13 @@ import time
 import uuid
 from typing import Any
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-
-from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import HResultInfo, describe
+from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import (
+    HResultInfo,
+    describe,
+)
 
 PROTOCOL = 1
 
@@ -39,6 +41,9 @@ _EXCERPT_CHARS = 1000
 _RUN_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 # IRegisteredTask.State of a task whose instance has not ended: TASK_STATE_QUEUED, TASK_STATE_RUNNING.
 _TASK_STATES_NOT_ENDED = frozenset({2, 4})
+# What a connection raises when the host drops it: Ansible's own failure, or the
+# transport's (the errors of requests, which pywinrm uses, are OSErrors).
+CONNECTION_ERRORS = (AnsibleConnectionFailure, OSError)
 
 display = Display()
 
@@ -214,12 +219,27 @@ def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], time
     """
     deadline = time.monotonic() + timeout
     while True:
-        status = run_bridge(action, "task_poll", run)
-        if status["state"] not in _TASK_STATES_NOT_ENDED:
-            return status
+        try:
+            status = run_bridge(action, "task_poll", run)
+        except CONNECTION_ERRORS as error:
+            # The task runs on without the connection (an install can take the network down for a while):
+            # reconnect and poll again, within the same budget.
+            display.vvv(f"Polling the elevated run {run['name']} lost the connection, reconnecting: {error}")
+            reset_connection(action)
+        else:
+            if status["state"] not in _TASK_STATES_NOT_ENDED:
+                return status
         if time.monotonic() >= deadline:
             raise BridgeError(operation, f"did not end within {timeout:g} seconds in the elevated run {run['name']}")
         time.sleep(poll_interval)
+
+
+def reset_connection(action: ActionBase) -> None:
+    """Drop the task's connection so that the next command opens a new one; a host still unreachable is no error here."""
+    try:
+        action._connection.reset()
+    except (AnsibleError, OSError) as error:
+        display.vvv(f"Reconnecting to the host failed, trying again later: {error}")
 
 
 def _collect_after_failure(action: ActionBase, run: dict[str, str]) -> None:

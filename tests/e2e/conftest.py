@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import BIN, run_playbook
+from e2e_support import lab, run_playbook
 
 from wuacache_lab.labspec import LabSpec
 
 REPO = Path(__file__).resolve().parents[2]
 # Away from 127.0.1.x, where `make demo` puts its hosts.
 E2E_BASE_ADDRESS = "127.0.3.1"
-
-
-def lab(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BIN / "lab", "--state-dir", str(state_dir), *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")

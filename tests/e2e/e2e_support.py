@@ -23,6 +23,11 @@ def ansible_environment(collections_path: Path, tmp_path: Path, **settings: str)
     )
 
 
+def lab(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``lab`` command on the lab in ``state_dir``."""
+    return subprocess.run([BIN / "lab", "--state-dir", str(state_dir), *args], capture_output=True, text=True, check=False)
+
+
 def run_playbook(
     collections_path: Path, inventory: Path, tmp_path: Path, playbook: str | Path, *extra: str
 ) -> tuple[int, dict[str, dict], str]:

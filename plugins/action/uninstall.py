@@ -1,0 +1,74 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Uninstall an update from a Windows host by its KB (module documentation in plugins/modules/uninstall.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.wuacache.wua.plugins.plugin_utils._action import PatchingAction
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import run_elevated
+from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import describe
+from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
+    Patching,
+    hresult_text,
+    plan_result,
+)
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import reboot_host
+
+_KB = re.compile(r"(?:KB)?([1-9][0-9]{0,9})", re.IGNORECASE)
+# wusa.exe's exit codes that are no failure: done, done but waiting for a restart, and not installed
+# (WU_S_ALREADY_UNINSTALLED).
+_UNINSTALLED = 0
+_UNINSTALLED_REBOOT_REQUIRED = 3010
+_NOT_INSTALLED = 0x00240007
+
+
+class ActionModule(PatchingAction):
+    """Run wusa.exe /uninstall for the KB, then rescan so that the server learns of it."""
+
+    OWN_OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {
+        "kb": {"type": "str", "required": True},
+        "reboot": {"type": "bool", "default": False},
+        "reboot_timeout": {"type": "int", "default": 1200},
+    }
+
+    def patch(self, patching: Patching, options: dict[str, Any], result: dict[str, Any]) -> None:
+        match = _KB.fullmatch(options["kb"].strip())
+        if match is None:
+            raise AnsibleActionFail(f"kb must be a KB number such as KB5034441 or 5034441, not {options['kb']!r}")
+        kb = match.group(1)
+        result["kb"] = f"KB{kb}"
+
+        if self._task.check_mode:
+            scan = patching.scan()
+            result.update(plan_result(scan))
+            result["changed"] = any(kb in update["kb_article_ids"] and update["is_installed"] for update in scan.updates.values())
+            return
+
+        exit_code = run_elevated(self, "uninstall", {"kb": kb}, timeout=options["timeout"])["exit_code"]
+        result["exit_code"] = exit_code
+        changed = exit_code in (_UNINSTALLED, _UNINSTALLED_REBOOT_REQUIRED)
+        reboot_required = exit_code == _UNINSTALLED_REBOOT_REQUIRED
+        rebooted = reboot_required and options["reboot"]
+        if rebooted:
+            reboot_host(self, timeout=options["reboot_timeout"])
+
+        # Whatever wusa.exe did, the server learns the host's state and its history.
+        scan = patching.scan()
+        result.update(plan_result(scan))
+        result.update(
+            changed=changed,
+            reboot_required=result["reboot_required"] or (reboot_required and not rebooted),
+            rebooted=rebooted,
+        )
+        if not changed and exit_code != _NOT_INSTALLED:
+            result.update(
+                failed=True,
+                hresult=describe(exit_code).code,
+                msg=f"wusa.exe could not uninstall KB{kb}: exit code {hresult_text(exit_code)}",
+            )

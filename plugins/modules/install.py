@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: install
+short_description: Install the updates the wuacache server allows on a Windows host
+version_added: 0.1.0
+description:
+  - Scans and downloads as M(wuacache.wua.download) does, then installs the updates the server's plan allows
+    (V(PENDING), V(MISSING) once their files arrived, and V(ERROR), whose last install failed) that are downloaded
+    and not installed.
+  - Updates the plan does not allow (V(DISCARDED)) are never touched, and installed updates are never uninstalled.
+  - With O(reboot), it restarts the host when an install asks for it and goes on in rounds, rescanning each time,
+    until nothing is left to install. It stops with an error when updates installed in an earlier round are still
+    not installed (an update loop), or after O(max_rounds) rounds.
+  - It rescans after the last install, so that the server learns the result of every install from the host's
+    update history.
+options:
+  wait_for_files:
+    description:
+      - How long, in seconds, to wait for the server to fetch the files of the updates to download, in each round.
+    type: int
+    default: 0
+  reboot:
+    description:
+      - Whether to restart the host when an install requires it, or when the Windows Update Agent requires a restart
+        before it installs anything; without it, the latter is an error.
+    type: bool
+    default: false
+  reboot_timeout:
+    description:
+      - How long, in seconds, to wait for the host to come back from a restart.
+    type: int
+    default: 1200
+  max_rounds:
+    description:
+      - The most install rounds the action runs.
+    type: int
+    default: 3
+extends_documentation_fragment:
+  - wuacache.wua._attributes
+  - wuacache.wua._options
+attributes:
+  async:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - Scans and reports, and returns the updates that would be installed, without downloading, installing or
+        restarting.
+  diff_mode:
+    support: none
+seealso:
+  - module: wuacache.wua.scan
+  - module: wuacache.wua.download
+  - module: wuacache.wua.uninstall
+author:
+  - wuacache contributors (@wuacache)
+"""
+
+EXAMPLES = r"""
+- name: Install what the server allows, restarting as often as needed
+  wuacache.wua.install:
+    reboot: true
+    wait_for_files: 3600
+  register: wua_install
+
+- name: Show the installs
+  ansible.builtin.debug:
+    msg: "{{ wua_install.installs | map(attribute='title') }}"
+"""
+
+RETURN = r"""
+installs:
+  description: The outcome of each install (the last one per update); in check mode, the updates that would be installed.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    update_id:
+      description: The C(UpdateID).
+      type: str
+    title:
+      description: The title.
+      type: str
+    installed:
+      description: Whether the install succeeded (C(OperationResultCode) 2 or 3).
+      type: bool
+    result_code:
+      description: The C(OperationResultCode) of C(IUpdateInstallationResult).
+      type: int
+      sample: 2
+    result:
+      description: The result code in words.
+      type: str
+      choices: [not_started, in_progress, succeeded, succeeded_with_errors, failed, aborted]
+    hresult:
+      description: The HRESULT of the install.
+      type: str
+      sample: "0x80240022"
+    hresult_name:
+      description: Its name, V(null) for success.
+      type: str
+      sample: WU_E_ALL_UPDATES_FAILED
+    reboot_required:
+      description: Whether the update waits for a restart.
+      type: bool
+downloads:
+  description: The outcome per downloaded update, as M(wuacache.wua.download) returns it.
+  returned: success, except in check mode
+  type: list
+  elements: dict
+installed:
+  description: How many updates were installed.
+  returned: success, except in check mode
+  type: int
+failed_installs:
+  description: How many updates could not be installed.
+  returned: success, except in check mode
+  type: int
+rebooted:
+  description: Whether the host was restarted.
+  returned: success, except in check mode
+  type: bool
+rounds:
+  description: How many install rounds ran.
+  returned: success, except in check mode
+  type: int
+"""

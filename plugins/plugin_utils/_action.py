@@ -1,0 +1,55 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The base of the patching actions: options, the ``enabled`` switch and failures, handled once."""
+
+# FOR INTERNAL COLLECTION USE ONLY: may change in any release.
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.wuacache.wua.plugins.plugin_utils._options import (
+    argument_spec,
+    task_options,
+)
+from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
+    TASK_FAILURES,
+    Patching,
+    error_result,
+)
+
+
+class PatchingAction(ActionBase):
+    """An action that takes the shared options plus ``OWN_OPTIONS`` and carries out the server's plan on its host.
+
+    Subclasses implement :meth:`patch`; a failure it raises (the host's, the
+    server's, or a step's) fails the task with its message, keeping what the
+    subclass put in the result until then.
+    """
+
+    OWN_OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+
+        options = task_options(self, task_vars or {}, argument_spec(**self.OWN_OPTIONS))
+        if not options["enabled"]:
+            result.update(skipped=True, changed=False, msg="wuacache.wua is not enabled for this host (option enabled)")
+            return result
+
+        try:
+            self.patch(Patching(self, options), options, result)
+        except TASK_FAILURES as error:
+            result.update(error_result(error))
+        return result
+
+    def patch(self, patching: Patching, options: dict[str, Any], result: dict[str, Any]) -> None:
+        """Carry out the action, filling in ``result``."""
+        raise NotImplementedError

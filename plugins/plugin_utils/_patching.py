@@ -1,0 +1,306 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The steps the patching actions share: scan and report, download, install.
+
+The server decides, per update, a status and a reason (its plan); these steps
+carry the plan out on one host, through the bridge. Updates the plan does not
+allow (DISCARDED) or that are installed (OK) are never touched.
+"""
+
+# FOR INTERNAL COLLECTION USE ONLY: may change in any release.
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
+    BridgeError,
+    run_bridge,
+    run_elevated,
+)
+from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import describe
+from ansible_collections.wuacache.wua.plugins.plugin_utils._options import (
+    assignment,
+    wuauserv_after,
+)
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import RebootError
+from ansible_collections.wuacache.wua.plugins.plugin_utils._report import build_report
+from ansible_collections.wuacache.wua.plugins.plugin_utils._server import (
+    ServerError,
+    WuacacheServer,
+)
+
+STATUSES = ("OK", "PENDING", "MISSING", "DISCARDED", "ERROR")
+# Allowed, not delayed and not installed: what the host is to download and install.
+# MISSING only means that the server had not the files when it decided; ERROR that the last install failed.
+STATUSES_TO_PATCH = frozenset({"PENDING", "MISSING", "ERROR"})
+# OperationResultCode
+RESULT_CODES = {0: "not_started", 1: "in_progress", 2: "succeeded", 3: "succeeded_with_errors", 4: "failed", 5: "aborted"}
+SUCCEEDED = frozenset({2, 3})
+# How often the plan is read again while waiting for the server to fetch files.
+PLAN_POLL_INTERVAL = 10.0
+
+
+class PatchingError(AnsibleError):
+    """A step cannot go on as the plan asks."""
+
+
+# What fails a patching task with a message, rather than as an unreachable host or an internal error.
+TASK_FAILURES = (BridgeError, ServerError, PatchingError, RebootError)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan of the host, and the plan the server answered its report with."""
+
+    info: dict[str, Any]
+    cab: dict[str, Any]
+    updates: dict[str, dict[str, Any]]  # the scan's updates by UpdateID
+    reboot_required: bool
+    plan: dict[str, Any]
+
+    def to_patch(self, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The plan's updates to download and install, that the scan found not installed."""
+        return [
+            update
+            for update in (plan or self.plan)["updates"]
+            if update["status"] in STATUSES_TO_PATCH and not self.updates[update["update_id"]]["is_installed"]
+        ]
+
+
+class Patching:
+    """The shared steps, for the task's host, with the task's options."""
+
+    def __init__(self, action: ActionBase, options: dict[str, Any]) -> None:
+        self.action = action
+        self.options = options
+        self.server = WuacacheServer(
+            options["server_url"],
+            options["server_token"],
+            validate_certs=options["validate_certs"],
+            ca_path=options["ca_path"],
+        )
+
+    def scan(self) -> Scan:
+        """Refresh the host's catalog, scan with it, report to the server and return its plan."""
+        info = run_bridge(self.action, "info")
+        cab = self.ensure_cab(self.server.cab_sha256())
+        started = time.monotonic()
+        result = run_elevated(
+            self.action,
+            "scan",
+            {"criteria": self.options["criteria"], "wuauserv_after": wuauserv_after(self.options, info)},
+            timeout=self.options["timeout"],
+        )
+        report = build_report(
+            host_name=self.options["host_name"],
+            info=info,
+            cab_sha256=cab["sha256"],
+            scan=result,
+            scan_duration_seconds=round(time.monotonic() - started, 3),
+            assignment=assignment(self.options),
+        )
+        plan = self.server.post_report(self.options["host_name"], report)
+        return Scan(
+            info=info,
+            cab=cab,
+            updates={update["update_id"].lower(): update for update in result["updates"]},
+            reboot_required=report["reboot_required"],
+            plan=plan,
+        )
+
+    def ensure_cab(self, expected_sha256: str) -> dict[str, Any]:
+        """Bring the host's copy of the catalog up to date with the server's, and check its digest."""
+        params: dict[str, Any] = {"url": self.server.cab_url}
+        cab = run_bridge(self.action, "ensure_cab", params)
+        if cab["sha256"] != expected_sha256 and cab["status"] == "not_modified":
+            # The local copy is as old as the server's but damaged: fetch it again.
+            cab = run_bridge(self.action, "ensure_cab", dict(params, force=True))
+        if cab["sha256"] != expected_sha256:
+            raise PatchingError(
+                f"the catalog the host downloaded from {self.server.cab_url} has the SHA-256 {cab['sha256']}, "
+                f"not the server's {expected_sha256}"
+            )
+        return cab
+
+    def wait_for_files(self, scan: Scan, seconds: float) -> dict[str, Any]:
+        """The plan once the files of every update to download are on the server, or when ``seconds`` have passed."""
+        plan = scan.plan
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(not _files_available(update) for update in self.downloads_wanted(scan, plan)):
+            time.sleep(PLAN_POLL_INTERVAL)
+            plan = self.server.plan(self.options["host_name"])
+        return plan
+
+    def downloads_wanted(self, scan: Scan, plan: dict[str, Any]) -> list[dict[str, Any]]:
+        """The updates to patch that the host has not downloaded and that have files."""
+        return [update for update in scan.to_patch(plan) if not scan.updates[update["update_id"]]["is_downloaded"] and update["files"]]
+
+    def download(self, scan: Scan, plan: dict[str, Any]) -> list[dict[str, Any]]:
+        """Download the updates whose files are all on the server into the host's WUA cache.
+
+        Returns the outcome per update, those still waiting for their files included.
+        """
+        outcomes: dict[str, dict[str, Any]] = {}
+        files: dict[str, list[dict[str, Any]]] = {}
+        for update in self.downloads_wanted(scan, plan):
+            outcome = {"update_id": update["update_id"], "title": update["title"], "downloaded": False, "files": []}
+            outcomes[update["update_id"]] = outcome
+            if not _files_available(update):
+                outcome["waiting"] = True
+                outcome["msg"] = "its files are not yet on the server"
+                continue
+            for child_id, child_files in self._files_by_child(scan.updates[update["update_id"]], update).items():
+                files.setdefault(child_id, []).extend(child_files)
+        ready = [update_id for update_id, outcome in outcomes.items() if not outcome.get("waiting")]
+        if not ready:
+            return list(outcomes.values())
+
+        answer = run_elevated(
+            self.action,
+            "download",
+            {"criteria": update_criteria(ready), "files": files, "wuauserv_after": wuauserv_after(self.options, scan.info)},
+            timeout=self.options["timeout"],
+        )
+        for downloaded in answer["updates"]:
+            outcome = outcomes.get(downloaded["update_id"].lower())
+            if outcome is None:
+                continue
+            outcome.update(downloaded=downloaded["is_downloaded"], files=downloaded["files"])
+            if downloaded["error"] is not None:
+                outcome.update(_error_fields(downloaded["error"]))
+            elif not downloaded["is_downloaded"]:
+                outcome["msg"] = "Windows Update did not take the files into its cache (IsDownloaded stayed false)"
+        for update_id in ready:
+            outcome = outcomes[update_id]
+            if "msg" not in outcome and not outcome["downloaded"]:
+                outcome["msg"] = "the host's search did not return the update"
+        return list(outcomes.values())
+
+    def _files_by_child(self, scanned: dict[str, Any], update: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """The plan's files of an update, per bundled child that lists them: CopyToCache takes each child's own files."""
+        by_child: dict[str, list[dict[str, Any]]] = {}
+        for planned in update["files"]:
+            file = {
+                "url": planned["download_url"] if self.options["direct_download"] else planned["url"],
+                "name": planned["download_url"].rsplit("/", 1)[-1],
+                "sha1": base64.b64decode(planned["sha1"]).hex(),
+            }
+            for child in scanned["bundled"]:
+                if planned["download_url"] in child["download_urls"]:
+                    by_child.setdefault(child["update_id"].lower(), []).append(file)
+        return by_child
+
+    def install(self, update_ids: list[str], info: dict[str, Any]) -> dict[str, Any]:
+        """Install the updates (downloaded, to patch) and return the bridge's answer."""
+        return run_elevated(
+            self.action,
+            "install",
+            {"criteria": update_criteria(update_ids), "wuauserv_after": wuauserv_after(self.options, info)},
+            timeout=self.options["timeout"],
+        )
+
+
+def update_criteria(update_ids: list[str]) -> str:
+    """Search criteria that find exactly these updates."""
+    return " or ".join(f"UpdateID='{update_id}'" for update_id in update_ids)
+
+
+def install_outcome(result: dict[str, Any]) -> dict[str, Any]:
+    """One update's ``IUpdateInstallationResult``, in the module's words."""
+    hresult = describe(result["hresult"])
+    outcome = {
+        "update_id": result["update_id"].lower(),
+        "title": result["title"],
+        "installed": result["result_code"] in SUCCEEDED,
+        "result_code": result["result_code"],
+        "result": RESULT_CODES.get(result["result_code"], "unknown"),
+        "hresult": hresult.code,
+        "hresult_name": hresult.name,
+        "reboot_required": result["reboot_required"],
+    }
+    if not outcome["installed"]:
+        outcome["msg"] = f"{outcome['result']}, {hresult_text(result['hresult'])}"
+    return outcome
+
+
+def hresult_text(hresult: int, message: str | None = None) -> str:
+    """An HRESULT as Microsoft's documentation and search engines know it: ``0x80240022 WU_E_ALL_UPDATES_FAILED: ...``."""
+    info = describe(hresult)
+    code = info.code if info.name is None else f"{info.code} {info.name}"
+    return f"{code}: {message or info.description or 'no description'}"
+
+
+def plan_result(scan: Scan) -> dict[str, Any]:
+    """The module's return values for a scan: the plan, with what the scan says of each update."""
+    plan = scan.plan
+    return {
+        "updates": [_update_result(update, scan.updates.get(update["update_id"])) for update in plan["updates"]],
+        "counts": {status: plan["counts"].get(status, 0) for status in STATUSES},
+        "reboot_required": scan.reboot_required,
+        "cab": {
+            "path": scan.cab["path"],
+            "sha256": scan.cab["sha256"],
+            "status": scan.cab["status"],
+            "transferred": scan.cab["status"] != "not_modified",
+        },
+        "rule_sets": plan["rule_sets"],
+        "warnings": plan["warnings"],
+    }
+
+
+def error_result(error: Exception) -> dict[str, Any]:
+    """A failed task's result: the message, and the host's HRESULT when it gave one."""
+    result: dict[str, Any] = {"failed": True, "msg": str(error)}
+    if isinstance(error, BridgeError) and error.hresult is not None:
+        result["hresult"] = error.hresult.code
+    return result
+
+
+def failures_message(done: str, outcomes: list[dict[str, Any]]) -> str:
+    """What went wrong with the outcomes of a step, in one message; empty when nothing did.
+
+    An update still waiting for its files on the server is no failure: a later run takes it.
+    """
+    failures = [outcome for outcome in outcomes if not outcome.get(done, False) and not outcome.get("waiting")]
+    if not failures:
+        return ""
+    details = "; ".join(f"{outcome['title']} ({outcome['update_id']}): {outcome['msg']}" for outcome in failures)
+    return f"{len(failures)} of {len(outcomes)} updates could not be {done}: {details}"
+
+
+def _update_result(update: dict[str, Any], scanned: dict[str, Any] | None) -> dict[str, Any]:
+    scanned = scanned or {}
+    return {
+        "update_id": update["update_id"],
+        "revision_number": update["revision_number"],
+        "title": update["title"],
+        "kb": [f"KB{kb}" for kb in scanned.get("kb_article_ids", [])],
+        "severity": scanned.get("msrc_severity") or None,
+        "status": update["status"],
+        "reason": update["reason"],
+        "allowed": update["allowed"],
+        "delayed_until": update["delayed_until"],
+        "installed": scanned.get("is_installed", False),
+        "downloaded": scanned.get("is_downloaded", False),
+    }
+
+
+def _files_available(update: dict[str, Any]) -> bool:
+    return all(file["available"] for file in update["files"])
+
+
+def _error_fields(error: dict[str, Any]) -> dict[str, Any]:
+    hresult = describe(error["hresult"])
+    return {
+        "hresult": hresult.code,
+        "hresult_name": hresult.name,
+        "msg": f"{hresult_text(error['hresult'], error['message'])} (call {error['call']})",
+    }

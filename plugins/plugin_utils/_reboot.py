@@ -1,0 +1,65 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Restart a Windows host and wait until it is back."""
+
+# FOR INTERNAL COLLECTION USE ONLY: may change in any release.
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
+    CONNECTION_ERRORS,
+    BridgeError,
+    reset_connection,
+    run_bridge,
+)
+
+# A few seconds' delay lets the command's answer reach the controller before the host goes down.
+REBOOT_COMMAND = 'shutdown.exe /r /t 5 /c "wuacache.wua: restarting to complete Windows updates"'
+
+display = Display()
+
+
+class RebootError(AnsibleError):
+    """The host could not be restarted, or did not come back in time."""
+
+
+def reboot_host(action: ActionBase, *, timeout: float, poll_interval: float = 5.0) -> dict[str, Any]:
+    """Restart the task's host and return its ``info`` once it is back.
+
+    The host is back when ``info`` reports another ``last_boot_up_time`` than
+    before; until then, lost connections and failing requests (services still
+    starting) are expected and retried within ``timeout`` seconds.
+    """
+    boot_time_before = run_bridge(action, "info")["os"]["last_boot_up_time"]
+    response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
+    if response["rc"] != 0:
+        output = (response["stderr"] or response["stdout"]).strip()
+        raise RebootError(f"shutdown.exe could not restart the host (exit code {response['rc']}): {output}")
+    display.vv("Restart requested, waiting for the host to come back")
+    reset_connection(action)
+
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        time.sleep(poll_interval)
+        try:
+            info = run_bridge(action, "info")
+        except (*CONNECTION_ERRORS, BridgeError) as error:
+            display.vvv(f"The host is not back yet: {error}")
+            last_error = error
+            reset_connection(action)
+        else:
+            if info["os"]["last_boot_up_time"] != boot_time_before:
+                return info
+            last_error = None
+        if time.monotonic() >= deadline:
+            detail = "" if last_error is None else f"; last error: {last_error}"
+            raise RebootError(f"the host did not come back from its restart within {timeout:g} seconds{detail}")

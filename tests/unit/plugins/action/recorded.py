@@ -1,0 +1,257 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Recorded bridge answers of a Windows Server 2022 host, and the plans a wuacache server answers its reports with.
+
+The host has three updates in the catalog: a cumulative update bundling two
+per-architecture children that share a file (allowed, to install), the
+servicing stack update (installed) and a preview (forbidden).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from typing import Any
+from unittest.mock import MagicMock
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.action import ActionBase
+from ansible.template import Templar
+
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import bridge_command
+
+from .test_host_info import WS2022_INFO
+
+CAB_SHA256 = "3f2b7c1e9a0d4c6b8e5f1a2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3"
+CAB_PATH = "C:\\ProgramData\\wuacache\\wsusscn2.cab"
+SERVICE_ID = "7971f918-a847-4430-9279-4a52d1efe18d"
+
+CU = "0b1e3bd6-5b6c-4c0e-9d61-1d2a83d02a94"
+CU_X64 = "4a0a6f6f-3c7e-4f1b-a1e9-5d7b9b1f2c01"
+CU_ARM64 = "4a0a6f6f-3c7e-4f1b-a1e9-5d7b9b1f2c02"
+SSU = "9c1f0e8a-2d4b-4e6a-8f0c-3b5d7e9f1a2b"
+PREVIEW = "e2d4c6b8-a0f1-4e3d-9c5b-7a8f6e4d2c1b"
+
+CU_FILE_URL = "http://download.windowsupdate.com/c/msdownload/update/software/secu/2024/01/windows10.0-kb5034129-x64_{}.cab"
+SHARED_FILE_URL = "http://download.windowsupdate.com/d/msdownload/update/software/secu/2024/01/ssu-20348.2200-x64_{}.psf"
+
+
+CU_CONTENT = b"cumulative update"
+SHARED_CONTENT = b"shared file"
+# The catalog names files by their SHA-1; the plan gives the digest in base64.
+CU_FILE = CU_FILE_URL.format(hashlib.sha1(CU_CONTENT).hexdigest())
+CU_FILE_SHA1 = base64.b64encode(hashlib.sha1(CU_CONTENT).digest()).decode("ascii")
+SHARED_FILE = SHARED_FILE_URL.format(hashlib.sha1(SHARED_CONTENT).hexdigest())
+SHARED_FILE_SHA1 = base64.b64encode(hashlib.sha1(SHARED_CONTENT).digest()).decode("ascii")
+
+
+def scanned_update(update_id: str, title: str, kb: str, **fields: Any) -> dict[str, Any]:
+    """One update of the bridge's scan answer."""
+    update = {
+        "update_id": update_id,
+        "revision_number": 200,
+        "title": title,
+        "kb_article_ids": [kb],
+        "msrc_severity": "",
+        "categories": [{"id": "0fa1201d-4330-4fa8-8ae9-b877473b6441", "name": "Security Updates", "type": "UpdateClassification"}],
+        "last_deployment_change_time": "2024-01-09T00:00:00.0000000Z",
+        "is_installed": False,
+        "is_hidden": False,
+        "is_downloaded": False,
+        "is_mandatory": False,
+        "eula_accepted": True,
+        "reboot_required": False,
+        "reboot_behavior": 1,
+        "max_download_size": 123456,
+        "superseded_update_ids": [],
+        "download_urls": [],
+        "bundled": [],
+    }
+    update.update(fields)
+    return update
+
+
+def scan_answer(*, cu_installed: bool = False, cu_downloaded: bool = False, reboot_required: bool = False) -> dict[str, Any]:
+    """What ``scan`` answers; the history records the cumulative update's install once it is installed."""
+    history = []
+    if cu_installed:
+        history.append({
+            "operation": 1, "result_code": 2, "hresult": 0, "date": "2024-02-01T10:00:00.0000000Z",
+            "update_id": CU, "revision_number": 200, "title": "2024-01 Cumulative Update",
+        })
+    return {
+        "cab": {"path": CAB_PATH, "service_id": SERVICE_ID},
+        "result_code": 2,
+        "updates": [
+            scanned_update(
+                CU,
+                "2024-01 Cumulative Update for Microsoft server operating system version 21H2 for x64-based Systems (KB5034129)",
+                "5034129",
+                msrc_severity="Critical",
+                is_installed=cu_installed,
+                is_downloaded=cu_downloaded,
+                bundled=[
+                    {"update_id": CU_X64, "revision_number": 201, "title": "CU x64", "download_urls": [CU_FILE, SHARED_FILE]},
+                    {"update_id": CU_ARM64, "revision_number": 201, "title": "CU arm64", "download_urls": [SHARED_FILE]},
+                ],
+            ),
+            scanned_update(SSU, "2024-01 Servicing Stack Update (KB5034439)", "5034439", is_installed=True, is_downloaded=True),
+            scanned_update(PREVIEW, "2024-01 Cumulative Update Preview (KB5034770)", "5034770"),
+        ],
+        "history": history,
+        "reboot_required": reboot_required,
+    }
+
+
+def plan(cu_status: str = "PENDING", *, available: bool = True) -> dict[str, Any]:
+    """The plan the server answers a report of :func:`scan_answer` with."""
+    cu_files = [
+        {"file_name": CU_FILE.rsplit("/", 1)[-1], "url": f"https://wuacache.example/wua/{CU_FILE.rsplit('/', 1)[-1]}",
+         "download_url": CU_FILE, "sha1": CU_FILE_SHA1, "size": 17, "available": available},
+        {"file_name": SHARED_FILE.rsplit("/", 1)[-1], "url": f"https://wuacache.example/wua/{SHARED_FILE.rsplit('/', 1)[-1]}",
+         "download_url": SHARED_FILE, "sha1": SHARED_FILE_SHA1, "size": 11, "available": True},
+    ]
+    reasons = {
+        "PENDING": "rule set 'prod': allowed_severities Critical; files available on the server",
+        "MISSING": "rule set 'prod': allowed_severities Critical; files not yet on the server",
+        "ERROR": "rule set 'prod': allowed_severities Critical, but the last install failed with 0x80240022",
+        "OK": "installed",
+    }
+    counts = dict.fromkeys(("OK", "PENDING", "MISSING", "DISCARDED", "ERROR"), 0)
+    counts["OK"] += 1
+    counts["DISCARDED"] += 1
+    counts[cu_status] += 1
+    return {
+        "host": "ws2022-01",
+        "decided_at": "2024-02-01T10:05:00Z",
+        "counts": counts,
+        "rule_sets": {"applied": ["prod"], "ignored": [], "unknown": []},
+        "warnings": [],
+        "updates": [
+            {"update_id": CU, "revision_number": 200, "title": "2024-01 Cumulative Update", "status": cu_status,
+             "reason": reasons[cu_status], "allowed": True, "delayed_until": None,
+             "files": [] if cu_status == "OK" else cu_files},
+            {"update_id": PREVIEW, "revision_number": 200, "title": "2024-01 Cumulative Update Preview",
+             "status": "DISCARDED", "reason": "forbidden by rule set 'prod': forbidden_kbs KB5034770",
+             "allowed": False, "delayed_until": None, "files": []},
+            {"update_id": SSU, "revision_number": 200, "title": "2024-01 Servicing Stack Update", "status": "OK",
+             "reason": "installed", "allowed": True, "delayed_until": None, "files": []},
+        ],
+    }
+
+
+def info(last_boot: str = "2024-05-14T06:12:31.5000000Z") -> dict[str, Any]:
+    answer = copy.deepcopy(WS2022_INFO)
+    answer["os"]["last_boot_up_time"] = last_boot
+    answer["wuauserv"] = {"start_mode": "Manual", "state": "Stopped"}
+    answer["reboot_indicators"] = []
+    return answer
+
+
+def cab(status: str = "not_modified", sha256: str = CAB_SHA256) -> dict[str, Any]:
+    transferred = 0 if status == "not_modified" else 52428800
+    return {"status": status, "size": 52428800, "transferred": transferred, "path": CAB_PATH, "sha256": sha256}
+
+
+def downloaded(update_id: str, *, is_downloaded: bool = True, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    files = [] if error else [{"name": CU_FILE.rsplit("/", 1)[-1], "status": "downloaded", "size": 17, "transferred": 17}]
+    return {"update_id": update_id, "is_downloaded": is_downloaded, "files": files, "error": error}
+
+
+def installed(*results: tuple[str, int, int, bool], reboot_required: bool = False) -> dict[str, Any]:
+    """``install``'s answer: per update (UpdateID, result code, HRESULT, reboot required)."""
+    return {
+        "reboot_required_before_installation": False,
+        "result_code": max((result[1] for result in results), default=2),
+        "hresult": next((result[2] for result in results if result[2]), 0),
+        "reboot_required": reboot_required,
+        "updates": [
+            {"update_id": update_id, "title": f"update {update_id}", "result_code": code, "hresult": hresult, "reboot_required": reboot}
+            for update_id, code, hresult, reboot in results
+        ],
+    }
+
+
+class Failure(Exception):
+    """A recorded error answer: ``{"hresult", "message", "call"}``."""
+
+    def __init__(self, hresult: int, message: str, call: str) -> None:
+        super().__init__(message)
+        self.error = {"hresult": hresult, "message": message, "call": call}
+
+
+ELEVATED = frozenset({"scan", "download", "install", "uninstall", "history", "reboot_required"})
+
+
+class RecordedHost:
+    """Answers the bridge's operations from recorded answers, in order; elevated ones through task_start/poll/collect.
+
+    ``answers`` maps an operation to its answers (a result, or a :class:`Failure`);
+    ``requests`` records every operation asked for with its params, elevated ones
+    under their own name; ``commands`` the other commands (``shutdown.exe``).
+    """
+
+    def __init__(self, answers: dict[str, list[Any]]) -> None:
+        self.answers = answers
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.commands: list[str] = []
+        self._running: dict[str, str] = {}
+
+    @property
+    def operations(self) -> list[str]:
+        return [request[0] for request in self.requests]
+
+    def params(self, operation: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.requests if name == operation]
+
+    def execute(self, cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
+        assert sudoable is False
+        if cmd != bridge_command():
+            self.commands.append(cmd)
+            return self._answer(cmd.split()[0])
+        request = json.loads(in_data or b"")["request"]
+        operation, params = request["operation"], request["params"]
+        if operation == "task_start":
+            elevated = params["envelope"]["request"]
+            self.requests.append((elevated["operation"], elevated["params"]))
+            self._running[params["name"]] = elevated["operation"]
+            return _response("task_start", {"task": f"\\wuacache-{params['name']}", "folder": "C:\\ProgramData\\wuacache\\runs"})
+        if operation == "task_poll":
+            return _response("task_poll", {"state": 3, "last_task_result": 0, "response_ready": True})
+        if operation == "task_collect":
+            elevated = self._running.pop(params["name"])
+            answer = self._answer(elevated)
+            return _response("task_collect", {"response": answer["stdout"]})
+        self.requests.append((operation, params))
+        return self._answer(operation)
+
+    def _answer(self, operation: str) -> dict[str, Any]:
+        queue = self.answers.get(operation)
+        assert queue, f"no recorded answer left for {operation}"
+        answer = queue.pop(0)
+        if isinstance(answer, dict) and set(answer) == {"rc", "stdout", "stderr"}:
+            return answer
+        if isinstance(answer, Failure):
+            return {"rc": 1, "stdout": json.dumps({"protocol": 1, "operation": operation, "error": answer.error}), "stderr": ""}
+        return _response(operation, answer)
+
+
+def _response(operation: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"rc": 0, "stdout": json.dumps({"protocol": 1, "operation": operation, "result": result}), "stderr": ""}
+
+
+def make_action(
+    action_class: type[ActionBase],
+    host: RecordedHost,
+    *,
+    args: dict[str, Any] | None = None,
+    check_mode: bool = False,
+    name: str = "scan",
+) -> ActionBase:
+    task = MagicMock(args=args or {}, async_val=0, check_mode=check_mode, action=f"wuacache.wua.{name}")
+    action = action_class(task, MagicMock(), MagicMock(), loader=None, templar=Templar(loader=DataLoader()), shared_loader_obj=None)
+    action._low_level_execute_command = host.execute
+    return action

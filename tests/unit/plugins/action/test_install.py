@@ -1,0 +1,228 @@
+# Copyright: Contributors to the wuacache project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The install action: rounds, reboots and loop detection, against recorded bridge answers and a recorded server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleConnectionFailure
+
+from ansible_collections.wuacache.wua.plugins.action.install import ActionModule
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import REBOOT_COMMAND
+
+from .conftest import FakeServer
+from .recorded import (
+    CU,
+    PREVIEW,
+    SSU,
+    RecordedHost,
+    cab,
+    downloaded,
+    info,
+    installed,
+    make_action,
+    plan,
+    scan_answer,
+)
+
+BOOTED = "2024-05-14T06:12:31.5000000Z"
+REBOOTED = "2024-05-14T07:40:02.1000000Z"
+SHUTDOWN_ACCEPTED = {"rc": 0, "stdout": "", "stderr": ""}
+# WU_E_ALL_UPDATES_FAILED, as IUpdateInstallationResult.HResult gives it.
+ALL_UPDATES_FAILED = 0x80240022 - 2**32
+
+
+def run(server: FakeServer, host: RecordedHost, *, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    action = make_action(ActionModule, host, args={"server_url": server.url, **args}, check_mode=check_mode, name="install")
+    return action.run(task_vars={"inventory_hostname": "ws2022-01"})
+
+
+def test_downloads_installs_and_rescans_so_that_the_server_learns_the_result(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        "info": [info(), info()],
+        "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(), scan_answer(cu_installed=True)],
+        "download": [{"updates": [downloaded(CU)]}],
+        "install": [installed((CU, 2, 0, False))],
+    })
+
+    result = run(server, host)
+
+    assert host.operations == ["info", "ensure_cab", "scan", "download", "install", "info", "ensure_cab", "scan"]
+    assert host.params("install") == [{"criteria": f"UpdateID='{CU}'",
+                                       "wuauserv_after": {"start_mode": "Disabled", "running": False}}]
+    # The rescan's history carries the install to the server.
+    assert server.reports[1]["history"][0]["update_id"] == CU
+    assert result["changed"] is True
+    assert "failed" not in result
+    assert (result["installed"], result["failed_installs"], result["rounds"]) == (1, 0, 1)
+    assert result["installs"][0] == {
+        "update_id": CU, "title": f"update {CU}", "installed": True, "result_code": 2, "result": "succeeded",
+        "hresult": "0x00000000", "hresult_name": None, "reboot_required": False,
+    }
+    assert result["counts"]["OK"] == 2
+    assert (result["reboot_required"], result["rebooted"]) == (False, False)
+
+
+def test_forbidden_and_installed_updates_are_never_touched(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        "info": [info(), info()], "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
+        "install": [installed((CU, 2, 0, False))],
+    })
+
+    run(server, host)
+
+    [params] = host.params("install")
+    assert PREVIEW not in params["criteria"]
+    assert SSU not in params["criteria"]
+
+
+def test_a_failed_install_fails_the_task_with_the_wu_error_name(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("ERROR")])
+    host = RecordedHost({
+        "info": [info(), info()], "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 4, ALL_UPDATES_FAILED, False))],
+    })
+
+    result = run(server, host)
+
+    assert result["failed"] is True
+    assert result["installs"][0]["hresult"] == "0x80240022"
+    assert result["installs"][0]["hresult_name"] == "WU_E_ALL_UPDATES_FAILED"
+    assert "0x80240022 WU_E_ALL_UPDATES_FAILED" in result["msg"]
+    assert (result["installed"], result["failed_installs"]) == (0, 1)
+    # Only one attempt: a round that installs nothing ends the rounds.
+    assert host.operations.count("install") == 1
+
+
+def test_a_required_reboot_without_reboot_allowed_is_reported(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan()])
+    host = RecordedHost({
+        "info": [info(), info()], "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True, reboot_required=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+    })
+
+    result = run(server, host)
+
+    assert "failed" not in result
+    assert (result["reboot_required"], result["rebooted"]) == (True, False)
+    assert host.commands == []
+
+
+def test_reboot_true_reboots_waits_for_the_new_boot_and_continues(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        # Before the restart, then: unreachable, still the old boot (not down yet), back.
+        "info": [info(), info(BOOTED), info(BOOTED), info(REBOOTED), info(REBOOTED)],
+        "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+    })
+    connection_lost = ConnectionResetError(104, "Connection reset by peer")
+    execute = host.execute
+    attempts = {"info": 0}
+
+    def flaky(cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
+        if in_data and b'"operation":"info"' in in_data:
+            attempts["info"] += 1
+            if attempts["info"] == 3:
+                raise connection_lost
+        return execute(cmd, sudoable=sudoable, in_data=in_data)
+
+    action = make_action(ActionModule, host, args={"server_url": server.url, "reboot": True}, name="install")
+    action._low_level_execute_command = flaky
+    result = action.run(task_vars={"inventory_hostname": "ws2022-01"})
+
+    assert host.commands == [REBOOT_COMMAND]
+    assert action._connection.reset.call_count >= 2
+    assert (result["rebooted"], result["reboot_required"], result["installed"]) == (True, False, 1)
+    assert "failed" not in result
+
+
+def test_reboot_required_before_installation_is_an_error_without_reboot(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({
+        "info": [info()], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)],
+        "install": [dict(installed(), reboot_required_before_installation=True, updates=[])],
+    })
+
+    result = run(server, host)
+
+    assert result["failed"] is True
+    assert "requires a reboot before" in result["msg"]
+    assert host.commands == []
+
+
+def test_an_update_that_stays_not_installed_after_its_reboot_is_a_loop(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan()])
+    host = RecordedHost({
+        "info": [info(), info(BOOTED), info(REBOOTED), info(REBOOTED)],
+        "ensure_cab": [cab(), cab()],
+        # Installed with success, restarted: Windows Update still finds it not installed.
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+    })
+
+    result = run(server, host, reboot=True)
+
+    assert result["failed"] is True
+    assert "update loop" in result["msg"]
+    assert host.operations.count("install") == 1
+    # What the rounds did is still returned.
+    assert result["installed"] == 1
+    assert result["rebooted"] is True
+
+
+def test_a_host_that_does_not_come_back_fails_at_reboot_timeout(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({
+        "info": [info(), info(BOOTED)], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+    })
+    action = make_action(ActionModule, host, args={"server_url": server.url, "reboot": True, "reboot_timeout": 30}, name="install")
+    execute = host.execute
+
+    def unreachable_after_shutdown(cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
+        if host.commands and in_data and b'"operation":"info"' in in_data:
+            raise AnsibleConnectionFailure("winrm connection error: [Errno 111] Connection refused")
+        return execute(cmd, sudoable=sudoable, in_data=in_data)
+
+    action._low_level_execute_command = unreachable_after_shutdown
+    result = action.run(task_vars={"inventory_hostname": "ws2022-01"})
+
+    assert result["failed"] is True
+    assert "did not come back from its restart within 30 seconds" in result["msg"]
+    assert "Connection refused" in result["msg"]
+
+
+def test_max_rounds_bounds_the_rounds(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)]})
+
+    result = run(server, host, max_rounds=0)
+
+    assert result["failed"] is True
+    assert "after 0 rounds" in result["msg"]
+    assert "install" not in host.operations
+
+
+def test_check_mode_lists_what_would_be_installed_and_changes_nothing(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer()]})
+
+    result = run(server, host, check_mode=True, reboot=True)
+
+    assert host.operations == ["info", "ensure_cab", "scan"]
+    assert host.commands == []
+    assert result["installs"] == [{"update_id": CU, "title": "2024-01 Cumulative Update"}]
+    assert result["changed"] is True
