@@ -42,6 +42,7 @@ TABLES = {
     "download_tasks",
     "cleanup_runs",
     "api_tokens",
+    "packages",
 }
 
 

@@ -7,6 +7,7 @@
     wuacache-server cleanup       # delete the files no host needs any more
     wuacache-server status
     wuacache-server token create ansible --role controller
+    wuacache-server package add windows10.0-kb5034441-x64.msu --kb KB5034441
 
 Errors are one line on stderr and exit status 2.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
@@ -41,6 +42,18 @@ from wuacache_server.security import create_token, list_tokens, revoke_token
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
 from wuacache_server.services.cleanup import run_cleanup
 from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
+from wuacache_server.services.packages import (
+    InvalidPackage,
+    PackageConflict,
+    PackageInfo,
+    PackageTooLarge,
+    PackageUpload,
+    find_package,
+    list_packages,
+    package_url,
+    remove_package,
+    save_package,
+)
 
 PROG = "wuacache-server"
 
@@ -74,6 +87,7 @@ def _display_url(url: str) -> str:
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
     settings.wua_dir.mkdir(parents=True, exist_ok=True)
+    settings.packages_dir.mkdir(exist_ok=True)
     if settings.config is None:
         config_file = settings.data_dir / CONFIG_FILE_NAME
         # It may come to hold a database password, hence the mode; and it is
@@ -220,11 +234,14 @@ def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
             )
             for token in list_tokens(session)
         ]
-    header = ("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED")
+    _print_table(("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED"), rows)
+    return 0
+
+
+def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
 
 
 def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
@@ -234,6 +251,54 @@ def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(f"no token with id {args.id}")
         session.commit()
         print(f"token {token.id} {token.name!r} revoked")
+    return 0
+
+
+def cmd_package_add(settings: Settings, args: argparse.Namespace) -> int:
+    source: Path = args.file
+    with _database(settings) as engine, session_factory(engine)() as session:
+        try:
+            info = PackageInfo.checked(args.name or source.name, args.kb, args.description)
+            with (
+                source.open("rb") as stream,
+                PackageUpload(settings.packages_dir, settings.max_package_bytes) as upload,
+            ):
+                upload.copy_from(stream)
+                saved = save_package(session, upload, info)
+        except (InvalidPackage, PackageTooLarge, PackageConflict) as exc:
+            raise CommandError(str(exc)) from None
+    package = saved.package
+    action = "replaced" if saved.replaced else "added"
+    print(f"package {package.name} {action}: {package.size} bytes, SHA-256 {package.sha256}")
+    print(f"hosts download it from {package_url(settings.base_url, package.name)}")
+    return 0
+
+
+def cmd_package_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, session_factory(engine)() as session:
+        rows = [
+            (
+                package.name,
+                str(package.kind),
+                str(package.size),
+                f"KB{package.kb}" if package.kb else "-",
+                _timestamp(package.updated_at),
+                package.sha256,
+                package.description,
+            )
+            for package in list_packages(session)
+        ]
+    _print_table(("NAME", "KIND", "SIZE", "KB", "UPLOADED", "SHA-256", "DESCRIPTION"), rows)
+    return 0
+
+
+def cmd_package_remove(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, session_factory(engine)() as session:
+        package = find_package(session, args.name)
+        if package is None:
+            raise CommandError(f"no package named {args.name!r}")
+        remove_package(session, settings.packages_dir, package)
+    print(f"package {args.name} removed")
     return 0
 
 
@@ -313,6 +378,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command(token_commands, "list", cmd_token_list, "list the tokens (never their secrets)")
     revoke = _add_command(token_commands, "revoke", cmd_token_revoke, "revoke a token for good")
     revoke.add_argument("id", type=int, help="the token's ID, from `token list`")
+
+    package = commands.add_parser(
+        "package",
+        help="manage the packages (.msu, .cab) hosts may install",
+        description="Manage the standalone update packages (.msu, .cab) hosts may install.",
+    )
+    package_commands = package.add_subparsers(dest="package_command", required=True, metavar="ACTION")
+    add = _add_command(package_commands, "add", cmd_package_add, "upload a package, or replace the one of its name")
+    add.add_argument("file", type=Path, metavar="FILE", help="the .msu or .cab file")
+    add.add_argument("--name", help="the name hosts download it under (default: the file's name)")
+    add.add_argument("--kb", metavar="KB", help="the KB it installs, e.g. KB5034441")
+    add.add_argument("--description", default="", metavar="TEXT", help="what it is, for admins")
+    _add_command(package_commands, "list", cmd_package_list, "list the packages")
+    remove = _add_command(package_commands, "remove", cmd_package_remove, "delete a package and its file")
+    remove.add_argument("name", help="the package's name, from `package list`")
     return parser
 
 

@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     )
     repository_dir: Path = Field(
         default_factory=lambda data: data["data_dir"] / "repository",
-        description="Folder of the files the server keeps; hosts download from its wua/ subfolder.",
+        description="Folder of the files the server keeps; hosts download from its wua/ and packages/ subfolders.",
     )
     database_url: str = Field(
         default_factory=lambda data: f"sqlite:///{data['data_dir'] / 'wuacache.db'}",
@@ -283,6 +283,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the API accepts, in bytes (a host's report is the largest).",
     )
+    max_package_bytes: ByteSize = Field(
+        default=ByteSize(8 * 1024**3),
+        ge=1,
+        description="Largest package (.msu or .cab) an admin may upload, in bytes.",
+    )
     base_url: Annotated[str, AfterValidator(_base_url)] = Field(
         default_factory=_default_base_url,
         description="URL hosts reach this server at (default: derived from listen and the TLS settings).",
@@ -334,6 +339,11 @@ class Settings(BaseSettings):
     def wua_dir(self) -> Path:
         """Where the catalog and update files are published for hosts."""
         return self.repository_dir / "wua"
+
+    @property
+    def packages_dir(self) -> Path:
+        """Where the packages admins upload are published for hosts."""
+        return self.repository_dir / "packages"
 
 
 def _config_path(given: dict[str, Any]) -> Path | None:

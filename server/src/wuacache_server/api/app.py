@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import ExitStack, asynccontextmanager, nullcontext
 from importlib.metadata import version
 
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wuacache_server.api.routes import api_router
+from wuacache_server.api.routes import api_router, packages
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import make_engine, session_factory
 from wuacache_server.services.fetching import FetchService
@@ -63,7 +63,11 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     # The last middleware added is the outermost.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_report_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_report_bytes,
+        path_limits={packages.UPLOAD_PATH_PREFIX: settings.max_package_bytes},
+    )
     app.add_middleware(UnexpectedErrors)
     return app
 
@@ -77,22 +81,27 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 class BodySizeLimit:
     """Refuse request bodies over ``max_bytes`` with 413, before anything parses them.
 
-    A declared Content-Length is refused at once; a chunked body is counted as
+    ``path_limits`` gives other limits to paths starting with its prefixes. A
+    declared Content-Length is refused at once; a chunked body is counted as
     it arrives and cut off at the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.message = f"the request body exceeds the limit of {max_bytes} bytes"
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = next(
+            (limit for prefix, limit in self.path_limits.items() if scope["path"].startswith(prefix)), self.max_bytes
+        )
+        refusal = f"the request body exceeds the limit of {max_bytes} bytes"
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"detail": self.message}, status_code=413)
+        if declared.isdigit() and int(declared) > max_bytes:
+            response = JSONResponse({"detail": refusal}, status_code=413)
             await response(scope, receive, send)
             return
         received = 0
@@ -102,8 +111,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self.message)
+                if received > max_bytes:
+                    raise HTTPException(413, refusal)
             return message
 
         await self.app(scope, counted_receive, send)

@@ -5,8 +5,8 @@ The catalog (``catalog_versions``, ``categories``, ``updates``,
 mirrors the verified ``wsusscn2.cab``, keyed as Microsoft keys it: updates by
 UpdateID + RevisionNumber, cross-references by RevisionId, files by the
 base64 SHA-1 digest of their FileLocation. Hosts, their reports and per-update
-decisions, rule sets, download tasks, runs and API tokens are the server's own
-state. The schema itself is owned by the Alembic migrations; these classes
+decisions, rule sets, download tasks, runs, API tokens and the packages admins
+upload are the server's own state. The schema itself is owned by the Alembic migrations; these classes
 must match them (a test compares the two).
 """
 
@@ -123,6 +123,11 @@ class DownloadTaskStatus(enum.StrEnum):
 
 
 ACTIVE_DOWNLOAD_STATUSES = (DownloadTaskStatus.WAITING, DownloadTaskStatus.RUNNING)
+
+
+class PackageKind(enum.StrEnum):
+    MSU = "msu"  # installed with wusa.exe
+    CAB = "cab"  # installed with DISM
 
 
 class TokenRole(enum.StrEnum):
@@ -472,3 +477,20 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Package(Base):
+    """A standalone update package an admin uploaded, served to hosts under ``/packages/<name>``."""
+
+    __tablename__ = "packages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)  # the file name it is served under
+    kind: Mapped[PackageKind] = mapped_column(_enum(PackageKind, "package_kind"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(44))  # base64, as payload files' digests
+    sha1: Mapped[str] = mapped_column(String(28))
+    kb: Mapped[str | None] = mapped_column(String(16))  # digits, without "KB"
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # when its file was last replaced

@@ -125,7 +125,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 3
     spec = LabSpec.load(state_dir)
     up = True
-    for name in PROCESSES:
+    for name in PROCESSES if spec.server_url is not None else PROCESSES[1:]:
         pid = processes.running(name, spec.run_dir)
         up = up and pid is not None
         print(f"lab: {name:<9} {'running, pid ' + str(pid) if pid else 'stopped'}")

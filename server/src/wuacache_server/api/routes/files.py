@@ -1,9 +1,10 @@
-"""``GET``/``HEAD /wua/{file_name}``: the catalog and the update files, for hosts.
+"""``GET``/``HEAD /wua/{file_name}`` and ``/packages/{name}``: what hosts download.
 
-No token is needed: hosts download anonymously, and every file published
-here is public Microsoft content the server verified first. Only plain names
-in the flat folder are served; anything else (paths, dot-files such as the
-partial downloads' folder) is 404.
+``/wua/`` serves the catalog and the update files: public Microsoft content
+the server verified first. ``/packages/`` serves the packages admins
+uploaded. No token is needed: hosts download anonymously. Only plain names in
+each flat folder are served; anything else (paths, dot-files such as partial
+downloads and uploads) is 404.
 
 Starlette's FileResponse streams the file and handles ``Range`` (206, 416)
 and ``If-Range``. This module adds what it lacks: ``If-None-Match`` and
@@ -25,12 +26,20 @@ from starlette.types import Receive, Scope, Send
 
 from wuacache_server.api.deps import SettingsDep
 from wuacache_server.catalog.cabsync import CAB_NAME, SIDECAR_NAME
+from wuacache_server.db.models import PackageKind
 from wuacache_server.fetch.downloader import validate_file_name
 from wuacache_server.httpdate import parse_http_date
+from wuacache_server.services.packages import InvalidPackage, package_kind
 
-# The catalog and its sidecar change under the same name: caches must ask
-# (conditionally) every time. Update files never change under their name.
+# The catalog, its sidecar and packages change under the same name: caches must
+# ask (conditionally) every time. Update files never change under their name.
 _REVALIDATED = {CAB_NAME, SIDECAR_NAME}
+_ALWAYS_REVALIDATE = {"Cache-Control": "no-cache"}
+# Set rather than guessed: not every system's MIME table knows .msu.
+_PACKAGE_MEDIA_TYPES = {
+    PackageKind.MSU: "application/octet-stream",
+    PackageKind.CAB: "application/vnd.ms-cab-compressed",
+}
 
 router = APIRouter(tags=["files"])
 
@@ -61,9 +70,27 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.head("/wua/{file_name}", operation_id="head_file", response_class=RepositoryFileResponse, responses=_RESPONSES)
 def get_file(file_name: str, request: Request, settings: SettingsDep) -> Response:
     """A file hosts download: the catalog `wsusscn2.cab`, its `.sha256` sidecar, or an update file."""
-    path, info = _published_file(settings.wua_dir, file_name)
-    headers = {"Cache-Control": "no-cache"} if file_name in _REVALIDATED else {}
+    headers = _ALWAYS_REVALIDATE if file_name in _REVALIDATED else {}
     media_type = "text/plain; charset=us-ascii" if file_name == SIDECAR_NAME else None
+    return _serve(request, settings.wua_dir, file_name, headers, media_type)
+
+
+@router.get("/packages/{name}", response_class=RepositoryFileResponse, responses=_RESPONSES)
+@router.head(
+    "/packages/{name}", operation_id="head_package", response_class=RepositoryFileResponse, responses=_RESPONSES
+)
+def get_package(name: str, request: Request, settings: SettingsDep) -> Response:
+    """A package an admin uploaded (`.msu` or `.cab`), for hosts to install."""
+    try:
+        kind = package_kind(name)
+    except InvalidPackage:
+        raise _not_found(name) from None
+    return _serve(request, settings.packages_dir, name, _ALWAYS_REVALIDATE, _PACKAGE_MEDIA_TYPES[kind])
+
+
+def _serve(request: Request, folder: Path, file_name: str, headers: dict[str, str], media_type: str | None) -> Response:
+    """The file, or 304 when the client's copy is current; ``media_type`` None guesses it from the name."""
+    path, info = _published_file(folder, file_name)
     response = RepositoryFileResponse(path, stat_result=info, headers=headers, media_type=media_type)
     if _not_modified(request.headers, response.headers["etag"], info):
         validators = {name: response.headers[name] for name in ("etag", "last-modified")}
@@ -71,13 +98,17 @@ def get_file(file_name: str, request: Request, settings: SettingsDep) -> Respons
     return response
 
 
-def _published_file(wua_dir: Path, file_name: str) -> tuple[Path, os.stat_result]:
-    not_found = HTTPException(status.HTTP_404_NOT_FOUND, f"no file {file_name!r} on this server")
+def _not_found(file_name: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no file {file_name!r} on this server")
+
+
+def _published_file(folder: Path, file_name: str) -> tuple[Path, os.stat_result]:
+    not_found = _not_found(file_name)
     try:
         validate_file_name(file_name)
     except ValueError:
         raise not_found from None
-    path = wua_dir / file_name
+    path = folder / file_name
     try:
         info = path.lstat()  # a link is not something the server published
     except OSError:
