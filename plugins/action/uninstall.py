@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.wuacache.wua.plugins.plugin_utils._action import PatchingAction
-from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import run_elevated
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import run_bridge, run_elevated
 from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import describe
+from ansible_collections.wuacache.wua.plugins.plugin_utils._options import wuauserv_after
 from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
     Patching,
     hresult_text,
@@ -50,7 +51,10 @@ class ActionModule(PatchingAction):
             result["changed"] = any(kb in update["kb_article_ids"] and update["is_installed"] for update in scan.updates.values())
             return
 
-        exit_code = run_elevated(self, "uninstall", {"kb": kb}, timeout=options["timeout"])["exit_code"]
+        info = run_bridge(self, "info")
+        exit_code = run_elevated(
+            self, "uninstall", {"kb": kb, "wuauserv_after": wuauserv_after(options, info)}, timeout=options["timeout"]
+        )["exit_code"]
         result["exit_code"] = exit_code
         changed = exit_code in (_UNINSTALLED, _UNINSTALLED_REBOOT_REQUIRED)
         reboot_required = exit_code == _UNINSTALLED_REBOOT_REQUIRED

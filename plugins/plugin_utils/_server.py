@@ -3,8 +3,9 @@
 
 """Client of the wuacache server's API, as the controller uses it (docs/server.md).
 
-The controller reports each host's scan and reads back the host's plan; the
-catalog and its digest are public files, read without the token.
+The controller reports each host's scan and reads back the host's plan, and
+reads the packages hosts install; the catalog and its digest are public files,
+read without the token.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY: may change in any release.
@@ -67,6 +68,10 @@ class WuacacheServer:
     def plan(self, host_name: str) -> dict[str, Any]:
         """The host's current plan, with whether each file is on the server now."""
         return self._json("GET", f"{self._host_path(host_name)}/plan")
+
+    def package(self, name: str) -> dict[str, Any]:
+        """A package admins uploaded: its name, kind, size, digests (base64), KB and the ``url`` hosts download it from."""
+        return self._json("GET", f"/api/v1/packages/{urllib.parse.quote(name, safe='')}")
 
     @staticmethod
     def _host_path(host_name: str) -> str:

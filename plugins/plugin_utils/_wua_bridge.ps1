@@ -9,7 +9,7 @@ Runs one wuacache.wua bridge operation on this Windows host.
 The collection's action plugins send this script with a request over the
 inventory's connection, as described in docs/bridge-protocol.md. The script
 makes one short sequence of documented Windows Update Agent, Task Scheduler,
-CIM, registry and file system calls and writes exactly one JSON document: the
+CIM, registry, service, HTTP and file system calls and writes exactly one JSON document: the
 raw values under "result", or the failing call under "error". Every decision
 is made on the controller.
 
@@ -35,6 +35,13 @@ $ProgressPreference = 'SilentlyContinue'
 
 $BridgeProtocol = 1
 
+# Everything the collection keeps on the host: the catalog, staged downloads, elevated runs.
+$RootFolder = Join-Path -Path $env:ProgramData -ChildPath 'wuacache'
+$CatalogPath = Join-Path -Path $RootFolder -ChildPath 'wsusscn2.cab'
+# The only owners a root may have: nobody else can have planted files in it.
+$SystemSid = 'S-1-5-18'
+$AdministratorsSid = 'S-1-5-32-544'
+
 # IRegisteredTask.State (TASK_STATE_RUNNING).
 $TaskStateRunning = 4
 # HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND), the error of a task that does not exist.
@@ -54,6 +61,66 @@ function Invoke-BridgeCall {
     )
     $script:BridgeCall = $Call
     & $ScriptBlock
+}
+
+function Invoke-CleanupCall {
+    <#
+    .SYNOPSIS
+    Runs the call of a finally block without hiding the failure that brought it there.
+
+    .DESCRIPTION
+    When the operation failed, its error keeps the name of the call that failed and a
+    failure of the cleanup is dropped; when it succeeded, a failing cleanup is the error.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [bool]$OperationSucceeded,
+        [Parameter(Mandatory = $true)] [string]$CleanupCall,
+        [Parameter(Mandatory = $true)] [scriptblock]$CleanupBlock
+    )
+    $failedCall = $script:BridgeCall
+    try {
+        Invoke-BridgeCall $CleanupCall $CleanupBlock
+    }
+    catch {
+        if ($OperationSucceeded) {
+            throw
+        }
+    }
+    if (-not $OperationSucceeded) {
+        $script:BridgeCall = $failedCall
+    }
+}
+
+function ConvertTo-BridgeError {
+    <#
+    .SYNOPSIS
+    The "error" object of a failure: its HRESULT, its message and the call that failed.
+    #>
+    param([Parameter(Mandatory = $true)] [System.Management.Automation.ErrorRecord]$ErrorRecord)
+    # PowerShell wraps a failing COM method or property call (MethodInvocationException,
+    # GetValueInvocationException); the HRESULT that names the failure is the inner one's.
+    $exception = $ErrorRecord.Exception
+    while ($exception -is [System.Management.Automation.RuntimeException] -and $null -ne $exception.InnerException) {
+        $exception = $exception.InnerException
+    }
+    [ordered]@{
+        hresult = $exception.HResult
+        message = $exception.Message
+        call = $script:BridgeCall
+    }
+}
+
+function ConvertTo-RoundTripUtc {
+    <#
+    .SYNOPSIS
+    A Windows Update Agent date (UTC) in the round-trip format.
+
+    .DESCRIPTION
+    The agent's dates are UTC, but a COM DATE carries no time zone and reaches .NET with
+    an unspecified kind, which ToUniversalTime() would take for local time.
+    #>
+    param([Parameter(Mandatory = $true)] [datetime]$Date)
+    [datetime]::SpecifyKind($Date, [System.DateTimeKind]::Utc).ToString('o')
 }
 
 function Get-HostInfo {
@@ -136,6 +203,43 @@ function ConvertTo-AsciiJson {
     [regex]::Replace($json, '[^\x00-\x7F]', { param($character) '\u{0:x4}' -f [int][char]$character.Value })
 }
 
+function Initialize-PrivateFolder {
+    <#
+    .SYNOPSIS
+    Makes the root a folder only SYSTEM and Administrators can write in, before anything is written there.
+
+    .DESCRIPTION
+    What a SYSTEM task reads from the root runs as SYSTEM. A root that already exists must
+    belong to SYSTEM or Administrators: anyone else created it to plant files in it, and
+    the bridge refuses it without writing anything. The root then gets its own ACL, full
+    control for SYSTEM and Administrators only, inherited by everything it holds.
+    #>
+    Invoke-BridgeCall 'Initialize-PrivateFolder' {
+        if (Test-Path -LiteralPath $RootFolder) {
+            $owner = (Get-Acl -LiteralPath $RootFolder).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+            if ($owner -ne $SystemSid -and $owner -ne $AdministratorsSid) {
+                throw [System.UnauthorizedAccessException]::new("The folder $RootFolder belongs to $owner, not to SYSTEM or Administrators.")
+            }
+        }
+        else {
+            $null = New-Item -ItemType Directory -Path $RootFolder
+        }
+        $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
+        $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new($AdministratorsSid))
+        # Nothing inherited from ProgramData, where every user may create files.
+        $acl.SetAccessRuleProtection($true, $false)
+        foreach ($sid in $SystemSid, $AdministratorsSid) {
+            $acl.AddAccessRule([System.Security.AccessControl.FileSystemAccessRule]::new(
+                    [System.Security.Principal.SecurityIdentifier]::new($sid),
+                    [System.Security.AccessControl.FileSystemRights]::FullControl,
+                    [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit',
+                    [System.Security.AccessControl.PropagationFlags]::None,
+                    [System.Security.AccessControl.AccessControlType]::Allow))
+        }
+        Set-Acl -LiteralPath $RootFolder -AclObject $acl
+    }
+}
+
 function Get-RunFolder {
     <#
     .SYNOPSIS
@@ -146,7 +250,7 @@ function Get-RunFolder {
     if ($Name -cnotmatch '\A[A-Za-z0-9-]{1,64}\z') {
         throw [System.ArgumentException]::new("The run name '$Name' must be 1 to 64 letters, digits or dashes.")
     }
-    Join-Path -Path $env:ProgramData -ChildPath "wuacache\runs\$Name"
+    Join-Path -Path $RootFolder -ChildPath "runs\$Name"
 }
 
 function Connect-TaskService {
@@ -185,6 +289,7 @@ function Start-ElevatedRun {
         [Parameter(Mandatory = $true)] [Alias('task_arguments')] [string]$TaskArguments
     )
     $runFolder = Get-RunFolder -Name $Name
+    Initialize-PrivateFolder
 
     # The task reads its envelope from the run's folder, its working directory.
     Invoke-BridgeCall 'New-Item run folder' {
@@ -305,18 +410,539 @@ function Complete-ElevatedRun {
     }
 }
 
+function Get-SystemRebootRequired {
+    <#
+    .SYNOPSIS
+    Whether Windows Update waits for a restart (ISystemInformation::RebootRequired).
+    #>
+    # Windows Update Agent API; refused to a network logon.
+    Invoke-BridgeCall 'Microsoft.Update.SystemInfo.RebootRequired' {
+        (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired
+    }
+}
+
 function Get-RebootRequired {
     <#
     .SYNOPSIS
     The "reboot_required" operation (elevated): whether Windows Update waits for a restart.
     #>
-    # ISystemInformation::RebootRequired, Windows Update Agent API; refused to a network logon.
-    $rebootRequired = Invoke-BridgeCall 'Microsoft.Update.SystemInfo.RebootRequired' {
-        (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired
-    }
-
     [ordered]@{
-        reboot_required = $rebootRequired
+        reboot_required = Get-SystemRebootRequired
+    }
+}
+
+function Invoke-WithWindowsUpdateService {
+    <#
+    .SYNOPSIS
+    Runs a script block with the Windows Update service started, then leaves the service as the controller asked.
+
+    .DESCRIPTION
+    Every Windows Update Agent call needs wuauserv, which may be disabled between operations.
+    Whatever happens, the service gets the start mode given and is stopped unless it is to
+    keep running.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] $WuauservAfter,
+        [Parameter(Mandatory = $true)] [scriptblock]$ScriptBlock
+    )
+    $succeeded = $false
+    try {
+        Invoke-BridgeCall 'Start wuauserv' {
+            Set-Service -Name wuauserv -StartupType Manual
+            Start-Service -Name wuauserv
+        }
+        & $ScriptBlock
+        $succeeded = $true
+    }
+    finally {
+        Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'Restore wuauserv' -CleanupBlock {
+            Set-Service -Name wuauserv -StartupType $WuauservAfter.start_mode
+            if (-not $WuauservAfter.running) {
+                Stop-Service -Name wuauserv -Force
+            }
+        }
+    }
+}
+
+function New-UpdateSession {
+    <#
+    .SYNOPSIS
+    A Windows Update Agent session in the collection's name, with English titles.
+    #>
+    Invoke-BridgeCall 'Microsoft.Update.Session' {
+        $session = New-Object -ComObject Microsoft.Update.Session
+        $session.ClientApplicationID = 'wuacache'
+        $session.UserLocale = 1033
+        $session
+    }
+}
+
+function Invoke-WithCatalog {
+    <#
+    .SYNOPSIS
+    Searches the offline catalog and runs a script block with the service and the search result.
+
+    .DESCRIPTION
+    The root's wsusscn2.cab is registered as a scan package service for the time of the
+    script block only, and removed whatever happens. The script block gets the service
+    (IUpdateService) and the search result (ISearchResult) as arguments.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] $Session,
+        [Parameter(Mandatory = $true)] [string]$Criteria,
+        [Parameter(Mandatory = $true)] [scriptblock]$ScriptBlock
+    )
+    # IUpdateServiceManager::AddScanPackageService; without usoNonVolatileService (0), the
+    # registration lasts as long as the service manager object, kept until RemoveService.
+    $serviceManager = Invoke-BridgeCall 'AddScanPackageService' {
+        New-Object -ComObject Microsoft.Update.ServiceManager
+    }
+    $catalogService = Invoke-BridgeCall 'AddScanPackageService' {
+        $serviceManager.AddScanPackageService('wuacache offline catalog', $CatalogPath, 0)
+    }
+    $succeeded = $false
+    try {
+        # IUpdateSearcher::Search against that service only (ssOthers), without going online.
+        $searchResult = Invoke-BridgeCall 'IUpdateSearcher.Search' {
+            $searcher = $Session.CreateUpdateSearcher()
+            $searcher.ServerSelection = 3
+            $searcher.ServiceID = $catalogService.ServiceID
+            $searcher.Online = $false
+            $searcher.Search($Criteria)
+        }
+        & $ScriptBlock $catalogService $searchResult
+        $succeeded = $true
+    }
+    finally {
+        Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'IUpdateServiceManager.RemoveService' -CleanupBlock {
+            $serviceManager.RemoveService($catalogService.ServiceID)
+        }
+    }
+}
+
+function Get-DownloadUrl {
+    <#
+    .SYNOPSIS
+    The DownloadUrl of each of an update's IUpdate.DownloadContents.
+    #>
+    param([Parameter(Mandatory = $true)] $Update)
+    foreach ($content in $Update.DownloadContents) {
+        $content.DownloadUrl
+    }
+}
+
+function ConvertTo-UpdateRecord {
+    <#
+    .SYNOPSIS
+    The properties of one IUpdate of a search result, with those of its bundled children.
+    #>
+    param([Parameter(Mandatory = $true)] $Update)
+    [ordered]@{
+        update_id = $Update.Identity.UpdateID
+        revision_number = $Update.Identity.RevisionNumber
+        title = $Update.Title
+        kb_article_ids = @($Update.KBArticleIDs)
+        msrc_severity = $Update.MsrcSeverity
+        categories = @(foreach ($category in $Update.Categories) {
+                [ordered]@{
+                    id = $category.CategoryID
+                    name = $category.Name
+                    type = $category.Type
+                }
+            })
+        last_deployment_change_time = ConvertTo-RoundTripUtc -Date $Update.LastDeploymentChangeTime
+        is_installed = $Update.IsInstalled
+        is_hidden = $Update.IsHidden
+        is_downloaded = $Update.IsDownloaded
+        is_mandatory = $Update.IsMandatory
+        eula_accepted = $Update.EulaAccepted
+        reboot_required = $Update.RebootRequired
+        reboot_behavior = $Update.InstallationBehavior.RebootBehavior
+        max_download_size = $Update.MaxDownloadSize
+        superseded_update_ids = @($Update.SupersededUpdateIDs)
+        download_urls = @(Get-DownloadUrl -Update $Update)
+        bundled = @(foreach ($child in $Update.BundledUpdates) {
+                [ordered]@{
+                    update_id = $child.Identity.UpdateID
+                    revision_number = $child.Identity.RevisionNumber
+                    title = $child.Title
+                    download_urls = @(Get-DownloadUrl -Update $child)
+                }
+            })
+    }
+}
+
+function Read-UpdateHistory {
+    <#
+    .SYNOPSIS
+    Every entry of the Windows Update history, most recent first.
+    #>
+    param([Parameter(Mandatory = $true)] $Session)
+    # IUpdateSearcher::GetTotalHistoryCount, then IUpdateSearcher::QueryHistory.
+    Invoke-BridgeCall 'IUpdateSearcher.QueryHistory' {
+        $historySearcher = $Session.CreateUpdateSearcher()
+        $count = $historySearcher.GetTotalHistoryCount()
+        if ($count -gt 0) {
+            foreach ($entry in $historySearcher.QueryHistory(0, $count)) {
+                [ordered]@{
+                    operation = $entry.Operation
+                    result_code = $entry.ResultCode
+                    hresult = $entry.HResult
+                    date = ConvertTo-RoundTripUtc -Date $entry.Date
+                    update_id = $entry.UpdateIdentity.UpdateID
+                    revision_number = $entry.UpdateIdentity.RevisionNumber
+                    title = $entry.Title
+                }
+            }
+        }
+    }
+}
+
+function Save-HttpFile {
+    <#
+    .SYNOPSIS
+    Fetches a file over HTTP, resuming a partial transfer and skipping a file that has not changed.
+
+    .DESCRIPTION
+    The body goes to <Path>.part, which a later call resumes with a Range request. An
+    existing <Path> is only fetched again when the server says it changed (If-Modified-Since
+    its LastWriteTimeUtc). A complete transfer must have the digests given; it then replaces
+    <Path>, which takes the response's Last-Modified as its LastWriteTimeUtc.
+
+    .PARAMETER Digest
+    The digests the file must have (hex), by Get-FileHash algorithm: SHA1, SHA256.
+
+    .OUTPUTS
+    The "status" (downloaded, resumed or not_modified), the "size" of the file and the bytes
+    "transferred" by this call.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Url,
+        [Parameter(Mandatory = $true)] [string]$Path,
+        [System.Collections.IDictionary]$Digest = @{}
+    )
+    $partialPath = "$Path.part"
+    Invoke-BridgeCall "Save-HttpFile $(Split-Path -Path $Path -Leaf)" {
+        $restarted = $false
+        while ($true) {
+            # HttpWebRequest goes through the host's proxy setting, if any.
+            $request = [System.Net.HttpWebRequest]::Create($Url)
+            $offset = 0
+            if (Test-Path -LiteralPath $partialPath) {
+                $offset = (Get-Item -LiteralPath $partialPath).Length
+            }
+            if ($offset -gt 0) {
+                $request.AddRange($offset)
+            }
+            if (Test-Path -LiteralPath $Path) {
+                $request.IfModifiedSince = (Get-Item -LiteralPath $Path).LastWriteTimeUtc
+            }
+            try {
+                $response = $request.GetResponse()
+                break
+            }
+            catch [System.Management.Automation.MethodInvocationException] {
+                # HttpWebRequest throws a WebException for 304 and 416 too, which are answers here.
+                $webException = $_.Exception.InnerException
+                if ($webException -isnot [System.Net.WebException] -or $null -eq $webException.Response) {
+                    throw
+                }
+                $statusCode = [int]$webException.Response.StatusCode
+                $webException.Response.Close()
+                if ($statusCode -eq 304) {
+                    return [ordered]@{
+                        status = 'not_modified'
+                        size = (Get-Item -LiteralPath $Path).Length
+                        transferred = 0
+                    }
+                }
+                if ($statusCode -ne 416 -or $offset -eq 0 -or $restarted) {
+                    throw
+                }
+                # The partial file is no prefix of the current one: start over, once.
+                Remove-Item -LiteralPath $partialPath -Force
+                $restarted = $true
+            }
+        }
+
+        try {
+            # A server that ignores the range answers 200 with the whole file.
+            $resumed = $response.StatusCode -eq [System.Net.HttpStatusCode]::PartialContent
+            $lastModified = $null
+            if ($response.Headers['Last-Modified']) {
+                $lastModified = $response.LastModified.ToUniversalTime()
+            }
+            $mode = [System.IO.FileMode]::Create
+            if ($resumed) {
+                $mode = [System.IO.FileMode]::Append
+            }
+            $file = [System.IO.File]::Open($partialPath, $mode, [System.IO.FileAccess]::Write)
+            try {
+                $start = $file.Length
+                $response.GetResponseStream().CopyTo($file)
+                $transferred = $file.Length - $start
+            }
+            finally {
+                $file.Dispose()
+            }
+        }
+        finally {
+            $response.Close()
+        }
+
+        foreach ($algorithm in $Digest.Keys) {
+            if ((Get-FileHash -LiteralPath $partialPath -Algorithm $algorithm).Hash -ne $Digest[$algorithm]) {
+                Remove-Item -LiteralPath $partialPath -Force
+                throw [System.IO.InvalidDataException]::new("The file downloaded from $Url does not have the expected $algorithm $($Digest[$algorithm]).")
+            }
+        }
+        Move-Item -LiteralPath $partialPath -Destination $Path -Force
+        $saved = Get-Item -LiteralPath $Path
+        if ($null -ne $lastModified) {
+            $saved.LastWriteTimeUtc = $lastModified
+        }
+        $status = 'downloaded'
+        if ($resumed) {
+            $status = 'resumed'
+        }
+        [ordered]@{
+            status = $status
+            size = $saved.Length
+            transferred = $transferred
+        }
+    }
+}
+
+function Sync-Catalog {
+    <#
+    .SYNOPSIS
+    The "ensure_cab" operation: the server's wsusscn2.cab in the root, fetched only when it changed.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Url,
+        # Deletes the local copy first: the controller found it damaged.
+        [switch]$Force
+    )
+    Initialize-PrivateFolder
+    if ($Force) {
+        Invoke-BridgeCall 'Remove-Item wsusscn2.cab' {
+            if (Test-Path -LiteralPath $CatalogPath) {
+                Remove-Item -LiteralPath $CatalogPath -Force
+            }
+        }
+    }
+    $catalog = Save-HttpFile -Url $Url -Path $CatalogPath
+    $catalog.path = $CatalogPath
+    $catalog.sha256 = Invoke-BridgeCall 'Get-FileHash wsusscn2.cab' {
+        (Get-FileHash -LiteralPath $CatalogPath -Algorithm SHA256).Hash.ToLowerInvariant()
+    }
+    $catalog
+}
+
+function Search-Update {
+    <#
+    .SYNOPSIS
+    The "scan" operation (elevated): what the offline catalog finds for this host, its update history and whether a restart is pending.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Criteria,
+        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
+    )
+    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+        $session = New-UpdateSession
+        Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
+            param($catalogService, $searchResult)
+            $updates = Invoke-BridgeCall 'IUpdate' {
+                foreach ($update in $searchResult.Updates) {
+                    ConvertTo-UpdateRecord -Update $update
+                }
+            }
+            $history = Read-UpdateHistory -Session $session
+            $rebootRequired = Get-SystemRebootRequired
+            [ordered]@{
+                cab = [ordered]@{
+                    path = $CatalogPath
+                    service_id = $catalogService.ServiceID
+                }
+                result_code = $searchResult.ResultCode
+                updates = @($updates)
+                history = @($history)
+                reboot_required = $rebootRequired
+            }
+        }
+    }
+}
+
+function Save-Update {
+    <#
+    .SYNOPSIS
+    The "download" operation (elevated): the files of each update found, fetched and handed to the Windows Update cache.
+
+    .DESCRIPTION
+    Each bundled child named in Files gets exactly its files, fetched into the staging
+    folder and handed over with IUpdate2::CopyToCache. A failure ends the work on that
+    update only; every update found is reported.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Criteria,
+        [Parameter(Mandatory = $true)] $Files,
+        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
+    )
+    Initialize-PrivateFolder
+    $stagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
+    Invoke-BridgeCall 'New-Item staging folder' {
+        $null = New-Item -ItemType Directory -Path $stagingFolder -Force
+    }
+    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+        $session = New-UpdateSession
+        Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
+            param($catalogService, $searchResult)
+            $updates = foreach ($update in $searchResult.Updates) {
+                $savedFiles = [System.Collections.Generic.List[object]]::new()
+                $updateError = $null
+                try {
+                    foreach ($child in $update.BundledUpdates) {
+                        $childFiles = $Files.PSObject.Properties[$child.Identity.UpdateID.ToLowerInvariant()]
+                        if ($null -eq $childFiles) {
+                            continue
+                        }
+                        $paths = New-Object -ComObject Microsoft.Update.StringColl
+                        foreach ($file in @($childFiles.Value)) {
+                            $stagedPath = Join-Path -Path $stagingFolder -ChildPath $file.name
+                            $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Digest @{ SHA1 = $file.sha1 }
+                            $saved.Insert(0, 'name', $file.name)
+                            $savedFiles.Add($saved)
+                            $null = $paths.Add($stagedPath)
+                        }
+                        # IUpdate2::CopyToCache, on the child that owns the files.
+                        Invoke-BridgeCall 'IUpdate.CopyToCache' {
+                            $child.CopyToCache($paths)
+                        }
+                        Invoke-BridgeCall 'Remove-Item staged files' {
+                            foreach ($stagedPath in $paths) {
+                                Remove-Item -LiteralPath $stagedPath -Force
+                            }
+                        }
+                    }
+                }
+                catch {
+                    $updateError = ConvertTo-BridgeError -ErrorRecord $_
+                }
+                $isDownloaded = Invoke-BridgeCall 'IUpdate.IsDownloaded' {
+                    $update.IsDownloaded
+                }
+                [ordered]@{
+                    update_id = $update.Identity.UpdateID
+                    is_downloaded = $isDownloaded
+                    files = $savedFiles
+                    error = $updateError
+                }
+            }
+            [ordered]@{
+                updates = @($updates)
+            }
+        }
+    }
+}
+
+function Install-Update {
+    <#
+    .SYNOPSIS
+    The "install" operation (elevated): the updates found, installed together unless a restart must come first.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Criteria,
+        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
+    )
+    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+        $session = New-UpdateSession
+        Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
+            param($catalogService, $searchResult)
+            $updates = New-Object -ComObject Microsoft.Update.UpdateColl
+            foreach ($update in $searchResult.Updates) {
+                if (-not $update.EulaAccepted) {
+                    Invoke-BridgeCall 'IUpdate.AcceptEula' {
+                        $update.AcceptEula()
+                    }
+                }
+                $null = $updates.Add($update)
+            }
+            $installer = Invoke-BridgeCall 'CreateUpdateInstaller' {
+                $session.CreateUpdateInstaller()
+            }
+            $rebootFirst = Invoke-BridgeCall 'IUpdateInstaller.RebootRequiredBeforeInstallation' {
+                $installer.RebootRequiredBeforeInstallation
+            }
+            if ($rebootFirst) {
+                return [ordered]@{
+                    reboot_required_before_installation = $true
+                    result_code = $null
+                    hresult = $null
+                    reboot_required = $null
+                    updates = @()
+                }
+            }
+            # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
+            $installation = Invoke-BridgeCall 'IUpdateInstaller.Install' {
+                $installer.Updates = $updates
+                $installer.Install()
+            }
+            $results = for ($index = 0; $index -lt $updates.Count; $index++) {
+                $update = $updates.Item($index)
+                $updateResult = $installation.GetUpdateResult($index)
+                [ordered]@{
+                    update_id = $update.Identity.UpdateID
+                    title = $update.Title
+                    result_code = $updateResult.ResultCode
+                    hresult = $updateResult.HResult
+                    reboot_required = $updateResult.RebootRequired
+                }
+            }
+            [ordered]@{
+                reboot_required_before_installation = $false
+                result_code = $installation.ResultCode
+                hresult = $installation.HResult
+                reboot_required = $installation.RebootRequired
+                updates = @($results)
+            }
+        }
+    }
+}
+
+function Uninstall-Update {
+    <#
+    .SYNOPSIS
+    The "uninstall" operation (elevated): the Windows Update Standalone Installer removes the update of a KB.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Kb,
+        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
+    )
+    # The number goes on wusa's command line.
+    if ($Kb -cnotmatch '\A[0-9]{1,10}\z') {
+        throw [System.ArgumentException]::new("The KB '$Kb' must be 1 to 10 digits.")
+    }
+    # wusa.exe works through the Windows Update service.
+    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+        $wusa = Invoke-BridgeCall 'wusa.exe' {
+            Start-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart' -Wait -PassThru
+        }
+        [ordered]@{
+            exit_code = $wusa.ExitCode
+        }
+    }
+}
+
+function Get-UpdateHistory {
+    <#
+    .SYNOPSIS
+    The "history" operation (elevated): every entry of the Windows Update history, most recent first.
+    #>
+    param([Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter)
+    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+        [ordered]@{
+            history = @(Read-UpdateHistory -Session (New-UpdateSession))
+        }
     }
 }
 
@@ -326,6 +952,12 @@ $operations = @{
     task_poll = ${function:Get-ElevatedRun}
     task_collect = ${function:Complete-ElevatedRun}
     reboot_required = ${function:Get-RebootRequired}
+    ensure_cab = ${function:Sync-Catalog}
+    scan = ${function:Search-Update}
+    download = ${function:Save-Update}
+    install = ${function:Install-Update}
+    uninstall = ${function:Uninstall-Update}
+    history = ${function:Get-UpdateHistory}
 }
 
 $response = [ordered]@{
@@ -348,17 +980,7 @@ try {
     $exitCode = 0
 }
 catch {
-    # PowerShell wraps a failing COM method or property call (MethodInvocationException,
-    # GetValueInvocationException); the HRESULT that names the failure is the inner one's.
-    $exception = $_.Exception
-    while ($exception -is [System.Management.Automation.RuntimeException] -and $null -ne $exception.InnerException) {
-        $exception = $exception.InnerException
-    }
-    $response.error = [ordered]@{
-        hresult = $exception.HResult
-        message = $exception.Message
-        call = $script:BridgeCall
-    }
+    $response.error = ConvertTo-BridgeError -ErrorRecord $_
     $exitCode = 1
 }
 

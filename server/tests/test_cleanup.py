@@ -17,7 +17,7 @@ from wuacache_server.db.engine import session_factory
 from wuacache_server.db.models import CleanupRun, DownloadTask, DownloadTaskStatus, PayloadFile
 from wuacache_server.fetch.downloader import PART_SUFFIX, PARTIAL_DIR, VALIDATOR_SUFFIX
 from wuacache_server.policy import Status
-from wuacache_server.services.cleanup import FORCED_RETENTION, in_window, run_cleanup
+from wuacache_server.services.cleanup import FORCED_RETENTION, LOCK_NAME, in_window, run_cleanup
 
 NOW = datetime(2026, 3, 2, 2, 45, tzinfo=UTC)
 
@@ -164,6 +164,23 @@ def test_the_cleanup_command_says_what_it_freed(
     monkeypatch.setenv("WUACACHE_CLEANUP_KBS", "false")
     assert main(["cleanup"]) == 0
     assert "nothing removed" in capsys.readouterr().out
+
+
+def test_the_cleanup_command_fails_at_once_while_another_cleanup_runs(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unneeded = lab.catalog.files[0]
+    store(lab, unneeded)
+    monkeypatch.setenv("WUACACHE_DATA_DIR", str(lab.settings.data_dir))
+    monkeypatch.setenv("WUACACHE_DATABASE_URL", lab.settings.database_url)
+
+    with open(lab.settings.data_dir / LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the server's nightly cleanup holds it
+        assert main(["cleanup"]) == 1
+
+    assert "another cleanup is running" in capsys.readouterr().err
+    assert lab.published(unneeded).exists()
+    assert runs(lab) == []
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ from wuacache_server.db.engine import (
 from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update, utcnow
 from wuacache_server.security import create_token, list_tokens, revoke_token
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
-from wuacache_server.services.cleanup import run_cleanup
+from wuacache_server.services.cleanup import CleanupBusy, run_cleanup
 from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
 from wuacache_server.services.packages import (
     InvalidPackage,
@@ -322,7 +322,11 @@ def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
     with _database(settings) as engine:
-        result = run_cleanup(settings, session_factory(engine), utcnow())
+        try:
+            result = run_cleanup(settings, session_factory(engine), utcnow())
+        except CleanupBusy as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 1
     print(result.message)
     return 0
 

@@ -98,12 +98,17 @@ def _guid(value: object, field: str) -> str:
     raise PolicyError(f"{field}: {_shown(value)} is not a GUID (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
 
 
-def _kb(value: object, field: str) -> str:
-    """Return a KB as its digits: rules and WUA write it with or without the "KB" prefix."""
+def normalise_kb(value: object, field: str | None = None) -> str:
+    """Return a KB as its digits: rules, WUA and admins write it with or without the "KB" prefix.
+
+    Raises:
+        PolicyError: ``value`` is not a KB number; the message starts with ``field`` when given.
+    """
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     match = _KB.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise PolicyError(f"{field}: {_shown(value)} is not a KB number (expected e.g. KB5034122 or 5034122)")
+        where = f"{field}: " if field else ""
+        raise PolicyError(f"{where}{_shown(value)} is not a KB number (expected e.g. KB5034122 or 5034122)")
     return match[1]
 
 
@@ -142,7 +147,7 @@ def _maturity(value: object, field: str) -> str:
 # How each kind of rule entry is validated and normalised.
 _RULE_ITEMS: dict[str, Callable[[object, str], str]] = {
     "updates": _guid,
-    "kbs": _kb,
+    "kbs": normalise_kb,
     "products": _category,
     "classifications": _category,
     "severities": _severity,
@@ -345,7 +350,7 @@ class UpdateFacts:
             raise PolicyError(f"revision_number must be a non-negative integer, not {_shown(self.revision_number)}")
         if not isinstance(self.title, str):
             raise PolicyError(f"title must be a string, not {_shown(self.title)}")
-        object.__setattr__(self, "kb_ids", _normalised(self.kb_ids, "kb_ids", _kb))
+        object.__setattr__(self, "kb_ids", _normalised(self.kb_ids, "kb_ids", normalise_kb))
         for kind in ("product", "classification"):
             object.__setattr__(
                 self, f"{kind}_names", _normalised(getattr(self, f"{kind}_names"), f"{kind}_names", _category)

@@ -5,89 +5,38 @@ docs/bridge-protocol.md describes: a network logon starts a SYSTEM task with
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
+from bridge_client import (
+    NETWORK,
+    RUNS,
+    STANDARD_USER,
+    bridge_request,
+    call,
+    collect,
+    poll_until_ended,
+    powershell_arguments,
+    script,
+    start,
+)
 from wuacache_lab.windows import bridge
 from wuacache_lab.windows import host as host_module
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.windows.process import LogonSession, ProcessResult
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "plugins" / "plugin_utils"
-NETWORK = LogonSession(user="Administrator", logon_type="network")
-STANDARD_USER = LogonSession(user="alice", logon_type="network", administrator=False)
-RUNS = "C:\\ProgramData\\wuacache\\runs"
 TASK_STATE_READY = 3
-TASK_STATE_RUNNING = 4
 SCHED_S_TASK_TERMINATED = 0x41306
 E_ACCESSDENIED = -2147024891
 ERROR_FILE_NOT_FOUND = -2147024894
 E_INVALIDARG = -2147024809
-
-
-def script(name: str) -> str:
-    return (SCRIPTS / name).read_text(encoding="utf-8")
-
-
-def powershell_arguments(text: str) -> str:
-    encoded = base64.b64encode(text.encode("utf-16-le")).decode("ascii")
-    return f"-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {encoded}"
-
-
-def bridge_request(operation: str, **params: Any) -> dict[str, Any]:
-    return {"protocol": 1, "operation": operation, "params": params}
-
-
-def call(host: WindowsHost, operation: str, logon: LogonSession = NETWORK, **params: Any) -> tuple[int, Any]:
-    """One bridge request over a WinRM logon: the bootstrap on the command
-    line, the envelope on standard input."""
-    envelope = {"bridge": script("_wua_bridge.ps1"), "request": bridge_request(operation, **params)}
-    result = host.execute(
-        "PowerShell " + powershell_arguments(script("_wua_bootstrap.ps1")),
-        json.dumps(envelope).encode("ascii"),
-        logon,
-    )
-    assert result.stderr == b""
-    return result.exit_code, json.loads(result.stdout)
-
-
-def start(
-    host: WindowsHost, name: str | None, request: dict[str, Any], logon: LogonSession = NETWORK
-) -> tuple[int, Any]:
-    return call(
-        host,
-        "task_start",
-        logon,
-        name=name,
-        envelope={"bridge": script("_wua_bridge.ps1"), "request": request},
-        task_arguments=powershell_arguments(script("_wua_task.ps1")),
-    )
-
-
-def poll_until_ended(host: WindowsHost, name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while True:
-        exit_code, response = call(host, "task_poll", name=name)
-        assert exit_code == 0, response
-        if response["result"]["state"] != TASK_STATE_RUNNING:
-            return response["result"]
-        assert time.monotonic() < deadline, "the task never ended"
-        time.sleep(0.02)
-
-
-def collect(host: WindowsHost, name: str) -> str | None:
-    exit_code, response = call(host, "task_collect", name=name)
-    assert exit_code == 0, response
-    return response["result"]["response"]
+COR_E_INVALIDOPERATION = -2146233079
 
 
 def new_host(tmp_path: Path) -> WindowsHost:
@@ -188,15 +137,17 @@ def test_run_names_are_validated_before_anything_is_created(tmp_path: Path, name
     assert not host.disk.path(RUNS).exists()
 
 
-def test_a_standard_user_is_refused_by_the_task_scheduler(tmp_path: Path) -> None:
+def test_a_standard_user_cannot_secure_the_root_and_registers_nothing(tmp_path: Path) -> None:
     host = new_host(tmp_path)
 
     exit_code, response = start(host, "denied", bridge_request("reboot_required"), STANDARD_USER)
 
     assert exit_code == 1
-    assert response["error"]["hresult"] == E_ACCESSDENIED
-    assert response["error"]["call"] == "ITaskFolder.RegisterTaskDefinition"
+    # Only an elevated token may make Administrators the owner.
+    assert response["error"]["hresult"] == COR_E_INVALIDOPERATION
+    assert response["error"]["call"] == "Initialize-PrivateFolder"
     assert host.state.scheduled_tasks == {}
+    assert not host.disk.path(RUNS).exists()
 
 
 def test_a_task_bootstrap_without_an_envelope_fails_like_powershell(tmp_path: Path) -> None:

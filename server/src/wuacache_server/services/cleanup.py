@@ -9,7 +9,9 @@ catalog rows first, so that the database never claims a file the disk lacks.
 Partial downloads of files nobody needs go too, unless a download holds them.
 
 ``cleanup_kbs = false`` turns it off; the nightly schedule runs it inside
-``cleanup_window`` (see :func:`in_window`).
+``cleanup_window`` (see :func:`in_window`). One cleanup at a time: a lock file
+in the data folder is held while one runs, whichever process runs it (the
+server's scheduler and API, ``wuacache-server cleanup``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 # How long a forced download is kept when no host needs it.
 FORCED_RETENTION = timedelta(days=7)
+LOCK_NAME = "cleanup.lock"
+
+
+class CleanupBusy(Exception):
+    """Another cleanup is running."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,20 @@ def run_cleanup(settings: Settings, session_factory: sessionmaker[Session], now:
     """Delete the files of ``<repository>/wua`` that no host needs; see the module's docstring.
 
     ``now`` is when the run starts (timezone-aware), recorded with it.
+
+    Raises:
+        CleanupBusy: another cleanup is running; this one did nothing.
     """
     if not settings.cleanup_kbs:
         message = "cleanup is turned off (cleanup_kbs = false): nothing removed"
         logger.info(message)
         return CleanupResult(run_id=None, files_removed=0, bytes_freed=0, partials_removed=0, message=message)
+    with _exclusive(settings.data_dir / LOCK_NAME):
+        return _clean(settings, session_factory, now)
+
+
+def _clean(settings: Settings, session_factory: sessionmaker[Session], now: datetime) -> CleanupResult:
+    """The cleanup itself, run with the lock held."""
     with session_factory.begin() as session:
         run = CleanupRun(started_at=now)
         session.add(run)
@@ -112,6 +129,19 @@ def run_cleanup(settings: Settings, session_factory: sessionmaker[Session], now:
         partials_removed=partials_removed,
         message=message,
     )
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold the cleanup lock for the block; CleanupBusy, at once, if another cleanup holds it."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    # Each open() is its own file description: threads of one process exclude each other too.
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CleanupBusy("another cleanup is running") from None
+        yield
 
 
 def _kept_file_names(session: Session, now: datetime) -> set[str]:

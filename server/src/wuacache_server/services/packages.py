@@ -15,7 +15,6 @@ import base64
 import hashlib
 import logging
 import os
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,13 +28,13 @@ from sqlalchemy.orm import Session
 
 from wuacache_server.db.models import Package, PackageKind, utcnow
 from wuacache_server.fetch.downloader import CHUNK_SIZE, validate_file_name
+from wuacache_server.policy import PolicyError, normalise_kb
 
 logger = logging.getLogger(__name__)
 
 KINDS = {".msu": PackageKind.MSU, ".cab": PackageKind.CAB}
 MAX_DESCRIPTION_LENGTH = 1000
 UPLOAD_PREFIX = ".upload-"  # a dot-file: never served
-_KB = re.compile(r"(?:KB)?([1-9][0-9]{0,9})", re.IGNORECASE)
 
 
 class InvalidPackage(ValueError):
@@ -60,14 +59,6 @@ def package_kind(name: str) -> PackageKind:
     if kind is None:
         raise InvalidPackage(f"package name {name!r} must end in .msu or .cab")
     return kind
-
-
-def normalise_kb(kb: str) -> str:
-    """A KB as its digits, written with or without the "KB" prefix; InvalidPackage otherwise."""
-    match = _KB.fullmatch(kb.strip())
-    if match is None:
-        raise InvalidPackage(f"{kb!r} is not a KB number (expected e.g. KB5034441 or 5034441)")
-    return match[1]
 
 
 class PackageUpload:
@@ -137,7 +128,12 @@ class PackageInfo:
         """The info of package ``name``; InvalidPackage for a bad name, KB or description."""
         if len(description) > MAX_DESCRIPTION_LENGTH:
             raise InvalidPackage(f"the description is longer than {MAX_DESCRIPTION_LENGTH} characters")
-        return cls(name, package_kind(name), normalise_kb(kb) if kb else None, description)
+        kind = package_kind(name)
+        try:
+            digits = normalise_kb(kb) if kb else None
+        except PolicyError as exc:
+            raise InvalidPackage(str(exc)) from None
+        return cls(name, kind, digits, description)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wuacache_server.config import Settings
 from wuacache_server.db.models import CabSyncRun, CabSyncStatus
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
-from wuacache_server.services.cleanup import in_window, run_cleanup
+from wuacache_server.services.cleanup import CleanupBusy, in_window, run_cleanup
 from wuacache_server.services.fetching import FetchService
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Scheduler:
             self._run("fetch", self._fetch.run_once)
             self.next_fetch = now + settings.fetch_interval
         if settings.cleanup_kbs and self.cleaned_on != now.date() and in_window(now, settings.cleanup_window):
-            self._run("cleanup", lambda: run_cleanup(settings, self._sessions, now.astimezone(UTC)))
+            self._run("cleanup", lambda: self._cleanup(now))
             self.cleaned_on = now.date()
         return min(self.next_sync, self.next_fetch)
 
@@ -113,6 +113,12 @@ class Scheduler:
             run_cab_sync(self._settings, self._sessions)  # it logs its own summary
         except CabSyncBusy:
             logger.info("Cab sync skipped: another one is running")
+
+    def _cleanup(self, now: datetime) -> None:
+        try:
+            run_cleanup(self._settings, self._sessions, now.astimezone(UTC))  # it logs its own summary
+        except CleanupBusy:
+            logger.info("Cleanup skipped: another one is running")
 
     def _never_synced(self) -> bool:
         with self._sessions() as session:

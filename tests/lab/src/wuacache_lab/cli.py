@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from datetime import datetime
 import sys
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             https=args.https,
             updates=args.updates,
             seed=args.seed,
+            first_month=args.first_month,
         )
     if args.server and spec.server_port is None:
         spec.server_port = free_port()
@@ -61,7 +63,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     ca = ensure_lab_ca(spec.ca_dir)
     if not (spec.catalog_dir / "wsusscn2.cab").exists():
         print(f"lab: generating a signed catalog of {spec.updates} updates")
-        generate_catalog(spec.catalog_dir, updates=spec.updates, seed=spec.seed, ca=ca)
+        year, month = (int(part) for part in spec.first_month.split("-"))
+        generate_catalog(spec.catalog_dir, updates=spec.updates, seed=spec.seed, ca=ca, first_month=(year, month))
 
     processes.start(
         "upstream",
@@ -176,6 +179,14 @@ def _find_host(spec: LabSpec, name: str) -> HostSpec:
     raise ValueError(f"the lab has no host {name!r}; it has {', '.join(host.name for host in spec.hosts)}")
 
 
+def _month(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month written YYYY-MM") from None
+    return text
+
+
 def _hresult(text: str) -> int:
     return int(text, 0)
 
@@ -194,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--https", action="store_true", help="serve WinRM over HTTPS with a certificate of the lab CA")
     up.add_argument("--updates", type=int, default=200, help="size of the synthetic catalog (default: %(default)s)")
     up.add_argument("--seed", type=int, default=1, help="seed of the synthetic catalog (default: %(default)s)")
+    up.add_argument("--first-month", type=_month, default="2024-01", help="month of the catalog's oldest updates, YYYY-MM (default: %(default)s)")
     up.add_argument("--server", action="store_true", help="also run a wuacache server (SQLite) synced from the upstream")
     up.set_defaults(handler=cmd_up)
 

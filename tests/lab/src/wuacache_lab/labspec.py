@@ -34,6 +34,8 @@ class LabSpec:
     https: bool = False
     updates: int = 200
     seed: int = 1
+    # Month 1 of the synthetic catalog, "YYYY-MM".
+    first_month: str = "2024-01"
     # Where `lab up --server` runs the wuacache server; None without one.
     server_port: int | None = None
 

@@ -15,11 +15,14 @@ import pytest
 
 # The collection is importable only once the session is configured (tests/unit/conftest.py): the fixtures import it.
 
+PACKAGES_PATH = "/api/v1/packages/"
+
 
 class FakeServer:
     """Answers the report and plan endpoints from queues of recorded answers, and records the requests.
 
-    An answer is a plan (status 200) or a ``(status, body)`` pair.
+    An answer is a plan (status 200) or a ``(status, body)`` pair. ``packages``
+    holds the packages the server knows, by name.
     """
 
     def __init__(self, cab_sha256: str) -> None:
@@ -27,6 +30,7 @@ class FakeServer:
         self.reports: list[Any] = []
         self.report_answers: list[Any] = []
         self.plan_answers: list[Any] = []
+        self.packages: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         # A short poll interval: shutdown() waits for it.
@@ -51,6 +55,8 @@ class FakeServer:
                     self._send(200, server.sidecar.encode("ascii"), "text/plain")
                 elif self.path.endswith("/plan"):
                     self._answer(server.plan_answers.pop(0))
+                elif self.path.startswith(PACKAGES_PATH) and self.path[len(PACKAGES_PATH):] in server.packages:
+                    self._answer(server.packages[self.path[len(PACKAGES_PATH):]])
                 else:
                     self._answer((404, {"detail": "Not Found"}))
 

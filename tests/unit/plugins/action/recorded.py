@@ -183,7 +183,7 @@ class Failure(Exception):
         self.error = {"hresult": hresult, "message": message, "call": call}
 
 
-ELEVATED = frozenset({"scan", "download", "install", "uninstall", "history", "reboot_required"})
+ELEVATED = frozenset({"scan", "download", "install", "uninstall", "history", "reboot_required", "install_package", "os_upgrade"})
 
 
 class RecordedHost:

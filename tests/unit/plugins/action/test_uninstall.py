@@ -25,7 +25,10 @@ def run(server: FakeServer, host: RecordedHost, *, check_mode: bool = False, **a
 
 
 def uninstalling_host(exit_code: int, **answers: list[Any]) -> RecordedHost:
-    return RecordedHost({"uninstall": [{"exit_code": exit_code}], "info": [info()], "ensure_cab": [cab()], "scan": [scan_answer()], **answers})
+    # info before wusa (how to leave wuauserv), and again for the rescan.
+    return RecordedHost(
+        {"uninstall": [{"exit_code": exit_code}], "info": [info(), info()], "ensure_cab": [cab()], "scan": [scan_answer()], **answers}
+    )
 
 
 @pytest.mark.parametrize("kb", ["KB5034439", "kb5034439", "5034439"])
@@ -35,8 +38,8 @@ def test_uninstalls_then_rescans_and_reports(server: FakeServer, kb: str) -> Non
 
     result = run(server, host, kb=kb)
 
-    assert host.params("uninstall") == [{"kb": "5034439"}]
-    assert host.operations == ["uninstall", "info", "ensure_cab", "scan"]
+    assert host.params("uninstall") == [{"kb": "5034439", "wuauserv_after": {"start_mode": "Disabled", "running": False}}]
+    assert host.operations == ["info", "uninstall", "info", "ensure_cab", "scan"]
     assert len(server.reports) == 1
     assert (result["changed"], result["reboot_required"], result["kb"]) == (True, False, "KB5034439")
     assert "failed" not in result
@@ -53,7 +56,7 @@ def test_exit_code_3010_means_a_reboot_is_required(server: FakeServer) -> None:
 def test_exit_code_3010_with_reboot_restarts_the_host(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = uninstalling_host(
-        3010, info=[info(), info(REBOOTED), info(REBOOTED)], **{"shutdown.exe": [{"rc": 0, "stdout": "", "stderr": ""}]}
+        3010, info=[info(), info(), info(REBOOTED), info(REBOOTED)], **{"shutdown.exe": [{"rc": 0, "stdout": "", "stderr": ""}]}
     )
 
     result = run(server, host, kb="KB5034439", reboot=True)

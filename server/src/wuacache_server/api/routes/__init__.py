@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from wuacache_server.api.routes import catalog, downloads, files, health, hosts, packages, rulesets, tokens
+from wuacache_server.api.routes import catalog, cleanup, downloads, files, health, hosts, packages, rulesets, tokens
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -13,5 +13,6 @@ api_router.include_router(catalog.router, prefix="/api/v1")
 api_router.include_router(hosts.router, prefix="/api/v1")
 api_router.include_router(rulesets.router, prefix="/api/v1")
 api_router.include_router(downloads.router, prefix="/api/v1")
+api_router.include_router(cleanup.router, prefix="/api/v1")
 api_router.include_router(packages.router, prefix="/api/v1")
 api_router.include_router(files.router)

@@ -437,6 +437,7 @@ class Catalog:
 
 # --- Building -----------------------------------------------------------------
 
+# Month 1 of a catalog, unless its builder is given another.
 FIRST_MONTH = (2024, 1)
 MAX_MONTHS = 24
 DEFAULT_PAYLOAD_SIZE = (256, 4096)
@@ -488,10 +489,13 @@ def build_catalog(
     seed: int,
     generation: int = 1,
     payload_size: tuple[int, int] = DEFAULT_PAYLOAD_SIZE,
+    first_month: tuple[int, int] = FIRST_MONTH,
 ) -> Catalog:
     """Model generation ``generation`` of a catalog whose first generation
     holds exactly ``updates`` Update entries (categories and detectoids
-    included); each later generation adds one month."""
+    included); each later generation adds one month. Month 1 is
+    ``first_month`` (year, month): a recent one gives updates whose install
+    delays have not run out yet."""
     if updates < MIN_UPDATES:
         raise ValueError(f"a catalog needs at least {MIN_UPDATES} updates, not {updates}")
     if generation < 1:
@@ -499,27 +503,28 @@ def build_catalog(
     low, high = payload_size
     if not 128 <= low <= high:
         raise ValueError(f"payload sizes must satisfy 128 <= min <= max, not {payload_size}")
-    return _Builder(updates, seed, payload_size).build(generation)
+    return _Builder(updates, seed, payload_size, first_month).build(generation)
 
 
-def month_label(index: int) -> str:
-    """The "YYYY-MM" of month ``index`` (1 = the catalog's first month)."""
-    year, month = divmod(FIRST_MONTH[0] * 12 + FIRST_MONTH[1] - 1 + index - 1, 12)
+def month_label(index: int, first_month: tuple[int, int]) -> str:
+    """The "YYYY-MM" of month ``index`` (1 = ``first_month``)."""
+    year, month = divmod(first_month[0] * 12 + first_month[1] - 1 + index - 1, 12)
     return f"{year:04d}-{month + 1:02d}"
 
 
-def patch_tuesday(index: int) -> datetime.datetime:
+def patch_tuesday(index: int, first_month: tuple[int, int]) -> datetime.datetime:
     """Release time of month ``index``: its second Tuesday, 18:00 UTC."""
-    year, month = (int(part) for part in month_label(index).split("-"))
+    year, month = (int(part) for part in month_label(index, first_month).split("-"))
     first = datetime.date(year, month, 1)
     second_tuesday = first + datetime.timedelta(days=(1 - first.weekday()) % 7 + 7)
     return datetime.datetime.combine(second_tuesday, datetime.time(18), datetime.UTC)
 
 
 class _Builder:
-    def __init__(self, updates: int, seed: int, payload_size: tuple[int, int]) -> None:
+    def __init__(self, updates: int, seed: int, payload_size: tuple[int, int], first_month: tuple[int, int]) -> None:
         self.seed = seed
         self.payload_size = payload_size
+        self.first_month = first_month
         # The first generation spreads what the categories, detectoids and
         # showcase leave over 2 to MAX_MONTHS months; the first month takes
         # the showcase and the rounding remainder.
@@ -548,14 +553,14 @@ class _Builder:
             newest = self.first_months + later - 1
             published_before = len(self.bundles)
             self._publish_month(newest, self.month_budget, showcase=False)
-            self._revise(later, self.bundles[:published_before], patch_tuesday(newest))
+            self._revise(later, self.bundles[:published_before], patch_tuesday(newest, self.first_month))
 
         newest = self.first_months + generation - 1
         publication = random.Random(f"{self.seed}/publication/{generation}")
         return Catalog(
             seed=self.seed,
             generation=generation,
-            published=patch_tuesday(newest) + datetime.timedelta(hours=2),
+            published=patch_tuesday(newest, self.first_month) + datetime.timedelta(hours=2),
             package_id=_uuid(publication),
             source_id=_uuid(random.Random(f"{self.seed}/source")),
             categories=categories,
@@ -631,7 +636,7 @@ class _Builder:
         severity: str | None = None,
         language: str | None = None,
     ) -> Bundle:
-        released = patch_tuesday(month)
+        released = patch_tuesday(month, self.first_month)
         if kind not in _MONTHLY_KINDS:
             # Only the monthly updates ship at the Patch Tuesday hour; the
             # others earlier in the same month.
@@ -643,7 +648,7 @@ class _Builder:
             created=released,
             kind=kind,
             os=os,
-            month=month_label(month),
+            month=month_label(month, self.first_month),
             kb=self._kb(rng, kind),
             version=_version(kind, month, len(self.bundles)),
             severity=severity,
@@ -706,8 +711,8 @@ class _Builder:
             stem=stem,
             extension="cab",
             folder="updt",
-            month=month_label(month),
-            built=patch_tuesday(month),
+            month=month_label(month, self.first_month),
+            built=patch_tuesday(month, self.first_month),
             hashless=False,
         )
 

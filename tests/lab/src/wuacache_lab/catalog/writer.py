@@ -27,6 +27,7 @@ from wuacache_lab.cabfile import MAX_FILES, CabWriter, Compression
 from wuacache_lab.catalog.model import (
     CRITICAL_UPDATES,
     DEFAULT_PAYLOAD_SIZE,
+    FIRST_MONTH,
     MICROSOFT,
     SECURITY_UPDATES,
     WINDOWS,
@@ -113,6 +114,7 @@ def generate_catalog(
     ca: LabCA | None,
     fragments_per_cab: int = DEFAULT_FRAGMENTS_PER_CAB,
     payload_size: tuple[int, int] = DEFAULT_PAYLOAD_SIZE,
+    first_month: tuple[int, int] = FIRST_MONTH,
 ) -> CatalogSummary:
     """Write ``out_dir/wsusscn2.cab`` and the upstream tree ``out_dir/files``.
 
@@ -123,7 +125,9 @@ def generate_catalog(
     """
     if not 3 <= fragments_per_cab <= MAX_FILES:
         raise ValueError(f"fragments_per_cab must be between 3 and {MAX_FILES}, not {fragments_per_cab}")
-    catalog = build_catalog(updates=updates, seed=seed, generation=generation, payload_size=payload_size)
+    catalog = build_catalog(
+        updates=updates, seed=seed, generation=generation, payload_size=payload_size, first_month=first_month
+    )
     out = Path(out_dir)
     files_dir = out / FILES_DIR
     files_dir.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from wuacache_lab.windows.errors import COR_E_SYSTEM, E_INVALIDARG, ERROR_FILE_NOT_FOUND, HResultError, signed
+from wuacache_lab.windows import downloads
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
+from wuacache_lab.windows.errors import (
+    COR_E_SYSTEM,
+    E_ACCESSDENIED,
+    E_INVALIDARG,
+    ERROR_FILE_NOT_FOUND,
+    HResultError,
+    signed,
+)
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, LogonSession
 from wuacache_lab.windows.system import WindowsSystem
 from wuacache_lab.windows.taskscheduler import (
@@ -31,7 +40,7 @@ from wuacache_lab.windows.taskscheduler import (
     TASK_STATE_RUNNING,
     TaskFolder,
 )
-from wuacache_lab.windows.wua import WuaClient
+from wuacache_lab.windows.wua import SearchResult, ServerSelection, Update, UpdateService, UpdateSession, WuaClient
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -43,12 +52,29 @@ PROTOCOL = 1
 # The "call" of a failure before any API call is made.
 REQUEST_CALL = "bridge request"
 
-# Elevated runs: a folder per run under $env:ProgramData, a task per run.
+# The host's folder under $env:ProgramData, and what it holds.
+ROOT_FOLDER_NAME = "wuacache"
+CATALOG_FILE = "wsusscn2.cab"
+STAGING_FOLDER = "staging"
+# The only owners a root may have: nobody else can have planted files in it.
+PRIVATE_FOLDER_OWNERS = (SYSTEM_SID, ADMINISTRATORS_SID)
+PRIVATE_FOLDER = FolderSecurity(owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID))
+
+# Elevated runs: a folder per run under the root, a task per run.
 RUN_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
-RUNS_FOLDER = "wuacache\\runs"
+RUNS_FOLDER = "runs"
 TASK_PREFIX = "wuacache-"
 ENVELOPE_FILE = "envelope.json"
 RESPONSE_FILE = "response.json"
+
+# The Windows Update Agent session and scan package service of an operation.
+CLIENT_APPLICATION_ID = "wuacache"
+ENGLISH = 1033
+CATALOG_SERVICE_NAME = "wuacache offline catalog"
+VOLATILE_SERVICE = 0
+
+# wusa.exe takes the KB on its command line.
+KB_NUMBER = re.compile(r"[0-9]{1,10}")
 
 
 class BridgeFailure(Exception):
@@ -66,6 +92,17 @@ def api_call(call: str) -> Iterator[None]:
         yield
     except HResultError as error:
         raise BridgeFailure(call, error) from error
+
+
+def cleanup_call(call: str, operation_succeeded: bool, cleanup: Callable[[], object]) -> None:
+    """Invoke-CleanupCall: the call of a finally block, whose failure is
+    the operation's error only when the operation itself succeeded."""
+    try:
+        with api_call(call):
+            cleanup()
+    except BridgeFailure:
+        if operation_succeeded:
+            raise
 
 
 @dataclass(frozen=True)
@@ -139,12 +176,30 @@ def info(process: BridgeProcess) -> dict[str, Any]:
     }
 
 
+def initialize_private_folder(process: BridgeProcess) -> None:
+    """Initialize-PrivateFolder: a root someone else created is refused
+    before anything is written; the root then gets an ACL of its own."""
+    root = _root(process)
+    system = process.system
+    with api_call("Initialize-PrivateFolder"):
+        if process.host.disk.is_folder(root):
+            owner = system.get_acl(root).owner
+            if owner not in PRIVATE_FOLDER_OWNERS:
+                raise HResultError(
+                    E_ACCESSDENIED, f"The folder {root} belongs to {owner}, not to SYSTEM or Administrators."
+                )
+        else:
+            system.new_directory(root)
+        system.set_acl(root, PRIVATE_FOLDER)
+
+
 def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task_arguments: str) -> dict[str, Any]:
     """Start-ElevatedRun: the run's folder with its envelope, then a SYSTEM
     task running the task bootstrap in that folder."""
     name, folder = _run(process, name)
+    initialize_private_folder(process)
     with api_call("New-Item run folder"):
-        process.host.disk.make_dirs(folder)
+        process.system.new_directory(folder)
         # ConvertTo-Json -Compress, non-ASCII escaped.
         document = json.dumps(envelope, separators=(",", ":")).encode("ascii")
         process.host.disk.write(f"{folder}\\{ENVELOPE_FILE}", [document])
@@ -217,9 +272,163 @@ def task_collect(process: BridgeProcess, name: str) -> dict[str, Any]:
 
 def reboot_required(process: BridgeProcess) -> dict[str, Any]:
     """Get-RebootRequired: ISystemInformation, which needs a local logon."""
-    with api_call("Microsoft.Update.SystemInfo.RebootRequired"):
-        required = process.wua.create_object("Microsoft.Update.SystemInfo").RebootRequired
-    return {"reboot_required": required}
+    return {"reboot_required": _system_reboot_required(process)}
+
+
+def ensure_cab(process: BridgeProcess, url: str, force: bool = False) -> dict[str, Any]:
+    """Sync-Catalog: the server's catalog in the root, fetched only when it changed."""
+    initialize_private_folder(process)
+    catalog = _catalog_path(process)
+    if force:
+        with api_call(f"Remove-Item {CATALOG_FILE}"):
+            process.host.disk.remove(catalog)
+    saved = _save_http_file(process, url, catalog)
+    with api_call(f"Get-FileHash {CATALOG_FILE}"):
+        sha256 = downloads.file_hash(process.host, catalog, "sha256")
+    return {**saved, "path": catalog, "sha256": sha256}
+
+
+def scan(process: BridgeProcess, criteria: str, wuauserv_after: dict[str, Any]) -> dict[str, Any]:
+    """Search-Update: the catalog's search result, the history and whether
+    a restart is pending."""
+    with _windows_update_service(process, wuauserv_after):
+        session = _new_update_session(process)
+        with _catalog_search(process, session, criteria) as (service, search_result):
+            with api_call("IUpdate"):
+                updates = [_update_record(update) for update in search_result.Updates]
+            history = _read_history(session)
+            required = _system_reboot_required(process)
+            return {
+                "cab": {"path": _catalog_path(process), "service_id": service.ServiceID},
+                "result_code": search_result.ResultCode,
+                "updates": updates,
+                "history": history,
+                "reboot_required": required,
+            }
+
+
+def download(
+    process: BridgeProcess, criteria: str, files: dict[str, Any], wuauserv_after: dict[str, Any]
+) -> dict[str, Any]:
+    """Save-Update: each named child's files fetched into the staging folder
+    and handed to CopyToCache; one update's failure leaves the others alone."""
+    initialize_private_folder(process)
+    staging = f"{_root(process)}\\{STAGING_FOLDER}"
+    with api_call("New-Item staging folder"):
+        process.system.new_directory(staging)
+    with _windows_update_service(process, wuauserv_after):
+        session = _new_update_session(process)
+        with _catalog_search(process, session, criteria) as (_, search_result):
+            updates = []
+            for update in search_result.Updates:
+                saved_files: list[dict[str, Any]] = []
+                error = None
+                try:
+                    for child in update.BundledUpdates:
+                        child_files = _property(files, child.Identity.UpdateID.lower())
+                        if child_files is None:
+                            continue
+                        paths = process.wua.create_object("Microsoft.Update.StringColl")
+                        for file in child_files if isinstance(child_files, list) else [child_files]:
+                            staged = f"{staging}\\{file['name']}"
+                            saved = _save_http_file(process, file["url"], staged, sha1=file["sha1"])
+                            saved_files.append({"name": file["name"], **saved})
+                            paths.Add(staged)
+                        with api_call("IUpdate.CopyToCache"):
+                            child.CopyToCache(paths)
+                        with api_call("Remove-Item staged files"):
+                            for staged in paths:
+                                process.host.disk.remove(staged)
+                except BridgeFailure as failure:
+                    error = _error_object(failure)
+                with api_call("IUpdate.IsDownloaded"):
+                    is_downloaded = update.IsDownloaded
+                updates.append(
+                    {
+                        "update_id": update.Identity.UpdateID,
+                        "is_downloaded": is_downloaded,
+                        "files": saved_files,
+                        "error": error,
+                    }
+                )
+            return {"updates": updates}
+
+
+def install(process: BridgeProcess, criteria: str, wuauserv_after: dict[str, Any]) -> dict[str, Any]:
+    """Install-Update: the updates found, installed together unless a
+    restart must come first."""
+    with _windows_update_service(process, wuauserv_after):
+        session = _new_update_session(process)
+        with _catalog_search(process, session, criteria) as (_, search_result):
+            updates = process.wua.create_object("Microsoft.Update.UpdateColl")
+            for update in search_result.Updates:
+                if not update.EulaAccepted:
+                    with api_call("IUpdate.AcceptEula"):
+                        update.AcceptEula()
+                updates.Add(update)
+            with api_call("CreateUpdateInstaller"):
+                installer = session.CreateUpdateInstaller()
+            with api_call("IUpdateInstaller.RebootRequiredBeforeInstallation"):
+                reboot_first = installer.RebootRequiredBeforeInstallation
+            if reboot_first:
+                return {
+                    "reboot_required_before_installation": True,
+                    "result_code": None,
+                    "hresult": None,
+                    "reboot_required": None,
+                    "updates": [],
+                }
+            with api_call("IUpdateInstaller.Install"):
+                installer.Updates = updates
+                installation = installer.Install()
+            results = []
+            for index in range(updates.Count):
+                update = updates.Item(index)
+                update_result = installation.GetUpdateResult(index)
+                results.append(
+                    {
+                        "update_id": update.Identity.UpdateID,
+                        "title": update.Title,
+                        "result_code": update_result.ResultCode,
+                        "hresult": update_result.HResult,
+                        "reboot_required": update_result.RebootRequired,
+                    }
+                )
+            return {
+                "reboot_required_before_installation": False,
+                "result_code": installation.ResultCode,
+                "hresult": installation.HResult,
+                "reboot_required": installation.RebootRequired,
+                "updates": results,
+            }
+
+
+def uninstall(process: BridgeProcess, kb: str, wuauserv_after: dict[str, Any]) -> dict[str, Any]:
+    """Uninstall-Update: wusa.exe removes the update of a KB, through the
+    Windows Update service; its exit code says how it went."""
+    kb = "" if kb is None else str(kb)
+    if not KB_NUMBER.fullmatch(kb):
+        raise _refusal(E_INVALIDARG, f"The KB '{kb}' must be 1 to 10 digits.")
+    with _windows_update_service(process, wuauserv_after), api_call("wusa.exe"):
+        # Start-Process -Wait -PassThru: the process, once it has ended.
+        wusa = process.host.run_process(
+            f"wusa.exe /uninstall /kb:{kb} /quiet /norestart", b"", process.logon, process.working_directory
+        )
+    return {"exit_code": wusa.exit_code}
+
+
+def history(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> dict[str, Any]:
+    """Get-UpdateHistory: every history entry, most recent first."""
+    with _windows_update_service(process, wuauserv_after):
+        return {"history": _read_history(_new_update_session(process))}
+
+
+def _root(process: BridgeProcess) -> str:
+    return f"{process.system.getenv('ProgramData')}\\{ROOT_FOLDER_NAME}"
+
+
+def _catalog_path(process: BridgeProcess) -> str:
+    return f"{_root(process)}\\{CATALOG_FILE}"
 
 
 def _run(process: BridgeProcess, name: Any) -> tuple[str, str]:
@@ -228,7 +437,134 @@ def _run(process: BridgeProcess, name: Any) -> tuple[str, str]:
     name = "" if name is None else str(name)
     if not RUN_NAME.fullmatch(name):
         raise _refusal(E_INVALIDARG, f"The run name '{name}' must be 1 to 64 letters, digits or dashes.")
-    return name, f"{process.system.getenv('ProgramData')}\\{RUNS_FOLDER}\\{name}"
+    return name, f"{_root(process)}\\{RUNS_FOLDER}\\{name}"
+
+
+def _system_reboot_required(process: BridgeProcess) -> bool:
+    """Get-SystemRebootRequired."""
+    with api_call("Microsoft.Update.SystemInfo.RebootRequired"):
+        return process.wua.create_object("Microsoft.Update.SystemInfo").RebootRequired
+
+
+@contextmanager
+def _windows_update_service(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> Iterator[None]:
+    """Invoke-WithWindowsUpdateService: wuauserv started for the operation,
+    then left as the controller asked, whatever happened."""
+    system = process.system
+
+    def restore() -> None:
+        system.set_service_start_mode("wuauserv", _member(wuauserv_after, "start_mode"))
+        if not _member(wuauserv_after, "running"):
+            system.stop_service("wuauserv")
+
+    succeeded = False
+    try:
+        with api_call("Start wuauserv"):
+            system.set_service_start_mode("wuauserv", "Manual")
+            system.start_service("wuauserv")
+        yield
+        succeeded = True
+    finally:
+        cleanup_call("Restore wuauserv", succeeded, restore)
+
+
+def _new_update_session(process: BridgeProcess) -> UpdateSession:
+    """New-UpdateSession: in the collection's name, with English titles."""
+    with api_call("Microsoft.Update.Session"):
+        session = process.wua.create_object("Microsoft.Update.Session")
+        session.ClientApplicationID = CLIENT_APPLICATION_ID
+        session.UserLocale = ENGLISH
+    return session
+
+
+@contextmanager
+def _catalog_search(
+    process: BridgeProcess, session: UpdateSession, criteria: str
+) -> Iterator[tuple[UpdateService, SearchResult]]:
+    """Invoke-WithCatalog: the root's cab registered as a volatile scan
+    package service, searched, and removed whatever happens."""
+    with api_call("AddScanPackageService"):
+        service_manager = process.wua.create_object("Microsoft.Update.ServiceManager")
+        service = service_manager.AddScanPackageService(CATALOG_SERVICE_NAME, _catalog_path(process), VOLATILE_SERVICE)
+    succeeded = False
+    try:
+        with api_call("IUpdateSearcher.Search"):
+            searcher = session.CreateUpdateSearcher()
+            searcher.ServerSelection = ServerSelection.Others
+            searcher.ServiceID = service.ServiceID
+            searcher.Online = False
+            search_result = searcher.Search(criteria)
+        yield service, search_result
+        succeeded = True
+    finally:
+        cleanup_call(
+            "IUpdateServiceManager.RemoveService", succeeded, lambda: service_manager.RemoveService(service.ServiceID)
+        )
+
+
+def _download_urls(update: Update) -> list[str]:
+    return [content.DownloadUrl for content in update.DownloadContents]
+
+
+def _update_record(update: Update) -> dict[str, Any]:
+    """ConvertTo-UpdateRecord."""
+    return {
+        "update_id": update.Identity.UpdateID,
+        "revision_number": update.Identity.RevisionNumber,
+        "title": update.Title,
+        "kb_article_ids": list(update.KBArticleIDs),
+        "msrc_severity": update.MsrcSeverity,
+        "categories": [
+            {"id": category.CategoryID, "name": category.Name, "type": category.Type} for category in update.Categories
+        ],
+        "last_deployment_change_time": round_trip_utc(update.LastDeploymentChangeTime),
+        "is_installed": update.IsInstalled,
+        "is_hidden": update.IsHidden,
+        "is_downloaded": update.IsDownloaded,
+        "is_mandatory": update.IsMandatory,
+        "eula_accepted": update.EulaAccepted,
+        "reboot_required": update.RebootRequired,
+        "reboot_behavior": update.InstallationBehavior.RebootBehavior,
+        "max_download_size": update.MaxDownloadSize,
+        "superseded_update_ids": list(update.SupersededUpdateIDs),
+        "download_urls": _download_urls(update),
+        "bundled": [
+            {
+                "update_id": child.Identity.UpdateID,
+                "revision_number": child.Identity.RevisionNumber,
+                "title": child.Title,
+                "download_urls": _download_urls(child),
+            }
+            for child in update.BundledUpdates
+        ],
+    }
+
+
+def _read_history(session: UpdateSession) -> list[dict[str, Any]]:
+    """Read-UpdateHistory: every entry, most recent first."""
+    with api_call("IUpdateSearcher.QueryHistory"):
+        searcher = session.CreateUpdateSearcher()
+        count = searcher.GetTotalHistoryCount()
+        entries = searcher.QueryHistory(0, count) if count > 0 else []
+        return [
+            {
+                "operation": entry.Operation,
+                "result_code": entry.ResultCode,
+                "hresult": entry.HResult,
+                "date": round_trip_utc(entry.Date),
+                "update_id": entry.UpdateIdentity.UpdateID,
+                "revision_number": entry.UpdateIdentity.RevisionNumber,
+                "title": entry.Title,
+            }
+            for entry in entries
+        ]
+
+
+def _save_http_file(process: BridgeProcess, url: str, path: str, *, sha1: str | None = None) -> dict[str, Any]:
+    """Save-HttpFile, reported under the file's name."""
+    with api_call(f"Save-HttpFile {path.rsplit(chr(92), 1)[-1]}"):
+        saved = downloads.download(process.host, url, path, expected_sha1=sha1)
+    return {"status": saved.status, "size": saved.size, "transferred": saved.transferred}
 
 
 def _task_root_folder(process: BridgeProcess) -> TaskFolder:
@@ -245,6 +581,12 @@ OPERATIONS: dict[str, Operation] = {
     "task_poll": task_poll,
     "task_collect": task_collect,
     "reboot_required": reboot_required,
+    "ensure_cab": ensure_cab,
+    "scan": scan,
+    "download": download,
+    "install": install,
+    "uninstall": uninstall,
+    "history": history,
 }
 
 
@@ -263,21 +605,27 @@ def handle_request(
     """
     response: dict[str, Any] = {"protocol": PROTOCOL, "operation": None}
     try:
-        requested = _member(request, "operation")
-        operation = response["operation"] = "" if requested is None else str(requested)
-        protocol = _member(request, "protocol")
+        with api_call(REQUEST_CALL):
+            requested = _member(request, "operation")
+            operation = response["operation"] = "" if requested is None else str(requested)
+            protocol = _member(request, "protocol")
         if protocol != PROTOCOL:
             raise _refusal(E_INVALIDARG, f"This bridge speaks protocol {PROTOCOL}, not {protocol}.")
         if operation not in OPERATIONS:
             raise _refusal(E_INVALIDARG, f"Unknown bridge operation '{operation}'.")
-        params = _member(request, "params")
+        with api_call(REQUEST_CALL):
+            params = _member(request, "params")
         if not isinstance(params, dict):
             raise _refusal(COR_E_SYSTEM, "The request's params must be an object.")
         accepted = inspect.signature(OPERATIONS[operation]).parameters
         for name in params:
             if name not in accepted or name == "process":
                 raise _refusal(COR_E_SYSTEM, f"A parameter cannot be found that matches parameter name '{name}'.")
-        missing = [name for name in list(accepted)[1:] if name not in params]
+        missing = [
+            name
+            for name, parameter in list(accepted.items())[1:]
+            if parameter.default is inspect.Parameter.empty and name not in params
+        ]
         if missing:
             # Mandatory parameters cannot be prompted for under -NonInteractive.
             raise _refusal(
@@ -294,17 +642,27 @@ def handle_request(
         response["result"] = OPERATIONS[operation](process, **params)
     except BridgeFailure as failure:
         host.log.info("bridge %s failed in %s: %s", response["operation"], failure.call, failure.error)
-        error = failure.error
-        response["error"] = {"hresult": signed(error.hresult), "message": error.message, "call": failure.call}
+        response["error"] = _error_object(failure)
         return response, 1
     return response, 0
 
 
-def _member(request: dict[str, Any], name: str) -> Any:
-    """``$Request.<name>`` under ``Set-StrictMode -Version 3.0``."""
-    if name not in request:
-        raise _refusal(COR_E_SYSTEM, f"The property '{name}' cannot be found on this object.")
-    return request[name]
+def _error_object(failure: BridgeFailure) -> dict[str, Any]:
+    """ConvertTo-BridgeError."""
+    return {"hresult": signed(failure.error.hresult), "message": failure.error.message, "call": failure.call}
+
+
+def _member(document: Any, name: str) -> Any:
+    """``$object.<name>`` under ``Set-StrictMode -Version 3.0``."""
+    if not isinstance(document, dict) or name not in document:
+        raise HResultError(COR_E_SYSTEM, f"The property '{name}' cannot be found on this object.")
+    return document[name]
+
+
+def _property(document: dict[str, Any], name: str) -> Any:
+    """``$object.PSObject.Properties[<name>].Value``: names are
+    case-insensitive, and a missing one is $null."""
+    return next((value for key, value in document.items() if key.casefold() == name.casefold()), None)
 
 
 def _refusal(hresult: int, message: str) -> BridgeFailure:

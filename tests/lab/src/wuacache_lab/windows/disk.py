@@ -4,16 +4,21 @@ Drive ``C:`` is a folder on the lab machine (``C:\\ProgramData\\x`` is
 ``<root>/C/ProgramData/x``). Names are looked up case-insensitively as NTFS
 does, and the drive has the capacity of the host's profile: what the host
 writes uses up its free space, and the ``disk_full`` fault makes every write
-fail as a full disk would.
+fail as a full disk would. Folders carry the part of their security
+descriptor that decides who may plant files in them: their owner and
+explicit full-control grants (:class:`FolderSecurity`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -25,11 +30,30 @@ SYSTEM_DRIVE = "C:"
 DISK_FULL_FREE_BYTES = 4096
 CHUNK_SIZE = 1024 * 1024
 
+# Well-known SIDs.
+SYSTEM_SID = "S-1-5-18"
+ADMINISTRATORS_SID = "S-1-5-32-544"
+
 _DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/]*(.*)$", re.DOTALL)
 
 
 def is_unc(windows_path: str) -> bool:
     return windows_path.startswith(("\\\\", "//"))
+
+
+@dataclass(frozen=True)
+class FolderSecurity:
+    """A folder's owner and access, as ``Get-Acl`` reads and ``Set-Acl`` writes them."""
+
+    owner: str  # SID
+    # SetAccessRuleProtection($true, ...): nothing inherited from the parent.
+    protected: bool = False
+    # SIDs given full control explicitly, inherited by what the folder holds.
+    full_control: tuple[str, ...] = ()
+
+
+# What Windows' own folders (ProgramData, Windows...) are: owned by SYSTEM.
+SYSTEM_FOLDER = FolderSecurity(owner=SYSTEM_SID)
 
 
 class HostDisk:
@@ -38,6 +62,9 @@ class HostDisk:
         self.size_bytes = size_bytes
         self._os_used_bytes = os_used_bytes
         self._faults = faults
+        # Outside the drive, so that it takes no room on it.
+        self._security_path = root.with_name(root.name + "-security.json")
+        self._security_lock = threading.Lock()
         for folder in ("Windows/SoftwareDistribution", "Windows/Temp", "ProgramData", "Users"):
             (root / "C" / folder).mkdir(parents=True, exist_ok=True)
 
@@ -65,8 +92,38 @@ class HostDisk:
     def exists(self, windows_path: str) -> bool:
         return self.path(windows_path).is_file()
 
-    def make_dirs(self, windows_path: str) -> None:
-        self.path(windows_path).mkdir(parents=True, exist_ok=True)
+    def is_folder(self, windows_path: str) -> bool:
+        return self.path(windows_path).is_dir()
+
+    def make_dirs(self, windows_path: str, owner: str = ADMINISTRATORS_SID) -> None:
+        """Create a folder and its missing parents; those it creates belong to ``owner``."""
+        path = self.path(windows_path)
+        missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+        path.mkdir(parents=True, exist_ok=True)
+        with self._security_lock:
+            table = self._read_security()
+            for folder in missing:
+                table[self._security_key(folder)] = asdict(FolderSecurity(owner))
+            self._write_security(table)
+
+    def folder_security(self, windows_path: str) -> FolderSecurity:
+        path = self.path(windows_path)
+        if not path.is_dir():
+            raise HResultError(ERROR_PATH_NOT_FOUND)
+        with self._security_lock:
+            recorded = self._read_security().get(self._security_key(path))
+        if recorded is None:
+            return SYSTEM_FOLDER
+        return FolderSecurity(recorded["owner"], recorded["protected"], tuple(recorded["full_control"]))
+
+    def set_folder_security(self, windows_path: str, security: FolderSecurity) -> None:
+        path = self.path(windows_path)
+        if not path.is_dir():
+            raise HResultError(ERROR_PATH_NOT_FOUND)
+        with self._security_lock:
+            table = self._read_security()
+            table[self._security_key(path)] = asdict(security)
+            self._write_security(table)
 
     def read(self, windows_path: str) -> Iterator[bytes]:
         path = self.path(windows_path)
@@ -108,6 +165,12 @@ class HostDisk:
         path = self.path(windows_path)
         if path.is_dir():
             shutil.rmtree(path)
+            with self._security_lock:
+                removed = self._security_key(path)
+                table = self._read_security()
+                for key in [key for key in table if key == removed or key.startswith(removed + "/")]:
+                    del table[key]
+                self._write_security(table)
 
     def size(self, windows_path: str) -> int:
         return self.path(windows_path).stat().st_size
@@ -118,6 +181,20 @@ class HostDisk:
     def set_modified(self, windows_path: str, moment: datetime) -> None:
         timestamp = moment.timestamp()
         os.utime(self.path(windows_path), (timestamp, timestamp))
+
+    def _security_key(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix().casefold()
+
+    def _read_security(self) -> dict[str, dict]:
+        try:
+            return json.loads(self._security_path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write_security(self, table: dict[str, dict]) -> None:
+        temporary = self._security_path.with_name(self._security_path.name + ".tmp")
+        temporary.write_text(json.dumps(table, indent=1))
+        os.replace(temporary, self._security_path)
 
     def _written_bytes(self) -> int:
         total = 0

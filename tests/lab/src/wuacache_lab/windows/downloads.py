@@ -1,6 +1,7 @@
 """HTTP transfers an emulated host makes itself.
 
-The host really fetches the bytes, through its proxy setting, onto its own
+The host really fetches the bytes, through its proxy setting (which, as
+.NET's ``WebProxy`` does, never applies to a loopback address), onto its own
 disk: a partial ``<file>.part`` is resumed with ``Range``, an existing file
 is only fetched again when the server says it changed (``If-Modified-Since``
 from its modification time), and writes fail like a full disk would.
@@ -9,16 +10,18 @@ from its modification time), and writes fail like a full disk would.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from wuacache_lab.windows.errors import COR_E_INVALIDOPERATION, HResultError
+from wuacache_lab.windows.errors import COR_E_INVALIDOPERATION, COR_E_SYSTEM, HResultError
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -30,8 +33,17 @@ TIMEOUT = (10, 60)  # connect, read (seconds)
 class DownloadError(HResultError):
     """A failed transfer, as the WebException a PowerShell download raises."""
 
+    HRESULT = COR_E_INVALIDOPERATION
+
     def __init__(self, message: str) -> None:
-        super().__init__(COR_E_INVALIDOPERATION, message)
+        super().__init__(self.HRESULT, message)
+
+
+class DigestMismatch(DownloadError):
+    """A complete transfer without the expected digest: an
+    InvalidDataException, whose HRESULT is SystemException's."""
+
+    HRESULT = COR_E_SYSTEM
 
 
 @dataclass(frozen=True)
@@ -49,11 +61,13 @@ def download(
     proxy: str | None = None,
     resume: bool = True,
     expected_sha1: str | None = None,
+    expected_sha256: str | None = None,
 ) -> DownloadResult:
     """Fetch ``url`` to ``dest_windows_path`` on the host's disk.
 
-    ``proxy`` defaults to the host's proxy setting. ``expected_sha1`` (hex)
-    is checked on the complete file; a mismatch deletes it.
+    ``proxy`` defaults to the host's proxy setting. ``expected_sha1`` and
+    ``expected_sha256`` (hex) are checked on the complete file; a mismatch
+    deletes it.
     """
     disk = host.disk
     partial = dest_windows_path + ".part"
@@ -68,7 +82,7 @@ def download(
     offset = disk.size(partial) if resume and disk.exists(partial) else 0
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    proxy = proxy or host.proxy
+    proxy = None if _is_loopback(url) else proxy or host.proxy
     with requests.Session() as session:
         session.trust_env = False  # the host's own proxy setting only
         proxies = {"http": proxy, "https": proxy} if proxy else {}
@@ -83,7 +97,15 @@ def download(
             if response.status_code == 416 and offset:
                 # The partial file is not a prefix of the current one: start over.
                 disk.remove(partial)
-                return download(host, url, dest_windows_path, proxy=proxy, resume=False, expected_sha1=expected_sha1)
+                return download(
+                    host,
+                    url,
+                    dest_windows_path,
+                    proxy=proxy,
+                    resume=False,
+                    expected_sha1=expected_sha1,
+                    expected_sha256=expected_sha256,
+                )
             if response.status_code not in (200, 206):
                 raise DownloadError(f"The remote server returned an error: ({response.status_code}) {response.reason}.")
             resumed = response.status_code == 206
@@ -92,15 +114,26 @@ def download(
             except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise DownloadError(f"The connection was closed unexpectedly: {error}") from error
             last_modified = response.headers.get("Last-Modified")
-    if expected_sha1 is not None and _sha1_hex(host, partial) != expected_sha1.lower():
-        disk.remove(partial)
-        raise DownloadError(f"The file downloaded from {url} does not have the expected SHA-1 {expected_sha1}.")
+    for algorithm, name, expected in (("sha1", "SHA-1", expected_sha1), ("sha256", "SHA-256", expected_sha256)):
+        if expected is not None and file_hash(host, partial, algorithm) != expected.lower():
+            disk.remove(partial)
+            raise DigestMismatch(f"The file downloaded from {url} does not have the expected {name} {expected}.")
     disk.move(partial, dest_windows_path)
     if last_modified:
         disk.set_modified(dest_windows_path, parsedate_to_datetime(last_modified))
     size = disk.size(dest_windows_path)
     host.log.info("downloaded %s (%d bytes, %d transferred%s)", url, size, transferred, ", resumed" if resumed else "")
     return DownloadResult("resumed" if resumed else "downloaded", size, transferred)
+
+
+def _is_loopback(url: str) -> bool:
+    hostname = urlsplit(url).hostname or ""
+    if hostname.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _as_received(response: requests.Response) -> Iterator[bytes]:
@@ -110,8 +143,9 @@ def _as_received(response: requests.Response) -> Iterator[bytes]:
         yield chunk
 
 
-def _sha1_hex(host: WindowsHost, windows_path: str) -> str:
-    digest = hashlib.sha1()
+def file_hash(host: WindowsHost, windows_path: str, algorithm: str) -> str:
+    """``(Get-FileHash -Algorithm <algorithm>).Hash``, in lower case."""
+    digest = hashlib.new(algorithm)
     for chunk in host.disk.read(windows_path):
         digest.update(chunk)
     return digest.hexdigest()

@@ -56,6 +56,10 @@ class InstalledUpdate:
     revision_number: int
     title: str
     installed_at: str
+    # What servicing knows of the package: wusa finds it by KB, and removing
+    # it needs a restart when installing it did.
+    kb_article_ids: list[str] = field(default_factory=list)
+    reboot_behavior: str = "NeverReboots"
 
 
 @dataclass
@@ -78,6 +82,8 @@ class PendingChange:
     update_id: str
     revision_number: int
     title: str
+    kb_article_ids: list[str] = field(default_factory=list)
+    reboot_behavior: str = "NeverReboots"
 
 
 @dataclass
@@ -145,6 +151,13 @@ class HostState:
             key: ScheduledTask.from_json(value) for key, value in data.get("scheduled_tasks", {}).items()
         }
         return cls(**data)
+
+
+def read_host_state(state_dir: Path, name: str) -> HostState:
+    """The saved state of host ``name``, read from outside the process that
+    owns it (the lab's ground truth for tests and the demo); never written."""
+    path = host_dir(state_dir, name) / "state.json"
+    return HostState.from_json(json.loads(path.read_text()))
 
 
 class StateStore:

@@ -1,24 +1,32 @@
 """The parts of Windows the bridge reads and drives, besides the Update Agent.
 
 CIM classes (``Get-CimInstance``), the registry (``Test-Path`` /
-``Get-ItemProperty`` on ``HKLM:``), the process environment and the service
-control manager, all derived from the host's profile and persistent state.
+``Get-ItemProperty`` on ``HKLM:``), the process environment, the service
+control manager and the security of folders (``New-Item``, ``Get-Acl``,
+``Set-Acl``), all derived from the host's profile and persistent state.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from typing import TYPE_CHECKING, Any
 
-from wuacache_lab.windows.disk import SYSTEM_DRIVE
-from wuacache_lab.windows.errors import ERROR_SERVICE_DISABLED, HResultError
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_DRIVE, SYSTEM_SID, FolderSecurity
+from wuacache_lab.windows.errors import (
+    COR_E_INVALIDOPERATION,
+    COR_E_SYSTEM,
+    ERROR_SERVICE_DISABLED,
+    HResultError,
+)
 from wuacache_lab.windows.process import LogonSession
 from wuacache_lab.windows.state import HostState, from_iso
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
 
-START_MODES = ("Auto", "Manual", "Disabled")
+# Set-Service -StartupType takes a ServiceStartMode; Win32_Service names it otherwise.
+_STARTUP_TYPES = {"automatic": "Auto", "manual": "Manual", "disabled": "Disabled"}
 # HKLM\SYSTEM\CurrentControlSet\Services\<name> value Start for each mode.
 _SERVICE_START_VALUES = {"Auto": 2, "Manual": 3, "Disabled": 4}
 
@@ -199,13 +207,50 @@ class WindowsSystem:
             ]
         return keys
 
+    # File system security
+
+    @property
+    def user_sid(self) -> str:
+        """Who owns what this process creates: an elevated administrator's
+        token makes the Administrators group the default owner."""
+        if self._logon.user.casefold() == "system":
+            return SYSTEM_SID
+        if self._logon.administrator:
+            return ADMINISTRATORS_SID
+        # A local account's SID: the machine's domain and a relative ID of its own.
+        relative_id = 1001 + zlib.crc32(self._logon.user.casefold().encode()) % 1000
+        return f"S-1-5-21-3623811015-3361044348-30300820-{relative_id}"
+
+    def new_directory(self, path: str) -> None:
+        """``New-Item -ItemType Directory -Force``: the folders it creates belong to the caller."""
+        self._host.disk.make_dirs(path, owner=self.user_sid)
+
+    def get_acl(self, path: str) -> FolderSecurity:
+        return self._host.disk.folder_security(path)
+
+    def set_acl(self, path: str, security: FolderSecurity) -> None:
+        """``Set-Acl``: a process may only make a folder its user's or that of
+        a group its token may assign (Administrators, when elevated)."""
+        if security.owner not in (self.user_sid, ADMINISTRATORS_SID if self._logon.administrator else None):
+            # ERROR_INVALID_OWNER, as .NET's SetAccessControl reports it.
+            raise HResultError(
+                COR_E_INVALIDOPERATION, "The security identifier is not allowed to be the owner of this object."
+            )
+        self._host.disk.set_folder_security(path, security)
+
     # Service control manager (wuauserv is the only service that can change)
 
-    def set_service_start_mode(self, name: str, start_mode: str) -> None:
-        """``Set-Service -StartupType``; does not stop a running service."""
+    def set_service_start_mode(self, name: str, startup_type: str) -> None:
+        """``Set-Service -StartupType`` (``Automatic``, ``Manual`` or
+        ``Disabled``); does not stop a running service."""
         _check_wuauserv(name)
-        if start_mode not in START_MODES:
-            raise ValueError(f"start mode must be one of {START_MODES}, not {start_mode!r}")
+        start_mode = _STARTUP_TYPES.get(str(startup_type).casefold())
+        if start_mode is None:
+            raise HResultError(
+                COR_E_SYSTEM,
+                f"Cannot bind parameter 'StartupType'. Cannot convert value \"{startup_type}\" to type "
+                '"System.ServiceProcess.ServiceStartMode".',
+            )
         with self._host.store.update() as state:
             state.wuauserv_start_mode = start_mode
 

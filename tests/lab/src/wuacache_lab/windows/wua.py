@@ -711,15 +711,15 @@ class UpdateInstaller:
         now = to_iso(utc_now())
         with host.store.update() as state:
             if failure is None:
-                if reboot:
-                    state.pending_changes.append(
-                        PendingChange(operation, update_id, update.Identity.RevisionNumber, update.Title)
-                    )
-                    state.reboot_markers = sorted(set(state.reboot_markers) | {CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED})
-                else:
-                    _apply_change(
-                        state, PendingChange(operation, update_id, update.Identity.RevisionNumber, update.Title), now
-                    )
+                change = PendingChange(
+                    operation,
+                    update_id,
+                    update.Identity.RevisionNumber,
+                    update.Title,
+                    list(update.KBArticleIDs),
+                    update.reboot_behavior,
+                )
+                commit_change(state, change, reboot=reboot, when=now)
             state.history.append(
                 HistoryEntry(
                     operation=operation,
@@ -750,10 +750,25 @@ class UpdateInstaller:
         return faults.install_failure(update.Identity.UpdateID)
 
 
+def commit_change(state: HostState, change: PendingChange, *, reboot: bool, when: str) -> None:
+    """A successful install or uninstall: done now, or left for the next
+    restart, which Windows' reboot markers then ask for."""
+    if reboot:
+        state.pending_changes.append(change)
+        state.reboot_markers = sorted(set(state.reboot_markers) | {CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED})
+    else:
+        _apply_change(state, change, when)
+
+
 def _apply_change(state: HostState, change: PendingChange, when: str) -> None:
     if change.operation == OPERATION_INSTALLATION:
         state.installed[change.update_id] = InstalledUpdate(
-            change.update_id, change.revision_number, change.title, when
+            change.update_id,
+            change.revision_number,
+            change.title,
+            when,
+            change.kb_article_ids,
+            change.reboot_behavior,
         )
     else:
         state.installed.pop(change.update_id, None)

@@ -1,0 +1,302 @@
+"""The patching plugins as users run them: the collection's playbooks, run by
+ansible-playbook over WinRM against emulated hosts, with a wuacache server
+(``lab up --server``) that syncs its catalog from the lab's fake Microsoft.
+
+Every assertion about a host is checked against the lab's ground truth (the
+emulated host's saved state), not only against what the plugins say.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from e2e_support import lab, run_playbook
+
+from wuacache_lab.labspec import LabSpec
+from wuacache_lab.windows.state import HostState, read_host_state
+
+# Away from the other e2e labs (127.0.3.1...) and from `make demo` (127.0.1.x).
+PATCH_BASE_ADDRESS = "127.0.3.21"
+PLAYBOOKS = Path(__file__).parent / "playbooks"
+STATUSES = {"OK", "PENDING", "MISSING", "DISCARDED", "ERROR"}
+WU_E_UH_INSTALLERFAILURE = "0x8024200B"
+
+
+@dataclass
+class PatchLab:
+    spec: LabSpec
+    collections: Path
+    admin_token: str
+
+    def playbook(self, tmp_path: Path, module: str, host: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+        """Run ``wuacache.wua.<module>`` on one host through a playbook; returns
+        the exit code, the module's result and the output."""
+        rc, results, output = run_playbook(
+            self.collections, self.spec.inventory_file, tmp_path, PLAYBOOKS / f"{module}.yml", "-e", f"wua_hosts={host}", *extra
+        )
+        return rc, results.get(host, {}), output
+
+    def truth(self, host: str) -> HostState:
+        return read_host_state(self.spec.hosts_dir, host.upper())
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(
+            method,
+            f"{self.spec.server_url}{path}",
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=30,
+            **kwargs,
+        )
+        assert response.ok, response.text
+        return response.json() if response.content else None
+
+    def fault(self, host: str, *args: str) -> None:
+        done = lab(self.spec.state_dir, "fault", "host", host, *args)
+        assert done.returncode == 0, done.stderr
+
+    def clear_faults(self, host: str) -> None:
+        done = lab(self.spec.state_dir, "fault", "clear", "--host", host)
+        assert done.returncode == 0, done.stderr
+
+    def server_log(self) -> str:
+        return (self.spec.log_dir / "server.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def patch_lab(tmp_path_factory: pytest.TempPathFactory, collections_path: Path) -> Iterator[PatchLab]:
+    state_dir = tmp_path_factory.mktemp("patch-lab")
+    # A catalog of the last two months, as a live one ends: install delays can hold its updates back.
+    today = date.today()
+    year, month = divmod(today.year * 12 + today.month - 1 - 2, 12)
+    started = lab(
+        state_dir,
+        "up",
+        *("--hosts", "4", "--profile", "mixed", "--base-address", PATCH_BASE_ADDRESS),
+        *("--updates", "80", "--first-month", f"{year:04d}-{month + 1:02d}", "--server"),
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        spec = LabSpec.load(state_dir)
+        yield PatchLab(spec, collections_path, (spec.server_dir / "admin.token").read_text().strip())
+    finally:
+        stopped = lab(state_dir, "down")
+        assert stopped.returncode == 0, stopped.stderr
+
+
+def host_names(patch_lab: PatchLab) -> list[str]:
+    return [host.name for host in patch_lab.spec.hosts]
+
+
+def by_id(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {update["update_id"]: update for update in result["updates"]}
+
+
+def assert_plan_shape(result: dict[str, Any]) -> None:
+    assert set(result["counts"]) == STATUSES
+    assert sum(result["counts"].values()) == len(result["updates"])
+    for update in result["updates"]:
+        assert update["status"] in STATUSES
+        assert update["reason"]
+
+
+def test_scan_reports_to_the_server_and_fetches_the_cab_only_when_it_changed(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[0]
+    cab_requests = re.compile(r'"GET /wua/wsusscn2\.cab HTTP/1\.1" (\d{3})')
+
+    rc, first, output = patch_lab.playbook(tmp_path, "scan", host)
+    assert rc == 0, output
+    assert_plan_shape(first)
+    assert first["cab"]["transferred"] is True
+    assert first["changed"] is True
+    truth = patch_lab.truth(host)
+    installed = {update_id for update_id, update in by_id(first).items() if update["status"] == "OK"}
+    assert installed <= set(truth.installed)
+    # The scan leaves no scan service, task or run folder behind, and wuauserv disabled and stopped.
+    assert truth.scan_services == {}
+    assert truth.scheduled_tasks == {}
+    assert (truth.wuauserv_start_mode, truth.wuauserv_state) == ("Disabled", "Stopped")
+
+    server_view = patch_lab.api("GET", f"/api/v1/hosts/{host}")
+    assert server_view["counts"] == first["counts"]
+
+    rc, second, output = patch_lab.playbook(tmp_path, "scan", host)
+    assert rc == 0, output
+    assert second["cab"]["transferred"] is False
+    assert second["changed"] is False
+    assert second["counts"] == first["counts"]
+    # The host asked the server twice; the catalog's body went out once.
+    assert cab_requests.findall(patch_lab.server_log()).count("200") == 1
+    assert "304" in cab_requests.findall(patch_lab.server_log())
+
+
+def test_policy_outcomes_follow_the_host_variables_and_rule_sets(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[1]
+    rc, everything, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "wua_default_allow=true")
+    assert rc == 0, output
+    needed = [update for update in everything["updates"] if update["status"] in ("PENDING", "MISSING")]
+    assert len(needed) >= 3, everything["counts"]
+    assert everything["counts"]["DISCARDED"] == 0
+
+    # Nothing is allowed without default_allow and without a rule.
+    rc, nothing, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "wua_default_allow=false")
+    assert rc == 0, output
+    assert {update["status"] for update in nothing["updates"]} <= {"OK", "DISCARDED"}
+
+    # allowed_severities lets security updates of those severities through.
+    severities = {update["severity"] for update in needed if update["severity"]}
+    assert severities, "the catalog gives this host security updates"
+    severity = min(severities)
+    rc, by_severity, output = patch_lab.playbook(
+        tmp_path, "scan", host, "-e", json.dumps({"wua_default_allow": False, "wua_allowed_severities": [severity]})
+    )
+    assert rc == 0, output
+    for update in by_severity["updates"]:
+        if update["status"] in ("PENDING", "MISSING"):
+            assert update["severity"] == severity
+
+    # A rule set forbids one update and allows another; a PREPROD rule set only reaches PREPROD hosts.
+    forbidden, allowed, preprod_only = needed[0], needed[1], needed[2]
+    patch_lab.api("POST", "/api/v1/rulesets", json={"name": "e2e-base", "forbidden_updates": [forbidden["update_id"]], "allowed_updates": [allowed["update_id"]]})
+    patch_lab.api("POST", "/api/v1/rulesets", json={"name": "e2e-preprod", "maturity": "PREPROD", "allowed_updates": [preprod_only["update_id"]]})
+    rule_sets = {"wua_default_allow": True, "wua_rule_sets": ["e2e-base", "e2e-preprod"]}
+    rc, prod, output = patch_lab.playbook(tmp_path, "scan", host, "-e", json.dumps({**rule_sets, "wua_maturities": ["PROD"]}))
+    assert rc == 0, output
+    assert by_id(prod)[forbidden["update_id"]]["status"] == "DISCARDED"
+    assert "e2e-base" in by_id(prod)[forbidden["update_id"]]["reason"]
+    assert by_id(prod)[allowed["update_id"]]["status"] in ("PENDING", "MISSING")
+    assert "e2e-preprod" in " ".join(prod["rule_sets"]["ignored"])
+
+    rc, preprod, output = patch_lab.playbook(
+        tmp_path, "scan", host, "-e", json.dumps({**rule_sets, "wua_default_allow": False, "wua_maturities": ["PREPROD", "PROD"]})
+    )
+    assert rc == 0, output
+    assert by_id(preprod)[preprod_only["update_id"]]["status"] in ("PENDING", "MISSING")
+
+    # An install delay longer than the catalog's age holds every needed update back.
+    rc, delayed, output = patch_lab.playbook(tmp_path, "scan", host, "-e", json.dumps({"wua_default_allow": True, "wua_install_delay": "200d"}))
+    assert rc == 0, output
+    for update_id in (update["update_id"] for update in needed):
+        assert by_id(delayed)[update_id]["status"] == "DISCARDED"
+        assert "delayed until" in by_id(delayed)[update_id]["reason"]
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[2]
+    before = patch_lab.truth(host)
+    rc, result, output = patch_lab.playbook(tmp_path, "install", host, "--check", "-e", "wua_default_allow=true", "-e", "wua_reboot=true")
+    assert rc == 0, output
+    assert_plan_shape(result)
+    assert any(update["status"] in ("PENDING", "MISSING") for update in result["updates"])
+    after = patch_lab.truth(host)
+    assert after.installed == before.installed
+    assert after.cached_content == before.cached_content
+    assert after.history == before.history
+    assert after.last_boot_up_time == before.last_boot_up_time
+
+
+def test_install_downloads_from_the_server_installs_reboots_and_reports(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[2]
+    booted = patch_lab.truth(host).last_boot_up_time
+    rc, result, output = patch_lab.playbook(
+        tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": True, "wua_wait_for_files": 120})
+    )
+    assert rc == 0, output
+    truth = patch_lab.truth(host)
+    ok = {update["update_id"] for update in result["updates"] if update["status"] == "OK"}
+    assert ok and ok <= set(truth.installed)
+    assert result["installed"] > 0
+    assert result["counts"]["PENDING"] == result["counts"]["MISSING"] == result["counts"]["ERROR"] == 0
+    # Updates that needed a restart were completed by one.
+    assert not truth.pending_changes
+    assert result["rebooted"] is (truth.last_boot_up_time != booted)
+    assert result["reboot_required"] is False
+    # The server's view is the host's final state.
+    assert patch_lab.api("GET", f"/api/v1/hosts/{host}")["counts"] == result["counts"]
+
+
+def test_a_failed_install_names_its_hresult_and_the_server_marks_it_error(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[3]
+    rc, plan, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "wua_default_allow=true")
+    assert rc == 0, output
+    target = next(update for update in plan["updates"] if update["status"] in ("PENDING", "MISSING"))
+    patch_lab.fault(host, "install_failure", "--hresult", WU_E_UH_INSTALLERFAILURE, "--update-id", target["update_id"])
+    try:
+        rc, result, output = patch_lab.playbook(
+            tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": False, "wua_wait_for_files": 120})
+        )
+    finally:
+        patch_lab.clear_faults(host)
+    assert rc == 2, output
+    assert result["failed_installs"] == 1
+    assert "WU_E_UH_INSTALLERFAILURE" in result["msg"]
+    failed = by_id(result)[target["update_id"]]
+    assert failed["status"] == "ERROR"
+    assert WU_E_UH_INSTALLERFAILURE.lower() in failed["reason"].lower()
+    [outcome] = [outcome for outcome in result["installs"] if outcome["update_id"] == target["update_id"]]
+    assert (outcome["installed"], outcome["hresult"], outcome["hresult_name"]) == (
+        False,
+        WU_E_UH_INSTALLERFAILURE,
+        "WU_E_UH_INSTALLERFAILURE",
+    )
+    assert target["update_id"] not in patch_lab.truth(host).installed
+    assert by_id(patch_lab.api("GET", f"/api/v1/hosts/{host}/plan"))[target["update_id"]]["status"] == "ERROR"
+
+
+def test_uninstall_removes_one_kb_and_only_through_uninstall(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[2]
+    truth = patch_lab.truth(host)
+    rc, scan, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "wua_default_allow=false")
+    assert rc == 0, output
+    # Forbidden now, installed before: install leaves it alone.
+    removable = next(update for update in scan["updates"] if update["status"] == "OK" and update["kb"])
+    rc, result, output = patch_lab.playbook(tmp_path, "install", host, "-e", "wua_default_allow=false")
+    assert rc == 0, output
+    assert removable["update_id"] in patch_lab.truth(host).installed
+
+    rc, result, output = patch_lab.playbook(tmp_path, "uninstall", host, "-e", f"wua_kb={removable['kb'][0]}", "-e", "wua_reboot=true")
+    assert rc == 0, output
+    assert result["changed"] is True
+    assert removable["update_id"] not in patch_lab.truth(host).installed
+    assert removable["update_id"] in truth.installed
+
+
+def test_a_long_install_survives_a_dropped_connection(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[1]
+    runs = patch_lab.spec.hosts_dir / host.upper() / "disk"
+    patch_lab.fault(host, "slow_install", "--seconds", "3")
+    dropping = threading.Event()
+
+    def drop_once_installing() -> None:
+        # Once the install's task runs, the controller's next command (a poll) is cut.
+        while not dropping.is_set():
+            envelopes = runs.glob("C/ProgramData/wuacache/runs/*/envelope.json")
+            if any('"operation":"install"' in envelope.read_text() for envelope in envelopes):
+                patch_lab.fault(host, "drop_connection", "--count", "1")
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=drop_once_installing)
+    watcher.start()
+    try:
+        rc, result, output = patch_lab.playbook(
+            tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": True, "wua_wait_for_files": 120})
+        )
+    finally:
+        dropping.set()
+        watcher.join()
+        patch_lab.clear_faults(host)
+    assert rc == 0, output
+    truth = patch_lab.truth(host)
+    assert result["installed"] > 0
+    assert {update["update_id"] for update in result["updates"] if update["status"] == "OK"} <= set(truth.installed)
+    assert truth.scheduled_tasks == {}

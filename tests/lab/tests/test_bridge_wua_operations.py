@@ -1,0 +1,510 @@
+"""The Windows Update operations of the bridge on an emulated host, driven as
+the controller drives them (docs/bridge-protocol.md): ``ensure_cab`` over the
+WinRM logon, the others through elevated runs, against a generated, signed
+catalog served by the lab's upstream."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bridge_client import NETWORK, ROOT, RUNS, STANDARD_USER, bridge_request, call, run_elevated, start
+from wuacache_lab.catalog import CatalogSummary, generate_catalog
+from wuacache_lab.catalog.payloads import upstream_path
+from wuacache_lab.pki import LabCA, ensure_lab_ca
+from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
+from wuacache_lab.windows.faults import set_host_fault
+from wuacache_lab.windows.host import SYSTEM, WindowsHost
+from wuacache_lab.windows.wua import SCAN_FILE_FOLDER
+
+CAB_URL = "http://wuacache.example/wua/wsusscn2.cab"
+CAB = f"{ROOT}\\wsusscn2.cab"
+STAGING = f"{ROOT}\\staging"
+DISABLED_AND_STOPPED = {"start_mode": "Disabled", "running": False}
+ALL_UPDATES = "IsInstalled=0 or IsInstalled=1"
+NEVER_REBOOTS = 0
+ALWAYS_REQUIRES_REBOOT = 1
+
+E_ACCESSDENIED = -2147024891
+E_INVALIDARG = -2147024809
+ERROR_FILE_NOT_FOUND = -2147024894
+ERROR_SERVICE_DISABLED = -2147023838
+COR_E_SYSTEM = -2146233087
+COR_E_INVALIDOPERATION = -2146233079
+WU_E_UH_NEEDANOTHERDOWNLOAD = 0x8024200D - (1 << 32)
+WU_E_ALL_UPDATES_FAILED = 0x80240022 - (1 << 32)
+ERROR_INSTALL_FAILURE = 0x80070643 - (1 << 32)
+WUSA_NOT_INSTALLED = 2359303
+
+UPDATE_MEMBERS = {
+    "update_id", "revision_number", "title", "kb_article_ids", "msrc_severity", "categories",
+    "last_deployment_change_time", "is_installed", "is_hidden", "is_downloaded", "is_mandatory",
+    "eula_accepted", "reboot_required", "reboot_behavior", "max_download_size", "superseded_update_ids",
+    "download_urls", "bundled",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Lab:
+    ca: LabCA
+    catalog: CatalogSummary
+    docroot: Path
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    root = tmp_path_factory.mktemp("catalog")
+    ca = ensure_lab_ca(root / "ca")
+    catalog = generate_catalog(root / "catalog", updates=80, seed=11, ca=ca, fragments_per_cab=40)
+    # The payloads at Microsoft's URLs, and the catalog where the server publishes it.
+    docroot = catalog.files_dir
+    published = upstream_path(docroot, CAB_URL)
+    published.parent.mkdir(parents=True)
+    shutil.copyfile(catalog.cab, published)
+    return Lab(ca, catalog, docroot)
+
+
+@pytest.fixture
+def upstream(lab: Lab, tmp_path: Path) -> Iterator[UpstreamServer]:
+    with UpstreamServer(lab.docroot, tmp_path / "upstream") as server:
+        yield server
+
+
+@pytest.fixture
+def host(lab: Lab, upstream: UpstreamServer, tmp_path: Path) -> WindowsHost:
+    return WindowsHost(
+        "WIN10-01", tmp_path / "hosts", profile="win10-22h2", trusted_ca=lab.ca.ca_cert, proxy=upstream.url
+    )
+
+
+def transfers(upstream: UpstreamServer, tmp_path: Path, url: str) -> list[tuple[int, int]]:
+    """(status, bytes) of each answer the upstream gave for ``url``."""
+    upstream.wait_idle()
+    return [
+        (entry["status"], entry["bytes"]) for entry in read_access_log(tmp_path / "upstream") if entry["url"] == url
+    ]
+
+
+def ensure_cab(host: WindowsHost, **params: Any) -> dict[str, Any]:
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, **params)
+    assert exit_code == 0, response
+    return response["result"]
+
+
+def elevated(host: WindowsHost, operation: str, **params: Any) -> dict[str, Any]:
+    exit_code, response = run_elevated(host, operation, **params)
+    assert exit_code == 0, response
+    return response["result"]
+
+
+def scan(host: WindowsHost, criteria: str = ALL_UPDATES) -> dict[str, Any]:
+    return elevated(host, "scan", criteria=criteria, wuauserv_after=DISABLED_AND_STOPPED)
+
+
+def criteria_for(*updates: dict[str, Any]) -> str:
+    return " or ".join(f"UpdateID='{update['update_id']}'" for update in updates)
+
+
+def sha1_hex(lab: Lab, url: str) -> str:
+    return hashlib.sha1(upstream_path(lab.docroot, url).read_bytes()).hexdigest()
+
+
+def files_for(lab: Lab, *updates: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """What the controller sends: each bundled child's files, by the child's UpdateID."""
+    return {
+        child["update_id"].lower(): [
+            {"url": url, "name": url.rsplit("/", 1)[-1], "sha1": sha1_hex(lab, url)} for url in child["download_urls"]
+        ]
+        for update in updates
+        for child in update["bundled"]
+    }
+
+
+def download(lab: Lab, host: WindowsHost, *updates: dict[str, Any], files: Any = None) -> dict[str, Any]:
+    return elevated(
+        host,
+        "download",
+        criteria=criteria_for(*updates),
+        files=files_for(lab, *updates) if files is None else files,
+        wuauserv_after=DISABLED_AND_STOPPED,
+    )
+
+
+def install(host: WindowsHost, *updates: dict[str, Any]) -> dict[str, Any]:
+    return elevated(host, "install", criteria=criteria_for(*updates), wuauserv_after=DISABLED_AND_STOPPED)
+
+
+def pending(host: WindowsHost, reboot_behavior: int, count: int = 1) -> list[dict[str, Any]]:
+    """Updates not installed yet, with files and a KB of their own, that install with ``reboot_behavior``."""
+    updates = [
+        update
+        for update in scan(host, "IsInstalled=0")["updates"]
+        if update["reboot_behavior"] == reboot_behavior
+        and len(update["kb_article_ids"]) == 1
+        and all(child["download_urls"] for child in update["bundled"])
+    ]
+    assert len(updates) >= count
+    return updates[:count]
+
+
+def wuauserv(host: WindowsHost) -> tuple[str, str]:
+    state = host.state
+    return state.wuauserv_start_mode, state.wuauserv_state
+
+
+# The host's folder
+
+
+def plant_root(host: WindowsHost) -> None:
+    """An ordinary user creates the root first, with a catalog of their own in it."""
+    host.system(STANDARD_USER).new_directory(ROOT)
+    host.disk.write(CAB, [b"planted"])
+
+
+def test_a_root_planted_by_a_user_is_refused_before_a_run_starts(host: WindowsHost) -> None:
+    plant_root(host)
+
+    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
+    assert host.state.scheduled_tasks == {}
+    assert not host.disk.path(RUNS).exists()
+    assert host.disk.folder_security(ROOT).owner == host.system(STANDARD_USER).user_sid
+
+
+def test_a_root_planted_by_a_user_gets_no_catalog(host: WindowsHost, upstream: UpstreamServer, tmp_path: Path) -> None:
+    plant_root(host)
+
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL)
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
+    assert b"".join(host.disk.read(CAB)) == b"planted"
+    assert transfers(upstream, tmp_path, CAB_URL) == []
+
+
+def test_the_root_is_made_private_before_anything_is_written(host: WindowsHost) -> None:
+    ensure_cab(host)
+
+    assert host.disk.folder_security(ROOT) == FolderSecurity(
+        owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID)
+    )
+
+
+# ensure_cab
+
+
+def test_ensure_cab_fetches_the_catalog_once(
+    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    size = lab.catalog.cab_size
+    first = ensure_cab(host)
+    again = ensure_cab(host)
+
+    common = {"size": size, "path": CAB, "sha256": lab.catalog.cab_sha256}
+    assert first == {"status": "downloaded", "transferred": size, **common}
+    assert again == {"status": "not_modified", "transferred": 0, **common}
+    assert transfers(upstream, tmp_path, CAB_URL) == [(200, size), (304, 0)]
+
+
+def test_ensure_cab_resumes_a_broken_transfer(
+    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    set_fault(tmp_path / "upstream", CAB_URL, "truncate", count=1)
+
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL)
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (
+        COR_E_INVALIDOPERATION,
+        "Save-HttpFile wsusscn2.cab",
+    )
+    assert host.disk.exists(f"{CAB}.part") and not host.disk.exists(CAB)
+
+    resumed = ensure_cab(host)
+
+    [(_, cut), (status, rest)] = transfers(upstream, tmp_path, CAB_URL)
+    assert 0 < cut < lab.catalog.cab_size and status == 206
+    assert (resumed["status"], resumed["transferred"]) == ("resumed", rest)
+    assert cut + rest == resumed["size"] == lab.catalog.cab_size
+    assert resumed["sha256"] == lab.catalog.cab_sha256
+
+
+def test_ensure_cab_with_force_fetches_the_catalog_again(
+    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    ensure_cab(host)
+
+    forced = ensure_cab(host, force=True)
+
+    assert (forced["status"], forced["sha256"]) == ("downloaded", lab.catalog.cab_sha256)
+    assert [status for status, _ in transfers(upstream, tmp_path, CAB_URL)] == [200, 200]
+
+
+# wuauserv around every Windows Update operation
+
+
+@pytest.mark.parametrize(
+    ("wuauserv_after", "expected"),
+    [
+        (DISABLED_AND_STOPPED, ("Disabled", "Stopped")),
+        ({"start_mode": "Automatic", "running": True}, ("Auto", "Running")),
+        ({"start_mode": "Manual", "running": False}, ("Manual", "Stopped")),
+    ],
+)
+def test_wuauserv_is_left_as_asked(host: WindowsHost, wuauserv_after: dict[str, Any], expected: tuple) -> None:
+    ensure_cab(host)
+    host.system().set_service_start_mode("wuauserv", "Disabled")
+
+    elevated(host, "history", wuauserv_after=wuauserv_after)
+
+    assert wuauserv(host) == expected
+
+
+def test_wuauserv_is_restored_when_the_operation_fails(host: WindowsHost) -> None:
+    host.system().set_service_start_mode("wuauserv", "Disabled")
+
+    # No catalog in the root yet.
+    exit_code, response = run_elevated(host, "scan", criteria=ALL_UPDATES, wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (ERROR_FILE_NOT_FOUND, "AddScanPackageService")
+    assert wuauserv(host) == ("Disabled", "Stopped")
+
+
+# scan and history
+
+
+def test_scan_reports_what_the_agent_finds(host: WindowsHost) -> None:
+    ensure_cab(host)
+
+    result = scan(host)
+
+    assert result["cab"]["path"] == CAB and result["result_code"] == 2
+    assert result["history"] == [] and result["reboot_required"] is False
+    # The agent's own view of the same catalog.
+    host.system().set_service_start_mode("wuauserv", "Manual")
+    client = host.wua()
+    searcher = client.create_object("Microsoft.Update.Session").CreateUpdateSearcher()
+    searcher.ServerSelection = 3
+    searcher.ServiceID = (
+        client.create_object("Microsoft.Update.ServiceManager").AddScanPackageService("check", CAB, 0).ServiceID
+    )
+    found = {update.Identity.UpdateID: update for update in searcher.Search(ALL_UPDATES).Updates}
+    assert [update["update_id"] for update in result["updates"]] == list(found)
+    for record in result["updates"]:
+        assert set(record) == UPDATE_MEMBERS
+        update = found[record["update_id"]]
+        assert record["kb_article_ids"] == list(update.KBArticleIDs)
+        assert {category["type"] for category in record["categories"]} == {"Product", "UpdateClassification"}
+        assert record["last_deployment_change_time"].endswith("Z")
+        assert record["bundled"] == [
+            {
+                "update_id": child.Identity.UpdateID,
+                "revision_number": child.Identity.RevisionNumber,
+                "title": child.Title,
+                "download_urls": [content.DownloadUrl for content in child.DownloadContents],
+            }
+            for child in update.BundledUpdates
+        ]
+    assert any(child["download_urls"] for record in result["updates"] for child in record["bundled"])
+
+
+def test_scan_removes_its_scan_package_service(host: WindowsHost) -> None:
+    ensure_cab(host)
+
+    service_id = scan(host)["cab"]["service_id"]
+
+    assert host.state.scan_services == {}
+    assert not host.disk.exists(f"{SCAN_FILE_FOLDER}\\{service_id}\\wsusscn2.cab")
+
+
+def test_scan_is_refused_to_a_network_logon(host: WindowsHost) -> None:
+    ensure_cab(host)
+
+    exit_code, response = call(host, "scan", criteria=ALL_UPDATES, wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "AddScanPackageService")
+
+
+# download
+
+
+def test_download_puts_each_childs_files_in_the_cache(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(host)
+    [update] = pending(host, NEVER_REBOOTS)
+
+    result = download(lab, host, update)
+
+    [entry] = result["updates"]
+    names = [url.rsplit("/", 1)[-1] for child in update["bundled"] for url in child["download_urls"]]
+    assert (entry["update_id"], entry["is_downloaded"], entry["error"]) == (update["update_id"], True, None)
+    assert [(file["name"], file["status"]) for file in entry["files"]] == [(name, "downloaded") for name in names]
+    assert [file["size"] for file in entry["files"]] == [file["transferred"] for file in entry["files"]]
+    assert list(host.disk.path(STAGING).iterdir()) == []
+    assert scan(host, criteria_for(update))["updates"][0]["is_downloaded"] is True
+
+
+def test_a_wrong_digest_fails_its_update_only(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(host)
+    damaged, sound = pending(host, NEVER_REBOOTS, 2)
+    files = files_for(lab, damaged, sound)
+    first_child = files[damaged["bundled"][0]["update_id"].lower()]
+    first_child[0] = {**first_child[0], "sha1": "0" * 40}
+
+    result = download(lab, host, damaged, sound, files=files)
+
+    entries = {entry["update_id"]: entry for entry in result["updates"]}
+    failed = entries[damaged["update_id"]]
+    assert failed["is_downloaded"] is False
+    assert failed["error"]["hresult"] == COR_E_SYSTEM
+    assert failed["error"]["call"] == f"Save-HttpFile {first_child[0]['name']}"
+    assert (entries[sound["update_id"]]["is_downloaded"], entries[sound["update_id"]]["error"]) == (True, None)
+    assert list(host.disk.path(STAGING).iterdir()) == []
+
+
+def test_copy_to_cache_refuses_the_file_of_another_child(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(host)
+    update, other = pending(host, NEVER_REBOOTS, 2)
+    files = files_for(lab, update)
+    files[update["bundled"][0]["update_id"].lower()] = files_for(lab, other)[other["bundled"][0]["update_id"].lower()]
+
+    [entry] = download(lab, host, update, files=files)["updates"]
+
+    assert entry["is_downloaded"] is False
+    assert (entry["error"]["hresult"], entry["error"]["call"]) == (WU_E_UH_NEEDANOTHERDOWNLOAD, "IUpdate.CopyToCache")
+
+
+# install
+
+
+def test_install_installs_and_records_it(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(host)
+    [update] = pending(host, NEVER_REBOOTS)
+    download(lab, host, update)
+
+    result = install(host, update)
+
+    assert result == {
+        "reboot_required_before_installation": False,
+        "result_code": 2,
+        "hresult": 0,
+        "reboot_required": False,
+        "updates": [
+            {"update_id": update["update_id"], "title": update["title"], "result_code": 2, "hresult": 0,
+             "reboot_required": False},
+        ],
+    }  # fmt: skip
+    [entry] = elevated(host, "history", wuauserv_after=DISABLED_AND_STOPPED)["history"]
+    assert (entry["operation"], entry["result_code"], entry["update_id"], entry["title"]) == (
+        1,
+        2,
+        update["update_id"],
+        update["title"],
+    )
+    assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is True
+
+
+def test_install_reports_the_failure_of_each_update(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
+    ensure_cab(host)
+    [update] = pending(host, NEVER_REBOOTS)
+    download(lab, host, update)
+    set_host_fault(tmp_path / "hosts", host.name, "install_failure")
+
+    result = install(host, update)
+
+    assert (result["result_code"], result["hresult"]) == (4, WU_E_ALL_UPDATES_FAILED)
+    assert [(entry["result_code"], entry["hresult"]) for entry in result["updates"]] == [(4, ERROR_INSTALL_FAILURE)]
+    assert scan(host, criteria_for(update))["history"][0]["hresult"] == ERROR_INSTALL_FAILURE
+
+
+def test_an_install_that_needs_a_restart_blocks_the_next_one(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(host)
+    [first] = pending(host, ALWAYS_REQUIRES_REBOOT)
+    [second] = pending(host, NEVER_REBOOTS)
+    download(lab, host, first, second)
+
+    installed = install(host, first)
+    refused = install(host, second)
+
+    assert (installed["result_code"], installed["reboot_required"]) == (2, True)
+    assert installed["updates"][0]["reboot_required"] is True
+    assert refused == {
+        "reboot_required_before_installation": True,
+        "result_code": None,
+        "hresult": None,
+        "reboot_required": None,
+        "updates": [],
+    }
+    assert scan(host, criteria_for(second))["updates"][0]["is_installed"] is False
+    assert scan(host)["reboot_required"] is True
+
+
+# uninstall
+
+
+def installed(lab: Lab, host: WindowsHost, reboot_behavior: int, tmp_path: Path) -> dict[str, Any]:
+    """An update installed for good, restart included."""
+    set_host_fault(tmp_path / "hosts", host.name, "reboot_seconds", seconds=0)
+    ensure_cab(host)
+    [update] = pending(host, reboot_behavior)
+    download(lab, host, update)
+    assert install(host, update)["result_code"] == 2
+    host.reboot()
+    assert host.is_reachable()
+    return update
+
+
+def test_uninstall_removes_the_update_of_a_kb(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
+    update = installed(lab, host, NEVER_REBOOTS, tmp_path)
+
+    result = elevated(host, "uninstall", kb=update["kb_article_ids"][0], wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert result == {"exit_code": 0}
+    after = scan(host, criteria_for(update))
+    assert after["updates"][0]["is_installed"] is False
+    assert (after["history"][0]["operation"], after["history"][0]["update_id"]) == (2, update["update_id"])
+
+
+def test_uninstall_that_needs_a_restart_completes_with_it(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
+    update = installed(lab, host, ALWAYS_REQUIRES_REBOOT, tmp_path)
+
+    result = elevated(host, "uninstall", kb=update["kb_article_ids"][0], wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert result == {"exit_code": 3010}
+    assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is True
+    host.reboot()
+    assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is False
+
+
+def test_wusa_needs_the_windows_update_service(host: WindowsHost) -> None:
+    host.system().set_service_start_mode("wuauserv", "Disabled")
+    assert host.run_process("wusa.exe /uninstall /kb:1 /quiet /norestart", b"", SYSTEM).exit_code == ERROR_SERVICE_DISABLED
+    # The bridge starts the service around wusa, and leaves it as asked.
+    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": WUSA_NOT_INSTALLED}
+    assert (host.state.wuauserv_start_mode, host.state.wuauserv_state) == ("Disabled", "Stopped")
+
+
+def test_uninstall_of_a_kb_nothing_installed_has(host: WindowsHost) -> None:
+    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": WUSA_NOT_INSTALLED}
+    assert host.state.history == []
+
+
+def test_uninstall_refuses_a_kb_that_is_not_a_number(host: WindowsHost) -> None:
+    exit_code, response = run_elevated(host, "uninstall", kb="1 /extract:C:\\", wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_INVALIDARG, "bridge request")
+
+
+def test_wusa_is_refused_to_a_network_logon(host: WindowsHost) -> None:
+    exit_code, response = call(host, "uninstall", NETWORK, kb="1", wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert (exit_code, response["result"]) == (0, {"exit_code": E_ACCESSDENIED})
