@@ -63,6 +63,10 @@ class Rounds:
         self.reboot_pending = False
 
     def run(self) -> None:
+        if self.scan.reboot_required and self.options["reboot"]:
+            # Complete what waits for a restart (ours or another installer's) before installing more.
+            self._reboot()
+            self.scan = self.patching.scan()
         while True:
             to_install = self._download()
             if not to_install:

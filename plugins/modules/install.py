@@ -29,6 +29,9 @@ options:
     description:
       - Whether to restart the host when an install requires it, or when the Windows Update Agent requires a restart
         before it installs anything; without it, the latter is an error.
+      - A host that already waits for a restart (a reboot marker, or updates installed until the next restart) is
+        restarted first, so that those installs complete before any other.
+      - Without it, updates installed until the next restart are reported as V(PENDING) and never installed again.
     type: bool
     default: false
   reboot_timeout:

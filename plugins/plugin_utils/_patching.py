@@ -67,11 +67,14 @@ class Scan:
     plan: dict[str, Any]
 
     def to_patch(self, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The plan's updates to download and install, that the scan found not installed."""
+        """The plan's updates to download and install, that the scan found neither installed nor
+        installed until the next restart."""
         return [
             update
             for update in (plan or self.plan)["updates"]
-            if update["status"] in STATUSES_TO_PATCH and not self.updates[update["update_id"]]["is_installed"]
+            if update["status"] in STATUSES_TO_PATCH
+            and not self.updates[update["update_id"]]["is_installed"]
+            and not self.updates[update["update_id"]]["reboot_required"]
         ]
 
 

@@ -65,6 +65,7 @@ def reported_update(update: dict[str, Any]) -> dict[str, Any]:
         "categories": update["categories"],
         "last_deployment_change_time": update["last_deployment_change_time"],
         "is_installed": update["is_installed"],
+        "reboot_required": update["reboot_required"],
         "is_hidden": update["is_hidden"],
         "is_downloaded": update["is_downloaded"],
         "superseded_update_ids": update["superseded_update_ids"],

@@ -38,6 +38,9 @@ $BridgeProtocol = 1
 # Everything the collection keeps on the host: the catalog, staged downloads, elevated runs.
 $RootFolder = Join-Path -Path $env:ProgramData -ChildPath 'wuacache'
 $CatalogPath = Join-Path -Path $RootFolder -ChildPath 'wsusscn2.cab'
+$StagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
+$PackagesFolder = Join-Path -Path $RootFolder -ChildPath 'packages'
+$OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
 # The only owners a root may have: nobody else can have planted files in it.
 $SystemSid = 'S-1-5-18'
 $AdministratorsSid = 'S-1-5-32-544'
@@ -789,9 +792,8 @@ function Save-Update {
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
     Initialize-PrivateFolder
-    $stagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
     Invoke-BridgeCall 'New-Item staging folder' {
-        $null = New-Item -ItemType Directory -Path $stagingFolder -Force
+        $null = New-Item -ItemType Directory -Path $StagingFolder -Force
     }
     Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
         $session = New-UpdateSession
@@ -808,7 +810,7 @@ function Save-Update {
                         }
                         $paths = New-Object -ComObject Microsoft.Update.StringColl
                         foreach ($file in @($childFiles.Value)) {
-                            $stagedPath = Join-Path -Path $stagingFolder -ChildPath $file.name
+                            $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
                             $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Digest @{ SHA1 = $file.sha1 }
                             $saved.Insert(0, 'name', $file.name)
                             $savedFiles.Add($saved)
@@ -946,6 +948,132 @@ function Get-UpdateHistory {
     }
 }
 
+function Install-Package {
+    <#
+    .SYNOPSIS
+    The "install_package" operation (elevated): a package of the server, fetched and installed by wusa.exe or DISM.
+
+    .DESCRIPTION
+    The package is fetched into the packages folder (its SHA-256 checked), installed with
+    wusa.exe (.msu) or dism.exe (.cab), and deleted whatever happened: the next install
+    fetches it again. The tool's exit code is the answer; the controller interprets it.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Url,
+        [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name,
+        [Parameter(Mandatory = $true)] [string]$Sha256,
+        [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Kind,
+        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
+    )
+    # The name becomes a path under the root.
+    if ($Name -cnotmatch '\A[A-Za-z0-9._-]+\.(msu|cab)\z') {
+        throw [System.ArgumentException]::new("The package name '$Name' must be a plain .msu or .cab file name.")
+    }
+    if ($Kind -cne 'msu' -and $Kind -cne 'cab') {
+        throw [System.ArgumentException]::new("The package kind '$Kind' must be msu or cab.")
+    }
+    Initialize-PrivateFolder
+    Invoke-BridgeCall 'New-Item packages folder' {
+        $null = New-Item -ItemType Directory -Path $PackagesFolder -Force
+    }
+    $packagePath = Join-Path -Path $PackagesFolder -ChildPath $Name
+    # wusa.exe installs through the Windows Update service.
+    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+        $succeeded = $false
+        try {
+            $download = Save-HttpFile -Url $Url -Path $packagePath -Digest @{ SHA256 = $Sha256 }
+            # Start-Process joins the arguments with spaces without quoting them.
+            if ($Kind -ceq 'msu') {
+                $tool = Invoke-BridgeCall 'wusa.exe' {
+                    Start-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart' -WindowStyle Hidden -Wait -PassThru
+                }
+            }
+            else {
+                $tool = Invoke-BridgeCall 'dism.exe' {
+                    Start-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart' -WindowStyle Hidden -Wait -PassThru
+                }
+            }
+            $succeeded = $true
+        }
+        finally {
+            Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'Remove-Item package' -CleanupBlock {
+                foreach ($path in $packagePath, "$packagePath.part") {
+                    if (Test-Path -LiteralPath $path) {
+                        Remove-Item -LiteralPath $path -Force
+                    }
+                }
+            }
+        }
+        [ordered]@{
+            exit_code = $tool.ExitCode
+            download = $download
+        }
+    }
+}
+
+function Start-OsUpgrade {
+    <#
+    .SYNOPSIS
+    The "os_upgrade" operation (elevated): the down-level phase of Windows Setup's in-place upgrade.
+
+    .DESCRIPTION
+    Runs setup.exe with the controller's switches and /copylogs to the root's logs folder,
+    where Setup copies its logs when it fails. The exit code is the answer; the controller
+    interprets it and restarts the host.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [Alias('setup_path')] [AllowEmptyString()] [string]$SetupPath,
+        [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [string[]]$Arguments
+    )
+    Invoke-BridgeCall 'Test-Path setup_path' {
+        if (-not (Test-Path -LiteralPath $SetupPath -PathType Leaf)) {
+            throw [System.IO.FileNotFoundException]::new("Could not find file '$SetupPath'.", $SetupPath)
+        }
+    }
+    Initialize-PrivateFolder
+    Invoke-BridgeCall 'New-Item logs folder' {
+        $null = New-Item -ItemType Directory -Path $OsUpgradeLogsFolder -Force
+    }
+    # Start-Process joins the arguments with spaces without quoting them.
+    $setup = Invoke-BridgeCall 'setup.exe' {
+        Start-Process -FilePath $SetupPath -ArgumentList (@($Arguments) + '/copylogs', "`"$OsUpgradeLogsFolder`"") -Wait -PassThru
+    }
+    [ordered]@{
+        exit_code = $setup.ExitCode
+        logs = $OsUpgradeLogsFolder
+    }
+}
+
+function Clear-Staging {
+    <#
+    .SYNOPSIS
+    The "clean_staging" operation: no download, partial or whole, left in the staging and packages folders.
+
+    .OUTPUTS
+    The number of files removed and their bytes; the folders themselves stay.
+    #>
+    Invoke-BridgeCall 'Remove-Item staging' {
+        $removedFiles = 0
+        $removedBytes = 0
+        foreach ($folder in $StagingFolder, $PackagesFolder) {
+            if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
+                continue
+            }
+            foreach ($file in @(Get-ChildItem -LiteralPath $folder -Recurse -File -Force)) {
+                $removedFiles++
+                $removedBytes += $file.Length
+            }
+            foreach ($item in @(Get-ChildItem -LiteralPath $folder -Force)) {
+                Remove-Item -LiteralPath $item.FullName -Recurse -Force
+            }
+        }
+        [ordered]@{
+            removed_files = $removedFiles
+            removed_bytes = $removedBytes
+        }
+    }
+}
+
 $operations = @{
     info = ${function:Get-HostInfo}
     task_start = ${function:Start-ElevatedRun}
@@ -958,6 +1086,9 @@ $operations = @{
     install = ${function:Install-Update}
     uninstall = ${function:Uninstall-Update}
     history = ${function:Get-UpdateHistory}
+    install_package = ${function:Install-Package}
+    os_upgrade = ${function:Start-OsUpgrade}
+    clean_staging = ${function:Clear-Staging}
 }
 
 $response = [ordered]@{

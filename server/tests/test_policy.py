@@ -350,6 +350,14 @@ def test_installed_forbidden_update_is_ok_and_never_uninstalled() -> None:
     )
 
 
+def test_update_awaiting_a_restart_is_pending_with_nothing_to_do_but_restart() -> None:
+    freeze = RuleSet(name="freeze", forbidden_kbs=("KB5034122",))
+
+    for rule_sets in ((), (freeze,)):
+        decision = decide_with(*rule_sets, default_allow=True, update=make_update(awaiting_restart=True))
+        assert (decision.status, decision.reason) == (Status.PENDING, "installed; the host's next restart completes it")
+
+
 @pytest.mark.parametrize(
     ("hresult", "reason_end"),
     [

@@ -333,6 +333,24 @@ def test_a_failed_last_install_is_an_error_and_its_files_stay_needed(
 
 
 @pytest.mark.usefixtures("catalog")
+def test_an_update_installed_until_the_next_restart_is_pending_and_needs_no_file(
+    client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
+) -> None:
+    host = new_host()
+    restarting = pick(host.report({}), lambda update: with_files(update) and update["reboot_behaviour"] == 1)
+    host.install(restarting["update_id"])
+
+    report = host.report(ALLOW_ALL)
+    entry = by_id(post(client, controller, report))[restarting["update_id"]]
+
+    assert [update["reboot_required"] for update in report["updates"] if update["update_id"] == restarting["update_id"]] == [True]
+    assert (entry["status"], entry["reason"], entry["files"]) == ("PENDING", "installed; the host's next restart completes it", [])
+    set_host_fault(host.state_dir, host.windows.name, "reboot_seconds", seconds=0)
+    host.windows.reboot()
+    assert by_id(post(client, controller, host.report(ALLOW_ALL)))[restarting["update_id"]]["status"] == "OK"
+
+
+@pytest.mark.usefixtures("catalog")
 def test_only_the_newest_install_attempt_counts(
     client: TestClient, controller: dict[str, str], new_host: Callable[..., ScanningHost]
 ) -> None:

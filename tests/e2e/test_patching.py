@@ -190,6 +190,46 @@ def test_policy_outcomes_follow_the_host_variables_and_rule_sets(patch_lab: Patc
         assert "delayed until" in by_id(delayed)[update_id]["reason"]
 
 
+def test_scan_over_basic_authentication(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[0]
+    rc, result, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "ansible_winrm_transport=basic")
+    assert rc == 0, output
+    assert_plan_shape(result)
+    assert patch_lab.api("GET", f"/api/v1/hosts/{host}")["counts"] == result["counts"]
+
+
+def test_a_file_corrupted_on_the_server_is_refused_by_the_host_and_reported(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[0]
+    allow_all = json.dumps({"wua_default_allow": True, "wua_wait_for_files": 120})
+    rc, plan, output = patch_lab.playbook(tmp_path, "download", host, "--check", "-e", allow_all)
+    assert rc == 0, output
+    target = next(update for update in plan["updates"] if update["status"] in ("PENDING", "MISSING"))
+    # Wait until the server holds the update's files, then damage one of them on its disk.
+    deadline = time.monotonic() + 120
+    while True:
+        files = by_id(patch_lab.api("GET", f"/api/v1/hosts/{host}/plan"))[target["update_id"]]["files"]
+        if all(file["available"] for file in files):
+            break
+        assert time.monotonic() < deadline, files
+        time.sleep(0.5)
+    stored = patch_lab.spec.server_dir / "data" / "repository" / "wua" / files[0]["file_name"]
+    original = stored.read_bytes()
+    stored.write_bytes(b"X" + original[1:])
+    try:
+        rc, result, output = patch_lab.playbook(tmp_path, "download", host, "-e", allow_all)
+    finally:
+        stored.write_bytes(original)
+    assert rc == 2, output
+    [outcome] = [outcome for outcome in result["downloads"] if outcome["update_id"] == target["update_id"]]
+    assert outcome["downloaded"] is False
+    assert "SHA-1" in outcome["msg"] or "sha1" in outcome["msg"].lower()
+    assert target["update_id"] in result["msg"]
+    # Nothing of it reached Windows Update's cache; the other updates did.
+    truth = patch_lab.truth(host)
+    assert target["update_id"] not in truth.cached_content
+    assert any(outcome["downloaded"] for outcome in result["downloads"] if outcome["update_id"] != target["update_id"])
+
+
 def test_check_mode_shows_the_plan_and_changes_nothing(patch_lab: PatchLab, tmp_path: Path) -> None:
     host = host_names(patch_lab)[2]
     before = patch_lab.truth(host)

@@ -9,6 +9,7 @@ accept is ignored. :func:`decide` then gives every update the host reported a
 status and a human-readable reason, the first that applies in this order:
 
 ``OK``         installed, even when forbidden: wuacache never uninstalls an update
+``PENDING``    installed, but Windows completes it at the host's next restart
 ``DISCARDED``  forbidden, allowed by no rule, or still inside its install delay
 ``ERROR``      allowed, but its last install attempt failed
 ``PENDING``    allowed and needed; its files are on the server, being fetched, or it has none
@@ -338,6 +339,8 @@ class UpdateFacts:
     msrc_severity: str | None = None
     last_deployment_change_time: datetime
     is_installed: bool = False
+    # Installed, completed by the next restart (IUpdate.RebootRequired of an update not yet IsInstalled).
+    awaiting_restart: bool = False
     is_hidden: bool = False
     last_install_failed: bool = False
     last_hresult: int | None = None
@@ -360,7 +363,7 @@ class UpdateFacts:
         object.__setattr__(
             self, "last_deployment_change_time", _utc(self.last_deployment_change_time, "last_deployment_change_time")
         )
-        for flag in ("is_installed", "is_hidden", "last_install_failed"):
+        for flag in ("is_installed", "awaiting_restart", "is_hidden", "last_install_failed"):
             _require_boolean(getattr(self, flag), flag)
         object.__setattr__(self, "last_hresult", _hresult(self.last_hresult))
         try:
@@ -483,6 +486,10 @@ FILES_OUTCOMES: Mapping[FilesState, tuple[Status, str]] = {
 }
 
 
+# The reason of an installed update that Windows completes at the next restart.
+AWAITING_RESTART = "installed; the host's next restart completes it"
+
+
 def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, now: datetime) -> Decision:
     """Decide the status of one update on a host.
 
@@ -502,6 +509,8 @@ def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, n
         if verdict.forbidden:
             reason = f"installed although {verdict.reason}; wuacache never uninstalls it"
         return Decision(status=Status.OK, reason=reason, allowed=verdict.allowed, matched=verdict.matched)
+    if update.awaiting_restart:
+        return Decision(status=Status.PENDING, reason=AWAITING_RESTART, allowed=verdict.allowed, matched=verdict.matched)
 
     hidden = "; hidden on the host" if update.is_hidden else ""
     if not verdict.allowed:

@@ -78,6 +78,9 @@ class ReportedUpdate(_Reported):
     categories: list[ReportedCategory] = Field(default=[], max_length=MAX_CATEGORIES)
     last_deployment_change_time: AwareDatetime = Field(description="UTC; install delays count from it.")
     is_installed: bool
+    reboot_required: bool = Field(
+        default=False, description="IUpdate.RebootRequired: installed, the host's next restart completes it."
+    )
     is_hidden: bool = False
     is_downloaded: bool = False
     superseded_update_ids: list[Guid] = Field(default=[], max_length=MAX_SUPERSEDED)

@@ -212,9 +212,14 @@ class _Decided:
         return HostUpdateStatus(self.decision.status)
 
     @property
+    def needs_files(self) -> bool:
+        """Whether the host is to install the update, which it has not done yet."""
+        return self.status in NEEDING_STATUSES and not self.update.reboot_required
+
+    @property
     def files(self) -> tuple[CatalogFile, ...]:
-        """The files the host needs: those of an update it may install."""
-        return self.match.files if self.status in NEEDING_STATUSES else ()
+        """The files the host needs: those of an update it is to install."""
+        return self.match.files if self.needs_files else ()
 
     @property
     def ignored_urls(self) -> list[str]:
@@ -225,7 +230,7 @@ class _Decided:
     def row(self) -> dict[str, Any]:
         """The update's row of ``host_updates``, but for its host and time."""
         reason = self.decision.reason
-        if self.status in NEEDING_STATUSES and not self.match.known:
+        if self.needs_files and not self.match.known:
             reason = f"{reason}; {NOT_IN_CATALOG}"
         last = self.last_install
         return {
@@ -334,6 +339,7 @@ def _facts(update: ReportedUpdate, match: CatalogMatch, last_install: HistoryEnt
             msrc_severity=update.msrc_severity,
             last_deployment_change_time=update.last_deployment_change_time,
             is_installed=update.is_installed,
+            awaiting_restart=update.reboot_required and not update.is_installed,
             is_hidden=update.is_hidden,
             last_install_failed=failed,
             last_hresult=last_install.hresult if failed and last_install is not None else None,

@@ -141,6 +141,7 @@ def update_json(update: Update) -> dict[str, Any]:
         ],
         "last_deployment_change_time": round_trip_utc(update.LastDeploymentChangeTime),
         "is_installed": update.IsInstalled,
+        "reboot_required": update.RebootRequired,
         "is_hidden": update.IsHidden,
         "is_downloaded": update.IsDownloaded,
         "superseded_update_ids": list(update.SupersededUpdateIDs),

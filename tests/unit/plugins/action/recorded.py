@@ -74,10 +74,13 @@ def scanned_update(update_id: str, title: str, kb: str, **fields: Any) -> dict[s
     return update
 
 
-def scan_answer(*, cu_installed: bool = False, cu_downloaded: bool = False, reboot_required: bool = False) -> dict[str, Any]:
-    """What ``scan`` answers; the history records the cumulative update's install once it is installed."""
+def scan_answer(
+    *, cu_installed: bool = False, cu_downloaded: bool = False, cu_awaiting_restart: bool = False, reboot_required: bool = False
+) -> dict[str, Any]:
+    """What ``scan`` answers; the history records the cumulative update's install once it is installed
+    (or installed until the next restart)."""
     history = []
-    if cu_installed:
+    if cu_installed or cu_awaiting_restart:
         history.append({
             "operation": 1, "result_code": 2, "hresult": 0, "date": "2024-02-01T10:00:00.0000000Z",
             "update_id": CU, "revision_number": 200, "title": "2024-01 Cumulative Update",
@@ -92,7 +95,8 @@ def scan_answer(*, cu_installed: bool = False, cu_downloaded: bool = False, rebo
                 "5034129",
                 msrc_severity="Critical",
                 is_installed=cu_installed,
-                is_downloaded=cu_downloaded,
+                is_downloaded=cu_downloaded or cu_awaiting_restart,
+                reboot_required=cu_awaiting_restart,
                 bundled=[
                     {"update_id": CU_X64, "revision_number": 201, "title": "CU x64", "download_urls": [CU_FILE, SHARED_FILE]},
                     {"update_id": CU_ARM64, "revision_number": 201, "title": "CU arm64", "download_urls": [SHARED_FILE]},
@@ -102,7 +106,7 @@ def scan_answer(*, cu_installed: bool = False, cu_downloaded: bool = False, rebo
             scanned_update(PREVIEW, "2024-01 Cumulative Update Preview (KB5034770)", "5034770"),
         ],
         "history": history,
-        "reboot_required": reboot_required,
+        "reboot_required": reboot_required or cu_awaiting_restart,
     }
 
 

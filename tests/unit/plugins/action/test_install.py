@@ -226,3 +226,31 @@ def test_check_mode_lists_what_would_be_installed_and_changes_nothing(server: Fa
     assert host.commands == []
     assert result["installs"] == [{"update_id": CU, "title": "2024-01 Cumulative Update"}]
     assert result["changed"] is True
+
+
+def test_an_update_installed_until_the_next_restart_is_not_installed_again(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer(cu_awaiting_restart=True)]})
+
+    result = run(server, host)
+
+    assert "install" not in host.operations
+    assert "download" not in host.operations
+    assert server.reports[0]["updates"][0]["reboot_required"] is True
+    assert (result["installed"], result["reboot_required"], result["rebooted"]) == (0, True, False)
+
+
+def test_with_reboot_a_pending_restart_comes_first(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        "info": [info(), info(), info(REBOOTED), info(REBOOTED)],
+        "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_awaiting_restart=True), scan_answer(cu_installed=True)],
+        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+    })
+
+    result = run(server, host, reboot=True)
+
+    assert host.commands == [REBOOT_COMMAND]
+    assert "install" not in host.operations
+    assert (result["rebooted"], result["reboot_required"], result["counts"]["OK"]) == (True, False, 2)
