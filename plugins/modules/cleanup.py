@@ -10,8 +10,8 @@ module: cleanup
 short_description: Empty the download staging of a Windows host
 version_added: 0.1.0
 description:
-  - Removes what downloads left on the host under C(%ProgramData%\\wuacache): the files staged before the Windows
-    Update Agent took them into its cache, partial downloads kept for a later resume, and downloaded packages.
+  - Removes what downloads left on the host under C(%ProgramData%\\wuacache), that is the files staged before the
+    Windows Update Agent took them into its cache, partial downloads kept for a later resume, and downloaded packages.
   - The offline catalog C(wsusscn2.cab) stays, so that the next scan does not download it again.
   - The server's own cleanup (files no host needs any more) is run by the C(wuacache.wua.cleanup) playbook, or by the
     server on its schedule.
