@@ -19,6 +19,7 @@ from typing import Any
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
     BridgeError,
@@ -44,6 +45,8 @@ STATUSES_TO_PATCH = frozenset({"PENDING", "MISSING", "ERROR"})
 # OperationResultCode
 RESULT_CODES = {0: "not_started", 1: "in_progress", 2: "succeeded", 3: "succeeded_with_errors", 4: "failed", 5: "aborted"}
 SUCCEEDED = frozenset({2, 3})
+display = Display()
+
 # How often the plan is read again while waiting for the server to fetch files.
 PLAN_POLL_INTERVAL = 10.0
 
@@ -96,12 +99,17 @@ class Patching:
         info = run_bridge(self.action, "info")
         cab = self.ensure_cab(self.server.cab_sha256())
         started = time.monotonic()
-        result = run_elevated(
-            self.action,
-            "scan",
-            {"criteria": self.options["criteria"], "wuauserv_after": wuauserv_after(self.options, info)},
-            timeout=self.options["timeout"],
-        )
+        try:
+            result = run_elevated(
+                self.action,
+                "scan",
+                {"criteria": self.options["criteria"], "wuauserv_after": wuauserv_after(self.options, info)},
+                timeout=self.options["timeout"],
+            )
+        except BridgeError as error:
+            if error.hresult is not None:
+                self._report_failed_scan(info, cab["sha256"], error, time.monotonic() - started)
+            raise
         report = build_report(
             host_name=self.options["host_name"],
             info=info,
@@ -118,6 +126,23 @@ class Patching:
             reboot_required=report["reboot_required"],
             plan=plan,
         )
+
+    def _report_failed_scan(self, info: dict[str, Any], cab_sha256: str, error: BridgeError, duration: float) -> None:
+        """Tell the server that the host's scan failed, and how: the server keeps the last plan."""
+        report = build_report(
+            host_name=self.options["host_name"],
+            info=info,
+            cab_sha256=cab_sha256,
+            scan={"updates": [], "history": [], "reboot_required": False},
+            scan_duration_seconds=round(duration, 3),
+            assignment=assignment(self.options),
+        )
+        report["error_hresult"] = int(error.hresult.code, 16)
+        try:
+            self.server.post_report(self.options["host_name"], report)
+        except ServerError as server_error:
+            # The scan's own failure is what the task reports.
+            display.warning(f"The failed scan could not be reported to the server: {server_error}")
 
     def ensure_cab(self, expected_sha256: str) -> dict[str, Any]:
         """Bring the host's copy of the catalog up to date with the server's, and check its digest."""

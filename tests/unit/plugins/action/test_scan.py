@@ -195,7 +195,8 @@ def test_a_refused_report_fails_with_the_servers_detail(server: FakeServer) -> N
     assert "s3cret" not in str(result)
 
 
-def test_a_failed_scan_names_the_hresult(server: FakeServer) -> None:
+def test_a_failed_scan_names_the_hresult_and_reaches_the_server(server: FakeServer) -> None:
+    server.report_answers.append(plan())
     host = RecordedHost({
         "info": [info()], "ensure_cab": [cab()],
         "scan": [Failure(-2145095679, "Exception from HRESULT: 0x80247001", "IUpdateSearcher.Search")],
@@ -206,7 +207,9 @@ def test_a_failed_scan_names_the_hresult(server: FakeServer) -> None:
     assert result["failed"] is True
     assert result["hresult"] == "0x80247001"
     assert result["msg"].startswith("0x80247001 WU_E_OL_INVALID_SCANFILE")
-    assert server.reports == []
+    # The server records the failure and keeps the host's last plan.
+    [report] = server.reports
+    assert (report["error_hresult"], report["updates"], report["cab_sha256"]) == (0x80247001, [], CAB_SHA256)
 
 
 def test_an_unreachable_server_fails_clearly() -> None:
