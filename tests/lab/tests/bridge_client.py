@@ -1,16 +1,22 @@
 """Drives the bridge of an emulated host as the controller does
 (docs/bridge-protocol.md): plain operations over a WinRM logon, elevated ones
 through ``task_start``, ``task_poll`` and ``task_collect``, with the
-collection's own scripts."""
+collection's own scripts; and the Windows Update operations' common steps
+against the catalog of the ``lab`` fixture (conftest.py)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wuacache_lab.catalog import CatalogSummary
+from wuacache_lab.catalog.payloads import upstream_path
+from wuacache_lab.pki import LabCA
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.windows.process import LogonSession
 
@@ -19,7 +25,24 @@ NETWORK = LogonSession(user="Administrator", logon_type="network")
 STANDARD_USER = LogonSession(user="alice", logon_type="network", administrator=False)
 ROOT = "C:\\ProgramData\\wuacache"
 RUNS = f"{ROOT}\\runs"
+STAGING = f"{ROOT}\\staging"
 TASK_STATE_RUNNING = 4
+# Where the server publishes the catalog.
+CAB_URL = "http://wuacache.example/wua/wsusscn2.cab"
+DISABLED_AND_STOPPED = {"start_mode": "Disabled", "running": False}
+ALL_UPDATES = "IsInstalled=0 or IsInstalled=1"
+# InstallationBehavior.RebootBehavior
+NEVER_REBOOTS = 0
+ALWAYS_REQUIRES_REBOOT = 1
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A signed catalog, and the upstream's document root that serves it and its payloads."""
+
+    ca: LabCA
+    catalog: CatalogSummary
+    docroot: Path
 
 
 def script(name: str) -> str:
@@ -88,3 +111,66 @@ def run_elevated(host: WindowsHost, operation: str, **params: Any) -> tuple[int,
     text = collect(host, name)
     assert text is not None, poll
     return poll["last_task_result"], json.loads(text)
+
+
+def elevated(host: WindowsHost, operation: str, **params: Any) -> dict[str, Any]:
+    """The result of an elevated operation that must succeed."""
+    exit_code, response = run_elevated(host, operation, **params)
+    assert exit_code == 0, response
+    return response["result"]
+
+
+def ensure_cab(host: WindowsHost, **params: Any) -> dict[str, Any]:
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, **params)
+    assert exit_code == 0, response
+    return response["result"]
+
+
+def scan(host: WindowsHost, criteria: str = ALL_UPDATES) -> dict[str, Any]:
+    return elevated(host, "scan", criteria=criteria, wuauserv_after=DISABLED_AND_STOPPED)
+
+
+def criteria_for(*updates: dict[str, Any]) -> str:
+    return " or ".join(f"UpdateID='{update['update_id']}'" for update in updates)
+
+
+def pending(host: WindowsHost, reboot_behavior: int, count: int = 1) -> list[dict[str, Any]]:
+    """Updates not installed yet, with files and a KB of their own, that install with ``reboot_behavior``."""
+    updates = [
+        update
+        for update in scan(host, "IsInstalled=0")["updates"]
+        if update["reboot_behavior"] == reboot_behavior
+        and len(update["kb_article_ids"]) == 1
+        and all(child["download_urls"] for child in update["bundled"])
+    ]
+    assert len(updates) >= count
+    return updates[:count]
+
+
+def sha1_hex(lab: Lab, url: str) -> str:
+    return hashlib.sha1(upstream_path(lab.docroot, url).read_bytes()).hexdigest()
+
+
+def files_for(lab: Lab, *updates: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """What the controller sends: each bundled child's files, by the child's UpdateID."""
+    return {
+        child["update_id"].lower(): [
+            {"url": url, "name": url.rsplit("/", 1)[-1], "sha1": sha1_hex(lab, url)} for url in child["download_urls"]
+        ]
+        for update in updates
+        for child in update["bundled"]
+    }
+
+
+def download(lab: Lab, host: WindowsHost, *updates: dict[str, Any], files: Any = None) -> dict[str, Any]:
+    return elevated(
+        host,
+        "download",
+        criteria=criteria_for(*updates),
+        files=files_for(lab, *updates) if files is None else files,
+        wuauserv_after=DISABLED_AND_STOPPED,
+    )
+
+
+def install(host: WindowsHost, *updates: dict[str, Any]) -> dict[str, Any]:
+    return elevated(host, "install", criteria=criteria_for(*updates), wuauserv_after=DISABLED_AND_STOPPED)

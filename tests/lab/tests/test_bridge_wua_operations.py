@@ -5,31 +5,42 @@ catalog served by the lab's upstream."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_client import NETWORK, ROOT, RUNS, STANDARD_USER, bridge_request, call, run_elevated, start
-from wuacache_lab.catalog import CatalogSummary, generate_catalog
-from wuacache_lab.catalog.payloads import upstream_path
-from wuacache_lab.pki import LabCA, ensure_lab_ca
+from bridge_client import (
+    ALL_UPDATES,
+    ALWAYS_REQUIRES_REBOOT,
+    CAB_URL,
+    DISABLED_AND_STOPPED,
+    NETWORK,
+    NEVER_REBOOTS,
+    ROOT,
+    RUNS,
+    STAGING,
+    STANDARD_USER,
+    Lab,
+    bridge_request,
+    call,
+    criteria_for,
+    download,
+    elevated,
+    ensure_cab,
+    files_for,
+    install,
+    pending,
+    run_elevated,
+    scan,
+    start,
+)
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import SYSTEM, WindowsHost
 from wuacache_lab.windows.wua import SCAN_FILE_FOLDER
 
-CAB_URL = "http://wuacache.example/wua/wsusscn2.cab"
 CAB = f"{ROOT}\\wsusscn2.cab"
-STAGING = f"{ROOT}\\staging"
-DISABLED_AND_STOPPED = {"start_mode": "Disabled", "running": False}
-ALL_UPDATES = "IsInstalled=0 or IsInstalled=1"
-NEVER_REBOOTS = 0
-ALWAYS_REQUIRES_REBOOT = 1
 
 E_ACCESSDENIED = -2147024891
 E_INVALIDARG = -2147024809
@@ -50,107 +61,12 @@ UPDATE_MEMBERS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Lab:
-    ca: LabCA
-    catalog: CatalogSummary
-    docroot: Path
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    root = tmp_path_factory.mktemp("catalog")
-    ca = ensure_lab_ca(root / "ca")
-    catalog = generate_catalog(root / "catalog", updates=80, seed=11, ca=ca, fragments_per_cab=40)
-    # The payloads at Microsoft's URLs, and the catalog where the server publishes it.
-    docroot = catalog.files_dir
-    published = upstream_path(docroot, CAB_URL)
-    published.parent.mkdir(parents=True)
-    shutil.copyfile(catalog.cab, published)
-    return Lab(ca, catalog, docroot)
-
-
-@pytest.fixture
-def upstream(lab: Lab, tmp_path: Path) -> Iterator[UpstreamServer]:
-    with UpstreamServer(lab.docroot, tmp_path / "upstream") as server:
-        yield server
-
-
-@pytest.fixture
-def host(lab: Lab, upstream: UpstreamServer, tmp_path: Path) -> WindowsHost:
-    return WindowsHost(
-        "WIN10-01", tmp_path / "hosts", profile="win10-22h2", trusted_ca=lab.ca.ca_cert, proxy=upstream.url
-    )
-
-
 def transfers(upstream: UpstreamServer, tmp_path: Path, url: str) -> list[tuple[int, int]]:
     """(status, bytes) of each answer the upstream gave for ``url``."""
     upstream.wait_idle()
     return [
         (entry["status"], entry["bytes"]) for entry in read_access_log(tmp_path / "upstream") if entry["url"] == url
     ]
-
-
-def ensure_cab(host: WindowsHost, **params: Any) -> dict[str, Any]:
-    exit_code, response = call(host, "ensure_cab", url=CAB_URL, **params)
-    assert exit_code == 0, response
-    return response["result"]
-
-
-def elevated(host: WindowsHost, operation: str, **params: Any) -> dict[str, Any]:
-    exit_code, response = run_elevated(host, operation, **params)
-    assert exit_code == 0, response
-    return response["result"]
-
-
-def scan(host: WindowsHost, criteria: str = ALL_UPDATES) -> dict[str, Any]:
-    return elevated(host, "scan", criteria=criteria, wuauserv_after=DISABLED_AND_STOPPED)
-
-
-def criteria_for(*updates: dict[str, Any]) -> str:
-    return " or ".join(f"UpdateID='{update['update_id']}'" for update in updates)
-
-
-def sha1_hex(lab: Lab, url: str) -> str:
-    return hashlib.sha1(upstream_path(lab.docroot, url).read_bytes()).hexdigest()
-
-
-def files_for(lab: Lab, *updates: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    """What the controller sends: each bundled child's files, by the child's UpdateID."""
-    return {
-        child["update_id"].lower(): [
-            {"url": url, "name": url.rsplit("/", 1)[-1], "sha1": sha1_hex(lab, url)} for url in child["download_urls"]
-        ]
-        for update in updates
-        for child in update["bundled"]
-    }
-
-
-def download(lab: Lab, host: WindowsHost, *updates: dict[str, Any], files: Any = None) -> dict[str, Any]:
-    return elevated(
-        host,
-        "download",
-        criteria=criteria_for(*updates),
-        files=files_for(lab, *updates) if files is None else files,
-        wuauserv_after=DISABLED_AND_STOPPED,
-    )
-
-
-def install(host: WindowsHost, *updates: dict[str, Any]) -> dict[str, Any]:
-    return elevated(host, "install", criteria=criteria_for(*updates), wuauserv_after=DISABLED_AND_STOPPED)
-
-
-def pending(host: WindowsHost, reboot_behavior: int, count: int = 1) -> list[dict[str, Any]]:
-    """Updates not installed yet, with files and a KB of their own, that install with ``reboot_behavior``."""
-    updates = [
-        update
-        for update in scan(host, "IsInstalled=0")["updates"]
-        if update["reboot_behavior"] == reboot_behavior
-        and len(update["kb_article_ids"]) == 1
-        and all(child["download_urls"] for child in update["bundled"])
-    ]
-    assert len(updates) >= count
-    return updates[:count]
 
 
 def wuauserv(host: WindowsHost) -> tuple[str, str]:

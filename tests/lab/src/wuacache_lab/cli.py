@@ -5,6 +5,7 @@
     lab status
     lab fault upstream /c/msdownload/update/software/secu/... truncate
     lab fault host win10-01 install_failure --hresult 0x80070643
+    lab fault host win10-01 revert_at_reboot --update-id <UpdateID>
     lab fault clear
     lab down [--purge]
 
@@ -153,6 +154,10 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
         "drop_connection": {"count": args.count, "delay": args.delay},
         "disk_full": {},
         "reboot_seconds": {"seconds": args.seconds},
+        "revert_at_reboot": {"hresult": args.hresult, "update_ids": args.update_id},
+        "stuck_reboot_pending": {},
+        "upgrade_rollback": {},
+        "upgrade_blocked": {},
     }[args.kind]
     set_host_fault(spec.hosts_dir, host.name.upper(), args.kind, **{key: value for key, value in options.items() if value is not None})
     print(f"lab: {host.name} has fault {args.kind}")
@@ -228,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     host = fault.add_parser("host", help="make an emulated host fail")
     host.add_argument("host", help="host name, as in the inventory")
     host.add_argument("kind", choices=HOST_FAULTS)
-    host.add_argument("--hresult", type=_hresult, help="HRESULT of an install_failure, e.g. 0x80070643")
-    host.add_argument("--update-id", action="append", help="fail only this UpdateID (repeatable)")
+    host.add_argument("--hresult", type=_hresult, help="HRESULT of an install_failure or revert_at_reboot, e.g. 0x80070643")
+    host.add_argument("--update-id", action="append", help="fail or revert only this UpdateID (repeatable)")
     host.add_argument("--seconds", type=float, help="of a slow_install (per update) or of reboot_seconds")
     host.add_argument("--count", type=int, help="commands a drop_connection drops")
     host.add_argument("--delay", type=float, help="seconds before a drop_connection drops")

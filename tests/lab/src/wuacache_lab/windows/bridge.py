@@ -56,6 +56,8 @@ REQUEST_CALL = "bridge request"
 ROOT_FOLDER_NAME = "wuacache"
 CATALOG_FILE = "wsusscn2.cab"
 STAGING_FOLDER = "staging"
+PACKAGES_FOLDER = "packages"
+OS_UPGRADE_LOGS_FOLDER = "logs\\os_upgrade"
 # The only owners a root may have: nobody else can have planted files in it.
 PRIVATE_FOLDER_OWNERS = (SYSTEM_SID, ADMINISTRATORS_SID)
 PRIVATE_FOLDER = FolderSecurity(owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID))
@@ -75,6 +77,9 @@ VOLATILE_SERVICE = 0
 
 # wusa.exe takes the KB on its command line.
 KB_NUMBER = re.compile(r"[0-9]{1,10}")
+# A package's name becomes a path under the root.
+PACKAGE_NAME = re.compile(r"[A-Za-z0-9._-]+\.(?:msu|cab)")
+PACKAGE_KINDS = ("msu", "cab")
 
 
 class BridgeFailure(Exception):
@@ -423,6 +428,103 @@ def history(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> dict[str,
         return {"history": _read_history(_new_update_session(process))}
 
 
+def install_package(
+    process: BridgeProcess, url: str, name: str, sha256: str, kind: str, wuauserv_after: dict[str, Any]
+) -> dict[str, Any]:
+    """Install-Package: the server's package fetched into the packages folder,
+    installed by wusa.exe or DISM, and deleted whatever happened."""
+    name = "" if name is None else str(name)
+    kind = "" if kind is None else str(kind)
+    if not PACKAGE_NAME.fullmatch(name):
+        raise _refusal(E_INVALIDARG, f"The package name '{name}' must be a plain .msu or .cab file name.")
+    if kind not in PACKAGE_KINDS:
+        raise _refusal(E_INVALIDARG, f"The package kind '{kind}' must be msu or cab.")
+    initialize_private_folder(process)
+    folder = f"{_root(process)}\\{PACKAGES_FOLDER}"
+    with api_call("New-Item packages folder"):
+        process.system.new_directory(folder)
+    path = f"{folder}\\{name}"
+
+    def remove_package() -> None:
+        process.host.disk.remove(path)
+        process.host.disk.remove(f"{path}.part")
+
+    with _windows_update_service(process, wuauserv_after):
+        succeeded = False
+        try:
+            saved = _save_http_file(process, url, path, sha256=sha256)
+            # Start-Process -Wait -PassThru, the path quoted by the bridge.
+            if kind == "msu":
+                with api_call("wusa.exe"):
+                    tool = process.host.run_process(
+                        f'wusa.exe "{path}" /quiet /norestart', b"", process.logon, process.working_directory
+                    )
+            else:
+                with api_call("dism.exe"):
+                    tool = process.host.run_process(
+                        f'dism.exe /Online /Add-Package "/PackagePath:{path}" /Quiet /NoRestart',
+                        b"",
+                        process.logon,
+                        process.working_directory,
+                    )
+            succeeded = True
+        finally:
+            cleanup_call("Remove-Item package", succeeded, remove_package)
+    return {"exit_code": tool.exit_code, "download": saved}
+
+
+def os_upgrade(process: BridgeProcess, setup_path: str, arguments: list[str]) -> dict[str, Any]:
+    """Start-OsUpgrade: setup.exe run with the controller's switches and the
+    host's logs folder."""
+    setup_path = "" if setup_path is None else str(setup_path)
+    with api_call("Test-Path setup_path"):
+        if not _is_file(process, setup_path):
+            raise HResultError(ERROR_FILE_NOT_FOUND, f"Could not find file '{setup_path}'.")
+    initialize_private_folder(process)
+    logs = f"{_root(process)}\\{OS_UPGRADE_LOGS_FOLDER}"
+    with api_call("New-Item logs folder"):
+        process.system.new_directory(logs)
+    with api_call("setup.exe"):
+        # Start-Process joins -ArgumentList with spaces, without quoting.
+        setup = process.host.run_process(
+            " ".join([f'"{setup_path}"', *map(str, arguments), "/copylogs", f'"{logs}"']),
+            b"",
+            process.logon,
+            process.working_directory,
+        )
+    return {"exit_code": setup.exit_code, "logs": logs}
+
+
+def clean_staging(process: BridgeProcess) -> dict[str, Any]:
+    """Clear-Staging: everything under the staging and packages folders, the
+    folders themselves kept."""
+    disk = process.host.disk
+    removed_files = removed_bytes = 0
+    with api_call("Remove-Item staging"):
+        for name in (STAGING_FOLDER, PACKAGES_FOLDER):
+            folder = f"{_root(process)}\\{name}"
+            if not disk.is_folder(folder):
+                continue
+            for item in disk.path(folder).iterdir():
+                files = [item] if item.is_file() else [path for path in item.rglob("*") if path.is_file()]
+                removed_files += len(files)
+                removed_bytes += sum(path.stat().st_size for path in files)
+                if item.is_dir():
+                    disk.remove_tree(f"{folder}\\{item.name}")
+                else:
+                    disk.remove(f"{folder}\\{item.name}")
+    return {"removed_files": removed_files, "removed_bytes": removed_bytes}
+
+
+def _is_file(process: BridgeProcess, path: str) -> bool:
+    """``Test-Path -LiteralPath <path> -PathType Leaf``: false, not an error,
+    for what the host cannot reach."""
+    try:
+        return process.host.disk.exists(path)
+    except HResultError:
+        return False
+
+
 def _root(process: BridgeProcess) -> str:
     return f"{process.system.getenv('ProgramData')}\\{ROOT_FOLDER_NAME}"
 
@@ -560,10 +662,12 @@ def _read_history(session: UpdateSession) -> list[dict[str, Any]]:
         ]
 
 
-def _save_http_file(process: BridgeProcess, url: str, path: str, *, sha1: str | None = None) -> dict[str, Any]:
+def _save_http_file(
+    process: BridgeProcess, url: str, path: str, *, sha1: str | None = None, sha256: str | None = None
+) -> dict[str, Any]:
     """Save-HttpFile, reported under the file's name."""
     with api_call(f"Save-HttpFile {path.rsplit(chr(92), 1)[-1]}"):
-        saved = downloads.download(process.host, url, path, expected_sha1=sha1)
+        saved = downloads.download(process.host, url, path, expected_sha1=sha1, expected_sha256=sha256)
     return {"status": saved.status, "size": saved.size, "transferred": saved.transferred}
 
 
@@ -587,6 +691,9 @@ OPERATIONS: dict[str, Operation] = {
     "install": install,
     "uninstall": uninstall,
     "history": history,
+    "install_package": install_package,
+    "os_upgrade": os_upgrade,
+    "clean_staging": clean_staging,
 }
 
 

@@ -6,7 +6,10 @@ bridge marker run a bridge operation (:mod:`wuacache_lab.windows.bridge`)
 with the request read from standard input; those carrying the task
 bootstrap's marker run the ``envelope.json`` of their working directory and
 write ``response.json`` beside it, as the elevated runs' scheduled tasks do.
-``wusa.exe`` removes updates (:mod:`wuacache_lab.windows.wusa`).
+``wusa.exe`` and ``dism.exe`` install servicing packages and remove updates
+(:mod:`wuacache_lab.windows.wusa`, :mod:`wuacache_lab.windows.dism`), and
+the ``setup.exe`` of upgrade media on the host's disk upgrades Windows
+(:mod:`wuacache_lab.windows.setup`).
 A handful of plain commands are
 understood so that generic tools (Ansible's ``raw``, a ``shutdown /r``) can be
 tested; the emulator is not a PowerShell interpreter and says so for anything
@@ -24,6 +27,8 @@ from typing import TYPE_CHECKING
 from wuacache_lab.windows.bridge import BRIDGE_MARKER, ENVELOPE_FILE, RESPONSE_FILE, TASK_MARKER, handle_request
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, MAX_COMMAND_LINE, LogonSession, ProcessResult
+from wuacache_lab.windows.dism import run_dism
+from wuacache_lab.windows.setup import run_setup
 from wuacache_lab.windows.wusa import run_wusa
 
 if TYPE_CHECKING:
@@ -78,6 +83,10 @@ def run_command_line(
         return _run_powershell(host, arguments[1:], stdin, logon, working_directory)
     if program == "wusa":
         return run_wusa(host, arguments[1:], logon)
+    if program == "dism":
+        return run_dism(host, arguments[1:], logon)
+    if program == "setup":
+        return run_setup(host, arguments[0], arguments[1:], logon)
     return _run_script(host, command_line)
 
 

@@ -18,10 +18,22 @@ from typing import Any
 
 from wuacache_lab.windows.state import host_dir
 
-FAULT_KINDS = ("install_failure", "slow_install", "drop_connection", "disk_full", "reboot_seconds")
+FAULT_KINDS = (
+    "install_failure",
+    "slow_install",
+    "drop_connection",
+    "disk_full",
+    "reboot_seconds",
+    "revert_at_reboot",
+    "stuck_reboot_pending",
+    "upgrade_rollback",
+    "upgrade_blocked",
+)
 
 # ERROR_INSTALL_FAILURE: "Fatal error during installation."
 DEFAULT_INSTALL_FAILURE = 0x80070643
+# CBS_E_INSTALLERS_FAILED: what servicing reports when it undoes changes at a restart.
+DEFAULT_REVERT_FAILURE = 0x800F0922
 DEFAULT_REBOOT_SECONDS = 3.0
 
 
@@ -37,7 +49,13 @@ def set_host_fault(state_dir: Path, host: str, kind: str, **params: Any) -> None
     per update. ``drop_connection``: the next ``count`` commands (default 1)
     are dropped after ``delay`` seconds (default 0) without running.
     ``disk_full``: no parameters. ``reboot_seconds``: ``seconds`` a restart
-    keeps the host unreachable.
+    keeps the host unreachable. ``revert_at_reboot``: installs that wait for
+    a restart are undone during it, with ``hresult`` (default
+    CBS_E_INSTALLERS_FAILED), only those of ``update_ids`` if given.
+    ``stuck_reboot_pending``: servicing marks a pending restart again after
+    every restart. ``upgrade_rollback``: Windows Setup rolls the upgrade back
+    at the restart. ``upgrade_blocked``: Windows Setup finds an incompatible
+    application and refuses to upgrade.
     """
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
@@ -97,13 +115,29 @@ class HostFaults:
 
     def install_failure(self, update_id: str) -> int | None:
         """The HRESULT an install of ``update_id`` must fail with, if any."""
-        fault = self.current().get("install_failure")
+        return self._update_failure("install_failure", update_id, DEFAULT_INSTALL_FAILURE)
+
+    def revert_at_reboot(self, update_id: str) -> int | None:
+        """The HRESULT with which the restart undoes the install of ``update_id``, if it does."""
+        return self._update_failure("revert_at_reboot", update_id, DEFAULT_REVERT_FAILURE)
+
+    def _update_failure(self, kind: str, update_id: str, default: int) -> int | None:
+        fault = self.current().get(kind)
         if fault is None:
             return None
         update_ids = fault.get("update_ids")
         if update_ids is not None and update_id.lower() not in {uid.lower() for uid in update_ids}:
             return None
-        return int(fault.get("hresult", DEFAULT_INSTALL_FAILURE))
+        return int(fault.get("hresult", default))
+
+    def stuck_reboot_pending(self) -> bool:
+        return "stuck_reboot_pending" in self.current()
+
+    def upgrade_rollback(self) -> bool:
+        return "upgrade_rollback" in self.current()
+
+    def upgrade_blocked(self) -> bool:
+        return "upgrade_blocked" in self.current()
 
     def install_delay(self) -> float:
         return float(self.current().get("slow_install", {}).get("seconds", 0.0))

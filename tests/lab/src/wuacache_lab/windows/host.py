@@ -20,7 +20,8 @@ from wuacache_lab.windows.faults import HostFaults
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, ConnectionDropped, LogonSession, ProcessResult
 from wuacache_lab.windows.profiles import OsProfile, get_profile
 from wuacache_lab.windows.state import HostState, StateStore, from_iso, host_dir, to_iso, utc_now
-from wuacache_lab.windows.system import REBOOT_MARKERS, WindowsSystem
+from wuacache_lab.windows.setup import UPGRADE_RESTARTS, finish_upgrade
+from wuacache_lab.windows.system import CBS_REBOOT_PENDING, REBOOT_MARKERS, WindowsSystem
 from wuacache_lab.windows.taskscheduler import TaskScheduler
 from wuacache_lab.windows.wua import UpdateAgent, WuaClient, complete_pending_changes
 
@@ -52,7 +53,7 @@ class WindowsHost:
         proxy: str | None = None,
     ) -> None:
         self.name = name
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.built_profile = get_profile(profile) if isinstance(profile, str) else profile
         self.trusted_ca = Path(trusted_ca)
         self.proxy = proxy
         self.directory = host_dir(Path(state_dir), name)
@@ -61,15 +62,22 @@ class WindowsHost:
         self.store = StateStore(self.directory / "state.json")
         self.disk = HostDisk(
             self.directory / "disk",
-            size_bytes=self.profile.disk_size_bytes,
-            os_used_bytes=self.profile.disk_used_bytes,
+            size_bytes=self.built_profile.disk_size_bytes,
+            os_used_bytes=self.built_profile.disk_used_bytes,
             faults=self.faults,
         )
         self.agent = UpdateAgent(self)
         self.task_scheduler = TaskScheduler(self)
 
     def __repr__(self) -> str:
-        return f"WindowsHost({self.name!r}, profile={self.profile.name!r})"
+        return f"WindowsHost({self.name!r}, profile={self.built_profile.name!r})"
+
+    @property
+    def profile(self) -> OsProfile:
+        """The OS the host runs: the one it was built with, until Windows
+        Setup upgrades it."""
+        upgraded = self.store.peek(lambda state: state.os_profile)
+        return self.built_profile if upgraded is None else get_profile(upgraded)
 
     @property
     def computer_name(self) -> str:
@@ -133,7 +141,8 @@ class WindowsHost:
             if state.reboot_at is not None:
                 raise HResultError(ERROR_SHUTDOWN_IS_SCHEDULED)
             state.reboot_at = to_iso(utc_now() + timedelta(seconds=delay))
-            state.reboot_seconds = self.faults.reboot_seconds()
+            restarts = UPGRADE_RESTARTS if state.pending_upgrade is not None else 1
+            state.reboot_seconds = self.faults.reboot_seconds() * restarts
         self.log.info("restart scheduled in %.0f s", delay)
 
     def set_reboot_marker(self, marker: str) -> None:
@@ -145,8 +154,10 @@ class WindowsHost:
                 state.reboot_markers.append(marker)
 
     def _finish_reboot(self) -> None:
-        """Bring the host back once its restart is over: new boot time, reboot
-        markers gone, post-reboot work done, services in their start mode."""
+        """Bring the host back once its restart is over: new boot time,
+        post-reboot work done (an upgrade included), reboot markers gone
+        (unless the ``stuck_reboot_pending`` fault brings servicing's back),
+        services in their start mode."""
         if self.store.peek(lambda state: state.reboot_at) is None:
             return
         with self.store.update() as state:
@@ -156,8 +167,9 @@ class WindowsHost:
             if utc_now() < back_at:
                 return
             state.last_boot_up_time = to_iso(back_at)
-            complete_pending_changes(state, to_iso(back_at))
-            state.reboot_markers = []
+            complete_pending_changes(state, to_iso(back_at), self.faults)
+            finish_upgrade(self, state)
+            state.reboot_markers = [CBS_REBOOT_PENDING] if self.faults.stuck_reboot_pending() else []
             state.wuauserv_state = "Running" if state.wuauserv_start_mode == "Auto" else "Stopped"
             state.reboot_at = None
             state.reboot_seconds = 0.0

@@ -48,6 +48,11 @@ class OsProfile:
         return int(self.version.split(".")[2])
 
     @property
+    def edition_id(self) -> str:
+        """The ``EditionID`` of the CurrentVersion key, which Setup matches with an image's."""
+        return "Professional" if self.product_type == 1 else "ServerStandard"
+
+    @property
     def processor_architecture(self) -> int:
         return PROCESSOR_ARCHITECTURES[self.architecture]
 
@@ -101,11 +106,23 @@ _SERVER2022 = OsProfile(
     wua_version="10.0.20348.2227",
 )
 
+# What Windows 11 23H2 hosts can be upgraded to.
+_WIN11_24H2 = OsProfile(
+    name="win11-24h2",
+    caption="Microsoft Windows 11 Pro",
+    version="10.0.26100",
+    ubr=1742,
+    product_type=1,
+    architecture="x64",
+    wua_version="10.0.26100.1742",
+)
+
 PROFILES: dict[str, OsProfile] = {
     profile.name: profile
     for profile in (
         _WIN10,
         _WIN11,
+        _WIN11_24H2,
         _SERVER2019,
         _SERVER2022,
         OsProfile(
@@ -142,7 +159,8 @@ PROFILES: dict[str, OsProfile] = {
 }
 
 # ``--profile mixed``: every x64 OS first, so that even a small lab covers the
-# four releases, then the other architectures and languages.
+# four releases, then the other architectures and languages, and last the
+# release the others are upgraded to.
 MIXED = "mixed"
 MIXED_ROTATION = (
     "win10-22h2",
@@ -152,6 +170,7 @@ MIXED_ROTATION = (
     "win10-22h2-x86",
     "win11-23h2-arm64",
     "win10-22h2-fr",
+    "win11-24h2",
 )
 
 

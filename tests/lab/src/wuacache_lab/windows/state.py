@@ -63,6 +63,16 @@ class InstalledUpdate:
 
 
 @dataclass
+class InstalledPackage:
+    """A servicing (CBS) package installed by wusa.exe or DISM, found by its KB."""
+
+    identity: str  # Package_for_KB<kb>~<public key token>~<architecture>~~<version>
+    kb: str
+    installed_at: str
+    reboot_behavior: str = "NeverReboots"
+
+
+@dataclass
 class HistoryEntry:
     operation: int
     result_code: int
@@ -84,6 +94,19 @@ class PendingChange:
     title: str
     kb_article_ids: list[str] = field(default_factory=list)
     reboot_behavior: str = "NeverReboots"
+    # The CBS identity of the servicing package the change installs or
+    # removes (wusa.exe, DISM); None for a change of an update.
+    package: str | None = None
+
+
+@dataclass
+class PendingUpgrade:
+    """Windows Setup's down-level phase is done: the upgrade to ``target``
+    (an OS profile's name) happens at the next restart."""
+
+    target: str
+    # /copylogs: where Setup copies its logs when the upgrade fails.
+    copy_logs: str | None = None
 
 
 @dataclass
@@ -128,6 +151,7 @@ class HostState:
     wuauserv_start_mode: str = "Manual"
     wuauserv_state: str = "Stopped"
     installed: dict[str, InstalledUpdate] = field(default_factory=dict)  # by UpdateID
+    packages: dict[str, InstalledPackage] = field(default_factory=dict)  # by CBS identity
     history: list[HistoryEntry] = field(default_factory=list)  # oldest first
     cached_content: dict[str, list[str]] = field(default_factory=dict)  # UpdateID -> cached SHA-1 digests
     hidden_updates: list[str] = field(default_factory=list)
@@ -139,17 +163,37 @@ class HostState:
     # A restart in progress: down from reboot_at for reboot_seconds.
     reboot_at: str | None = None
     reboot_seconds: float = 0.0
+    # The OS profile Windows Setup upgraded the host to; None for the one it was built with.
+    os_profile: str | None = None
+    pending_upgrade: PendingUpgrade | None = None
+
+    def holder_of_kb(self, kb: str) -> InstalledUpdate | InstalledPackage | None:
+        """What servicing holds for ``kb`` and is not waiting to remove: an
+        update the Update Agent installed, or a package wusa.exe or DISM did."""
+        leaving = {
+            change.package or change.update_id
+            for change in self.pending_changes
+            if change.operation == OPERATION_UNINSTALLATION
+        }
+        updates = (update for update in self.installed.values() if kb in update.kb_article_ids)
+        packages = (package for package in self.packages.values() if package.kb == kb)
+        return next((update for update in updates if update.update_id not in leaving), None) or next(
+            (package for package in packages if package.identity not in leaving), None
+        )
 
     @classmethod
     def from_json(cls, data: dict) -> HostState:
         data = dict(data)
         data["installed"] = {key: InstalledUpdate(**value) for key, value in data.get("installed", {}).items()}
+        data["packages"] = {key: InstalledPackage(**value) for key, value in data.get("packages", {}).items()}
         data["history"] = [HistoryEntry(**entry) for entry in data.get("history", [])]
         data["pending_changes"] = [PendingChange(**change) for change in data.get("pending_changes", [])]
         data["scan_services"] = {key: ScanService(**value) for key, value in data.get("scan_services", {}).items()}
         data["scheduled_tasks"] = {
             key: ScheduledTask.from_json(value) for key, value in data.get("scheduled_tasks", {}).items()
         }
+        if data.get("pending_upgrade") is not None:
+            data["pending_upgrade"] = PendingUpgrade(**data["pending_upgrade"])
         return cls(**data)
 
 

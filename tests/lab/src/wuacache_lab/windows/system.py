@@ -182,7 +182,7 @@ class WindowsSystem:
             CURRENT_VERSION_KEY: {
                 # Windows 11 still says "Windows 10" here; only WMI's Caption is right.
                 "ProductName": "Windows 10 Pro" if workstation else profile.caption.removeprefix("Microsoft "),
-                "EditionID": "Professional" if workstation else "ServerStandard",
+                "EditionID": profile.edition_id,
                 "InstallationType": "Client" if workstation else "Server",
                 "CurrentBuild": str(profile.build),
                 "CurrentBuildNumber": str(profile.build),

@@ -56,6 +56,7 @@ from wuacache_lab.windows.state import (
     OPERATION_UNINSTALLATION,
     HistoryEntry,
     HostState,
+    InstalledPackage,
     InstalledUpdate,
     PendingChange,
     ScanService,
@@ -68,6 +69,7 @@ from wuacache_lab.windows.system import CBS_REBOOT_PENDING, WU_REBOOT_REQUIRED
 from wuacache_lab.windows.taskscheduler import TaskService
 
 if TYPE_CHECKING:
+    from wuacache_lab.windows.faults import HostFaults
     from wuacache_lab.windows.host import WindowsHost
 
 
@@ -390,7 +392,7 @@ class Update:
 
     @property
     def IsInstalled(self) -> bool:
-        return self._peek(lambda state: self._installed_as in state.installed)
+        return self._peek(lambda state: _is_installed(state, self._installed_as, self.KBArticleIDs))
 
     @property
     def IsPresent(self) -> bool:
@@ -534,12 +536,21 @@ class UpdateSearcher:
         )
 
 
+def _is_installed(state: HostState, update_id: str, kb_article_ids: Iterable[str]) -> bool:
+    """Installed through the agent, or through the servicing package of its
+    KB, which the update's IsInstalled rules detect whoever installed it."""
+    return update_id in state.installed or any(
+        package.kb in kb_article_ids for package in state.packages.values()
+    )
+
+
 def _criteria_values(update: Update, state: HostState) -> dict[str, Any]:
     update_id = update.Identity.UpdateID
+    installed = _is_installed(state, update_id, update.KBArticleIDs)
     return {
-        "isinstalled": update_id in state.installed,
+        "isinstalled": installed,
         "ishidden": update_id in state.hidden_updates,
-        "ispresent": update_id in state.installed,
+        "ispresent": installed,
         "rebootrequired": any(change.update_id == update_id for change in state.pending_changes),
         "type": update.update_type,
         "updateid": update_id,
@@ -761,6 +772,14 @@ def commit_change(state: HostState, change: PendingChange, *, reboot: bool, when
 
 
 def _apply_change(state: HostState, change: PendingChange, when: str) -> None:
+    if change.package is not None:
+        if change.operation == OPERATION_INSTALLATION:
+            state.packages[change.package] = InstalledPackage(
+                change.package, change.kb_article_ids[0], when, change.reboot_behavior
+            )
+        else:
+            state.packages.pop(change.package, None)
+        return
     if change.operation == OPERATION_INSTALLATION:
         state.installed[change.update_id] = InstalledUpdate(
             change.update_id,
@@ -774,9 +793,35 @@ def _apply_change(state: HostState, change: PendingChange, when: str) -> None:
         state.installed.pop(change.update_id, None)
 
 
-def complete_pending_changes(state: HostState, when: str) -> None:
+def complete_pending_changes(state: HostState, when: str, faults: HostFaults) -> None:
     """What Windows finishes while it restarts: installs and uninstalls that
-    waited for the reboot."""
+    waited for the reboot. An install the ``revert_at_reboot`` fault names is
+    undone instead ("We couldn't complete the updates. Undoing changes"): the
+    update stays uninstalled and its history entry becomes a failure."""
     for change in state.pending_changes:
-        _apply_change(state, change, when)
+        hresult = None
+        if change.package is None and change.operation == OPERATION_INSTALLATION:
+            hresult = faults.revert_at_reboot(change.update_id)
+        if hresult is None:
+            _apply_change(state, change, when)
+        else:
+            _record_reverted_install(state, change, hresult, when)
     state.pending_changes = []
+
+
+def _record_reverted_install(state: HostState, change: PendingChange, hresult: int, when: str) -> None:
+    """The history entry of the install attempt that waited for the restart
+    now says it failed, with the HRESULT of the rollback."""
+    attempt = next(
+        (
+            entry
+            for entry in reversed(state.history)
+            if entry.update_id == change.update_id and entry.operation == OPERATION_INSTALLATION
+        ),
+        None,
+    )
+    if attempt is None:
+        return
+    attempt.result_code = OperationResultCode.Failed
+    attempt.hresult = signed(hresult)
+    attempt.date = when

@@ -1,46 +1,72 @@
-"""``wusa.exe``, the Windows Update Standalone Installer, as far as removing
-an update goes.
+"""``wusa.exe``, the Windows Update Standalone Installer.
+
+``wusa <path.msu> /quiet [/norestart]`` installs the servicing package an
+.msu carries. An .msu is a cabinet of ``<name>.cab`` (the servicing package,
+:mod:`wuacache_lab.windows.cbs`), ``WSUSSCAN.cab``, ``<name>.xml`` and
+``<name>-pkgProperties.txt`` (UTF-16 ``Key="value"`` lines); wusa reads the
+KB from the properties' ``KB Article Number``. It exits with
+0x00240006 (WU_S_ALREADY_INSTALLED) when that KB is installed, 0x80240017
+(WU_E_NOT_APPLICABLE) when the package does not apply to the host, 3010 when
+the install completes at the next restart (and without ``/norestart`` the
+restart follows at once), 0 otherwise.
 
 ``wusa /uninstall /kb:<number> /quiet [/norestart]`` finds the installed
-update of that KB and removes it as servicing does: at once, or at the next
-restart for an update whose install needed one (exit code 3010, and without
-``/norestart`` the restart follows at once). It records the uninstallation
-in the Windows Update history. Like the Update Agent, it refuses network
-logons (KB2773898), and fails with 0x80070422 while the Windows Update
-service is disabled.
+update or package of that KB and removes it as servicing does: at once, or at
+the next restart for one whose install needed one (exit code 3010). It
+records the uninstallation of an update in the Windows Update history.
+
+Like the Update Agent, wusa refuses network logons (KB2773898), and fails
+with 0x80070422 while the Windows Update service is disabled.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wuacache_lab.windows.errors import E_ACCESSDENIED, ERROR_SERVICE_DISABLED, HResultError, signed
+from wuacache_lab.windows import cbs
+from wuacache_lab.windows.errors import E_ACCESSDENIED, ERROR_SERVICE_DISABLED, HResultError, WU_E_NOT_APPLICABLE, signed
 from wuacache_lab.windows.process import LogonSession, ProcessResult
-from wuacache_lab.windows.state import OPERATION_UNINSTALLATION, HistoryEntry, PendingChange, to_iso, utc_now
+from wuacache_lab.windows.state import (
+    OPERATION_UNINSTALLATION,
+    HistoryEntry,
+    InstalledUpdate,
+    PendingChange,
+    to_iso,
+    utc_now,
+)
 from wuacache_lab.windows.wua import OperationResultCode, commit_change
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
 
 ERROR_SUCCESS_REBOOT_REQUIRED = 3010
+# WU_S_ALREADY_INSTALLED: the KB of the package is installed.
+WU_S_ALREADY_INSTALLED = 0x00240006
 # WU_S_ALREADY_UNINSTALLED: no installed update has that KB.
 WU_S_ALREADY_UNINSTALLED = 0x00240007
 # What the history says of the changes wusa makes.
 CLIENT_APPLICATION_ID = "wusa"
+PROPERTIES_SUFFIX = "-pkgProperties.txt"
 
 
 def run_wusa(host: WindowsHost, arguments: list[str], logon: LogonSession) -> ProcessResult:
     """wusa.exe has no console output: its result is its exit code."""
-    switches = {argument.casefold() for argument in arguments}
+    switches = {argument.casefold() for argument in arguments if argument.startswith("/")}
+    packages = [argument for argument in arguments if not argument.startswith("/")]
     kbs = [argument[len("/kb:") :] for argument in switches if argument.startswith("/kb:")]
-    if "/uninstall" not in switches or "/quiet" not in switches or len(kbs) != 1 or not kbs[0].isdigit():
-        raise NotImplementedError("the emulated wusa.exe only removes the update of one KB, quietly")
+    uninstall = "/uninstall" in switches and not packages and len(kbs) == 1 and kbs[0].isdigit()
+    install = "/uninstall" not in switches and not kbs and len(packages) == 1
+    if "/quiet" not in switches or not (install or uninstall):
+        raise NotImplementedError("the emulated wusa.exe only installs one .msu or removes the update of one KB, quietly")
     if logon.logon_type == "network" or not logon.administrator:
         return ProcessResult(b"", b"", signed(E_ACCESSDENIED))
     if host.store.peek(lambda state: state.wuauserv_start_mode) == "Disabled":
         # It needs the Windows Update service, which cannot start.
         return ProcessResult(b"", b"", signed(ERROR_SERVICE_DISABLED))
-    exit_code = uninstall_kb(host, kbs[0])
+    try:
+        exit_code = install_msu(host, packages[0]) if install else uninstall_kb(host, kbs[0])
+    except HResultError as error:
+        return ProcessResult(b"", b"", signed(error.hresult))
     if exit_code == ERROR_SUCCESS_REBOOT_REQUIRED and "/norestart" not in switches:
         try:
             host.reboot()
@@ -49,43 +75,75 @@ def run_wusa(host: WindowsHost, arguments: list[str], logon: LogonSession) -> Pr
     return ProcessResult(b"", b"", exit_code)
 
 
+def install_msu(host: WindowsHost, path: str) -> int:
+    """Install the package of the .msu at ``path``; returns wusa's exit code."""
+    msu = cbs.open_cabinet(b"".join(host.disk.read(path)))
+    properties_name = next((name for name in msu if name.endswith(PROPERTIES_SUFFIX)), None)
+    if properties_name is None:
+        raise HResultError(cbs.ERROR_FILE_CORRUPT, f"{path} holds no package properties.")
+    name = properties_name.removesuffix(PROPERTIES_SUFFIX)
+    kb = read_properties(cbs.member(msu, properties_name)).get("KB Article Number", "")
+    package = cbs.read_package(cbs.member(msu, f"{name}.cab"))
+    if host.store.peek(lambda state: state.holder_of_kb(kb) is not None):
+        host.log.info("wusa: KB%s is already installed", kb)
+        return WU_S_ALREADY_INSTALLED
+    if not package.applies_to(host.profile):
+        host.log.info("wusa: %s does not apply to this host", package.identity)
+        return signed(WU_E_NOT_APPLICABLE)
+    return ERROR_SUCCESS_REBOOT_REQUIRED if cbs.install_package(host, package) else 0
+
+
+def read_properties(data: bytes) -> dict[str, str]:
+    """The ``Key="value"`` lines of a ``-pkgProperties.txt``."""
+    properties = {}
+    for line in data.decode("utf-16").splitlines():
+        key, separator, value = line.partition("=")
+        if separator:
+            properties[key.strip()] = value.strip().strip('"')
+    return properties
+
+
 def uninstall_kb(host: WindowsHost, kb: str) -> int:
-    """Remove the installed update of ``kb``; returns wusa's exit code."""
+    """Remove the installed update or package of ``kb``; returns wusa's exit code."""
     now = to_iso(utc_now())
     with host.store.update() as state:
-        leaving = {change.update_id for change in state.pending_changes if change.operation == OPERATION_UNINSTALLATION}
-        installed = next(
-            (
-                update
-                for update in state.installed.values()
-                if kb in update.kb_article_ids and update.update_id not in leaving
-            ),
-            None,
-        )
-        if installed is None:
-            host.log.info("wusa: no installed update has KB%s", kb)
+        holder = state.holder_of_kb(kb)
+        if holder is None:
+            host.log.info("wusa: nothing installed has KB%s", kb)
             return WU_S_ALREADY_UNINSTALLED
-        reboot = installed.reboot_behavior == "AlwaysRequiresReboot"
-        change = PendingChange(
-            OPERATION_UNINSTALLATION,
-            installed.update_id,
-            installed.revision_number,
-            installed.title,
-            installed.kb_article_ids,
-            installed.reboot_behavior,
-        )
-        commit_change(state, change, reboot=reboot, when=now)
-        state.history.append(
-            HistoryEntry(
-                operation=OPERATION_UNINSTALLATION,
-                result_code=OperationResultCode.Succeeded,
-                hresult=0,
-                date=now,
-                update_id=installed.update_id,
-                revision_number=installed.revision_number,
-                title=installed.title,
-                client_application_id=CLIENT_APPLICATION_ID,
+        if isinstance(holder, InstalledUpdate):
+            change = PendingChange(
+                OPERATION_UNINSTALLATION,
+                holder.update_id,
+                holder.revision_number,
+                holder.title,
+                holder.kb_article_ids,
+                holder.reboot_behavior,
             )
-        )
-    host.log.info("wusa removed KB%s (%s)%s", kb, installed.update_id, ", restart required" if reboot else "")
+            state.history.append(
+                HistoryEntry(
+                    operation=OPERATION_UNINSTALLATION,
+                    result_code=OperationResultCode.Succeeded,
+                    hresult=0,
+                    date=now,
+                    update_id=holder.update_id,
+                    revision_number=holder.revision_number,
+                    title=holder.title,
+                    client_application_id=CLIENT_APPLICATION_ID,
+                )
+            )
+        else:
+            # A package wusa or DISM installed: no update of the history is its.
+            change = PendingChange(
+                OPERATION_UNINSTALLATION,
+                update_id="",
+                revision_number=0,
+                title=holder.identity,
+                kb_article_ids=[kb],
+                reboot_behavior=holder.reboot_behavior,
+                package=holder.identity,
+            )
+        reboot = change.reboot_behavior == "AlwaysRequiresReboot"
+        commit_change(state, change, reboot=reboot, when=now)
+    host.log.info("wusa removed KB%s (%s)%s", kb, change.package or change.update_id, ", restart required" if reboot else "")
     return ERROR_SUCCESS_REBOOT_REQUIRED if reboot else 0

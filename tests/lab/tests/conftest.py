@@ -1,0 +1,42 @@
+"""Fixtures of the bridge tests: a signed catalog per test module, the lab's
+upstream serving it, and an emulated host that reaches it through its proxy."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bridge_client import CAB_URL, Lab
+from wuacache_lab.catalog import generate_catalog
+from wuacache_lab.catalog.payloads import upstream_path
+from wuacache_lab.pki import ensure_lab_ca
+from wuacache_lab.upstream import UpstreamServer
+from wuacache_lab.windows.host import WindowsHost
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    root = tmp_path_factory.mktemp("catalog")
+    ca = ensure_lab_ca(root / "ca")
+    catalog = generate_catalog(root / "catalog", updates=80, seed=11, ca=ca, fragments_per_cab=40)
+    # The payloads at Microsoft's URLs, and the catalog where the server publishes it.
+    docroot = catalog.files_dir
+    published = upstream_path(docroot, CAB_URL)
+    published.parent.mkdir(parents=True)
+    shutil.copyfile(catalog.cab, published)
+    return Lab(ca, catalog, docroot)
+
+
+@pytest.fixture
+def upstream(lab: Lab, tmp_path: Path) -> Iterator[UpstreamServer]:
+    with UpstreamServer(lab.docroot, tmp_path / "upstream") as server:
+        yield server
+
+
+@pytest.fixture
+def host(lab: Lab, upstream: UpstreamServer, tmp_path: Path) -> WindowsHost:
+    return WindowsHost(
+        "WIN10-01", tmp_path / "hosts", profile="win10-22h2", trusted_ca=lab.ca.ca_cert, proxy=upstream.url
+    )
