@@ -23,6 +23,7 @@ import requests
 from e2e_support import lab, run_playbook
 
 from wuacache_lab.labspec import LabSpec
+from wuacache_lab.packages import build_msu, build_upgrade_media
 from wuacache_lab.windows.state import HostState, read_host_state
 
 # Away from the other e2e labs (127.0.3.1...) and from `make demo` (127.0.1.x).
@@ -340,3 +341,91 @@ def test_a_long_install_survives_a_dropped_connection(patch_lab: PatchLab, tmp_p
     assert result["installed"] > 0
     assert {update["update_id"] for update in result["updates"] if update["status"] == "OK"} <= set(truth.installed)
     assert truth.scheduled_tasks == {}
+
+
+def test_a_reboot_loop_is_detected_and_stops_the_rounds(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[3]
+    rc, plan, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "wua_default_allow=true")
+    assert rc == 0, output
+    truth = patch_lab.truth(host)
+    # An update that needs a restart, which Windows rolls back during every restart.
+    target = next(update for update in plan["updates"] if update["status"] in ("PENDING", "MISSING", "ERROR"))
+    patch_lab.fault(host, "revert_at_reboot", "--update-id", target["update_id"])
+    try:
+        rc, result, output = patch_lab.playbook(
+            tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": True, "wua_wait_for_files": 120})
+        )
+    finally:
+        patch_lab.clear_faults(host)
+    assert rc == 2, output
+    assert "update loop" in result["msg"]
+    assert target["update_id"] in result["msg"]
+    assert result["rebooted"] is True
+    assert target["update_id"] not in patch_lab.truth(host).installed
+    assert len(patch_lab.truth(host).history) > len(truth.history)
+
+
+def test_a_package_of_the_server_is_installed_and_the_server_learns_of_it(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = patch_lab.spec.hosts[0]
+    package = build_msu(tmp_path / "windows10.0-kb5099001-x64.msu", kb="5099001", target=host.profile, restart=False)
+    other_os = build_msu(tmp_path / "windows11.0-kb5099002-x64.msu", kb="5099002", target="win11-23h2", restart=False)
+    for built in (package, other_os):
+        response = requests.put(
+            f"{patch_lab.spec.server_url}/api/v1/packages/{built.name}",
+            params={"kb": built.name.split("-kb")[1].split("-")[0]},
+            data=built.read_bytes(),
+            headers={"Authorization": f"Bearer {patch_lab.admin_token}", "Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+
+    rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={package.name}")
+    assert rc == 0, output
+    assert (result["changed"], result["exit_code"]) == (True, 0)
+    assert any(installed.kb == "5099001" for installed in patch_lab.truth(host.name).packages.values())
+    # A second run finds it installed.
+    rc, again, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={package.name}")
+    assert rc == 0, output
+    assert again["changed"] is False
+
+    rc, refused, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={other_os.name}")
+    assert rc == 2, output
+    assert "0x80240017" in refused["msg"]
+    assert not any(installed.kb == "5099002" for installed in patch_lab.truth(host.name).packages.values())
+
+
+def test_cleanup_empties_the_host_staging_and_runs_the_server_cleanup(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[0]
+    staging = patch_lab.spec.hosts_dir / host.upper() / "disk" / "C" / "ProgramData" / "wuacache" / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "windows10.0-kb5034441-x64_0123.cab.part").write_bytes(b"x" * 1000)
+    runs_before = patch_lab.api("GET", "/api/v1/cleanup")["total"]
+
+    rc, results, output = run_playbook(
+        patch_lab.collections, patch_lab.spec.inventory_file, tmp_path, "wuacache.wua.cleanup", "-e", f"wua_hosts={host}"
+    )
+    assert rc == 0, output
+    assert (results[host]["removed_files"], results[host]["removed_bytes"]) == (1, 1000)
+    assert list(staging.iterdir()) == []
+    assert patch_lab.api("GET", "/api/v1/cleanup")["total"] == runs_before + 1
+    # The catalog stays for the next scan.
+    assert (staging.parent / "wsusscn2.cab").exists()
+
+
+def test_os_upgrade_from_media_reaches_the_new_build(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = patch_lab.spec.hosts[1]
+    assert host.profile == "win11-23h2"
+    media = patch_lab.spec.hosts_dir / host.name.upper() / "disk" / "C" / "Media" / "Win11_24H2"
+    build_upgrade_media(media, target_profile="win11-24h2")
+
+    rc, result, output = patch_lab.playbook(tmp_path, "os_upgrade", host.name, "-e", "wua_setup_path=C:\\Media\\Win11_24H2\\setup.exe")
+    assert rc == 0, output
+    assert result["build_before"].startswith("22631.")
+    assert result["build_after"].startswith("26100.")
+    assert (result["changed"], result["rebooted"]) == (True, True)
+    assert patch_lab.api("GET", f"/api/v1/hosts/{host.name}")["os_build"].startswith("26100.")
+
+    # Media of the build the host now runs is no upgrade.
+    rc, result, output = patch_lab.playbook(tmp_path, "os_upgrade", host.name, "-e", "wua_setup_path=C:\\Media\\Win11_24H2\\setup.exe")
+    assert rc == 2, output
+    assert "0xC1900204" in result["msg"].upper().replace("0X", "0x")
