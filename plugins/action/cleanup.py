@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, run_bridge
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, failure_result, run_bridge
 
 
 class ActionModule(ActionBase):
@@ -29,9 +29,7 @@ class ActionModule(ActionBase):
         try:
             cleaned = run_bridge(self, "clean_staging")
         except BridgeError as error:
-            result.update(failed=True, msg=str(error))
-            if error.hresult is not None:
-                result["hresult"] = error.hresult.code
+            result.update(failure_result(error))
             return result
 
         result.update(

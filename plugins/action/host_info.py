@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, run_bridge
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, failure_result, run_bridge
 
 # Win32_OperatingSystem.ProductType
 _PRODUCT_TYPES = {1: "workstation", 2: "domain_controller", 3: "server"}
@@ -31,9 +31,7 @@ class ActionModule(ActionBase):
         try:
             info = run_bridge(self, "info")
         except BridgeError as error:
-            result.update(failed=True, msg=str(error))
-            if error.hresult is not None:
-                result["hresult"] = error.hresult.code
+            result.update(failure_result(error))
             return result
 
         result.update(changed=False, **to_host_info(info))

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import failure_result
 from ansible_collections.wuacache.wua.plugins.plugin_utils._options import (
     argument_spec,
     task_options,
@@ -18,7 +19,6 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._options import (
 from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
     TASK_FAILURES,
     Patching,
-    error_result,
 )
 
 
@@ -47,7 +47,7 @@ class PatchingAction(ActionBase):
         try:
             self.patch(Patching(self, options), options, result)
         except TASK_FAILURES as error:
-            result.update(error_result(error))
+            result.update(failure_result(error))
         return result
 
     def patch(self, patching: Patching, options: dict[str, Any], result: dict[str, Any]) -> None:

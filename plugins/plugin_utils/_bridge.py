@@ -85,6 +85,14 @@ class BridgeError(AnsibleError):
         )
 
 
+def failure_result(error: Exception) -> dict[str, Any]:
+    """A failed task's result: the message, and the host's HRESULT when it gave one."""
+    result: dict[str, Any] = {"failed": True, "msg": str(error)}
+    if isinstance(error, BridgeError) and error.hresult is not None:
+        result["hresult"] = error.hresult.code
+    return result
+
+
 def run_bridge(action: ActionBase, operation: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one bridge operation on the task's host and return its result.
 

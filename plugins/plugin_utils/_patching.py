@@ -284,14 +284,6 @@ def plan_result(scan: Scan) -> dict[str, Any]:
     }
 
 
-def error_result(error: Exception) -> dict[str, Any]:
-    """A failed task's result: the message, and the host's HRESULT when it gave one."""
-    result: dict[str, Any] = {"failed": True, "msg": str(error)}
-    if isinstance(error, BridgeError) and error.hresult is not None:
-        result["hresult"] = error.hresult.code
-    return result
-
-
 def failures_message(done: str, outcomes: list[dict[str, Any]]) -> str:
     """What went wrong with the outcomes of a step, in one message; empty when nothing did.
 

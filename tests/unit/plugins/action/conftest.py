@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from ..conftest import FakeClock
+
 # The collection is importable only once the session is configured (tests/unit/conftest.py): the fixtures import it.
 
 PACKAGES_PATH = "/api/v1/packages/"
@@ -93,30 +95,7 @@ def fixture_server() -> Iterator[FakeServer]:
     server.stop()
 
 
-class FakeClock:
-    """time.monotonic and time.sleep, without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(name="clock", autouse=True)
-def fixture_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    from ansible_collections.wuacache.wua.plugins.plugin_utils import (  # pylint: disable=import-outside-toplevel
-        _bridge,
-        _patching,
-        _reboot,
-    )
-
-    clock = FakeClock()
-    for module in (_bridge, _patching, _reboot):
-        monkeypatch.setattr(module, "time", clock)
+@pytest.fixture(autouse=True)
+def no_waiting(clock: FakeClock) -> FakeClock:
+    """The actions' polls and reboots never wait in these tests."""
     return clock

@@ -10,7 +10,8 @@ from typing import Any
 
 from ansible_collections.wuacache.wua.plugins.action.download import ActionModule
 
-from .conftest import FakeClock, FakeServer
+from ..conftest import FakeClock
+from .conftest import FakeServer
 from .recorded import (
     CU,
     CU_ARM64,

@@ -16,6 +16,8 @@ import pytest
 from ansible_collections.wuacache.wua.plugins.plugin_utils import _bridge
 from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, bridge_command, run_elevated, task_arguments
 
+from ..conftest import FakeClock
+
 PLUGIN_UTILS = pathlib.Path(__file__).resolve().parents[4] / "plugins" / "plugin_utils"
 TASK_ARGUMENTS = "-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand "
 # cmd.exe rejects command lines longer than this many characters.
@@ -84,28 +86,6 @@ class RecordedHost:
     @property
     def operations(self) -> list[str]:
         return [request["operation"] for request in self.requests]
-
-
-class FakeClock:
-    """time.monotonic and time.sleep, without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(name="clock")
-def fixture_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    clock = FakeClock()
-    monkeypatch.setattr(_bridge, "time", clock)
-    return clock
 
 
 def test_success_after_two_polls(clock: FakeClock) -> None:

@@ -11,29 +11,21 @@ from unittest.mock import MagicMock
 import pytest
 from ansible.errors import AnsibleConnectionFailure
 
-from ansible_collections.wuacache.wua.plugins.plugin_utils import _bridge
 from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
     BridgeError,
     run_elevated,
 )
 
+from ..conftest import FakeClock
 from .test_elevated import (
     ENDED,
     REBOOT_REQUIRED,
     RUNNING,
-    FakeClock,
     RecordedHost,
     collected,
     polled,
     started,
 )
-
-
-@pytest.fixture(name="clock")
-def fixture_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    clock = FakeClock()
-    monkeypatch.setattr(_bridge, "time", clock)
-    return clock
 
 
 class DroppingHost(RecordedHost):
