@@ -28,7 +28,7 @@ attributes:
 notes:
   - Needs no elevation; works over the C(ansible.builtin.winrm), C(ansible.builtin.psrp) and C(ansible.builtin.ssh)
     connections.
-  - Skipped in check mode: what would be removed is only known by removing it.
+  - Skipped in check mode, since what would be removed is only known by removing it.
 author:
   - wuacache contributors (@wuacache)
 """

@@ -33,14 +33,14 @@ def test_reports_what_was_removed_as_a_change() -> None:
 
 
 def test_nothing_to_remove_is_no_change() -> None:
-    result, _ = run(answer({"result": {"removed_files": 0, "removed_bytes": 0}}))
+    result = run(answer({"result": {"removed_files": 0, "removed_bytes": 0}}))[0]
 
     assert result == {"changed": False, "removed_files": 0, "removed_bytes": 0}
 
 
 def test_a_failure_names_its_hresult() -> None:
     error = {"hresult": -2147024891, "message": "Access to the path is denied.", "call": "Remove-Item staging"}
-    result, _ = run(answer({"error": error}, rc=1))
+    result = run(answer({"error": error}, rc=1))[0]
 
     assert result["failed"] is True
     assert result["hresult"] == "0x80070005"
