@@ -24,6 +24,7 @@ from e2e_support import lab, run_playbook
 
 from wuacache_lab.labspec import LabSpec
 from wuacache_lab.packages import build_msu, build_upgrade_media
+from wuacache_lab.upstream import read_access_log
 from wuacache_lab.windows.state import HostState, read_host_state
 
 # Away from the other e2e labs (127.0.3.1...) and from `make demo` (127.0.1.x).
@@ -229,6 +230,30 @@ def test_a_file_corrupted_on_the_server_is_refused_by_the_host_and_reported(patc
     truth = patch_lab.truth(host)
     assert target["update_id"] not in truth.cached_content
     assert any(outcome["downloaded"] for outcome in result["downloads"] if outcome["update_id"] != target["update_id"])
+
+
+def test_direct_download_fetches_from_microsoft_not_from_the_server(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[0]
+    allow_all = json.dumps({"wua_default_allow": True, "wua_direct_download": True})
+    rc, plan, output = patch_lab.playbook(tmp_path, "download", host, "--check", "-e", allow_all)
+    assert rc == 0, output
+    wanted = [outcome["update_id"] for outcome in plan["downloads"]]
+    assert wanted, "an earlier test left an update to download"
+    server_plan = by_id(patch_lab.api("GET", f"/api/v1/hosts/{host}/plan"))
+    urls = {file["download_url"] for update_id in wanted for file in server_plan[update_id]["files"]}
+    assert urls
+    before = [entry["url"] for entry in read_access_log(patch_lab.spec.upstream_dir)]
+
+    rc, result, output = patch_lab.playbook(tmp_path, "download", host, "-e", allow_all)
+    assert rc == 0, output
+    assert all(outcome["downloaded"] for outcome in result["downloads"])
+    rc, rescan, output = patch_lab.playbook(tmp_path, "scan", host, "-e", allow_all)
+    assert rc == 0, output
+    assert all(by_id(rescan)[update_id]["downloaded"] for update_id in wanted)
+    after = [entry["url"] for entry in read_access_log(patch_lab.spec.upstream_dir)]
+    # Each file once more from the fake Microsoft: the host's own request.
+    for url in urls:
+        assert after.count(url) == before.count(url) + 1, url
 
 
 def test_check_mode_shows_the_plan_and_changes_nothing(patch_lab: PatchLab, tmp_path: Path) -> None:
