@@ -505,12 +505,12 @@ function Invoke-WithCatalog {
     }
     $succeeded = $false
     try {
-        # IUpdateSearcher::Search against that service only (ssOthers), without going online.
+        # IUpdateSearcher::Search against that service only (ssOthers), as Microsoft's offline scan
+        # sample does: "online" for a scan package service is reading the cab, never the network.
         $searchResult = Invoke-BridgeCall 'IUpdateSearcher.Search' {
             $searcher = $Session.CreateUpdateSearcher()
             $searcher.ServerSelection = 3
             $searcher.ServiceID = $catalogService.ServiceID
-            $searcher.Online = $false
             $searcher.Search($Criteria)
         }
         & $ScriptBlock $catalogService $searchResult

@@ -594,7 +594,6 @@ def _catalog_search(
             searcher = session.CreateUpdateSearcher()
             searcher.ServerSelection = ServerSelection.Others
             searcher.ServiceID = service.ServiceID
-            searcher.Online = False
             search_result = searcher.Search(criteria)
         yield service, search_result
         succeeded = True
