@@ -32,6 +32,8 @@ Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
 # Progress records would reach the controller as CLIXML on standard error.
 $ProgressPreference = 'SilentlyContinue'
+# Windows PowerShell's .NET may offer only SSL 3 and TLS 1.0, which a server over HTTPS refuses.
+[System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
 
 $BridgeProtocol = 1
 
@@ -106,8 +108,20 @@ function ConvertTo-BridgeError {
     while ($exception -is [System.Management.Automation.RuntimeException] -and $null -ne $exception.InnerException) {
         $exception = $exception.InnerException
     }
+    $hresult = $exception.HResult
+    # The service cmdlets report the service control manager's Win32 error two levels down,
+    # as a Win32Exception whose HResult is always E_FAIL: its NativeErrorCode names the failure.
+    if ($exception -is [Microsoft.PowerShell.Commands.ServiceCommandException]) {
+        $win32 = $exception.InnerException
+        while ($null -ne $win32 -and $win32 -isnot [System.ComponentModel.Win32Exception]) {
+            $win32 = $win32.InnerException
+        }
+        if ($null -ne $win32) {
+            $hresult = [int](0x80070000 -bor ($win32.NativeErrorCode -band 0xFFFF))
+        }
+    }
     [ordered]@{
-        hresult = $exception.HResult
+        hresult = $hresult
         message = $exception.Message
         call = $script:BridgeCall
     }
@@ -212,24 +226,17 @@ function Initialize-PrivateFolder {
     Makes the root a folder only SYSTEM and Administrators can write in, before anything is written there.
 
     .DESCRIPTION
-    What a SYSTEM task reads from the root runs as SYSTEM. A root that already exists must
-    belong to SYSTEM or Administrators: anyone else created it to plant files in it, and
-    the bridge refuses it without writing anything. The root then gets its own ACL, full
-    control for SYSTEM and Administrators only, inherited by everything it holds.
+    What a SYSTEM task reads from the root runs as SYSTEM. A new root is created with its own
+    ACL at once (full control for SYSTEM and Administrators only, nothing inherited from
+    ProgramData, where every user may create files), so that no moment exists when another
+    user could create something in it. An existing root, and everything in it, must belong
+    to SYSTEM or Administrators and hold no link (a junction would redirect the ACL and the
+    deletes elsewhere): anything else was planted, and the bridge refuses the root without
+    writing anything. The root's ACL is then set again.
     #>
     Invoke-BridgeCall 'Initialize-PrivateFolder' {
-        if (Test-Path -LiteralPath $RootFolder) {
-            $owner = (Get-Acl -LiteralPath $RootFolder).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-            if ($owner -ne $SystemSid -and $owner -ne $AdministratorsSid) {
-                throw [System.UnauthorizedAccessException]::new("The folder $RootFolder belongs to $owner, not to SYSTEM or Administrators.")
-            }
-        }
-        else {
-            $null = New-Item -ItemType Directory -Path $RootFolder
-        }
         $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
         $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new($AdministratorsSid))
-        # Nothing inherited from ProgramData, where every user may create files.
         $acl.SetAccessRuleProtection($true, $false)
         foreach ($sid in $SystemSid, $AdministratorsSid) {
             $acl.AddAccessRule([System.Security.AccessControl.FileSystemAccessRule]::new(
@@ -239,8 +246,50 @@ function Initialize-PrivateFolder {
                     [System.Security.AccessControl.PropagationFlags]::None,
                     [System.Security.AccessControl.AccessControlType]::Allow))
         }
+        if (-not (Test-Path -LiteralPath $RootFolder)) {
+            $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
+            return
+        }
+        # Folder by folder, so that a link is refused before anything behind it is read.
+        $folders = [System.Collections.Generic.Stack[object]]::new()
+        $folders.Push((Get-Item -LiteralPath $RootFolder -Force))
+        while ($folders.Count -gt 0) {
+            $folder = $folders.Pop()
+            foreach ($item in @($folder) + @(Get-ChildItem -LiteralPath $folder.FullName -Force)) {
+                if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+                    throw [System.UnauthorizedAccessException]::new("$($item.FullName) is a link; the bridge only uses a folder of its own.")
+                }
+                $owner = (Get-Acl -LiteralPath $item.FullName).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+                if ($owner -ne $SystemSid -and $owner -ne $AdministratorsSid) {
+                    throw [System.UnauthorizedAccessException]::new("$($item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
+                }
+                if ($item -ne $folder -and $item.PSIsContainer) {
+                    $folders.Push($item)
+                }
+            }
+        }
         Set-Acl -LiteralPath $RootFolder -AclObject $acl
     }
+}
+
+function Invoke-Process {
+    <#
+    .SYNOPSIS
+    Runs a program without a window, waits for it alone and returns its exit code.
+
+    .DESCRIPTION
+    Start-Process -Wait would also wait for every process the program leaves behind. The
+    program starts in the system folder, not in the run's folder, which it would keep in use.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$FilePath,
+        [Parameter(Mandatory = $true)] [string[]]$ArgumentList
+    )
+    $process = Start-Process -FilePath $FilePath -ArgumentList $ArgumentList -WorkingDirectory $env:SystemRoot -WindowStyle Hidden -PassThru
+    # Reading Handle keeps the process object able to give ExitCode once it has exited.
+    $null = $process.Handle
+    $process.WaitForExit()
+    $process.ExitCode
 }
 
 function Get-RunFolder {
@@ -295,8 +344,9 @@ function Start-ElevatedRun {
     Initialize-PrivateFolder
 
     # The task reads its envelope from the run's folder, its working directory.
+    # A new folder: one that exists already was not made by this run.
     Invoke-BridgeCall 'New-Item run folder' {
-        $null = New-Item -ItemType Directory -Path $runFolder -Force
+        $null = New-Item -ItemType Directory -Path $runFolder
         # File.WriteAllText writes UTF-8 without a byte order mark.
         [System.IO.File]::WriteAllText((Join-Path -Path $runFolder -ChildPath 'envelope.json'), (ConvertTo-AsciiJson -InputObject $Envelope))
     }
@@ -311,10 +361,12 @@ function Start-ElevatedRun {
         $definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
         $definition.Principal.RunLevel = 1  # TASK_RUNLEVEL_HIGHEST
         $action = $definition.Actions.Create(0)  # TASK_ACTION_EXEC
-        $action.Path = 'PowerShell.exe'
+        $action.Path = Join-Path -Path $env:SystemRoot -ChildPath 'System32\WindowsPowerShell\v1.0\powershell.exe'
         $action.Arguments = $TaskArguments
         $action.WorkingDirectory = $runFolder
         $definition.Settings.ExecutionTimeLimit = 'PT4H'
+        # The default, 7, runs the task and what it starts (setup.exe, DISM) below normal priority.
+        $definition.Settings.Priority = 4
         $definition.Settings.DisallowStartIfOnBatteries = $false
         $definition.Settings.StopIfGoingOnBatteries = $false
         $definition
@@ -394,6 +446,11 @@ function Complete-ElevatedRun {
         Invoke-BridgeCall 'IRegisteredTask.Stop' {
             if ($task.State -eq $TaskStateRunning) {
                 $task.Stop(0)
+                # Stop returns before the instance has ended, which may take a while.
+                $deadline = (Get-Date).AddSeconds(60)
+                while ($task.State -eq $TaskStateRunning -and (Get-Date) -lt $deadline) {
+                    Start-Sleep -Milliseconds 500
+                }
             }
         }
         # ITaskFolder::DeleteTask.
@@ -626,6 +683,10 @@ function Save-HttpFile {
     )
     $partialPath = "$Path.part"
     Invoke-BridgeCall "Save-HttpFile $(Split-Path -Path $Path -Leaf)" {
+        # WebRequest.Create would also take file:// URLs, which SYSTEM would open over SMB.
+        if (([uri]$Url).Scheme -notin 'http', 'https') {
+            throw [System.ArgumentException]::new("The URL '$Url' is not an http or https URL.")
+        }
         $restarted = $false
         while ($true) {
             # HttpWebRequest goes through the host's proxy setting, if any.
@@ -810,6 +871,12 @@ function Save-Update {
                         }
                         $paths = New-Object -ComObject Microsoft.Update.StringColl
                         foreach ($file in @($childFiles.Value)) {
+                            # The name becomes a path in the staging folder.
+                            Invoke-BridgeCall 'staged file name' {
+                                if ($file.name -cnotmatch '\A[A-Za-z0-9_-][A-Za-z0-9._-]*\z') {
+                                    throw [System.ArgumentException]::new("The file name '$($file.name)' is not a plain file name.")
+                                }
+                            }
                             $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
                             $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Digest @{ SHA1 = $file.sha1 }
                             $saved.Insert(0, 'name', $file.name)
@@ -870,7 +937,10 @@ function Install-Update {
                 $null = $updates.Add($update)
             }
             $installer = Invoke-BridgeCall 'CreateUpdateInstaller' {
-                $session.CreateUpdateInstaller()
+                $installer = $session.CreateUpdateInstaller()
+                # Nobody can answer a prompt for source media in a SYSTEM task.
+                $installer.AllowSourcePrompts = $false
+                $installer
             }
             $rebootFirst = Invoke-BridgeCall 'IUpdateInstaller.RebootRequiredBeforeInstallation' {
                 $installer.RebootRequiredBeforeInstallation
@@ -926,11 +996,11 @@ function Uninstall-Update {
     }
     # wusa.exe works through the Windows Update service.
     Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
-        $wusa = Invoke-BridgeCall 'wusa.exe' {
-            Start-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart' -Wait -PassThru
+        $exitCode = Invoke-BridgeCall 'wusa.exe' {
+            Invoke-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart'
         }
         [ordered]@{
-            exit_code = $wusa.ExitCode
+            exit_code = $exitCode
         }
     }
 }
@@ -984,13 +1054,13 @@ function Install-Package {
             $download = Save-HttpFile -Url $Url -Path $packagePath -Digest @{ SHA256 = $Sha256 }
             # Start-Process joins the arguments with spaces without quoting them.
             if ($Kind -ceq 'msu') {
-                $tool = Invoke-BridgeCall 'wusa.exe' {
-                    Start-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart' -WindowStyle Hidden -Wait -PassThru
+                $exitCode = Invoke-BridgeCall 'wusa.exe' {
+                    Invoke-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart'
                 }
             }
             else {
-                $tool = Invoke-BridgeCall 'dism.exe' {
-                    Start-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart' -WindowStyle Hidden -Wait -PassThru
+                $exitCode = Invoke-BridgeCall 'dism.exe' {
+                    Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
                 }
             }
             $succeeded = $true
@@ -1005,7 +1075,7 @@ function Install-Package {
             }
         }
         [ordered]@{
-            exit_code = $tool.ExitCode
+            exit_code = $exitCode
             download = $download
         }
     }
@@ -1035,11 +1105,11 @@ function Start-OsUpgrade {
         $null = New-Item -ItemType Directory -Path $OsUpgradeLogsFolder -Force
     }
     # Start-Process joins the arguments with spaces without quoting them.
-    $setup = Invoke-BridgeCall 'setup.exe' {
-        Start-Process -FilePath $SetupPath -ArgumentList (@($Arguments) + '/copylogs', "`"$OsUpgradeLogsFolder`"") -Wait -PassThru
+    $exitCode = Invoke-BridgeCall 'setup.exe' {
+        Invoke-Process -FilePath $SetupPath -ArgumentList (@($Arguments) + '/copylogs', "`"$OsUpgradeLogsFolder`"")
     }
     [ordered]@{
-        exit_code = $setup.ExitCode
+        exit_code = $exitCode
         logs = $OsUpgradeLogsFolder
     }
 }

@@ -44,6 +44,7 @@ CAB = f"{ROOT}\\wsusscn2.cab"
 
 E_ACCESSDENIED = -2147024891
 E_INVALIDARG = -2147024809
+ERROR_ALREADY_EXISTS = 0x800700B7 - (1 << 32)
 ERROR_FILE_NOT_FOUND = -2147024894
 ERROR_SERVICE_DISABLED = -2147023838
 COR_E_SYSTEM = -2146233087
@@ -104,6 +105,57 @@ def test_a_root_planted_by_a_user_gets_no_catalog(host: WindowsHost, upstream: U
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
     assert b"".join(host.disk.read(CAB)) == b"planted"
     assert transfers(upstream, tmp_path, CAB_URL) == []
+
+
+def test_a_folder_planted_inside_the_root_is_refused(host: WindowsHost) -> None:
+    ensure_cab(host)
+    # Created by a user while the root still had ProgramData's ACL, say.
+    host.system(STANDARD_USER).new_directory(RUNS)
+
+    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
+    assert host.state.scheduled_tasks == {}
+    assert not host.disk.exists(f"{RUNS}\\planted")
+
+
+def test_a_run_folder_that_exists_already_is_not_used(host: WindowsHost) -> None:
+    ensure_cab(host)
+    host.system().new_directory(f"{RUNS}\\run-1")
+
+    exit_code, response = start(host, "run-1", bridge_request("reboot_required"))
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (ERROR_ALREADY_EXISTS, "New-Item run folder")
+    assert host.state.scheduled_tasks == {}
+
+
+def test_only_http_urls_are_fetched(host: WindowsHost) -> None:
+    exit_code, response = call(host, "ensure_cab", url="file://fileserver/share/wsusscn2.cab")
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_INVALIDARG, "Save-HttpFile wsusscn2.cab")
+    assert not host.disk.exists(CAB)
+
+
+def test_a_staged_file_name_that_is_a_path_is_refused(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(host)
+    [update] = pending(host, NEVER_REBOOTS)
+    files = files_for(lab, update)
+    for child_files in files.values():
+        for file in child_files:
+            file["name"] = "..\\runs\\envelope.json"
+
+    result = download(lab, host, update, files=files)
+
+    [outcome] = result["updates"]
+    assert (outcome["error"]["hresult"], outcome["error"]["call"], outcome["is_downloaded"]) == (
+        E_INVALIDARG,
+        "staged file name",
+        False,
+    )
+    assert not host.disk.exists(f"{RUNS}\\envelope.json")
 
 
 def test_the_root_is_made_private_before_anything_is_written(host: WindowsHost) -> None:

@@ -90,10 +90,14 @@ def test_task_start_registers_the_documented_system_task(tmp_path: Path) -> None
     task = host.state.scheduled_tasks["\\wuacache-run-1"]
     assert (task.user_id, task.logon_type, task.run_level) == ("SYSTEM", 5, 1)
     assert [(action.path, action.arguments, action.working_directory) for action in task.actions] == [
-        ("PowerShell.exe", powershell_arguments(script("_wua_task.ps1")), folder)
+        (
+            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+            powershell_arguments(script("_wua_task.ps1")),
+            folder,
+        )
     ]
     settings = task.settings
-    assert settings["ExecutionTimeLimit"] == "PT4H"
+    assert (settings["ExecutionTimeLimit"], settings["Priority"]) == ("PT4H", 4)
     assert settings["DisallowStartIfOnBatteries"] is False and settings["StopIfGoingOnBatteries"] is False
     poll_until_ended(host, "run-1")
     collect(host, "run-1")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from wuacache_lab.windows import downloads
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
@@ -25,6 +27,7 @@ from wuacache_lab.windows.errors import (
     COR_E_SYSTEM,
     E_ACCESSDENIED,
     E_INVALIDARG,
+    ERROR_ALREADY_EXISTS,
     ERROR_FILE_NOT_FOUND,
     HResultError,
     signed,
@@ -78,6 +81,10 @@ VOLATILE_SERVICE = 0
 # wusa.exe takes the KB on its command line.
 KB_NUMBER = re.compile(r"[0-9]{1,10}")
 # A package's name becomes a path under the root.
+# A file staged for CopyToCache: a plain name, never a path.
+STAGED_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+# How long task_collect waits for a stopped task's instance to end.
+STOP_TIMEOUT = 60.0
 PACKAGE_NAME = re.compile(r"[A-Za-z0-9._-]+\.(?:msu|cab)")
 PACKAGE_KINDS = ("msu", "cab")
 
@@ -182,19 +189,22 @@ def info(process: BridgeProcess) -> dict[str, Any]:
 
 
 def initialize_private_folder(process: BridgeProcess) -> None:
-    """Initialize-PrivateFolder: a root someone else created is refused
-    before anything is written; the root then gets an ACL of its own."""
+    """Initialize-PrivateFolder: a new root is created with its own ACL; an
+    existing one, and every folder in it, must belong to SYSTEM or
+    Administrators, or it is refused before anything is written. (Files and
+    links carry no owner in the emulated disk: only folders are checked.)"""
     root = _root(process)
     system = process.system
     with api_call("Initialize-PrivateFolder"):
-        if process.host.disk.is_folder(root):
-            owner = system.get_acl(root).owner
-            if owner not in PRIVATE_FOLDER_OWNERS:
-                raise HResultError(
-                    E_ACCESSDENIED, f"The folder {root} belongs to {owner}, not to SYSTEM or Administrators."
-                )
-        else:
+        if not process.host.disk.is_folder(root):
+            # Directory.CreateDirectory(path, acl): created with its ACL at once.
             system.new_directory(root)
+            system.set_acl(root, PRIVATE_FOLDER)
+            return
+        for folder in (root, *process.host.disk.folders_under(root)):
+            owner = system.get_acl(folder).owner
+            if owner not in PRIVATE_FOLDER_OWNERS:
+                raise HResultError(E_ACCESSDENIED, f"{folder} belongs to {owner}, not to SYSTEM or Administrators.")
         system.set_acl(root, PRIVATE_FOLDER)
 
 
@@ -204,6 +214,9 @@ def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task
     name, folder = _run(process, name)
     initialize_private_folder(process)
     with api_call("New-Item run folder"):
+        # New-Item without -Force: a folder that exists was not made by this run.
+        if process.host.disk.exists(folder) or process.host.disk.is_folder(folder):
+            raise HResultError(ERROR_ALREADY_EXISTS, f"An item with the specified name {folder} already exists.")
         process.system.new_directory(folder)
         # ConvertTo-Json -Compress, non-ASCII escaped.
         document = json.dumps(envelope, separators=(",", ":")).encode("ascii")
@@ -219,10 +232,11 @@ def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task
         definition.Principal.LogonType = TASK_LOGON_SERVICE_ACCOUNT
         definition.Principal.RunLevel = TASK_RUNLEVEL_HIGHEST
         action = definition.Actions.Create(TASK_ACTION_EXEC)
-        action.Path = "PowerShell.exe"
+        action.Path = f"{process.system.getenv('SystemRoot')}\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
         action.Arguments = task_arguments
         action.WorkingDirectory = folder
         definition.Settings.ExecutionTimeLimit = "PT4H"
+        definition.Settings.Priority = 4
         definition.Settings.DisallowStartIfOnBatteries = False
         definition.Settings.StopIfGoingOnBatteries = False
     with api_call("ITaskFolder.RegisterTaskDefinition"):
@@ -268,6 +282,10 @@ def task_collect(process: BridgeProcess, name: str) -> dict[str, Any]:
         with api_call("IRegisteredTask.Stop"):
             if task.State == TASK_STATE_RUNNING:
                 task.Stop(0)
+                # Stop returns before the instance has ended.
+                deadline = time.monotonic() + STOP_TIMEOUT
+                while task.State == TASK_STATE_RUNNING and time.monotonic() < deadline:
+                    time.sleep(0.5)
         with api_call("ITaskFolder.DeleteTask"):
             root.DeleteTask(TASK_PREFIX + name, 0)
     with api_call("Remove-Item run folder"):
@@ -335,6 +353,10 @@ def download(
                             continue
                         paths = process.wua.create_object("Microsoft.Update.StringColl")
                         for file in child_files if isinstance(child_files, list) else [child_files]:
+                            # The name becomes a path in the staging folder.
+                            with api_call("staged file name"):
+                                if not STAGED_NAME.fullmatch(str(file["name"])):
+                                    raise HResultError(E_INVALIDARG, f"The file name '{file['name']}' is not a plain file name.")
                             staged = f"{staging}\\{file['name']}"
                             saved = _save_http_file(process, file["url"], staged, sha1=file["sha1"])
                             saved_files.append({"name": file["name"], **saved})
@@ -373,6 +395,8 @@ def install(process: BridgeProcess, criteria: str, wuauserv_after: dict[str, Any
                 updates.Add(update)
             with api_call("CreateUpdateInstaller"):
                 installer = session.CreateUpdateInstaller()
+                # Nobody can answer a prompt for source media in a SYSTEM task.
+                installer.AllowSourcePrompts = False
             with api_call("IUpdateInstaller.RebootRequiredBeforeInstallation"):
                 reboot_first = installer.RebootRequiredBeforeInstallation
             if reboot_first:
@@ -417,7 +441,7 @@ def uninstall(process: BridgeProcess, kb: str, wuauserv_after: dict[str, Any]) -
     with _windows_update_service(process, wuauserv_after), api_call("wusa.exe"):
         # Start-Process -Wait -PassThru: the process, once it has ended.
         wusa = process.host.run_process(
-            f"wusa.exe /uninstall /kb:{kb} /quiet /norestart", b"", process.logon, process.working_directory
+            f"wusa.exe /uninstall /kb:{kb} /quiet /norestart", b"", process.logon, _system_root(process)
         )
     return {"exit_code": wusa.exit_code}
 
@@ -457,7 +481,7 @@ def install_package(
             if kind == "msu":
                 with api_call("wusa.exe"):
                     tool = process.host.run_process(
-                        f'wusa.exe "{path}" /quiet /norestart', b"", process.logon, process.working_directory
+                        f'wusa.exe "{path}" /quiet /norestart', b"", process.logon, _system_root(process)
                     )
             else:
                 with api_call("dism.exe"):
@@ -465,7 +489,7 @@ def install_package(
                         f'dism.exe /Online /Add-Package "/PackagePath:{path}" /Quiet /NoRestart',
                         b"",
                         process.logon,
-                        process.working_directory,
+                        _system_root(process),
                     )
             succeeded = True
         finally:
@@ -490,7 +514,7 @@ def os_upgrade(process: BridgeProcess, setup_path: str, arguments: list[str]) ->
             " ".join([f'"{setup_path}"', *map(str, arguments), "/copylogs", f'"{logs}"']),
             b"",
             process.logon,
-            process.working_directory,
+            _system_root(process),
         )
     return {"exit_code": setup.exit_code, "logs": logs}
 
@@ -664,10 +688,17 @@ def _read_history(session: UpdateSession) -> list[dict[str, Any]]:
 def _save_http_file(
     process: BridgeProcess, url: str, path: str, *, sha1: str | None = None, sha256: str | None = None
 ) -> dict[str, Any]:
-    """Save-HttpFile, reported under the file's name."""
+    """Save-HttpFile, reported under the file's name; http and https URLs only."""
     with api_call(f"Save-HttpFile {path.rsplit(chr(92), 1)[-1]}"):
+        if urlsplit(str(url)).scheme.lower() not in ("http", "https"):
+            raise HResultError(E_INVALIDARG, f"The URL '{url}' is not an http or https URL.")
         saved = downloads.download(process.host, url, path, expected_sha1=sha1, expected_sha256=sha256)
     return {"status": saved.status, "size": saved.size, "transferred": saved.transferred}
+
+
+def _system_root(process: BridgeProcess) -> str:
+    """Where Invoke-Process starts programs: not in the run's folder, which they would keep in use."""
+    return process.system.getenv("SystemRoot")
 
 
 def _task_root_folder(process: BridgeProcess) -> TaskFolder:

@@ -106,6 +106,15 @@ class HostDisk:
                 table[self._security_key(folder)] = asdict(FolderSecurity(owner))
             self._write_security(table)
 
+    def folders_under(self, windows_path: str) -> list[str]:
+        """The Windows paths of every folder below ``windows_path``, at any depth."""
+        root = self.path(windows_path)
+        return [
+            windows_path.rstrip("\\") + "\\" + str(folder.relative_to(root)).replace("/", "\\")
+            for folder in sorted(root.rglob("*"))
+            if folder.is_dir()
+        ]
+
     def folder_security(self, windows_path: str) -> FolderSecurity:
         path = self.path(windows_path)
         if not path.is_dir():
