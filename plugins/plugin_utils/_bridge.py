@@ -41,6 +41,10 @@ _EXCERPT_CHARS = 1000
 _RUN_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 # IRegisteredTask.State of a task whose instance has not ended: TASK_STATE_QUEUED, TASK_STATE_RUNNING.
 _TASK_STATES_NOT_ENDED = frozenset({2, 4})
+# IRegisteredTask.LastTaskResult of a task whose instance has not started yet (SCHED_S_TASK_HAS_NOT_RUN):
+# right after Run(), the task may still read as ready, for this many seconds at most.
+_TASK_HAS_NOT_RUN = 0x00041303
+_TASK_START_GRACE = 60.0
 # What a connection raises when the host drops it: Ansible's own failure, or the
 # transport's (the errors of requests, which pywinrm uses, are OSErrors).
 CONNECTION_ERRORS = (AnsibleConnectionFailure, OSError)
@@ -224,8 +228,10 @@ def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], time
 
     An ended task has written its response, if it could: waiting for the end
     rather than for the response also lets its process release the run's folder.
+    A task still reading as never run is given a short while to start.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         try:
             status = run_bridge(action, "task_poll", run)
@@ -235,7 +241,8 @@ def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], time
             display.vvv(f"Polling the elevated run {run['name']} lost the connection, reconnecting: {error}")
             reset_connection(action)
         else:
-            if status["state"] not in _TASK_STATES_NOT_ENDED:
+            starting = status["last_task_result"] == _TASK_HAS_NOT_RUN and time.monotonic() < started + _TASK_START_GRACE
+            if status["state"] not in _TASK_STATES_NOT_ENDED and not starting:
                 return status
         if time.monotonic() >= deadline:
             raise BridgeError(operation, f"did not end within {timeout:g} seconds in the elevated run {run['name']}")

@@ -27,6 +27,8 @@ CMD_EXE_LIMIT = 8191
 RUNNING = {"state": 4, "last_task_result": 0x00041301}
 QUEUED = {"state": 2, "last_task_result": 0x00041303}
 ENDED = {"state": 3, "last_task_result": 0}
+# Ready and never run: Run() has returned, the instance has not started yet.
+NOT_STARTED_YET = {"state": 3, "last_task_result": 0x00041303}
 ENDED_WITH_ERROR = {"state": 3, "last_task_result": 1}
 
 REBOOT_REQUIRED = '{"protocol":1,"operation":"reboot_required","result":{"reboot_required":true}}'
@@ -100,6 +102,19 @@ def test_success_after_two_polls(clock: FakeClock) -> None:
     assert host.operations == ["task_start", "task_poll", "task_poll", "task_collect"]
     assert [request["params"] for request in host.requests[1:]] == [{"name": "run-1"}] * 3
     assert clock.sleeps == [2.0]
+
+
+def test_a_task_that_has_not_started_yet_is_waited_for(clock: FakeClock) -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(NOT_STARTED_YET, False), polled(RUNNING, False), polled(ENDED, True)],
+        "task_collect": [collected(REBOOT_REQUIRED)],
+    })
+
+    assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
+
+    assert host.operations == ["task_start", "task_poll", "task_poll", "task_poll", "task_collect"]
+    assert clock.sleeps == [2.0, 2.0]
 
 
 @pytest.mark.usefixtures("clock")
@@ -188,7 +203,6 @@ def test_result_with_a_failing_exit_code_is_refused() -> None:
     [
         pytest.param(1, "0x00000001: ", id="powershell-failed"),
         pytest.param(0x00041306, "0x00041306 SCHED_S_TASK_TERMINATED: ", id="terminated"),
-        pytest.param(0x00041303, "0x00041303 SCHED_S_TASK_HAS_NOT_RUN: ", id="never-ran"),
     ],
 )
 @pytest.mark.usefixtures("clock")
@@ -206,6 +220,21 @@ def test_task_ended_without_response_names_its_last_result_and_is_collected(last
     assert message.startswith(reported)
     assert "ended without writing a response" in message
     assert "\\wuacache-run-1" in message
+    assert host.operations[-1] == "task_collect"
+
+
+def test_a_task_that_never_starts_fails_after_a_minute(clock: FakeClock) -> None:
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(NOT_STARTED_YET, False)] * 31,
+        "task_collect": [collected(None)],
+    })
+
+    with pytest.raises(BridgeError) as raised:
+        run_elevated(host, "reboot_required", name="run-1")
+
+    assert str(raised.value).startswith("0x00041303 SCHED_S_TASK_HAS_NOT_RUN: ")
+    assert sum(clock.sleeps) == 60.0
     assert host.operations[-1] == "task_collect"
 
 
