@@ -697,6 +697,8 @@ function Save-HttpFile {
             }
             if ($offset -gt 0) {
                 $request.AddRange($offset)
+                # The part carries the Last-Modified of the file it began: a file changed since comes whole.
+                $request.Headers.Add('If-Range', (Get-Item -LiteralPath $partialPath).LastWriteTimeUtc.ToString('R'))
             }
             if (Test-Path -LiteralPath $Path) {
                 $request.IfModifiedSince = (Get-Item -LiteralPath $Path).LastWriteTimeUtc
@@ -748,6 +750,9 @@ function Save-HttpFile {
             }
             finally {
                 $file.Dispose()
+                if ($null -ne $lastModified) {
+                    [System.IO.File]::SetLastWriteTimeUtc($partialPath, $lastModified)
+                }
             }
         }
         finally {

@@ -5,6 +5,7 @@ catalog served by the lab's upstream."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,21 @@ def test_ensure_cab_resumes_a_broken_transfer(
     assert (resumed["status"], resumed["transferred"]) == ("resumed", rest)
     assert cut + rest == resumed["size"] == lab.catalog.cab_size
     assert resumed["sha256"] == lab.catalog.cab_sha256
+
+
+def test_a_part_of_an_older_catalog_is_not_resumed(
+    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    # What a transfer broken last month left: the first bytes of another cab.
+    host.disk.make_dirs(ROOT)
+    host.disk.write(f"{CAB}.part", [b"MSCF" + b"\0" * 1000])
+    host.disk.set_modified(f"{CAB}.part", datetime(2024, 1, 9, tzinfo=UTC))
+
+    fetched = ensure_cab(host)
+
+    [(status, sent)] = transfers(upstream, tmp_path, CAB_URL)
+    assert (status, sent) == (200, lab.catalog.cab_size)
+    assert (fetched["status"], fetched["sha256"]) == ("downloaded", lab.catalog.cab_sha256)
 
 
 def test_ensure_cab_with_force_fetches_the_catalog_again(

@@ -82,6 +82,8 @@ def download(
     offset = disk.size(partial) if resume and disk.exists(partial) else 0
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        # The part carries the Last-Modified of the file it began: a file changed since comes whole.
+        headers["If-Range"] = format_datetime(disk.modified(partial).astimezone(UTC), usegmt=True)
     proxy = None if _is_loopback(url) else proxy or host.proxy
     with requests.Session() as session:
         session.trust_env = False  # the host's own proxy setting only
@@ -109,11 +111,14 @@ def download(
             if response.status_code not in (200, 206):
                 raise DownloadError(f"The remote server returned an error: ({response.status_code}) {response.reason}.")
             resumed = response.status_code == 206
+            last_modified = response.headers.get("Last-Modified")
             try:
                 transferred = disk.write(partial, _as_received(response), append=resumed)
             except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise DownloadError(f"The connection was closed unexpectedly: {error}") from error
-            last_modified = response.headers.get("Last-Modified")
+            finally:
+                if last_modified and disk.exists(partial):
+                    disk.set_modified(partial, parsedate_to_datetime(last_modified))
     for algorithm, name, expected in (("sha1", "SHA-1", expected_sha1), ("sha256", "SHA-256", expected_sha256)):
         if expected is not None and file_hash(host, partial, algorithm) != expected.lower():
             disk.remove(partial)
