@@ -14,6 +14,11 @@ description:
     server, so that the server learns the new state.
   - An update that is not installed is no change. Any other exit code of C(wusa.exe) than success, success waiting
     for a restart (3010) or not installed fails the task, naming it.
+notes:
+  - Microsoft documents that C(wusa.exe /uninstall) cannot remove the cumulative updates that carry the servicing
+    stack update in the same package (Windows 10 21H2 and later, Windows 11, Windows Server 2022 and later);
+    C(wusa.exe) then fails and the task names its exit code. Those are removed with C(DISM /Online /Remove-Package)
+    and the name of the cumulative update's own package.
 options:
   kb:
     description:
