@@ -192,6 +192,27 @@ def test_policy_outcomes_follow_the_host_variables_and_rule_sets(patch_lab: Patc
         assert "delayed until" in by_id(delayed)[update_id]["reason"]
 
 
+def test_files_the_update_agent_refuses_are_reported_and_the_rest_downloads(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[1]
+    allow_all = json.dumps({"wua_default_allow": True, "wua_wait_for_files": 120})
+    rc, plan, output = patch_lab.playbook(tmp_path, "download", host, "--check", "-e", allow_all)
+    assert rc == 0, output
+    refused, *others = [outcome["update_id"] for outcome in plan["downloads"]]
+    assert others, plan["downloads"]
+    # Windows Update would download other files than the catalog's for this one (express, say).
+    patch_lab.fault(host, "cache_refuses_files", "--update-id", refused)
+    try:
+        rc, result, output = patch_lab.playbook(tmp_path, "download", host, "-e", allow_all)
+    finally:
+        patch_lab.clear_faults(host)
+    assert rc == 2, output
+    outcomes = {outcome["update_id"]: outcome for outcome in result["downloads"]}
+    assert outcomes[refused]["downloaded"] is False
+    assert (outcomes[refused]["hresult"], outcomes[refused]["hresult_name"]) == ("0x8024200D", "WU_E_UH_NEEDANOTHERDOWNLOAD")
+    assert "IUpdate.CopyToCache" in outcomes[refused]["msg"]
+    assert all(outcomes[update_id]["downloaded"] for update_id in others)
+
+
 def test_scan_over_basic_authentication(patch_lab: PatchLab, tmp_path: Path) -> None:
     host = host_names(patch_lab)[0]
     rc, result, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "ansible_winrm_transport=basic")

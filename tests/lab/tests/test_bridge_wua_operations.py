@@ -366,6 +366,20 @@ def test_copy_to_cache_refuses_the_file_of_another_child(lab: Lab, host: Windows
     assert (entry["error"]["hresult"], entry["error"]["call"]) == (WU_E_UH_NEEDANOTHERDOWNLOAD, "IUpdate.CopyToCache")
 
 
+def test_copy_to_cache_refuses_files_windows_update_would_not_download(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
+    ensure_cab(host)
+    refused, taken = pending(host, NEVER_REBOOTS, 2)
+    set_host_fault(tmp_path / "hosts", host.name, "cache_refuses_files", update_ids=[refused["update_id"]])
+
+    entries = {entry["update_id"]: entry for entry in download(lab, host, refused, taken)["updates"]}
+
+    assert (entries[refused["update_id"]]["error"]["hresult"], entries[refused["update_id"]]["is_downloaded"]) == (
+        WU_E_UH_NEEDANOTHERDOWNLOAD,
+        False,
+    )
+    assert (entries[taken["update_id"]]["error"], entries[taken["update_id"]]["is_downloaded"]) == (None, True)
+
+
 # install
 
 

@@ -155,6 +155,7 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
         "disk_full": {},
         "reboot_seconds": {"seconds": args.seconds},
         "revert_at_reboot": {"hresult": args.hresult, "update_ids": args.update_id},
+        "cache_refuses_files": {"update_ids": args.update_id},
         "stuck_reboot_pending": {},
         "upgrade_rollback": {},
         "upgrade_blocked": {},

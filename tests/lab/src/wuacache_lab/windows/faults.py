@@ -28,6 +28,7 @@ FAULT_KINDS = (
     "stuck_reboot_pending",
     "upgrade_rollback",
     "upgrade_blocked",
+    "cache_refuses_files",
 )
 
 # ERROR_INSTALL_FAILURE: "Fatal error during installation."
@@ -120,6 +121,11 @@ class HostFaults:
     def revert_at_reboot(self, update_id: str) -> int | None:
         """The HRESULT with which the restart undoes the install of ``update_id``, if it does."""
         return self._update_failure("revert_at_reboot", update_id, DEFAULT_REVERT_FAILURE)
+
+    def cache_refuses_files(self, update_id: str) -> bool:
+        """Whether CopyToCache refuses the catalog's files of ``update_id``, as
+        when Windows Update would download other files on this host."""
+        return self._update_failure("cache_refuses_files", update_id, 0) is not None
 
     def _update_failure(self, kind: str, update_id: str, default: int) -> int | None:
         fault = self.current().get(kind)

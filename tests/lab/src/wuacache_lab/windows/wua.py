@@ -452,7 +452,10 @@ class Update:
                 raise COMError(ERROR_FILE_NOT_FOUND)
             name = path.replace("/", "\\").rsplit("\\", 1)[-1]
             digest = expected.get(name.casefold())
-            if digest is None or sha1_of(disk.path(path)) != digest:
+            # IUpdate2::CopyToCache "only works if the files supplied exactly match the files
+            # Windows Update would normally download on that computer".
+            refused = client.host.faults.cache_refuses_files(self._installed_as)
+            if refused or digest is None or sha1_of(disk.path(path)) != digest:
                 client.host.log.info("CopyToCache refused %s for update %s", path, self.Identity.UpdateID)
                 raise COMError(WU_E_UH_NEEDANOTHERDOWNLOAD)
             accepted.append((path, name, digest))
