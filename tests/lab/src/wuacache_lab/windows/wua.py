@@ -452,8 +452,8 @@ class Update:
                 raise COMError(ERROR_FILE_NOT_FOUND)
             name = path.replace("/", "\\").rsplit("\\", 1)[-1]
             digest = expected.get(name.casefold())
-            # IUpdate2::CopyToCache "only works if the files supplied exactly match the files
-            # Windows Update would normally download on that computer".
+            # IUpdate2::CopyToCache takes only the very files Windows Update would download on
+            # this host, which may differ from the catalog's (express files, say).
             refused = client.host.faults.cache_refuses_files(self._installed_as)
             if refused or digest is None or sha1_of(disk.path(path)) != digest:
                 client.host.log.info("CopyToCache refused %s for update %s", path, self.Identity.UpdateID)
