@@ -7,34 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, failure_result, run_bridge
+from ansible_collections.wuacache.wua.plugins.plugin_utils._action import HostOperationAction
 
 
-class ActionModule(ActionBase):
+class ActionModule(HostOperationAction):
     """Ask the bridge to remove what downloads left in the host's staging and package folders."""
 
-    _VALID_ARGS = frozenset()
+    OPERATION = "clean_staging"
     # The bridge cannot tell what it would remove without removing it.
     _supports_check_mode = False
-    _supports_async = False
 
-    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-
-        self.validate_argument_spec(argument_spec={})
-
-        try:
-            cleaned = run_bridge(self, "clean_staging")
-        except BridgeError as error:
-            result.update(failure_result(error))
-            return result
-
-        result.update(
-            changed=cleaned["removed_files"] > 0,
-            removed_files=cleaned["removed_files"],
-            removed_bytes=cleaned["removed_bytes"],
-        )
-        return result
+    def to_result(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "changed": answer["removed_files"] > 0,
+            "removed_files": answer["removed_files"],
+            "removed_bytes": answer["removed_bytes"],
+        }

@@ -7,35 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, failure_result, run_bridge
+from ansible_collections.wuacache.wua.plugins.plugin_utils._action import HostOperationAction
 
 # Win32_OperatingSystem.ProductType
 _PRODUCT_TYPES = {1: "workstation", 2: "domain_controller", 3: "server"}
 
 
-class ActionModule(ActionBase):
+class ActionModule(HostOperationAction):
     """Ask the bridge for the host's ``info`` and report it in Ansible's terms."""
 
-    _VALID_ARGS = frozenset()
+    OPERATION = "info"
     _supports_check_mode = True
-    _supports_async = False
 
-    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-
-        self.validate_argument_spec(argument_spec={})
-
-        try:
-            info = run_bridge(self, "info")
-        except BridgeError as error:
-            result.update(failure_result(error))
-            return result
-
-        result.update(changed=False, **to_host_info(info))
-        return result
+    def to_result(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return {"changed": False, **to_host_info(answer)}
 
 
 def to_host_info(info: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 # Copyright: Contributors to the wuacache project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The base of the patching actions: options, the ``enabled`` switch and failures, handled once."""
+"""The bases of the actions: one bridge operation reported as is, or the server's plan carried out."""
 
 # FOR INTERNAL COLLECTION USE ONLY: may change in any release.
 
@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import failure_result
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError, failure_result, run_bridge
 from ansible_collections.wuacache.wua.plugins.plugin_utils._options import (
     argument_spec,
     task_options,
@@ -20,6 +20,35 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
     TASK_FAILURES,
     Patching,
 )
+
+
+class HostOperationAction(ActionBase):
+    """An action without options that runs one bridge operation, ``OPERATION``, and reports
+    what :meth:`to_result` makes of its answer; a failure fails the task with its HRESULT."""
+
+    OPERATION: ClassVar[str]
+
+    _VALID_ARGS = frozenset()
+    _supports_async = False
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+
+        self.validate_argument_spec(argument_spec={})
+
+        try:
+            answer = run_bridge(self, self.OPERATION)
+        except BridgeError as error:
+            result.update(failure_result(error))
+            return result
+
+        result.update(self.to_result(answer))
+        return result
+
+    def to_result(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """The task's return values, ``changed`` included."""
+        raise NotImplementedError
 
 
 class PatchingAction(ActionBase):
