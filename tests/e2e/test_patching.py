@@ -265,7 +265,8 @@ def test_direct_download_fetches_from_microsoft_not_from_the_server(patch_lab: P
     assert urls
     before = [entry["url"] for entry in read_access_log(patch_lab.spec.upstream_dir)]
 
-    rc, result, output = patch_lab.playbook(tmp_path, "download", host, "-e", allow_all)
+    # Over basic authentication, elevated runs included.
+    rc, result, output = patch_lab.playbook(tmp_path, "download", host, "-e", allow_all, "-e", "ansible_winrm_transport=basic")
     assert rc == 0, output
     assert all(outcome["downloaded"] for outcome in result["downloads"])
     rc, rescan, output = patch_lab.playbook(tmp_path, "scan", host, "-e", allow_all)
