@@ -11,7 +11,6 @@ partial or unverified cab, and a failed sync leaves the previous one served.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -30,6 +29,7 @@ from urllib.parse import urljoin
 import requests
 
 from wuacache_server.fetch.allowlist import is_allowed
+from wuacache_server.filelock import try_lock
 from wuacache_server.httpdate import parse_http_date
 
 logger = logging.getLogger(__name__)
@@ -146,23 +146,23 @@ def sync_cab(
     started = time.monotonic()
     cab = Path(repository_dir) / WUA_DIR / CAB_NAME
     cab.parent.mkdir(parents=True, exist_ok=True)
-    with _try_lock(cab.parent / LOCK_NAME) as locked:
-        if not locked:
-            reason = _initial_reason(published=cab.exists(), force=force)
-            return _finish(_result("failed", reason, previous, cab, started, error="another cab sync is running"))
-        with _http_session(session) as http:
-            run = _CabSync(
-                url=url,
-                cab=cab,
-                ca_bundle=Path(ca_bundle),
-                allowlist=allowlist,
-                proxies={"http": proxy, "https": proxy} if proxy else {},
-                force=force,
-                http=http,
-                meter=_Meter(progress),
-                started=started,
-            )
-            return _finish(run.run(previous))
+    lock = try_lock(cab.parent / LOCK_NAME)
+    if lock is None:
+        reason = _initial_reason(published=cab.exists(), force=force)
+        return _finish(_result("failed", reason, previous, cab, started, error="another cab sync is running"))
+    with lock, _http_session(session) as http:
+        run = _CabSync(
+            url=url,
+            cab=cab,
+            ca_bundle=Path(ca_bundle),
+            allowlist=allowlist,
+            proxies={"http": proxy, "https": proxy} if proxy else {},
+            force=force,
+            http=http,
+            meter=_Meter(progress),
+            started=started,
+        )
+        return _finish(run.run(previous))
 
 
 class _CabSync:
@@ -417,20 +417,6 @@ def _finish(result: CabSyncResult) -> CabSyncResult:
             (result.sha256 or "")[:12],
         )
     return result
-
-
-@contextmanager
-def _try_lock(path: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path`` if no one else does; yield whether held."""
-    # Each open() is its own file description, so flock() also excludes
-    # another sync in a different thread of this process.
-    with open(path, "a") as lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-        else:
-            yield True
 
 
 @contextmanager

@@ -13,7 +13,6 @@ start to its end, whichever process runs it (the server's scheduler and API,
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from wuacache_server.catalog.importer import (
 )
 from wuacache_server.config import Settings
 from wuacache_server.db.models import CabSyncReason, CabSyncRun, CabSyncStatus, utcnow
+from wuacache_server.filelock import try_lock
 from wuacache_server.httpdate import parse_http_date
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ def start_cab_sync(settings: Settings, session_factory: sessionmaker[Session], *
     Raises:
         CabSyncBusy: another run holds the lock.
     """
-    lock = _take_lock(settings.data_dir / LOCK_NAME)
+    lock = try_lock(settings.data_dir / LOCK_NAME)
+    if lock is None:
+        raise CabSyncBusy("another cab sync is running")
     try:
         with session_factory() as session:
             _close_interrupted_runs(session)
@@ -196,19 +198,6 @@ class CabSyncJob:
                 run.size = result.size
             session.commit()
         return run
-
-
-def _take_lock(path: Path) -> IO[str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(path, "a")  # noqa: SIM115 - held beyond this function, by the job
-    try:
-        # Each open() is its own file description: threads of one process
-        # exclude each other too.
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise CabSyncBusy("another cab sync is running") from None
-    return lock
 
 
 def _close_interrupted_runs(session: Session) -> None:

@@ -41,6 +41,7 @@ from wuacache_server.db.models import (
     utcnow,
 )
 from wuacache_server.fetch.downloader import PART_SUFFIX, PARTIAL_DIR, VALIDATOR_SUFFIX
+from wuacache_server.filelock import try_lock
 from wuacache_server.services.needs import needed_file_ids
 
 logger = logging.getLogger(__name__)
@@ -134,13 +135,10 @@ def _clean(settings: Settings, session_factory: sessionmaker[Session], now: date
 @contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """Hold the cleanup lock for the block; CleanupBusy, at once, if another cleanup holds it."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    # Each open() is its own file description: threads of one process exclude each other too.
-    with open(lock_path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CleanupBusy("another cleanup is running") from None
+    lock = try_lock(lock_path)
+    if lock is None:
+        raise CleanupBusy("another cleanup is running")
+    with lock:
         yield
 
 
