@@ -47,6 +47,9 @@ $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
 $SystemSid = 'S-1-5-18'
 $AdministratorsSid = 'S-1-5-32-544'
 
+# How long the Windows Update service may take to start or stop.
+$ServiceTimeout = [timespan]::FromMinutes(2)
+
 # IRegisteredTask.State (TASK_STATE_RUNNING).
 $TaskStateRunning = 4
 # HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND), the error of a task that does not exist.
@@ -509,7 +512,9 @@ function Invoke-WithWindowsUpdateService {
     try {
         Invoke-BridgeCall 'Start wuauserv' {
             Set-Service -Name wuauserv -StartupType Manual
-            Start-Service -Name wuauserv
+            # Start-Service and Stop-Service would wait without end for a service stuck pending.
+            Start-Service -Name wuauserv -NoWait
+            (Get-Service -Name wuauserv).WaitForStatus('Running', $ServiceTimeout)
         }
         & $ScriptBlock
         $succeeded = $true
@@ -518,7 +523,8 @@ function Invoke-WithWindowsUpdateService {
         Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'Restore wuauserv' -CleanupBlock {
             Set-Service -Name wuauserv -StartupType $WuauservAfter.start_mode
             if (-not $WuauservAfter.running) {
-                Stop-Service -Name wuauserv -Force
+                Stop-Service -Name wuauserv -Force -NoWait
+                (Get-Service -Name wuauserv).WaitForStatus('Stopped', $ServiceTimeout)
             }
         }
     }

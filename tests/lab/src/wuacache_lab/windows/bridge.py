@@ -575,7 +575,9 @@ def _system_reboot_required(process: BridgeProcess) -> bool:
 @contextmanager
 def _windows_update_service(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> Iterator[None]:
     """Invoke-WithWindowsUpdateService: wuauserv started for the operation,
-    then left as the controller asked, whatever happened."""
+    then left as the controller asked, whatever happened. (The bridge starts
+    and stops it with -NoWait, then waits for the state within a time limit;
+    the emulated service has no pending states, so it is there at once.)"""
     system = process.system
 
     def restore() -> None:
