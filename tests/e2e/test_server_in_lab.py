@@ -20,6 +20,7 @@ import requests
 from e2e_support import BIN
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.loopback import free_port
+from wuacache_lab.productserver import ServerStartError, wait_until_serving
 from wuacache_lab.pki import ensure_lab_ca
 from wuacache_lab.scanreport import ScanningHost
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
@@ -93,16 +94,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
         process = subprocess.Popen([BIN / "wuacache-server", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if requests.get(f"{server.url}/health", timeout=1).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert process.poll() is None, (root / "server.log").read_text()
-                assert time.monotonic() < deadline, "the server did not answer /health within 30 s"
-                time.sleep(0.2)
+            try:
+                wait_until_serving(server.url, process, timeout=30)
+            except ServerStartError as error:
+                pytest.fail(f"{error}: {(root / 'server.log').read_text()}")
             yield server
         finally:
             process.send_signal(signal.SIGTERM)

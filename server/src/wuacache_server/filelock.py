@@ -1,7 +1,7 @@
 """An exclusive, non-blocking lock on a file, between processes and threads.
 
-A cab sync or a cleanup that finds another one running gives up at once
-rather than waiting: the other will have done the work.
+A cab sync, a cleanup or a fetch service that finds another one running
+gives up at once rather than waiting: the other is doing the work.
 """
 
 from __future__ import annotations

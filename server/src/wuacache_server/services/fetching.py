@@ -23,7 +23,6 @@ resumes their partial files with ``Range``).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
@@ -54,6 +53,7 @@ from wuacache_server.db.models import (
 )
 from wuacache_server.fetch import Fetcher, FetchHandle, FetchJob, FetchState
 from wuacache_server.fetch.fetcher import FINISHED_STATES
+from wuacache_server.filelock import try_lock
 from wuacache_server.policy import FILES_OUTCOMES, FilesState
 from wuacache_server.services.needs import missing_file_ids
 
@@ -334,16 +334,12 @@ class FetchService:
                 self._handles[task_id] = handle
 
     def _lock_repository(self) -> None:
-        path = self._settings.repository_dir / LOCK_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = open(path, "a")  # noqa: SIM115 - held open for as long as the service runs
-        try:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock_file.close()
+        # Held open for as long as the service runs.
+        lock_file = try_lock(self._settings.repository_dir / LOCK_NAME)
+        if lock_file is None:
             raise FetchServiceBusy(
                 f"another process is fetching into {self._settings.repository_dir} (the running server?)"
-            ) from None
+            )
         self._lock_file = lock_file
 
     # Progress ------------------------------------------------------------------

@@ -64,6 +64,23 @@ def run_command(executable: str, env: dict[str, str], *args: str) -> str:
     return completed.stdout
 
 
+def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = READY_TIMEOUT) -> None:
+    """Wait until the server at ``url`` answers ``/health``; stop it if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if server.poll() is not None:
+            raise ServerStartError(f"wuacache-server serve exited with status {server.returncode}")
+        if time.monotonic() > deadline:
+            server.terminate()
+            raise ServerStartError(f"the server did not answer /health within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def write_secret(path: Path, secret: str) -> None:
     path.touch(mode=0o600)
     path.write_text(secret + "\n")
@@ -93,19 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # `lab down` signals the whole session: the server shuts down with this process.
     server = subprocess.Popen([executable, "serve"], env=env)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        try:
-            if requests.get(f"http://{args.listen}/health", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if server.poll() is not None:
-            raise ServerStartError(f"wuacache-server serve exited with status {server.returncode}")
-        if time.monotonic() > deadline:
-            server.terminate()
-            raise ServerStartError(f"the server did not answer /health within {READY_TIMEOUT:.0f} s")
-        time.sleep(0.2)
+    wait_until_serving(f"http://{args.listen}", server)
     args.ready_file.write_text(f"{args.listen}\n")
     return server.wait()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wuacache_lab.catalog.payloads import upstream_path
-from wuacache_lab.windows.bridge import round_trip_utc
+from wuacache_lab.windows.bridge import read_history, round_trip_utc
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.windows.wua import Update, UpdateSearcher
 
@@ -92,7 +92,6 @@ class ScanningHost:
         searcher = self.searcher()
         started = datetime.now(UTC)
         found = searcher.Search("IsInstalled=0 or IsInstalled=1").Updates
-        history = searcher.QueryHistory(0, searcher.GetTotalHistoryCount())
         profile = self.windows.profile
         return {
             "hostname": self.name,
@@ -107,17 +106,7 @@ class ScanningHost:
             "wuauserv_state": self.windows.state.wuauserv_state,
             "assignment": assignment,
             "updates": [update_json(update) for update in found],
-            "history": [
-                {
-                    "operation": entry.Operation,
-                    "result_code": entry.ResultCode,
-                    "hresult": entry.HResult,
-                    "date": round_trip_utc(entry.Date),
-                    "update_id": entry.UpdateIdentity.UpdateID,
-                    "revision_number": entry.UpdateIdentity.RevisionNumber,
-                }
-                for entry in history
-            ],
+            "history": read_history(self.windows.wua().create_object("Microsoft.Update.Session")),
         }
 
 

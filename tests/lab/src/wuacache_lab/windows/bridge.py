@@ -319,7 +319,7 @@ def scan(process: BridgeProcess, criteria: str, wuauserv_after: dict[str, Any]) 
         with _catalog_search(process, session, criteria) as (service, search_result):
             with api_call("IUpdate"):
                 updates = [_update_record(update) for update in search_result.Updates]
-            history = _read_history(session)
+            history = read_history(session)
             required = _system_reboot_required(process)
             return {
                 "cab": {"path": _catalog_path(process), "service_id": service.ServiceID},
@@ -449,7 +449,7 @@ def uninstall(process: BridgeProcess, kb: str, wuauserv_after: dict[str, Any]) -
 def history(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> dict[str, Any]:
     """Get-UpdateHistory: every history entry, most recent first."""
     with _windows_update_service(process, wuauserv_after):
-        return {"history": _read_history(_new_update_session(process))}
+        return {"history": read_history(_new_update_session(process))}
 
 
 def install_package(
@@ -667,7 +667,7 @@ def _update_record(update: Update) -> dict[str, Any]:
     }
 
 
-def _read_history(session: UpdateSession) -> list[dict[str, Any]]:
+def read_history(session: UpdateSession) -> list[dict[str, Any]]:
     """Read-UpdateHistory: every entry, most recent first."""
     with api_call("IUpdateSearcher.QueryHistory"):
         searcher = session.CreateUpdateSearcher()

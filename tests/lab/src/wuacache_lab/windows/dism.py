@@ -48,8 +48,5 @@ def run_dism(host: WindowsHost, arguments: list[str], logon: LogonSession) -> Pr
     if not cbs.install_package(host, package):
         return ProcessResult(b"", b"", 0)
     if "/norestart" not in switches:
-        try:
-            host.reboot()
-        except HResultError:
-            pass  # a restart is already on its way
+        host.restart_for_installer()
     return ProcessResult(b"", b"", ERROR_SUCCESS_REBOOT_REQUIRED)

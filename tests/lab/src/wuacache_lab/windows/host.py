@@ -145,6 +145,15 @@ class WindowsHost:
             state.reboot_seconds = self.faults.reboot_seconds() * restarts
         self.log.info("restart scheduled in %.0f s", delay)
 
+    def restart_for_installer(self) -> None:
+        """The restart an installer run without its no-restart switch starts at
+        once; one already on its way is enough."""
+        try:
+            self.reboot()
+        except HResultError as error:
+            if error.hresult != ERROR_SHUTDOWN_IS_SCHEDULED:
+                raise
+
     def set_reboot_marker(self, marker: str) -> None:
         """Leave a reboot marker, as another installer would."""
         if marker not in REBOOT_MARKERS:

@@ -90,10 +90,7 @@ def run_setup(host: WindowsHost, program: str, arguments: list[str], logon: Logo
     _log(host, PANTHER, [f"Down-level phase done: {image.name} {_release(image)} is installed at the next restart."])
     host.log.info("setup: upgrade to %s at the next restart", target.name)
     if "/noreboot" not in switches:
-        try:
-            host.reboot()
-        except HResultError:
-            pass  # a restart is already on its way
+        host.restart_for_installer()
     return ProcessResult(b"", b"", CONTINUE_REBOOT)
 
 

@@ -68,10 +68,7 @@ def run_wusa(host: WindowsHost, arguments: list[str], logon: LogonSession) -> Pr
     except HResultError as error:
         return ProcessResult(b"", b"", signed(error.hresult))
     if exit_code == ERROR_SUCCESS_REBOOT_REQUIRED and "/norestart" not in switches:
-        try:
-            host.reboot()
-        except HResultError:
-            pass  # a restart is already on its way
+        host.restart_for_installer()
     return ProcessResult(b"", b"", exit_code)
 
 
