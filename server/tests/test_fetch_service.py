@@ -552,6 +552,28 @@ def test_a_file_that_just_failed_waits_for_the_scheduled_run_not_for_the_next_re
     assert [entry["url"] for entry in lab.requested()].count(bad.url) == 2
 
 
+def test_reports_arriving_while_a_download_fails_never_fetch_it_twice(lab: Lab) -> None:
+    # Reports come all the time: one needing the file while its download runs,
+    # fails and is recorded must find it queued, or failed just now, and never
+    # start a second download of it.
+    bundle, (_, bad) = two_file_child(lab.catalog)
+    lab.add_host("host", {bundle: Status.MISSING})
+    set_fault(lab.upstream_state, bad.url, "corrupt")
+    bad_id = lab.file_ids[bad.digest]
+
+    with lab.service() as service:
+        for attempt in range(1, 11):
+            task_ids = set(service.trigger([bad_id]))
+            while lab.task_of(bad).status != "failed":
+                task_ids.update(service.trigger([bad_id]))
+            assert service.trigger([bad_id]) == []
+            assert service.wait(task_ids, WAIT)
+            assert [entry["url"] for entry in lab.requested()] == [bad.url] * attempt
+            # Past the cooldown, the next report queues it again.
+            with lab.sessions.begin() as session:
+                session.get(DownloadTask, lab.task_of(bad).id).finished_at = NOW  # type: ignore[union-attr]
+
+
 def test_one_fetch_service_per_repository(lab: Lab) -> None:
     with lab.service(), pytest.raises(FetchServiceBusy):
         lab.service().start()

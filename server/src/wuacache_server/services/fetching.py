@@ -139,11 +139,13 @@ class FetchService:
         self._fetcher: Fetcher | None = None
         self._lock_file: IO[str] | None = None
         self._stopping = False
-        self._queue_lock = threading.Lock()  # one queueing at a time: tasks are read, then written
+        # Held to queue files and to record how downloads end, so that a
+        # queueing never decides on an outcome recorded meanwhile (a download
+        # would start twice), and two files of one update completing at once
+        # do not each see the other still absent. Reentrant: a job the
+        # fetcher refuses is recorded as failed while queueing.
+        self._tasks_lock = threading.RLock()
         self._state_lock = threading.Lock()
-        # One completion at a time: two files of one update completing in
-        # concurrent transactions would each see the other still absent.
-        self._completion_lock = threading.Lock()
         self._handles: dict[int, FetchHandle] = {}  # by task id, until finished
         self._progress_written: dict[str, float] = {}  # running jobs by key: when progress was last written
 
@@ -177,7 +179,7 @@ class FetchService:
         return left
 
     def _resume(self) -> list[int]:
-        with self._queue_lock:
+        with self._tasks_lock:
             with self._sessions.begin() as session:
                 # A crash left these running; they run again from the queue.
                 session.execute(
@@ -266,26 +268,7 @@ class FetchService:
         waits for the next scheduled run: reports from many hosts needing it
         must not hammer an upstream that just served it wrong.
         """
-        recently_failed = (
-            select(DownloadTask.id)
-            .where(
-                DownloadTask.payload_file_id == PayloadFile.id,
-                DownloadTask.status == DownloadTaskStatus.FAILED,
-                DownloadTask.finished_at > utcnow() - FAILURE_COOLDOWN,
-            )
-            .exists()
-        )
-        with self._sessions() as session:
-            missing = [
-                file_id
-                for chunk in chunks(sorted(set(file_ids)))
-                for file_id in session.scalars(
-                    select(PayloadFile.id).where(
-                        PayloadFile.id.in_(chunk), PayloadFile.stored_at.is_(None), ~recently_failed
-                    )
-                )
-            ]
-        return self._queue(missing, forced=False)
+        return self._queue(file_ids, forced=False, cooldown=FAILURE_COOLDOWN)
 
     def wait(self, task_ids: Iterable[int], timeout: float | None = None) -> bool:
         """Block until the tasks are finished; False if ``timeout`` seconds passed first."""
@@ -302,15 +285,15 @@ class FetchService:
 
     # Queueing ------------------------------------------------------------------
 
-    def _queue(self, file_ids: Iterable[int], *, forced: bool) -> list[int]:
+    def _queue(self, file_ids: Iterable[int], *, forced: bool, cooldown: timedelta | None = None) -> list[int]:
         if self._fetcher is None:
             raise RuntimeError("the fetch service is not running")
-        with self._queue_lock:
+        with self._tasks_lock:
             with self._sessions.begin() as session:
                 task_ids = [
                     task_id
                     for chunk in chunks(sorted(set(file_ids)))
-                    for task_id in _activate_tasks(session, chunk, forced=forced)
+                    for task_id in _activate_tasks(session, chunk, forced=forced, cooldown=cooldown)
                 ]
                 jobs = _jobs_of(session, task_ids)
             # Only once committed: the workers update these rows.
@@ -386,7 +369,7 @@ class FetchService:
             self._progress_written.pop(job.key, None)
         now = utcnow()
         size = handle.bytes_done
-        with self._completion_lock, self._sessions.begin() as session:
+        with self._tasks_lock, self._sessions.begin() as session:
             session.execute(
                 _update_current_task(
                     job.key,
@@ -426,7 +409,7 @@ class FetchService:
             values |= {"error": error, "finished_at": utcnow()}
         if bytes_done is not None:
             values["bytes_done"] = bytes_done
-        with self._sessions.begin() as session:
+        with self._tasks_lock, self._sessions.begin() as session:
             session.execute(_update_current_task(job.key, values))
             if status != DownloadTaskStatus.WAITING:
                 _demote_host_updates(session, job.key, utcnow())
@@ -448,37 +431,56 @@ def _update_current_task(key: str, values: dict[str, Any]) -> UpdateStatement:
     )
 
 
-def _activate_tasks(session: Session, file_ids: list[int], *, forced: bool) -> list[int]:
+def _activate_tasks(
+    session: Session, file_ids: Sequence[int], *, forced: bool, cooldown: timedelta | None = None
+) -> list[int]:
     """The active task of each file: the one already waiting or running, else the
     file's failed or canceled task queued again, else a new one.
+
+    Unless ``forced``, files already on the server get none; with ``cooldown``,
+    neither do files whose latest download failed less than that long ago.
+    Both are decided here, in the transaction that queues: read before, they
+    would miss an outcome recorded meanwhile, and start a download again.
 
     It writes before it reads: on SQLite a transaction that read first cannot
     take the write lock once a worker has committed meanwhile.
     """
+    wanted_files = select(PayloadFile.id).where(PayloadFile.id.in_(file_ids))
+    if not forced:
+        wanted_files = wanted_files.where(PayloadFile.stored_at.is_(None))
     # A file's latest task is its active one if it has one (ids only grow).
     latest = (
         select(func.max(DownloadTask.id))
-        .where(DownloadTask.payload_file_id.in_(file_ids))
+        .where(DownloadTask.payload_file_id.in_(wanted_files))
         .group_by(DownloadTask.payload_file_id)
     )
+    retryable: ColumnElement[bool] = DownloadTask.status.in_((DownloadTaskStatus.FAILED, DownloadTaskStatus.CANCELED))
+    if cooldown is not None:
+        retryable = and_(
+            retryable,
+            or_(DownloadTask.status == DownloadTaskStatus.CANCELED, DownloadTask.finished_at <= utcnow() - cooldown),
+        )
     session.execute(
         update(DownloadTask)
-        .where(
-            DownloadTask.id.in_(latest),
-            DownloadTask.status.in_((DownloadTaskStatus.FAILED, DownloadTaskStatus.CANCELED)),
-        )
+        .where(DownloadTask.id.in_(latest), retryable)
         .values(status=DownloadTaskStatus.WAITING, finished_at=None)
         .execution_options(synchronize_session=False)
     )
+    wanted = set(session.scalars(wanted_files))
+    if cooldown is not None:
+        cooling = select(DownloadTask.payload_file_id).where(
+            DownloadTask.id.in_(latest), DownloadTask.status == DownloadTaskStatus.FAILED
+        )
+        wanted -= set(session.scalars(cooling))
     active = select(DownloadTask.payload_file_id).where(
         DownloadTask.payload_file_id.in_(file_ids), DownloadTask.status.in_(ACTIVE_DOWNLOAD_STATUSES)
     )
     queued = set(session.scalars(active))
-    new = [{"payload_file_id": file_id, "forced": forced} for file_id in file_ids if file_id not in queued]
+    new = [{"payload_file_id": file_id, "forced": forced} for file_id in sorted(wanted - queued)]
     if new:
         session.execute(insert(DownloadTask), new)
     tasks = select(DownloadTask.id).where(
-        DownloadTask.payload_file_id.in_(file_ids), DownloadTask.status.in_(ACTIVE_DOWNLOAD_STATUSES)
+        DownloadTask.payload_file_id.in_(wanted), DownloadTask.status.in_(ACTIVE_DOWNLOAD_STATUSES)
     )
     if forced:
         session.execute(
@@ -514,7 +516,7 @@ def _jobs_of(session: Session, task_ids: Sequence[int]) -> list[tuple[int, Fetch
     return sorted(jobs, key=lambda entry: not entry[1].forced)
 
 
-def _files_of_latest_revisions(session: Session, update_ids: list[str]) -> list[tuple[str, int | None]]:
+def _files_of_latest_revisions(session: Session, update_ids: Sequence[str]) -> list[tuple[str, int | None]]:
     """(UpdateID, payload file id) for the latest revision of each known UpdateID;
     the id is None for an update without files."""
     latest = (
