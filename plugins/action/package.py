@@ -41,6 +41,12 @@ _SUCCESSES: dict[str, dict[int, Success]] = {
         3010: Success(changed=True, reboot_required=True),
     },
 }
+# The states of a cabinet's package (Get-WindowsPackage's PackageState) in which DISM is not run: it is there already.
+_INSTALLED_STATES = {
+    "Installed": Success(changed=False, reboot_required=False),
+    "InstallPending": Success(changed=False, reboot_required=True),
+    "Superseded": Success(changed=False, reboot_required=False),  # a later package replaced it
+}
 # The exit code that says the package does not apply to the host (another OS, architecture or missing prerequisite).
 _NOT_APPLICABLE = {"msu": (0x80240017, "WU_E_NOT_APPLICABLE"), "cab": (0x800F081E, "CBS_E_NOT_APPLICABLE")}
 
@@ -78,13 +84,17 @@ class ActionModule(PatchingAction):
                 "name": package["name"],
                 "sha256": base64.b64decode(package["sha256"]).hex(),
                 "kind": kind,
+                "installed_states": sorted(_INSTALLED_STATES),
                 "wuauserv_after": wuauserv_after(options, info),
             },
             timeout=options["timeout"],
         )
         exit_code = answer["exit_code"]
-        result.update(exit_code=exit_code, download=answer["download"])
-        success = _SUCCESSES[kind].get(exit_code & 0xFFFFFFFF)
+        result.update(exit_code=exit_code, package_state=answer["package_state"], download=answer["download"])
+        if exit_code is None:
+            success: Success | None = _INSTALLED_STATES[answer["package_state"]]
+        else:
+            success = _SUCCESSES[kind].get(exit_code & 0xFFFFFFFF)
         rebooted = success is not None and success.reboot_required and options["reboot"]
         if rebooted:
             reboot_host(self, timeout=options["reboot_timeout"])

@@ -17,10 +17,10 @@ description:
   - C(wusa.exe) needs the Windows Update service, which is started for the time of the install and left as
     O(wuauserv_after) says.
   - Then it scans and reports to the wuacache server, so that the server learns the new state.
-  - An C(.msu) that is already installed is no change. A package that does not apply to the host, or any other exit
-    code than success and success waiting for a restart (3010), fails the task, naming the code.
-  - C(dism.exe) does not tell a package it installed from one that was already installed; such a C(.cab) is
-    reported as changed each time.
+  - An C(.msu) that is already installed is no change. A C(.cab) whose package C(Get-WindowsPackage) finds
+    installed, installed at the next restart, or superseded is not given to C(dism.exe) again, and is no change.
+  - A package that does not apply to the host, or any other exit code than success and success waiting for a restart
+    (3010), fails the task, naming the code.
 options:
   name:
     description:
@@ -108,10 +108,19 @@ package:
       description: Where hosts download it.
       type: str
 exit_code:
-  description: The exit code of C(wusa.exe) or C(dism.exe), as a signed 32-bit integer.
+  description:
+    - The exit code of C(wusa.exe) or C(dism.exe), as a signed 32-bit integer.
+    - V(null) when C(dism.exe) was not run because the package is there already (see RV(package_state)).
   returned: when the install ran
   type: int
   sample: 3010
+package_state:
+  description:
+    - For a C(.cab), the state C(Get-WindowsPackage) gave its package before the install, such as V(NotPresent),
+      V(Installed), V(InstallPending) or V(Superseded); V(null) for an C(.msu).
+  returned: when the install ran
+  type: str
+  sample: NotPresent
 download:
   description: How the host downloaded the package.
   returned: when the install ran

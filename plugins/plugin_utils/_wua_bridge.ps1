@@ -1038,12 +1038,15 @@ function Install-Package {
     The package is fetched into the packages folder (its SHA-256 checked), installed with
     wusa.exe (.msu) or dism.exe (.cab), and deleted whatever happened: the next install
     fetches it again. The tool's exit code is the answer; the controller interprets it.
+    DISM is not run for a cabinet whose package Get-WindowsPackage finds in one of the
+    states the controller names: DISM would apply it again and say nothing of it.
     #>
     param(
         [Parameter(Mandatory = $true)] [string]$Url,
         [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name,
         [Parameter(Mandatory = $true)] [string]$Sha256,
         [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Kind,
+        [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [Alias('installed_states')] [string[]]$InstalledStates,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
     # The name becomes a path under the root.
@@ -1058,6 +1061,8 @@ function Install-Package {
         $null = New-Item -ItemType Directory -Path $PackagesFolder -Force
     }
     $packagePath = Join-Path -Path $PackagesFolder -ChildPath $Name
+    $exitCode = $null
+    $packageState = $null
     # wusa.exe installs through the Windows Update service.
     Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
         $succeeded = $false
@@ -1070,8 +1075,13 @@ function Install-Package {
                 }
             }
             else {
-                $exitCode = Invoke-BridgeCall 'dism.exe' {
-                    Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
+                $packageState = Invoke-BridgeCall 'Get-WindowsPackage' {
+                    [string](Get-WindowsPackage -Online -PackagePath $packagePath).PackageState
+                }
+                if ($InstalledStates -cnotcontains $packageState) {
+                    $exitCode = Invoke-BridgeCall 'dism.exe' {
+                        Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
+                    }
                 }
             }
             $succeeded = $true
@@ -1087,6 +1097,7 @@ function Install-Package {
         }
         [ordered]@{
             exit_code = $exitCode
+            package_state = $packageState
             download = $download
         }
     }

@@ -564,7 +564,9 @@ def test_reports_arriving_while_a_download_fails_never_fetch_it_twice(lab: Lab) 
     with lab.service() as service:
         for attempt in range(1, 11):
             task_ids = set(service.trigger([bad_id]))
+            deadline = time.monotonic() + WAIT
             while lab.task_of(bad).status != "failed":
+                assert time.monotonic() < deadline, "the download was started again and again"
                 task_ids.update(service.trigger([bad_id]))
             assert service.trigger([bad_id]) == []
             assert service.wait(task_ids, WAIT)

@@ -23,7 +23,7 @@ import requests
 from e2e_support import lab, run_playbook
 
 from wuacache_lab.labspec import LabSpec
-from wuacache_lab.packages import build_msu, build_upgrade_media
+from wuacache_lab.packages import build_cbs_cab, build_msu, build_upgrade_media
 from wuacache_lab.upstream import read_access_log
 from wuacache_lab.windows.state import HostState, read_host_state
 
@@ -416,7 +416,8 @@ def test_a_package_of_the_server_is_installed_and_the_server_learns_of_it(patch_
     host = patch_lab.spec.hosts[0]
     package = build_msu(tmp_path / "windows10.0-kb5099001-x64.msu", kb="5099001", target=host.profile, restart=False)
     other_os = build_msu(tmp_path / "windows11.0-kb5099002-x64.msu", kb="5099002", target="win11-23h2", restart=False)
-    for built in (package, other_os):
+    cab = build_cbs_cab(tmp_path / "windows10.0-kb5099003-x64.cab", kb="5099003", target=host.profile, restart=False)
+    for built in (package, other_os, cab):
         response = requests.put(
             f"{patch_lab.spec.server_url}/api/v1/packages/{built.name}",
             params={"kb": built.name.split("-kb")[1].split("-")[0]},
@@ -439,6 +440,15 @@ def test_a_package_of_the_server_is_installed_and_the_server_learns_of_it(patch_
     assert rc == 2, output
     assert "0x80240017" in refused["msg"]
     assert not any(installed.kb == "5099002" for installed in patch_lab.truth(host.name).packages.values())
+
+    # A .cab goes to DISM, unless Get-WindowsPackage finds its package installed.
+    rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={cab.name}")
+    assert rc == 0, output
+    assert (result["changed"], result["exit_code"], result["package_state"]) == (True, 0, "NotPresent")
+    assert any(installed.kb == "5099003" for installed in patch_lab.truth(host.name).packages.values())
+    rc, again, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={cab.name}")
+    assert rc == 0, output
+    assert (again["changed"], again["exit_code"], again["package_state"]) == (False, None, "Installed")
 
 
 def test_cleanup_empties_the_host_staging_and_runs_the_server_cleanup(patch_lab: PatchLab, tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ from bridge_client import (
 )
 from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.packages import build_cbs_cab, build_msu
+from wuacache_lab.windows.dism import get_windows_package
+from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 
@@ -44,6 +46,9 @@ WU_S_ALREADY_INSTALLED = 0x00240006
 WU_E_NOT_APPLICABLE = 0x80240017 - (1 << 32)
 CBS_E_NOT_APPLICABLE = 0x800F081E - (1 << 32)
 ERROR_ELEVATION_REQUIRED = 740
+HRESULT_ELEVATION_REQUIRED = 0x800702E4
+# What the controller sends: DISM is not run for a package in these states.
+INSTALLED_STATES = ["InstallPending", "Installed", "Superseded"]
 
 
 def publish(lab: Lab, name: str, build: Callable[..., Path], **options: Any) -> dict[str, Any]:
@@ -58,6 +63,7 @@ def publish(lab: Lab, name: str, build: Callable[..., Path], **options: Any) -> 
         "name": name,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "kind": name.rsplit(".", 1)[1],
+        "installed_states": INSTALLED_STATES,
         "wuauserv_after": DISABLED_AND_STOPPED,
     }
 
@@ -95,7 +101,11 @@ def test_an_msu_installs_the_kb_the_catalog_knows(lab: Lab, host: WindowsHost) -
 
     result = install_package(host, package)
 
-    assert result == {"exit_code": 0, "download": {"status": "downloaded", "size": size, "transferred": size}}
+    assert result == {
+        "exit_code": 0,
+        "package_state": None,
+        "download": {"status": "downloaded", "size": size, "transferred": size},
+    }
     assert is_installed(host, update)
     # Used once: neither the package nor a partial download stays.
     assert packages_folder(host) == []
@@ -162,26 +172,40 @@ def test_wusa_is_refused_to_a_network_logon(lab: Lab, host: WindowsHost) -> None
     assert host.state.packages == {}
 
 
-def test_a_cab_installs_with_dism_and_again_changes_nothing(lab: Lab, host: WindowsHost) -> None:
+def test_a_cab_installs_with_dism_and_is_not_given_to_dism_again(lab: Lab, host: WindowsHost) -> None:
     update = catalog_update(host)
     [kb] = update["kb_article_ids"]
     package = publish(lab, f"windows10.0-kb{kb}-x64.cab", build_cbs_cab, kb=kb, restart=False)
 
-    assert install_package(host, package)["exit_code"] == 0
+    first = install_package(host, package)
+    assert (first["exit_code"], first["package_state"]) == (0, "NotPresent")
     assert is_installed(host, update)
     installed = host.state.packages
     assert [package.kb for package in installed.values()] == [kb]
-    assert install_package(host, package)["exit_code"] == 0
-    assert host.state.packages == installed
+    history = host.state.history
+
+    again = install_package(host, package)
+    assert (again["exit_code"], again["package_state"]) == (None, "Installed")
+    assert (host.state.packages, host.state.history) == (installed, history)
     assert packages_folder(host) == []
+    # Given to DISM whatever its state, it is applied again, which changes nothing.
+    assert install_package(host, {**package, "installed_states": []})["exit_code"] == 0
+    assert host.state.packages == installed
 
 
-def test_a_cab_that_needs_a_restart_exits_with_3010(lab: Lab, host: WindowsHost) -> None:
+def test_a_cab_that_needs_a_restart_exits_with_3010_and_then_waits_for_it(lab: Lab, host: WindowsHost) -> None:
     package = publish(lab, "windows10.0-kb5099003-x64.cab", build_cbs_cab, kb="5099003", restart=True)
 
-    assert install_package(host, package)["exit_code"] == ERROR_SUCCESS_REBOOT_REQUIRED
+    first = install_package(host, package)
+    assert (first["exit_code"], first["package_state"]) == (ERROR_SUCCESS_REBOOT_REQUIRED, "NotPresent")
     assert host.state.packages == {}
     assert "cbs_reboot_pending" in reboot_indicators(host)
+    [change] = host.state.pending_changes
+
+    again = install_package(host, package)
+    assert (again["exit_code"], again["package_state"]) == (None, "InstallPending")
+    assert install_package(host, {**package, "installed_states": []})["exit_code"] == ERROR_SUCCESS_REBOOT_REQUIRED
+    assert host.state.pending_changes == [change]
 
 
 def test_a_cab_for_another_release_does_not_apply(lab: Lab, host: WindowsHost) -> None:
@@ -200,6 +224,9 @@ def test_dism_needs_an_elevated_administrator(lab: Lab, host: WindowsHost) -> No
 
     assert dism.exit_code == ERROR_ELEVATION_REQUIRED
     assert host.state.packages == {}
+    with pytest.raises(HResultError) as refused:
+        get_windows_package(host, path, STANDARD_USER)
+    assert refused.value.hresult == HRESULT_ELEVATION_REQUIRED
 
 
 def test_a_package_with_the_wrong_digest_is_not_installed(lab: Lab, host: WindowsHost) -> None:

@@ -49,10 +49,10 @@ def run(server: FakeServer, host: RecordedHost, *, check_mode: bool = False, **a
     return action.run(task_vars={"inventory_hostname": "ws2022-01"})
 
 
-def installing_host(exit_code: int, **answers: list[Any]) -> RecordedHost:
+def installing_host(exit_code: int | None, package_state: str | None = None, **answers: list[Any]) -> RecordedHost:
     return RecordedHost({
         "info": [info(), info()],
-        "install_package": [{"exit_code": exit_code, "download": DOWNLOADED}],
+        "install_package": [{"exit_code": exit_code, "package_state": package_state, "download": DOWNLOADED}],
         "ensure_cab": [cab()],
         "scan": [scan_answer()],
         **answers,
@@ -76,6 +76,7 @@ def test_installs_the_servers_package_then_rescans_and_reports(server: FakeServe
         "name": msu["name"],
         "sha256": hashlib.sha256(CONTENT).hexdigest(),
         "kind": "msu",
+        "installed_states": ["InstallPending", "Installed", "Superseded"],
         "wuauserv_after": {"start_mode": "Disabled", "running": False},
     }]
     assert host.operations == ["info", "install_package", "info", "ensure_cab", "scan"]
@@ -84,7 +85,7 @@ def test_installs_the_servers_package_then_rescans_and_reports(server: FakeServe
     assert (method, path, headers["Authorization"]) == ("GET", f"/api/v1/packages/{msu['name']}", "Bearer s3cret")
     assert len(server.reports) == 1
     assert (result["changed"], result["reboot_required"], result["rebooted"]) == (True, False, False)
-    assert (result["package"], result["exit_code"], result["download"]) == (msu, 0, DOWNLOADED)
+    assert (result["package"], result["exit_code"], result["package_state"], result["download"]) == (msu, 0, None, DOWNLOADED)
     assert result["counts"]["PENDING"] == 1
     assert "failed" not in result
 
@@ -106,6 +107,20 @@ def test_exit_codes_that_are_no_failure(server: FakeServer, kind: str, exit_code
 
     assert "failed" not in result
     assert (result["changed"], result["reboot_required"], result["rebooted"]) == (changed, reboot_required, False)
+
+
+@pytest.mark.parametrize(
+    ("package_state", "reboot_required"),
+    [("Installed", False), ("InstallPending", True), ("Superseded", False)],
+)
+def test_a_cab_whose_package_is_there_already_is_no_change(server: FakeServer, package_state: str, reboot_required: bool) -> None:
+    # The bridge ran no dism.exe: Get-WindowsPackage found the package in a state the controller named.
+    result = run(serving(server, DRIVER), installing_host(None, package_state), name=DRIVER["name"])
+
+    assert "failed" not in result
+    assert (result["exit_code"], result["package_state"]) == (None, package_state)
+    assert (result["changed"], result["reboot_required"], result["rebooted"]) == (False, reboot_required, False)
+    assert len(server.reports) == 1
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from wuacache_lab.windows import downloads
+from wuacache_lab.windows import dism, downloads
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
 from wuacache_lab.windows.errors import (
     COR_E_SYSTEM,
@@ -453,10 +453,17 @@ def history(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> dict[str,
 
 
 def install_package(
-    process: BridgeProcess, url: str, name: str, sha256: str, kind: str, wuauserv_after: dict[str, Any]
+    process: BridgeProcess,
+    url: str,
+    name: str,
+    sha256: str,
+    kind: str,
+    installed_states: list[str],
+    wuauserv_after: dict[str, Any],
 ) -> dict[str, Any]:
     """Install-Package: the server's package fetched into the packages folder,
-    installed by wusa.exe or DISM, and deleted whatever happened."""
+    installed by wusa.exe or DISM (unless its cabinet's package is in one of
+    ``installed_states``), and deleted whatever happened."""
     name = "" if name is None else str(name)
     kind = "" if kind is None else str(kind)
     if not PACKAGE_NAME.fullmatch(name):
@@ -473,6 +480,7 @@ def install_package(
         process.host.disk.remove(path)
         process.host.disk.remove(f"{path}.part")
 
+    exit_code = package_state = None
     with _windows_update_service(process, wuauserv_after):
         succeeded = False
         try:
@@ -480,21 +488,24 @@ def install_package(
             # Start-Process -Wait -PassThru, the path quoted by the bridge.
             if kind == "msu":
                 with api_call("wusa.exe"):
-                    tool = process.host.run_process(
+                    exit_code = process.host.run_process(
                         f'wusa.exe "{path}" /quiet /norestart', b"", process.logon, _system_root(process)
-                    )
+                    ).exit_code
             else:
-                with api_call("dism.exe"):
-                    tool = process.host.run_process(
-                        f'dism.exe /Online /Add-Package "/PackagePath:{path}" /Quiet /NoRestart',
-                        b"",
-                        process.logon,
-                        _system_root(process),
-                    )
+                with api_call("Get-WindowsPackage"):
+                    package_state = str(dism.get_windows_package(process.host, path, process.logon)["PackageState"])
+                if package_state not in installed_states:
+                    with api_call("dism.exe"):
+                        exit_code = process.host.run_process(
+                            f'dism.exe /Online /Add-Package "/PackagePath:{path}" /Quiet /NoRestart',
+                            b"",
+                            process.logon,
+                            _system_root(process),
+                        ).exit_code
             succeeded = True
         finally:
             cleanup_call("Remove-Item package", succeeded, remove_package)
-    return {"exit_code": tool.exit_code, "download": saved}
+    return {"exit_code": exit_code, "package_state": package_state, "download": saved}
 
 
 def os_upgrade(process: BridgeProcess, setup_path: str, arguments: list[str]) -> dict[str, Any]:

@@ -7,25 +7,38 @@ needs an elevated administrator (exit code 740 otherwise), exits with
 0x800F081E (CBS_E_NOT_APPLICABLE) when the package does not apply to the
 host, 3010 when the install completes at the next restart (and without
 ``/NoRestart`` the restart follows at once), 0 otherwise. A package already
-installed is applied again, which changes nothing and exits with 0.
+installed is applied again, which changes nothing and exits with 0; one whose
+install waits for a restart exits with 3010 again, still waiting.
+
+``Get-WindowsPackage -Online -PackagePath <path.cab>`` (the DISM PowerShell
+module) tells the ``PackageState`` of a cabinet's package on the running
+Windows (:func:`get_windows_package`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wuacache_lab.windows import cbs
-from wuacache_lab.windows.errors import HResultError, signed
+from wuacache_lab.windows.errors import ERROR_ELEVATION_REQUIRED, HResultError, signed
 from wuacache_lab.windows.process import LogonSession, ProcessResult
+from wuacache_lab.windows.state import OPERATION_INSTALLATION, OPERATION_UNINSTALLATION, HostState
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
 
 ERROR_SUCCESS_REBOOT_REQUIRED = 3010
-# ERROR_ELEVATION_REQUIRED: "Elevated permissions are required to run DISM."
-ERROR_ELEVATION_REQUIRED = 740
+# dism.exe exits with the Win32 code of ERROR_ELEVATION_REQUIRED: "Elevated
+# permissions are required to run DISM."
+EXIT_ELEVATION_REQUIRED = 740
 CBS_E_NOT_APPLICABLE = 0x800F081E
 PACKAGE_PATH = "/packagepath:"
+
+# PackageState values (the DismPackageFeatureState enumeration) the emulated servicing stack can be in.
+NOT_PRESENT = "NotPresent"
+INSTALLED = "Installed"
+INSTALL_PENDING = "InstallPending"
+UNINSTALL_PENDING = "UninstallPending"
 
 
 def run_dism(host: WindowsHost, arguments: list[str], logon: LogonSession) -> ProcessResult:
@@ -34,7 +47,7 @@ def run_dism(host: WindowsHost, arguments: list[str], logon: LogonSession) -> Pr
     if "/online" not in switches or "/add-package" not in switches or len(paths) != 1:
         raise NotImplementedError("the emulated dism.exe only adds one package to the running Windows")
     if not logon.administrator:
-        return ProcessResult(b"", b"", ERROR_ELEVATION_REQUIRED)
+        return ProcessResult(b"", b"", EXIT_ELEVATION_REQUIRED)
     try:
         package = cbs.read_package(b"".join(host.disk.read(paths[0])))
     except HResultError as error:
@@ -42,11 +55,37 @@ def run_dism(host: WindowsHost, arguments: list[str], logon: LogonSession) -> Pr
     if not package.applies_to(host.profile):
         host.log.info("dism: %s does not apply to this host", package.identity)
         return ProcessResult(b"", b"", signed(CBS_E_NOT_APPLICABLE))
-    if host.store.peek(lambda state: package.identity in state.packages):
+    state = host.store.peek(lambda state: package_state(state, package.identity))
+    if state == INSTALLED:
         host.log.info("dism: %s is already installed", package.identity)
         return ProcessResult(b"", b"", 0)
+    if state == INSTALL_PENDING:
+        host.log.info("dism: %s is installed at the next restart", package.identity)
+        return ProcessResult(b"", b"", ERROR_SUCCESS_REBOOT_REQUIRED)
     if not cbs.install_package(host, package):
         return ProcessResult(b"", b"", 0)
     if "/norestart" not in switches:
         host.restart_for_installer()
     return ProcessResult(b"", b"", ERROR_SUCCESS_REBOOT_REQUIRED)
+
+
+def package_state(state: HostState, identity: str) -> str:
+    """The ``PackageState`` of the servicing package ``identity`` on the host."""
+    changes = {change.operation for change in state.pending_changes if change.package == identity}
+    if identity in state.packages:
+        return UNINSTALL_PENDING if OPERATION_UNINSTALLATION in changes else INSTALLED
+    return INSTALL_PENDING if OPERATION_INSTALLATION in changes else NOT_PRESENT
+
+
+def get_windows_package(host: WindowsHost, package_path: str, logon: LogonSession) -> dict[str, Any]:
+    """``Get-WindowsPackage -Online -PackagePath``: the package of a cabinet and
+    its state on the running Windows. Like dism.exe, it serves elevated
+    administrators only."""
+    if not logon.administrator:
+        raise HResultError(ERROR_ELEVATION_REQUIRED, "The requested operation requires elevation.")
+    package = cbs.read_package(b"".join(host.disk.read(package_path)))
+    return {
+        "PackageName": package.identity,
+        "PackageState": host.store.peek(lambda state: package_state(state, package.identity)),
+        "Applicable": package.applies_to(host.profile),
+    }
