@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.wuacache.wua.plugins.plugin_utils._action import HostOperationAction
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import startup_unfinished
 
 # Win32_OperatingSystem.ProductType
 _PRODUCT_TYPES = {1: "workstation", 2: "domain_controller", 3: "server"}
@@ -48,6 +49,7 @@ def to_host_info(info: dict[str, Any]) -> dict[str, Any]:
         },
         "reboot_pending": bool(indicators),
         "reboot_indicators": indicators,
+        "startup_complete": startup_unfinished(info) is None,
         "system_drive": {
             "device_id": drive["device_id"],
             "free_bytes": drive["free_bytes"],

@@ -126,6 +126,16 @@ reboot_indicators:
   type: list
   elements: str
   sample: [cbs_reboot_pending, pending_file_rename]
+startup_complete:
+  description:
+    - Whether Windows has finished starting up, so that the host can be patched. Just after a restart WinRM may answer
+      while Windows still configures updates.
+    - True once LogonUI has created the C(AutoLogonChecked) key of C(Winlogon) (it is about to show the logon screen)
+      and Component Based Servicing's C(ServicingInProgress) value says servicing is not at work.
+    - The modules that restart a host wait for this before they go on.
+  returned: success
+  type: bool
+  sample: true
 system_drive:
   description: The drive Windows is installed on, from C(Win32_LogicalDisk).
   returned: success

@@ -36,7 +36,7 @@ options:
     default: false
   reboot_timeout:
     description:
-      - How long, in seconds, to wait for the host to come back from a restart.
+      - How long, in seconds, to wait for the host to come back from a restart and finish starting up.
     type: int
     default: 1200
   max_rounds:

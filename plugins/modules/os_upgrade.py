@@ -48,7 +48,7 @@ options:
     default: true
   reboot_timeout:
     description:
-      - How long, in seconds, to wait for the host to come back from the upgrade's restarts.
+      - How long, in seconds, to wait for the host to come back from the upgrade's restarts and finish starting up.
     type: int
     default: 7200
 extends_documentation_fragment:

@@ -32,7 +32,7 @@ options:
     default: false
   reboot_timeout:
     description:
-      - How long, in seconds, to wait for the host to come back from a restart.
+      - How long, in seconds, to wait for the host to come back from a restart and finish starting up.
     type: int
     default: 1200
 extends_documentation_fragment:

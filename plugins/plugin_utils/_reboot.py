@@ -24,6 +24,10 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
 # A few seconds' delay lets the command's answer reach the controller before the host goes down.
 REBOOT_COMMAND = 'shutdown.exe /r /t 5 /c "wuacache.wua: restarting to complete Windows updates"'
 
+# ServicingInProgress values that leave the host ready: none, idle, changes waiting for a restart. Servicing
+# still at work after a restart writes 2 (observed, not documented: another value also means "wait").
+_SERVICING_IDLE = (None, 0, 1)
+
 display = Display()
 
 
@@ -31,12 +35,24 @@ class RebootError(AnsibleError):
     """The host could not be restarted, or did not come back in time."""
 
 
+def startup_unfinished(info: dict[str, Any]) -> str | None:
+    """Why the host, from its ``info``, has not finished starting up; None when it has."""
+    startup = info["startup"]
+    if not startup["logon_ui_ready"]:
+        return "the logon screen is not ready"
+    if startup["servicing_in_progress"] not in _SERVICING_IDLE:
+        return f"servicing is at work (ServicingInProgress {startup['servicing_in_progress']})"
+    return None
+
+
 def reboot_host(action: ActionBase, *, timeout: float, poll_interval: float = 5.0) -> dict[str, Any]:
-    """Restart the task's host and return its ``info`` once it is back.
+    """Restart the task's host and return its ``info`` once it is back and has started up.
 
     The host is back when ``info`` reports another ``last_boot_up_time`` than
     before; until then, lost connections and failing requests (services still
-    starting) are expected and retried within ``timeout`` seconds.
+    starting) are expected and retried within ``timeout`` seconds. WinRM may
+    answer before Windows has finished configuring updates: the host is ready
+    once :func:`startup_unfinished` finds nothing more to wait for.
     """
     boot_time_before = run_bridge(action, "info")["os"]["last_boot_up_time"]
     response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
@@ -48,18 +64,27 @@ def reboot_host(action: ActionBase, *, timeout: float, poll_interval: float = 5.
 
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
+    unfinished: str | None = None
     while True:
         time.sleep(poll_interval)
         try:
             info = run_bridge(action, "info")
         except (*CONNECTION_ERRORS, BridgeError) as error:
             display.vvv(f"The host is not back yet: {error}")
-            last_error = error
+            last_error, unfinished = error, None
             reset_connection(action)
         else:
-            if info["os"]["last_boot_up_time"] != boot_time_before:
-                return info
             last_error = None
+            if info["os"]["last_boot_up_time"] != boot_time_before:
+                unfinished = startup_unfinished(info)
+                if unfinished is None:
+                    return info
+                display.vvv(f"The host is back and still starting up: {unfinished}")
         if time.monotonic() >= deadline:
+            if unfinished is not None:
+                raise RebootError(
+                    f"the host came back from its restart but did not finish starting up within {timeout:g} seconds:"
+                    f" {unfinished}"
+                )
             detail = "" if last_error is None else f"; last error: {last_error}"
             raise RebootError(f"the host did not come back from its restart within {timeout:g} seconds{detail}")

@@ -183,6 +183,19 @@ function Get-HostInfo {
         }
     })
 
+    # After a restart WinRM may answer before Windows has finished configuring updates: LogonUI
+    # creates the volatile AutoLogonChecked key when it is about to show the logon screen, and
+    # servicing says in ServicingInProgress whether it is still at work.
+    $logonUiReady = Invoke-BridgeCall 'Registry startup markers' {
+        Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked'
+    }
+    $servicingInProgress = Invoke-BridgeCall 'Registry startup markers' {
+        $cbsInterface = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Interface'
+        if (Test-Path -LiteralPath $cbsInterface) {
+            (Get-Item -LiteralPath $cbsInterface).GetValue('ServicingInProgress')
+        }
+    }
+
     # Win32_LogicalDisk class, CIMWin32 WMI provider.
     $systemDrive = Invoke-BridgeCall 'Get-CimInstance Win32_LogicalDisk' {
         Get-CimInstance -ClassName Win32_LogicalDisk -Filter "DeviceID='$env:SystemDrive'"
@@ -205,6 +218,10 @@ function Get-HostInfo {
             state = $service.State
         }
         reboot_indicators = $rebootIndicators
+        startup = [ordered]@{
+            logon_ui_ready = $logonUiReady
+            servicing_in_progress = $servicingInProgress
+        }
         system_drive = [ordered]@{
             device_id = $systemDrive.DeviceID
             free_bytes = $systemDrive.FreeSpace

@@ -62,6 +62,16 @@ class PatchLab:
         assert response.ok, response.text
         return response.json() if response.content else None
 
+    def upload_package(self, package: Path, kb: str) -> None:
+        response = requests.put(
+            f"{self.spec.server_url}/api/v1/packages/{package.name}",
+            params={"kb": kb},
+            data=package.read_bytes(),
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+
     def fault(self, host: str, *args: str) -> None:
         done = lab(self.spec.state_dir, "fault", "host", host, *args)
         assert done.returncode == 0, done.stderr
@@ -418,14 +428,7 @@ def test_a_package_of_the_server_is_installed_and_the_server_learns_of_it(patch_
     other_os = build_msu(tmp_path / "windows11.0-kb5099002-x64.msu", kb="5099002", target="win11-23h2", restart=False)
     cab = build_cbs_cab(tmp_path / "windows10.0-kb5099003-x64.cab", kb="5099003", target=host.profile, restart=False)
     for built in (package, other_os, cab):
-        response = requests.put(
-            f"{patch_lab.spec.server_url}/api/v1/packages/{built.name}",
-            params={"kb": built.name.split("-kb")[1].split("-")[0]},
-            data=built.read_bytes(),
-            headers={"Authorization": f"Bearer {patch_lab.admin_token}", "Content-Type": "application/octet-stream"},
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
+        patch_lab.upload_package(built, kb=built.name.split("-kb")[1].split("-")[0])
 
     rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={package.name}")
     assert rc == 0, output
@@ -449,6 +452,27 @@ def test_a_package_of_the_server_is_installed_and_the_server_learns_of_it(patch_
     rc, again, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={cab.name}")
     assert rc == 0, output
     assert (again["changed"], again["exit_code"], again["package_state"]) == (False, None, "Installed")
+
+
+def test_after_a_restart_the_controller_waits_until_windows_has_started_up(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = patch_lab.spec.hosts[0]
+    # A package whose install completes at the restart; the host answers 5 s before it has finished starting up.
+    cab = build_cbs_cab(tmp_path / "windows10.0-kb5099004-x64.cab", kb="5099004", target=host.profile, restart=True)
+    patch_lab.upload_package(cab, kb="5099004")
+    booted = patch_lab.truth(host.name).last_boot_up_time
+    patch_lab.fault(host.name, "slow_startup", "--seconds", "5")
+    try:
+        rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={cab.name}", "-e", "wua_reboot=true")
+    finally:
+        patch_lab.clear_faults(host.name)
+    assert rc == 0, output
+    assert (result["exit_code"], result["rebooted"]) == (3010, True)
+    # Rescanned once the restart had completed the install: nothing is pending any more.
+    assert result["reboot_required"] is False
+    truth = patch_lab.truth(host.name)
+    assert truth.last_boot_up_time != booted
+    assert truth.startup_until is None and not truth.pending_changes
+    assert any(installed.kb == "5099004" for installed in truth.packages.values())
 
 
 def test_cleanup_empties_the_host_staging_and_runs_the_server_cleanup(patch_lab: PatchLab, tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """Restarts that do not go as planned, as the lab's host faults make them:
 ``revert_at_reboot`` (servicing undoes an install during the restart that was
 to complete it) and ``stuck_reboot_pending`` (a broken servicing stack marks
-a pending restart again after every restart)."""
+a pending restart again after every restart), ``slow_startup`` (back from a
+restart, the host answers before Windows has finished configuring updates)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,37 @@ def test_without_the_fault_the_marker_goes_with_the_restart(lab: Lab, host: Wind
     assert reboot_indicators(host) == []
 
 
+# slow_startup
+
+
+def startup(host: WindowsHost) -> dict:
+    exit_code, response = call(host, "info")
+    assert exit_code == 0, response
+    return response["result"]["startup"]
+
+
+def test_a_host_answers_before_it_has_finished_starting_up(lab: Lab, host: WindowsHost, faults: Path) -> None:
+    [update] = installed_pending_restart(lab, host)
+    assert startup(host) == {"logon_ui_ready": True, "servicing_in_progress": 1}
+    boot_before = host.state.last_boot_up_time
+    set_host_fault(faults, host.name, "slow_startup", seconds=1.5)
+
+    host.reboot()
+
+    # Back on a new boot, but no logon screen yet and servicing still completing the install.
+    assert host.state.last_boot_up_time != boot_before
+    assert startup(host) == {"logon_ui_ready": False, "servicing_in_progress": 2}
+    assert "cbs_reboot_pending" in reboot_indicators(host)
+    assert host.state.pending_changes
+    deadline = time.monotonic() + 30
+    while not startup(host)["logon_ui_ready"]:
+        assert time.monotonic() < deadline, "the host never finished starting up"
+        time.sleep(0.1)
+    assert startup(host) == {"logon_ui_ready": True, "servicing_in_progress": 0}
+    assert reboot_indicators(host) == []
+    assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is True
+
+
 # lab fault host
 
 
@@ -144,6 +177,7 @@ def test_without_the_fault_the_marker_goes_with_the_restart(lab: Lab, host: Wind
             {"update_ids": ["abc"], "hresult": 0x800F0922},
         ),
         (["stuck_reboot_pending"], {}),
+        (["slow_startup", "--seconds", "30"], {"seconds": 30.0}),
         (["upgrade_rollback"], {}),
         (["upgrade_blocked"], {}),
     ],

@@ -154,6 +154,7 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
         "drop_connection": {"count": args.count, "delay": args.delay},
         "disk_full": {},
         "reboot_seconds": {"seconds": args.seconds},
+        "slow_startup": {"seconds": args.seconds},
         "revert_at_reboot": {"hresult": args.hresult, "update_ids": args.update_id},
         "cache_refuses_files": {"update_ids": args.update_id},
         "stuck_reboot_pending": {},
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("kind", choices=HOST_FAULTS)
     host.add_argument("--hresult", type=_hresult, help="HRESULT of an install_failure or revert_at_reboot, e.g. 0x80070643")
     host.add_argument("--update-id", action="append", help="fail or revert only this UpdateID (repeatable)")
-    host.add_argument("--seconds", type=float, help="of a slow_install (per update) or of reboot_seconds")
+    host.add_argument("--seconds", type=float, help="of a slow_install (per update), of reboot_seconds or of a slow_startup")
     host.add_argument("--count", type=int, help="commands a drop_connection drops")
     host.add_argument("--delay", type=float, help="seconds before a drop_connection drops")
     host.set_defaults(handler=cmd_fault_host)

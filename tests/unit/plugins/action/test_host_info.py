@@ -30,6 +30,7 @@ WS2022_INFO: dict[str, Any] = {
     },
     "wuauserv": {"start_mode": "Manual", "state": "Start Pending"},
     "reboot_indicators": ["cbs_reboot_pending", "pending_file_rename"],
+    "startup": {"logon_ui_ready": True, "servicing_in_progress": 1},
     "system_drive": {"device_id": "C:", "free_bytes": 41255329792, "size_bytes": 135838822400},
 }
 
@@ -64,6 +65,7 @@ def test_reports_the_host_in_ansible_terms() -> None:
         "wuauserv": {"start_mode": "manual", "state": "start_pending"},
         "reboot_pending": True,
         "reboot_indicators": ["cbs_reboot_pending", "pending_file_rename"],
+        "startup_complete": True,
         "system_drive": {"device_id": "C:", "free_bytes": 41255329792, "size_bytes": 135838822400},
     }
 
@@ -86,6 +88,19 @@ def test_no_indicator_means_no_reboot_pending_and_missing_ubr_stays_null() -> No
     assert result["reboot_pending"] is False
     assert result["reboot_indicators"] == []
     assert result["os"]["ubr"] is None
+
+
+@pytest.mark.parametrize(
+    ("logon_ui_ready", "servicing_in_progress", "complete"),
+    [(True, None, True), (True, 0, True), (True, 1, True), (True, 2, False), (False, 0, False)],
+)
+def test_startup_is_complete_once_the_logon_screen_is_ready_and_servicing_is_idle(
+    logon_ui_ready: bool, servicing_in_progress: int | None, complete: bool
+) -> None:
+    info = copy.deepcopy(WS2022_INFO)
+    info["startup"] = {"logon_ui_ready": logon_ui_ready, "servicing_in_progress": servicing_in_progress}
+
+    assert make_action(answer(info)).run(task_vars={})["startup_complete"] is complete
 
 
 def test_runs_in_check_mode() -> None:

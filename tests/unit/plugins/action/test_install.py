@@ -147,6 +147,56 @@ def test_reboot_true_reboots_waits_for_the_new_boot_and_continues(server: FakeSe
     assert "failed" not in result
 
 
+def starting_up(last_boot: str, *, logon_ui_ready: bool, servicing_in_progress: int | None) -> dict[str, Any]:
+    """``info`` of a host back from a restart that may still be configuring updates."""
+    answer = info(last_boot)
+    answer["startup"] = {"logon_ui_ready": logon_ui_ready, "servicing_in_progress": servicing_in_progress}
+    return answer
+
+
+def test_after_a_reboot_the_rounds_wait_until_windows_has_started_up(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        # Back on a new boot, first without the logon screen, then with servicing still at work, then ready.
+        "info": [
+            info(),
+            info(BOOTED),
+            starting_up(REBOOTED, logon_ui_ready=False, servicing_in_progress=2),
+            starting_up(REBOOTED, logon_ui_ready=True, servicing_in_progress=2),
+            starting_up(REBOOTED, logon_ui_ready=True, servicing_in_progress=0),
+            info(REBOOTED),
+        ],
+        "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+    })
+
+    result = run(server, host, reboot=True)
+
+    assert "failed" not in result
+    assert (result["rebooted"], result["installed"]) == (True, 1)
+    # The rescan came only once the host was ready.
+    assert host.operations == ["info", "ensure_cab", "scan", "install", "info", "info", "info", "info", "info", "ensure_cab", "scan"]
+
+
+def test_a_host_that_never_finishes_starting_up_fails_at_reboot_timeout(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    busy = starting_up(REBOOTED, logon_ui_ready=True, servicing_in_progress=2)
+    host = RecordedHost({
+        "info": [info(), info(BOOTED), *[busy] * 20], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+    })
+
+    result = run(server, host, reboot=True, reboot_timeout=30)
+
+    assert result["failed"] is True
+    assert "came back from its restart but did not finish starting up within 30 seconds" in result["msg"]
+    assert "servicing is at work (ServicingInProgress 2)" in result["msg"]
+    assert host.operations.count("scan") == 1
+
+
 def test_reboot_required_before_installation_is_an_error_without_reboot(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = RecordedHost({

@@ -164,6 +164,13 @@ def info(process: BridgeProcess) -> dict[str, Any]:
         session_manager = system.registry_values(r"HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager")
         if session_manager.get("PendingFileRenameOperations") is not None:
             reboot_indicators.append("pending_file_rename")
+    with api_call("Registry startup markers"):
+        logon_ui_ready = system.registry_key_exists(
+            r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked"
+        )
+        servicing_in_progress = system.registry_values(
+            r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Interface"
+        ).get("ServicingInProgress")
     with api_call("Get-CimInstance Win32_LogicalDisk"):
         drive = system.cim_instances("Win32_LogicalDisk", f"DeviceID='{system.getenv('SystemDrive')}'")[0]
     return {
@@ -180,6 +187,7 @@ def info(process: BridgeProcess) -> dict[str, Any]:
         },
         "wuauserv": {"start_mode": service["StartMode"], "state": service["State"]},
         "reboot_indicators": reboot_indicators,
+        "startup": {"logon_ui_ready": logon_ui_ready, "servicing_in_progress": servicing_in_progress},
         "system_drive": {
             "device_id": drive["DeviceID"],
             "free_bytes": drive["FreeSpace"],

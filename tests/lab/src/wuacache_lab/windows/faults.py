@@ -24,6 +24,7 @@ FAULT_KINDS = (
     "drop_connection",
     "disk_full",
     "reboot_seconds",
+    "slow_startup",
     "revert_at_reboot",
     "stuck_reboot_pending",
     "upgrade_rollback",
@@ -50,7 +51,10 @@ def set_host_fault(state_dir: Path, host: str, kind: str, **params: Any) -> None
     per update. ``drop_connection``: the next ``count`` commands (default 1)
     are dropped after ``delay`` seconds (default 0) without running.
     ``disk_full``: no parameters. ``reboot_seconds``: ``seconds`` a restart
-    keeps the host unreachable. ``revert_at_reboot``: installs that wait for
+    keeps the host unreachable. ``slow_startup``: after a restart the host
+answers ``seconds`` before it has finished starting up (the logon screen
+not shown yet, servicing still completing the changes of the restart).
+``revert_at_reboot``: installs that wait for
     a restart are undone during it, with ``hresult`` (default
     CBS_E_INSTALLERS_FAILED), only those of ``update_ids`` if given.
     ``stuck_reboot_pending``: servicing marks a pending restart again after
@@ -150,6 +154,9 @@ class HostFaults:
 
     def disk_full(self) -> bool:
         return "disk_full" in self.current()
+
+    def startup_seconds(self) -> float:
+        return float(self.current().get("slow_startup", {}).get("seconds", 0.0))
 
     def reboot_seconds(self) -> float:
         return float(self.current().get("reboot_seconds", {}).get("seconds", DEFAULT_REBOOT_SECONDS))

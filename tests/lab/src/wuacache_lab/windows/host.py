@@ -163,23 +163,29 @@ class WindowsHost:
                 state.reboot_markers.append(marker)
 
     def _finish_reboot(self) -> None:
-        """Bring the host back once its restart is over: new boot time,
-        post-reboot work done (an upgrade included), reboot markers gone
-        (unless the ``stuck_reboot_pending`` fault brings servicing's back),
-        services in their start mode."""
-        if self.store.peek(lambda state: state.reboot_at) is None:
+        """Bring the host back once its restart is over (new boot time,
+        services in their start mode), then, once it has finished starting up
+        (at once unless the ``slow_startup`` fault delays it), complete the
+        post-reboot work (an upgrade included) and clear the reboot markers
+        (unless the ``stuck_reboot_pending`` fault brings servicing's back)."""
+        if self.store.peek(lambda state: state.reboot_at is None and state.startup_until is None):
             return
         with self.store.update() as state:
-            if state.reboot_at is None:
+            now = utc_now()
+            if state.reboot_at is not None:
+                back_at = from_iso(state.reboot_at) + timedelta(seconds=state.reboot_seconds)
+                if now < back_at:
+                    return
+                state.last_boot_up_time = to_iso(back_at)
+                state.wuauserv_state = "Running" if state.wuauserv_start_mode == "Auto" else "Stopped"
+                state.reboot_at = None
+                state.reboot_seconds = 0.0
+                state.startup_until = to_iso(back_at + timedelta(seconds=self.faults.startup_seconds()))
+                self.log.info("restarted")
+            if state.startup_until is None or now < from_iso(state.startup_until):
                 return
-            back_at = from_iso(state.reboot_at) + timedelta(seconds=state.reboot_seconds)
-            if utc_now() < back_at:
-                return
-            state.last_boot_up_time = to_iso(back_at)
-            complete_pending_changes(state, to_iso(back_at), self.faults)
+            complete_pending_changes(state, state.startup_until, self.faults)
             finish_upgrade(self, state)
             state.reboot_markers = [CBS_REBOOT_PENDING] if self.faults.stuck_reboot_pending() else []
-            state.wuauserv_state = "Running" if state.wuauserv_start_mode == "Auto" else "Stopped"
-            state.reboot_at = None
-            state.reboot_seconds = 0.0
-        self.log.info("restarted")
+            state.startup_until = None
+        self.log.info("started up")

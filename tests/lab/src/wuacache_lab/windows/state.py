@@ -163,6 +163,9 @@ class HostState:
     # A restart in progress: down from reboot_at for reboot_seconds.
     reboot_at: str | None = None
     reboot_seconds: float = 0.0
+    # Back from a restart, Windows is still starting up (configuring updates)
+    # until then: the logon screen is not shown yet, servicing is at work.
+    startup_until: str | None = None
     # The OS profile Windows Setup upgraded the host to; None for the one it was built with.
     os_profile: str | None = None
     pending_upgrade: PendingUpgrade | None = None

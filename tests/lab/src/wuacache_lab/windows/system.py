@@ -35,6 +35,10 @@ CBS_REBOOT_PENDING_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Component B
 WU_REBOOT_REQUIRED_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
 SESSION_MANAGER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager"
 WUAUSERV_KEY = r"SYSTEM\CurrentControlSet\Services\wuauserv"
+# LogonUI creates this volatile key when it is about to show the logon screen.
+AUTOLOGON_CHECKED_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked"
+# ServicingInProgress there: 0 idle, 1 changes waiting for a restart, 2 servicing at work.
+CBS_INTERFACE_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Interface"
 
 # Reboot markers the host's state can hold, and what each leaves in the registry.
 CBS_REBOOT_PENDING = "cbs_reboot_pending"
@@ -195,7 +199,12 @@ class WindowsSystem:
                 "DisplayName": _WUAUSERV_DISPLAY_NAME,
                 "Start": _SERVICE_START_VALUES[state.wuauserv_start_mode],
             },
+            CBS_INTERFACE_KEY: {
+                "ServicingInProgress": 2 if state.startup_until is not None else 1 if state.pending_changes else 0
+            },
         }
+        if state.startup_until is None:
+            keys[AUTOLOGON_CHECKED_KEY] = {}
         if CBS_REBOOT_PENDING in state.reboot_markers:
             keys[CBS_REBOOT_PENDING_KEY] = {}
         if WU_REBOOT_REQUIRED in state.reboot_markers:
