@@ -232,6 +232,7 @@ def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], time
     """
     started = time.monotonic()
     deadline = started + timeout
+    shown = None
     while True:
         try:
             status = run_bridge(action, "task_poll", run)
@@ -241,12 +242,29 @@ def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], time
             display.vvv(f"Polling the elevated run {run['name']} lost the connection, reconnecting: {error}")
             reset_connection(action)
         else:
+            progress = status["progress"]
+            if progress and progress != shown:
+                # Long work shows where it stands, at the default verbosity.
+                display.display(f"<{action._play_context.remote_addr}> {describe_progress(progress)}")
+                shown = progress
             starting = status["last_task_result"] == _TASK_HAS_NOT_RUN and time.monotonic() < started + _TASK_START_GRACE
             if status["state"] not in _TASK_STATES_NOT_ENDED and not starting:
                 return status
         if time.monotonic() >= deadline:
             raise BridgeError(operation, f"did not end within {timeout:g} seconds in the elevated run {run['name']}")
         time.sleep(poll_interval)
+
+
+def describe_progress(progress: dict[str, Any]) -> str:
+    """Where an elevated run stands, from the progress its task wrote."""
+    step, done, total, item = progress["step"], progress["done"], progress["total"], progress.get("item")
+    if step == "search":
+        return "searching the catalog"
+    if step == "download":
+        return f"downloading file {done + 1} of {total}: {item}"
+    if step == "install":
+        return f"installing {total} update{'' if total == 1 else 's'}"
+    return f"{step} ({done} of {total})"
 
 
 def reset_connection(action: ActionBase) -> None:

@@ -20,7 +20,9 @@ name of the operation) and "params" (its parameters).
 .PARAMETER ResponsePath
 Where to write the JSON document instead of standard output, as the
 scheduled task of an elevated run does: the document is written next to it
-first and then renamed, so that a reader never sees it half written.
+first and then renamed, so that a reader never sees it half written. The
+long operations write where they stand into progress.json beside it, the
+same way.
 
 .OUTPUTS
 System.String. One compressed JSON document, unless ResponsePath is given; the
@@ -58,6 +60,9 @@ $HResultFileNotFound = -2147024894
 # The API call in progress, reported as "call" when it throws.
 $script:BridgeCall = 'bridge request'
 
+# Where an elevated run says where it stands, for task_poll; none outside a task.
+$ProgressPath = if ($ResponsePath) { Join-Path -Path (Split-Path -Path $ResponsePath -Parent) -ChildPath 'progress.json' }
+
 function Invoke-BridgeCall {
     <#
     .SYNOPSIS
@@ -69,6 +74,31 @@ function Invoke-BridgeCall {
     )
     $script:BridgeCall = $Call
     & $ScriptBlock
+}
+
+function Write-RunProgress {
+    <#
+    .SYNOPSIS
+    Tells task_poll where the operation stands: its step, and how many of its items are done.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Step,
+        [Parameter(Mandatory = $true)] [int]$Done,
+        [Parameter(Mandatory = $true)] [int]$Total,
+        [AllowNull()] [string]$Item
+    )
+    if (-not $ProgressPath) {
+        return
+    }
+    $progress = [ordered]@{ step = $Step; done = $Done; total = $Total; item = $Item }
+    try {
+        [System.IO.File]::WriteAllText("$ProgressPath.tmp", (ConvertTo-AsciiJson -InputObject $progress))
+        Move-Item -LiteralPath "$ProgressPath.tmp" -Destination $ProgressPath -Force
+    }
+    catch {
+        # Progress is advisory: task_poll reading the file at that moment must not fail the operation.
+        $null = $_
+    }
 }
 
 function Invoke-CleanupCall {
@@ -430,6 +460,14 @@ function Get-ElevatedRun {
     $status.response_ready = Invoke-BridgeCall 'Test-Path response.json' {
         Test-Path -LiteralPath (Join-Path -Path $runFolder -ChildPath 'response.json')
     }
+    # Written by the run itself (Write-RunProgress): absent for a moment while it is replaced.
+    $status.progress = Invoke-BridgeCall 'Get-Content progress.json' {
+        $progressPath = Join-Path -Path $runFolder -ChildPath 'progress.json'
+        $progressText = Get-Content -LiteralPath $progressPath -Raw -Encoding UTF8 -ErrorAction SilentlyContinue
+        if ($progressText) {
+            $progressText | ConvertFrom-Json
+        }
+    }
     $status
 }
 
@@ -587,6 +625,7 @@ function Invoke-WithCatalog {
     try {
         # IUpdateSearcher::Search against that service only (ssOthers), as Microsoft's offline scan
         # sample does: "online" for a scan package service is reading the cab, never the network.
+        Write-RunProgress -Step 'search' -Done 0 -Total 1
         $searchResult = Invoke-BridgeCall 'IUpdateSearcher.Search' {
             $searcher = $Session.CreateUpdateSearcher()
             $searcher.ServerSelection = 3
@@ -888,6 +927,8 @@ function Save-Update {
         $session = New-UpdateSession
         Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
             param($catalogService, $searchResult)
+            $filesTotal = @(foreach ($child in $Files.PSObject.Properties) { $child.Value }).Count
+            $filesDone = 0
             $updates = foreach ($update in $searchResult.Updates) {
                 $savedFiles = [System.Collections.Generic.List[object]]::new()
                 $updateError = $null
@@ -906,7 +947,9 @@ function Save-Update {
                                 }
                             }
                             $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
+                            Write-RunProgress -Step 'download' -Done $filesDone -Total $filesTotal -Item $file.name
                             $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Digest @{ SHA1 = $file.sha1 }
+                            $filesDone++
                             $saved.Insert(0, 'name', $file.name)
                             $savedFiles.Add($saved)
                             $null = $paths.Add($stagedPath)
@@ -983,6 +1026,7 @@ function Install-Update {
                 }
             }
             # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
+            Write-RunProgress -Step 'install' -Done 0 -Total $updates.Count
             $installation = Invoke-BridgeCall 'IUpdateInstaller.Install' {
                 $installer.Updates = $updates
                 $installer.Install()

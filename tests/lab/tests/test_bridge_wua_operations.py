@@ -5,6 +5,8 @@ catalog served by the lab's upstream."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from bridge_client import (
     RUNS,
     STAGING,
     STANDARD_USER,
+    TASK_STATE_RUNNING,
     Lab,
     bridge_request,
     call,
@@ -506,3 +509,53 @@ def test_wusa_is_refused_to_a_network_logon(host: WindowsHost) -> None:
     exit_code, response = call(host, "uninstall", NETWORK, kb="1", wuauserv_after=DISABLED_AND_STOPPED)
 
     assert (exit_code, response["result"]) == (0, {"exit_code": E_ACCESSDENIED})
+
+
+def watched_run(host: WindowsHost, operation: str, **params: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """An elevated run polled as the controller polls it: the progress values
+    seen, each once and in order, and the run's result."""
+    name = f"run-{time.monotonic_ns()}"
+    exit_code, started = start(host, name, bridge_request(operation, **params))
+    assert exit_code == 0, started
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while True:
+        exit_code, polled = call(host, "task_poll", name=name)
+        assert exit_code == 0, polled
+        progress = polled["result"]["progress"]
+        if progress is not None and (not seen or seen[-1] != progress):
+            seen.append(progress)
+        if polled["result"]["state"] != TASK_STATE_RUNNING:
+            break
+        assert time.monotonic() < deadline, "the run never ended"
+        time.sleep(0.02)
+    exit_code, collected = call(host, "task_collect", name=name)
+    assert exit_code == 0, collected
+    return seen, json.loads(collected["result"]["response"])["result"]
+
+
+def test_an_elevated_run_tells_task_poll_where_it_stands(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
+    ensure_cab(host)
+    [update] = pending(host, NEVER_REBOOTS)
+    files = files_for(lab, update)
+    names = [file["name"] for child_files in files.values() for file in child_files]
+    search = {"step": "search", "done": 0, "total": 1, "item": None}
+    steps = [search] + [
+        {"step": "download", "done": done, "total": len(names), "item": name} for done, name in enumerate(names)
+    ]
+
+    seen, result = watched_run(
+        host, "download", criteria=criteria_for(update), files=files, wuauserv_after=DISABLED_AND_STOPPED
+    )
+
+    assert result["updates"][0]["is_downloaded"] is True
+    # Polls see some of the steps, in the order they were written, and the last one for sure.
+    assert seen == [step for step in steps if step in seen]
+    assert seen[-1] == steps[-1]
+
+    set_host_fault(tmp_path / "hosts", host.name, "slow_install", seconds=1)
+    seen, result = watched_run(host, "install", criteria=criteria_for(update), wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert result["updates"][0]["result_code"] == 2
+    assert seen[-1] == {"step": "install", "done": 0, "total": 1, "item": None}
+    assert seen == [step for step in (search, seen[-1]) if step in seen]

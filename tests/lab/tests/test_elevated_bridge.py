@@ -64,7 +64,8 @@ def test_an_elevated_run_answers_what_the_network_logon_may_not_read(tmp_path: P
 
         poll = poll_until_ended(host, name)
 
-        assert poll == {"state": TASK_STATE_READY, "last_task_result": 0, "response_ready": True}
+        # reboot_required is no long operation: it writes no progress.
+        assert poll == {"state": TASK_STATE_READY, "last_task_result": 0, "response_ready": True, "progress": None}
         assert not host.disk.exists(f"{RUNS}\\{name}\\response.json.tmp")
         answers.append(json.loads(collect(host, name)))
         assert not run_exists(host, name)
@@ -110,7 +111,7 @@ def test_a_request_the_bridge_cannot_serve_is_collected_as_its_error(tmp_path: P
     poll = poll_until_ended(host, "unknown")
     text = collect(host, "unknown")
 
-    assert poll == {"state": TASK_STATE_READY, "last_task_result": 1, "response_ready": True}
+    assert poll == {"state": TASK_STATE_READY, "last_task_result": 1, "response_ready": True, "progress": None}
     assert text.isascii()
     response = json.loads(text)
     assert (response["operation"], response["error"]["hresult"]) == ("r\u00e9ticulate", E_INVALIDARG)
@@ -210,7 +211,12 @@ def test_a_restart_ends_the_run_without_a_response(tmp_path: Path, held: HeldTas
         assert ended.wait(timeout=10)
 
     poll = poll_until_ended(host, "restarted")
-    assert poll == {"state": TASK_STATE_READY, "last_task_result": SCHED_S_TASK_TERMINATED, "response_ready": False}
+    assert poll == {
+        "state": TASK_STATE_READY,
+        "last_task_result": SCHED_S_TASK_TERMINATED,
+        "response_ready": False,
+        "progress": None,
+    }
     assert collect(host, "restarted") is None
     assert not run_exists(host, "restarted")
 
@@ -243,5 +249,10 @@ def test_a_stopped_run_writes_no_response(tmp_path: Path, held: HeldTasks) -> No
         assert ended.wait(timeout=10)
 
     poll = poll_until_ended(host, "stopped")
-    assert poll == {"state": TASK_STATE_READY, "last_task_result": SCHED_S_TASK_TERMINATED, "response_ready": False}
+    assert poll == {
+        "state": TASK_STATE_READY,
+        "last_task_result": SCHED_S_TASK_TERMINATED,
+        "response_ready": False,
+        "progress": None,
+    }
     assert collect(host, "stopped") is None

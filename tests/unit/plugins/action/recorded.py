@@ -224,7 +224,7 @@ class RecordedHost:
             self._running[params["name"]] = elevated["operation"]
             return _response("task_start", {"task": f"\\wuacache-{params['name']}", "folder": "C:\\ProgramData\\wuacache\\runs"})
         if operation == "task_poll":
-            return _response("task_poll", {"state": 3, "last_task_result": 0, "response_ready": True})
+            return _response("task_poll", {"state": 3, "last_task_result": 0, "response_ready": True, "progress": None})
         if operation == "task_collect":
             elevated = self._running.pop(params["name"])
             answer = self._answer(elevated)

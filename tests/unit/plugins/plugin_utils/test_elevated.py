@@ -9,7 +9,9 @@ import base64
 import json
 import pathlib
 import re
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 
@@ -61,8 +63,8 @@ def started(name: str) -> tuple[int, str]:
     return answer("task_start", {"task": f"\\wuacache-{name}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{name}"})
 
 
-def polled(status: dict[str, int], response_ready: bool) -> tuple[int, str]:
-    return answer("task_poll", dict(status, response_ready=response_ready))
+def polled(status: dict[str, int], response_ready: bool, progress: dict[str, Any] | None = None) -> tuple[int, str]:
+    return answer("task_poll", dict(status, response_ready=response_ready, progress=progress))
 
 
 def collected(response: str | None) -> tuple[int, str]:
@@ -75,6 +77,7 @@ class RecordedHost:
     def __init__(self, answers: dict[str, list[tuple[int, str]]]) -> None:
         self.answers = answers
         self.requests: list[dict[str, Any]] = []
+        self._play_context = SimpleNamespace(remote_addr="ws2022-01.example.com")
 
     def _low_level_execute_command(self, cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
         assert cmd == bridge_command()
@@ -88,6 +91,34 @@ class RecordedHost:
     @property
     def operations(self) -> list[str]:
         return [request["operation"] for request in self.requests]
+
+
+def test_the_progress_a_run_writes_is_shown_once_per_change(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = MagicMock()
+    monkeypatch.setattr(_bridge.display, "display", shown)
+    first = {"step": "download", "done": 0, "total": 2, "item": "windows10.0-kb5034129-x64.cab"}
+    second = {"step": "download", "done": 1, "total": 2, "item": "ssu-20348.2200-x64.psf"}
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [
+            polled(RUNNING, False),
+            polled(RUNNING, False, {"step": "search", "done": 0, "total": 1, "item": None}),
+            polled(RUNNING, False, first),
+            polled(RUNNING, False, first),
+            polled(RUNNING, False, second),
+            polled(RUNNING, False, {"step": "install", "done": 0, "total": 3, "item": None}),
+            polled(ENDED, True, {"step": "install", "done": 0, "total": 3, "item": None}),
+        ],
+        "task_collect": [collected(REBOOT_REQUIRED)],
+    })
+
+    assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
+    assert [call.args[0] for call in shown.call_args_list] == [
+        "<ws2022-01.example.com> searching the catalog",
+        "<ws2022-01.example.com> downloading file 1 of 2: windows10.0-kb5034129-x64.cab",
+        "<ws2022-01.example.com> downloading file 2 of 2: ssu-20348.2200-x64.psf",
+        "<ws2022-01.example.com> installing 3 updates",
+    ]
 
 
 def test_success_after_two_polls(clock: FakeClock) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import ntpath
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +72,7 @@ RUNS_FOLDER = "runs"
 TASK_PREFIX = "wuacache-"
 ENVELOPE_FILE = "envelope.json"
 RESPONSE_FILE = "response.json"
+PROGRESS_FILE = "progress.json"
 
 # The Windows Update Agent session and scan package service of an operation.
 CLIENT_APPLICATION_ID = "wuacache"
@@ -127,6 +129,8 @@ class BridgeProcess:
     wua: WuaClient
     # Relative paths of the script resolve against it.
     working_directory: str = DEFAULT_WORKING_DIRECTORY
+    # Beside the response of an elevated run; None outside a task.
+    progress_path: str | None = None
 
 
 # An operation takes the bridge process and the request's params as keywords.
@@ -256,8 +260,22 @@ def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task
     return {"task": task.Path, "folder": folder}
 
 
+def write_run_progress(process: BridgeProcess, step: str, done: int, total: int, item: str | None = None) -> None:
+    """Write-RunProgress: where the operation stands, for task_poll; a failure
+    to write it is ignored, progress being advisory."""
+    if process.progress_path is None:
+        return
+    text = json.dumps({"step": step, "done": done, "total": total, "item": item}, separators=(",", ":"))
+    try:
+        process.host.disk.write(f"{process.progress_path}.tmp", [text.encode("ascii")])
+        process.host.disk.move(f"{process.progress_path}.tmp", process.progress_path)
+    except HResultError:
+        pass
+
+
 def task_poll(process: BridgeProcess, name: str) -> dict[str, Any]:
-    """Get-ElevatedRun: the task's state and whether its response is written."""
+    """Get-ElevatedRun: the task's state, whether its response is written, and
+    the progress the run wrote, if any."""
     name, folder = _run(process, name)
     root = _task_root_folder(process)
     with api_call("ITaskFolder.GetTask"):
@@ -266,7 +284,16 @@ def task_poll(process: BridgeProcess, name: str) -> dict[str, Any]:
         last_task_result = task.LastTaskResult
     with api_call("Test-Path response.json"):
         response_ready = process.host.disk.exists(f"{folder}\\{RESPONSE_FILE}")
-    return {"state": state, "last_task_result": last_task_result, "response_ready": response_ready}
+    with api_call("Get-Content progress.json"):
+        progress_path = f"{folder}\\{PROGRESS_FILE}"
+        progress_text = b"".join(process.host.disk.read(progress_path)) if process.host.disk.exists(progress_path) else b""
+        progress = json.loads(progress_text.decode("utf-8-sig")) if progress_text else None
+    return {
+        "state": state,
+        "last_task_result": last_task_result,
+        "response_ready": response_ready,
+        "progress": progress,
+    }
 
 
 def task_collect(process: BridgeProcess, name: str) -> dict[str, Any]:
@@ -350,6 +377,8 @@ def download(
     with _windows_update_service(process, wuauserv_after):
         session = _new_update_session(process)
         with _catalog_search(process, session, criteria) as (_, search_result):
+            files_total = sum(len(value) if isinstance(value, list) else 1 for value in files.values())
+            files_done = 0
             updates = []
             for update in search_result.Updates:
                 saved_files: list[dict[str, Any]] = []
@@ -366,7 +395,9 @@ def download(
                                 if not STAGED_NAME.fullmatch(str(file["name"])):
                                     raise HResultError(E_INVALIDARG, f"The file name '{file['name']}' is not a plain file name.")
                             staged = f"{staging}\\{file['name']}"
+                            write_run_progress(process, "download", files_done, files_total, file["name"])
                             saved = _save_http_file(process, file["url"], staged, sha1=file["sha1"])
+                            files_done += 1
                             saved_files.append({"name": file["name"], **saved})
                             paths.Add(staged)
                         with api_call("IUpdate.CopyToCache"):
@@ -415,6 +446,7 @@ def install(process: BridgeProcess, criteria: str, wuauserv_after: dict[str, Any
                     "reboot_required": None,
                     "updates": [],
                 }
+            write_run_progress(process, "install", 0, updates.Count)
             with api_call("IUpdateInstaller.Install"):
                 installer.Updates = updates
                 installation = installer.Install()
@@ -635,6 +667,7 @@ def _catalog_search(
         service = service_manager.AddScanPackageService(CATALOG_SERVICE_NAME, _catalog_path(process), VOLATILE_SERVICE)
     succeeded = False
     try:
+        write_run_progress(process, "search", 0, 1)
         with api_call("IUpdateSearcher.Search"):
             searcher = session.CreateUpdateSearcher()
             searcher.ServerSelection = ServerSelection.Others
@@ -753,6 +786,7 @@ def handle_request(
     request: dict[str, Any],
     logon: LogonSession,
     working_directory: str = DEFAULT_WORKING_DIRECTORY,
+    response_path: str | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Run one bridge request; returns the response document and exit code.
 
@@ -796,6 +830,8 @@ def handle_request(
             system=host.system(logon),
             wua=host.wua(logon),
             working_directory=working_directory,
+            # Write-RunProgress writes beside the response of an elevated run.
+            progress_path=None if response_path is None else ntpath.join(ntpath.dirname(response_path), PROGRESS_FILE),
         )
         response["result"] = OPERATIONS[operation](process, **params)
     except BridgeFailure as failure:

@@ -203,7 +203,7 @@ def _run_bridge(
             1,
         )
     try:
-        response, exit_code = handle_request(host, request, logon, working_directory)
+        response, exit_code = handle_request(host, request, logon, working_directory, response_path)
     except NotImplementedError as error:
         host.log.warning("bridge request outside what the emulator models: %s", error)
         return ProcessResult(b"", f"The emulated host cannot do this: {error}\r\n".encode(), 1)
