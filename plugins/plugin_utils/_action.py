@@ -64,9 +64,13 @@ class PatchingAction(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
+    # The host's name in the inventory, as the run's output names it.
+    inventory_hostname: str | None = None
+
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
+        self.inventory_hostname = (task_vars or {}).get("inventory_hostname")
 
         options = task_options(self, task_vars or {}, argument_spec(**self.OWN_OPTIONS))
         if not options["enabled"]:

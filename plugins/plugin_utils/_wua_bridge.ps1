@@ -85,7 +85,8 @@ function Write-RunProgress {
         [Parameter(Mandatory = $true)] [string]$Step,
         [Parameter(Mandatory = $true)] [int]$Done,
         [Parameter(Mandatory = $true)] [int]$Total,
-        [AllowNull()] [string]$Item
+        # Untyped: a [string] parameter would turn null into an empty string.
+        $Item = $null
     )
     if (-not $ProgressPath) {
         return

@@ -315,8 +315,8 @@ def test_install_downloads_from_the_server_installs_reboots_and_reports(patch_la
     assert result["installed"] > 0
     assert result["counts"]["PENDING"] == result["counts"]["MISSING"] == result["counts"]["ERROR"] == 0
     # Where the host stood was shown at the default verbosity.
-    assert re.search(r"^<[^>]+> downloading file \d+ of \d+: \S+$", output, re.MULTILINE), output
-    assert re.search(r"^<[^>]+> installing \d+ updates?$", output, re.MULTILINE), output
+    assert re.search(rf"^<{host}> downloading file \d+ of \d+: \S+$", output, re.MULTILINE), output
+    assert re.search(rf"^<{host}> installing \d+ updates?$", output, re.MULTILINE), output
     # Updates that needed a restart were completed by one.
     assert not truth.pending_changes
     assert result["rebooted"] is (truth.last_boot_up_time != booted)
