@@ -32,6 +32,8 @@ options:
       - A host that already waits for a restart (a reboot marker, or updates installed until the next restart) is
         restarted first, so that those installs complete before any other.
       - Without it, updates installed until the next restart are reported as V(PENDING) and never installed again.
+      - The restart is C(shutdown.exe /r) in a few seconds; a restart another tool scheduled for later is aborted
+        (C(shutdown.exe /a)) and replaced by this one, with a warning.
     type: bool
     default: false
   reboot_timeout:

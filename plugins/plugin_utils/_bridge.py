@@ -245,7 +245,7 @@ def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], time
             progress = status["progress"]
             if progress and progress != shown:
                 # Long work shows where it stands, at the default verbosity.
-                display.display(f"<{_host_label(action)}> {describe_progress(progress)}")
+                display.display(f"<{host_label(action)}> {describe_progress(progress)}")
                 shown = progress
             starting = status["last_task_result"] == _TASK_HAS_NOT_RUN and time.monotonic() < started + _TASK_START_GRACE
             if status["state"] not in _TASK_STATES_NOT_ENDED and not starting:
@@ -267,7 +267,7 @@ def describe_progress(progress: dict[str, Any]) -> str:
     return f"{step} ({done} of {total})"
 
 
-def _host_label(action: ActionBase) -> str:
+def host_label(action: ActionBase) -> str:
     """The host's inventory name where the action knows it (a patching action does), else its address."""
     return getattr(action, "inventory_hostname", None) or action._play_context.remote_addr
 

@@ -17,12 +17,16 @@ from ansible.utils.display import Display
 from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
     CONNECTION_ERRORS,
     BridgeError,
+    host_label,
     reset_connection,
     run_bridge,
 )
 
 # A few seconds' delay lets the command's answer reach the controller before the host goes down.
 REBOOT_COMMAND = 'shutdown.exe /r /t 5 /c "wuacache.wua: restarting to complete Windows updates"'
+ABORT_COMMAND = "shutdown.exe /a"
+# shutdown.exe's exit code when a shutdown is scheduled already (ERROR_SHUTDOWN_IS_SCHEDULED).
+_SHUTDOWN_IS_SCHEDULED = 1190
 
 # ServicingInProgress values that leave the host ready: none, idle, changes waiting for a restart. Servicing
 # still at work after a restart writes 2 (observed, not documented: another value also means "wait").
@@ -45,6 +49,24 @@ def startup_unfinished(info: dict[str, Any]) -> str | None:
     return None
 
 
+def _request_restart(action: ActionBase) -> None:
+    """Have the host restart in a few seconds.
+
+    A restart scheduled already, maybe hours away, is aborted and replaced; one
+    that cannot be aborted any more is under way, which is what is wanted.
+    """
+    response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
+    if response["rc"] == _SHUTDOWN_IS_SCHEDULED:
+        display.warning(f"<{host_label(action)}> a restart was scheduled already: it is replaced by one now")
+        action._low_level_execute_command(ABORT_COMMAND, sudoable=False)
+        response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
+        if response["rc"] == _SHUTDOWN_IS_SCHEDULED:
+            return
+    if response["rc"] != 0:
+        output = (response["stderr"] or response["stdout"]).strip()
+        raise RebootError(f"shutdown.exe could not restart the host (exit code {response['rc']}): {output}")
+
+
 def reboot_host(action: ActionBase, *, timeout: float, poll_interval: float = 5.0) -> dict[str, Any]:
     """Restart the task's host and return its ``info`` once it is back and has started up.
 
@@ -55,10 +77,7 @@ def reboot_host(action: ActionBase, *, timeout: float, poll_interval: float = 5.
     once :func:`startup_unfinished` finds nothing more to wait for.
     """
     boot_time_before = run_bridge(action, "info")["os"]["last_boot_up_time"]
-    response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
-    if response["rc"] != 0:
-        output = (response["stderr"] or response["stdout"]).strip()
-        raise RebootError(f"shutdown.exe could not restart the host (exit code {response['rc']}): {output}")
+    _request_restart(action)
     display.vv("Restart requested, waiting for the host to come back")
     reset_connection(action)
 

@@ -478,6 +478,27 @@ def test_after_a_restart_the_controller_waits_until_windows_has_started_up(patch
     assert any(installed.kb == "5099004" for installed in truth.packages.values())
 
 
+def test_a_restart_scheduled_by_another_tool_is_replaced_by_one_now(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = patch_lab.spec.hosts[0]
+    cab = build_cbs_cab(tmp_path / "windows10.0-kb5099005-x64.cab", kb="5099005", target=host.profile, restart=True)
+    patch_lab.upload_package(cab, kb="5099005")
+    booted = patch_lab.truth(host.name).last_boot_up_time
+    rc, _, output = patch_lab.playbook(tmp_path, "raw", host.name, "-e", "wua_command='shutdown.exe /r /t 3600'")
+    assert rc == 0, output
+    assert patch_lab.truth(host.name).reboot_at is not None
+
+    rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={cab.name}", "-e", "wua_reboot=true")
+
+    assert rc == 0, output
+    assert "a restart was scheduled already: it is replaced by one now" in output
+    assert (result["exit_code"], result["rebooted"], result["reboot_required"]) == (3010, True, False)
+    truth = patch_lab.truth(host.name)
+    # Restarted now, and nothing is left scheduled for later.
+    assert truth.last_boot_up_time != booted
+    assert truth.reboot_at is None
+    assert any(installed.kb == "5099005" for installed in truth.packages.values())
+
+
 def test_cleanup_empties_the_host_staging_and_runs_the_server_cleanup(patch_lab: PatchLab, tmp_path: Path) -> None:
     host = host_names(patch_lab)[0]
     staging = patch_lab.spec.hosts_dir / host.upper() / "disk" / "C" / "ProgramData" / "wuacache" / "staging"

@@ -188,6 +188,24 @@ def test_a_delayed_restart_leaves_the_host_up_until_then(tmp_path: Path) -> None
     assert b"already been scheduled" in second.stderr
 
 
+def test_a_scheduled_restart_can_be_aborted_in_its_time_out_only(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    booted = host.state.last_boot_up_time
+    assert host.execute("shutdown.exe /r /t 600", b"", NETWORK).exit_code == 0
+
+    aborted = host.execute("shutdown.exe /a", b"", NETWORK)
+    again = host.execute("shutdown.exe /a", b"", NETWORK)
+
+    assert aborted.exit_code == 0
+    assert host.state.reboot_at is None
+    assert again.exit_code == 1116
+    assert b"no shutdown was in progress" in again.stderr
+    # Another restart may be scheduled now.
+    assert host.execute("shutdown /r /t 0", b"", NETWORK).exit_code == 0
+    wait_until_reachable(host)
+    assert host.state.last_boot_up_time > booted
+
+
 def test_restart_after_a_restart_of_the_emulator_still_completes(tmp_path: Path) -> None:
     host = new_host(tmp_path)
     set_host_fault(tmp_path, host.name, "reboot_seconds", seconds=0.2)

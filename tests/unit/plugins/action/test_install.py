@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.wuacache.wua.plugins.action.install import ActionModule
-from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import REBOOT_COMMAND
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import ABORT_COMMAND, REBOOT_COMMAND
 
 from .conftest import FakeServer
 from .recorded import (
@@ -195,6 +196,35 @@ def test_a_host_that_never_finishes_starting_up_fails_at_reboot_timeout(server: 
     assert "came back from its restart but did not finish starting up within 30 seconds" in result["msg"]
     assert "servicing is at work (ServicingInProgress 2)" in result["msg"]
     assert host.operations.count("scan") == 1
+
+
+SHUTDOWN_SCHEDULED = {"rc": 1190, "stdout": "", "stderr": "A system shutdown has already been scheduled.(1190)"}
+
+
+@pytest.mark.parametrize(
+    "after_abort",
+    [
+        # The scheduled restart is aborted and replaced by one now.
+        pytest.param(SHUTDOWN_ACCEPTED, id="replaced"),
+        # Too late to abort: the scheduled restart is under way, which does as well.
+        pytest.param(SHUTDOWN_SCHEDULED, id="under-way"),
+    ],
+)
+def test_a_restart_scheduled_already_is_replaced_or_waited_for(server: FakeServer, after_abort: dict[str, Any]) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        "info": [info(), info(BOOTED), info(REBOOTED), info(REBOOTED)],
+        "ensure_cab": [cab(), cab()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        "shutdown.exe": [SHUTDOWN_SCHEDULED, {"rc": 0, "stdout": "", "stderr": ""}, after_abort],
+    })
+
+    result = run(server, host, reboot=True)
+
+    assert "failed" not in result
+    assert host.commands == [REBOOT_COMMAND, ABORT_COMMAND, REBOOT_COMMAND]
+    assert (result["rebooted"], result["installed"]) == (True, 1)
 
 
 def test_reboot_required_before_installation_is_an_error_without_reboot(server: FakeServer) -> None:

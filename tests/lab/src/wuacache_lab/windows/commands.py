@@ -11,7 +11,7 @@ write ``response.json`` beside it, as the elevated runs' scheduled tasks do.
 the ``setup.exe`` of upgrade media on the host's disk upgrades Windows
 (:mod:`wuacache_lab.windows.setup`).
 A handful of plain commands are
-understood so that generic tools (Ansible's ``raw``, a ``shutdown /r``) can be
+understood so that generic tools (Ansible's ``raw``, ``shutdown /r`` and ``/a``) can be
 tested; the emulator is not a PowerShell interpreter and says so for anything
 else.
 """
@@ -59,7 +59,7 @@ _POWERSHELL_PARAMETERS = (
 )
 _POWERSHELL_ALIASES = {"ec": "encodedcommand", "ep": "executionpolicy"}
 
-_SHUTDOWN_REBOOT = re.compile(r"^shutdown(?:\.exe)?\s+(.*)$", re.IGNORECASE)
+_SHUTDOWN = re.compile(r"^shutdown(?:\.exe)?\s+(.*)$", re.IGNORECASE)
 _WRITE_OUTPUT = re.compile(r"""^(?:Write-Output|echo)\s+(?:'((?:[^']|'')*)'|"([^"$`]*)")$""", re.IGNORECASE)
 _ENVIRONMENT = re.compile(r"^\$env:(\w+)$", re.IGNORECASE)
 _EXIT = re.compile(r"^exit(?:\s+(-?\d+))?$", re.IGNORECASE)
@@ -270,11 +270,17 @@ def _run_script(host: WindowsHost, script: str) -> ProcessResult:
             output.append(match.group(1).replace("''", "'") if match.group(1) is not None else match.group(2))
         elif match := _EXIT.match(statement):
             return ProcessResult(_lines(output), b"", int(match.group(1) or 0))
-        elif (match := _SHUTDOWN_REBOOT.match(statement)) and (delay := _shutdown_delay(match.group(1))) is not None:
+        elif match := _SHUTDOWN.match(statement):
+            delay = _shutdown_delay(match.group(1))
             try:
-                host.reboot(delay)
+                if delay is None:
+                    host.abort_reboot()
+                else:
+                    host.reboot(delay)
             except HResultError as error:
-                return ProcessResult(_lines(output), f"{error.message}(1190)\r\n".encode(), 1190)
+                # shutdown.exe prints the Win32 error's text and code, and exits with the code.
+                code = error.hresult & 0xFFFF
+                return ProcessResult(_lines(output), f"{error.message}({code})\r\n".encode(), code)
     return ProcessResult(_lines(output), b"", 0)
 
 
@@ -283,9 +289,14 @@ def _split_statements(line: str) -> list[str]:
 
 
 def _understood(statement: str) -> bool:
-    if match := _SHUTDOWN_REBOOT.match(statement):
-        return _shutdown_delay(match.group(1)) is not None
+    if match := _SHUTDOWN.match(statement):
+        return _shutdown_delay(match.group(1)) is not None or _is_shutdown_abort(match.group(1))
     return any(pattern.match(statement) for pattern in (_HOSTNAME, _ENVIRONMENT, _WRITE_OUTPUT, _EXIT))
+
+
+def _is_shutdown_abort(arguments: str) -> bool:
+    """Whether the arguments are ``shutdown /a``."""
+    return [word.casefold().replace("-", "/", 1) for word in split_command_line(arguments)] == ["/a"]
 
 
 def _shutdown_delay(arguments: str) -> int | None:

@@ -20,6 +20,7 @@ ERROR_ALREADY_EXISTS = 0x800700B7
 ERROR_SERVICE_DISABLED = 0x80070422
 ERROR_ELEVATION_REQUIRED = 0x800702E4
 ERROR_SHUTDOWN_IS_SCHEDULED = 0x800704A6
+ERROR_NO_SHUTDOWN_IN_PROGRESS = 0x8007045C
 ERROR_ONLY_IF_CONNECTED = 0x800704E3
 
 # COM itself.
@@ -58,6 +59,7 @@ _MESSAGES = {
     ERROR_INVALID_NAME: "The filename, directory name, or volume label syntax is incorrect.",
     ERROR_ALREADY_EXISTS: "Cannot create a file when that file already exists.",
     ERROR_SHUTDOWN_IS_SCHEDULED: "A system shutdown has already been scheduled.",
+    ERROR_NO_SHUTDOWN_IN_PROGRESS: "Unable to abort the system shutdown because no shutdown was in progress.",
     ERROR_ONLY_IF_CONNECTED: "This operation is supported only when you are connected to the server.",
     SCHED_E_MISSINGNODE: "The task XML is missing a required element or attribute.",
     SCHED_E_TASK_DISABLED: "The task is disabled.",

@@ -15,7 +15,7 @@ from typing import Any
 
 from wuacache_lab.windows.commands import run_command_line
 from wuacache_lab.windows.disk import HostDisk
-from wuacache_lab.windows.errors import ERROR_SHUTDOWN_IS_SCHEDULED, HResultError
+from wuacache_lab.windows.errors import ERROR_NO_SHUTDOWN_IN_PROGRESS, ERROR_SHUTDOWN_IS_SCHEDULED, HResultError
 from wuacache_lab.windows.faults import HostFaults
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, ConnectionDropped, LogonSession, ProcessResult
 from wuacache_lab.windows.profiles import OsProfile, get_profile
@@ -144,6 +144,16 @@ class WindowsHost:
             restarts = UPGRADE_RESTARTS if state.pending_upgrade is not None else 1
             state.reboot_seconds = self.faults.reboot_seconds() * restarts
         self.log.info("restart scheduled in %.0f s", delay)
+
+    def abort_reboot(self) -> None:
+        """``shutdown /a``: cancel a restart still in its time-out period."""
+        self._finish_reboot()
+        with self.store.update() as state:
+            if state.reboot_at is None or from_iso(state.reboot_at) <= utc_now():
+                raise HResultError(ERROR_NO_SHUTDOWN_IN_PROGRESS)
+            state.reboot_at = None
+            state.reboot_seconds = 0.0
+        self.log.info("scheduled restart aborted")
 
     def restart_for_installer(self) -> None:
         """The restart an installer run without its no-restart switch starts at
