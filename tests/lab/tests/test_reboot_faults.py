@@ -147,7 +147,7 @@ def test_a_host_answers_before_it_has_finished_starting_up(lab: Lab, host: Windo
     [update] = installed_pending_restart(lab, host)
     assert startup(host) == {"logon_ui_ready": True, "servicing_in_progress": 1}
     boot_before = host.state.last_boot_up_time
-    set_host_fault(faults, host.name, "slow_startup", seconds=1.5)
+    set_host_fault(faults, host.name, "slow_startup", seconds=5)
 
     host.reboot()
 
