@@ -1,7 +1,7 @@
 # Copyright: Contributors to the wuacache project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Restart a Windows host and wait until it is back."""
+"""Restart a Windows host and wait until it is back and has finished starting up."""
 
 # FOR INTERNAL COLLECTION USE ONLY: may change in any release.
 
