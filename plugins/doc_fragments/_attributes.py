@@ -22,6 +22,9 @@ attributes:
       - wuacache.wua.wua
   async:
     description: Supports being used with the C(async) keyword.
+    support: none
+    details:
+      - The action drives the host step by step from the controller (long work runs in a task it polls), not as an async job.
   check_mode:
     description: Can run in check mode and report what it would change without changing the host.
   diff_mode:
@@ -36,8 +39,6 @@ attributes:
     INFO_MODULE = r"""
 options: {}
 attributes:
-  async:
-    support: none
   check_mode:
     support: full
     details:

@@ -19,8 +19,6 @@ options: {}
 extends_documentation_fragment:
   - wuacache.wua._attributes
 attributes:
-  async:
-    support: none
   check_mode:
     support: none
   diff_mode:

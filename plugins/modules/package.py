@@ -41,8 +41,6 @@ extends_documentation_fragment:
   - wuacache.wua._attributes
   - wuacache.wua._options
 attributes:
-  async:
-    support: none
   check_mode:
     support: full
     details:

@@ -76,6 +76,20 @@ function Invoke-BridgeCall {
     & $ScriptBlock
 }
 
+function Set-FileText {
+    <#
+    .SYNOPSIS
+    Writes a file next to its place and renames it over it, so that a reader never sees it half written.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Path,
+        [Parameter(Mandatory = $true)] [string]$Text
+    )
+    # File.WriteAllText writes UTF-8 without a byte order mark.
+    [System.IO.File]::WriteAllText("$Path.tmp", $Text)
+    Move-Item -LiteralPath "$Path.tmp" -Destination $Path -Force
+}
+
 function Write-RunProgress {
     <#
     .SYNOPSIS
@@ -93,8 +107,7 @@ function Write-RunProgress {
     }
     $progress = [ordered]@{ step = $Step; done = $Done; total = $Total; item = $Item }
     try {
-        [System.IO.File]::WriteAllText("$ProgressPath.tmp", (ConvertTo-AsciiJson -InputObject $progress))
-        Move-Item -LiteralPath "$ProgressPath.tmp" -Destination $ProgressPath -Force
+        Set-FileText -Path $ProgressPath -Text (ConvertTo-AsciiJson -InputObject $progress)
     }
     catch {
         # Progress is advisory: task_poll reading the file at that moment must not fail the operation.
@@ -1272,9 +1285,7 @@ catch {
 $json = ConvertTo-AsciiJson -InputObject $response
 if ($ResponsePath) {
     # A task has no standard output to read: the response goes to a file, renamed into place once complete.
-    $partialPath = "$ResponsePath.tmp"
-    [System.IO.File]::WriteAllText($partialPath, $json)
-    Move-Item -LiteralPath $partialPath -Destination $ResponsePath -Force
+    Set-FileText -Path $ResponsePath -Text $json
 }
 else {
     $json

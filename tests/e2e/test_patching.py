@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -79,6 +80,15 @@ class PatchLab:
     def clear_faults(self, host: str) -> None:
         done = lab(self.spec.state_dir, "fault", "clear", "--host", host)
         assert done.returncode == 0, done.stderr
+
+    @contextmanager
+    def faulted(self, host: str, *args: str) -> Iterator[None]:
+        """The host has the fault for the block, and none after it."""
+        self.fault(host, *args)
+        try:
+            yield
+        finally:
+            self.clear_faults(host)
 
     def server_log(self) -> str:
         return (self.spec.log_dir / "server.log").read_text()
@@ -210,11 +220,8 @@ def test_files_the_update_agent_refuses_are_reported_and_the_rest_downloads(patc
     refused, *others = [outcome["update_id"] for outcome in plan["downloads"]]
     assert others, plan["downloads"]
     # Windows Update would download other files than the catalog's for this one (express, say).
-    patch_lab.fault(host, "cache_refuses_files", "--update-id", refused)
-    try:
+    with patch_lab.faulted(host, "cache_refuses_files", "--update-id", refused):
         rc, result, output = patch_lab.playbook(tmp_path, "download", host, "-e", allow_all)
-    finally:
-        patch_lab.clear_faults(host)
     assert rc == 2, output
     outcomes = {outcome["update_id"]: outcome for outcome in result["downloads"]}
     assert outcomes[refused]["downloaded"] is False
@@ -330,13 +337,10 @@ def test_a_failed_install_names_its_hresult_and_the_server_marks_it_error(patch_
     rc, plan, output = patch_lab.playbook(tmp_path, "scan", host, "-e", "wua_default_allow=true")
     assert rc == 0, output
     target = next(update for update in plan["updates"] if update["status"] in ("PENDING", "MISSING"))
-    patch_lab.fault(host, "install_failure", "--hresult", WU_E_UH_INSTALLERFAILURE, "--update-id", target["update_id"])
-    try:
+    with patch_lab.faulted(host, "install_failure", "--hresult", WU_E_UH_INSTALLERFAILURE, "--update-id", target["update_id"]):
         rc, result, output = patch_lab.playbook(
             tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": False, "wua_wait_for_files": 120})
         )
-    finally:
-        patch_lab.clear_faults(host)
     assert rc == 2, output
     assert result["failed_installs"] == 1
     assert "WU_E_UH_INSTALLERFAILURE" in result["msg"]
@@ -410,13 +414,10 @@ def test_a_reboot_loop_is_detected_and_stops_the_rounds(patch_lab: PatchLab, tmp
     truth = patch_lab.truth(host)
     # An update that needs a restart, which Windows rolls back during every restart.
     target = next(update for update in plan["updates"] if update["status"] in ("PENDING", "MISSING", "ERROR"))
-    patch_lab.fault(host, "revert_at_reboot", "--update-id", target["update_id"])
-    try:
+    with patch_lab.faulted(host, "revert_at_reboot", "--update-id", target["update_id"]):
         rc, result, output = patch_lab.playbook(
             tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": True, "wua_wait_for_files": 120})
         )
-    finally:
-        patch_lab.clear_faults(host)
     assert rc == 2, output
     assert "update loop" in result["msg"]
     assert target["update_id"] in result["msg"]
@@ -463,11 +464,8 @@ def test_after_a_restart_the_controller_waits_until_windows_has_started_up(patch
     cab = build_cbs_cab(tmp_path / "windows10.0-kb5099004-x64.cab", kb="5099004", target=host.profile, restart=True)
     patch_lab.upload_package(cab, kb="5099004")
     booted = patch_lab.truth(host.name).last_boot_up_time
-    patch_lab.fault(host.name, "slow_startup", "--seconds", "5")
-    try:
+    with patch_lab.faulted(host.name, "slow_startup", "--seconds", "5"):
         rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={cab.name}", "-e", "wua_reboot=true")
-    finally:
-        patch_lab.clear_faults(host.name)
     assert rc == 0, output
     assert (result["exit_code"], result["rebooted"]) == (3010, True)
     # Rescanned once the restart had completed the install: nothing is pending any more.

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from wuacache_lab.windows import dism, downloads
-from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity, HostDisk
 from wuacache_lab.windows.errors import (
     COR_E_SYSTEM,
     E_ACCESSDENIED,
@@ -260,6 +260,17 @@ def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task
     return {"task": task.Path, "folder": folder}
 
 
+def set_file_text(disk: HostDisk, path: str, text: bytes) -> None:
+    """Set-FileText: the file written next to its place, then renamed over it."""
+    disk.write(f"{path}.tmp", [text])
+    disk.move(f"{path}.tmp", path)
+
+
+def _file_text(disk: HostDisk, path: str) -> str | None:
+    """Get-Content -Raw of a file the run may have written; None when it has not."""
+    return b"".join(disk.read(path)).decode("utf-8-sig") if disk.exists(path) else None
+
+
 def write_run_progress(process: BridgeProcess, step: str, done: int, total: int, item: str | None = None) -> None:
     """Write-RunProgress: where the operation stands, for task_poll; a failure
     to write it is ignored, progress being advisory."""
@@ -267,8 +278,7 @@ def write_run_progress(process: BridgeProcess, step: str, done: int, total: int,
         return
     text = json.dumps({"step": step, "done": done, "total": total, "item": item}, separators=(",", ":"))
     try:
-        process.host.disk.write(f"{process.progress_path}.tmp", [text.encode("ascii")])
-        process.host.disk.move(f"{process.progress_path}.tmp", process.progress_path)
+        set_file_text(process.host.disk, process.progress_path, text.encode("ascii"))
     except HResultError:
         pass
 
@@ -285,9 +295,8 @@ def task_poll(process: BridgeProcess, name: str) -> dict[str, Any]:
     with api_call("Test-Path response.json"):
         response_ready = process.host.disk.exists(f"{folder}\\{RESPONSE_FILE}")
     with api_call("Get-Content progress.json"):
-        progress_path = f"{folder}\\{PROGRESS_FILE}"
-        progress_text = b"".join(process.host.disk.read(progress_path)) if process.host.disk.exists(progress_path) else b""
-        progress = json.loads(progress_text.decode("utf-8-sig")) if progress_text else None
+        progress_text = _file_text(process.host.disk, f"{folder}\\{PROGRESS_FILE}")
+        progress = json.loads(progress_text) if progress_text else None
     return {
         "state": state,
         "last_task_result": last_task_result,
@@ -299,10 +308,9 @@ def task_poll(process: BridgeProcess, name: str) -> dict[str, Any]:
 def task_collect(process: BridgeProcess, name: str) -> dict[str, Any]:
     """Complete-ElevatedRun: the response, if any, then no task and no folder."""
     name, folder = _run(process, name)
-    response_path = f"{folder}\\{RESPONSE_FILE}"
     disk = process.host.disk
     with api_call("Get-Content response.json"):
-        response = b"".join(disk.read(response_path)).decode("utf-8-sig") if disk.exists(response_path) else None
+        response = _file_text(disk, f"{folder}\\{RESPONSE_FILE}")
     root = _task_root_folder(process)
     with api_call("ITaskFolder.GetTask"):
         try:

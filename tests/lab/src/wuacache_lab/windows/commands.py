@@ -24,7 +24,14 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from wuacache_lab.windows.bridge import BRIDGE_MARKER, ENVELOPE_FILE, RESPONSE_FILE, TASK_MARKER, handle_request
+from wuacache_lab.windows.bridge import (
+    BRIDGE_MARKER,
+    ENVELOPE_FILE,
+    RESPONSE_FILE,
+    TASK_MARKER,
+    handle_request,
+    set_file_text,
+)
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, MAX_COMMAND_LINE, LogonSession, ProcessResult
 from wuacache_lab.windows.dism import run_dism
@@ -213,10 +220,8 @@ def _run_bridge(
         return ProcessResult(text + b"\r\n", b"", exit_code)
     if host.task_scheduler.process_killed():
         return ProcessResult(b"", b"", 1)  # what a killed process leaves
-    partial = response_path + ".tmp"
     try:
-        host.disk.write(partial, [text])
-        host.disk.move(partial, response_path)
+        set_file_text(host.disk, response_path, text)
     except HResultError as error:
         return ProcessResult(b"", _powershell_error("WriteAllText", error.message, "MethodInvocationException"), 1)
     return ProcessResult(b"", b"", exit_code)
