@@ -59,22 +59,11 @@ $HResultFileNotFound = -2147024894
 
 # The API call in progress, reported as "call" when it throws.
 $script:BridgeCall = 'bridge request'
+# The first clean-up that failed (Add-CleanupError): the error of an operation that succeeded.
+$script:CleanupError = $null
 
 # Where an elevated run says where it stands, for task_poll; none outside a task.
 $ProgressPath = if ($ResponsePath) { Join-Path -Path (Split-Path -Path $ResponsePath -Parent) -ChildPath 'progress.json' }
-
-function Invoke-BridgeCall {
-    <#
-    .SYNOPSIS
-    Runs one API call and remembers its name for the error object.
-    #>
-    param(
-        [Parameter(Mandatory = $true)] [string]$Call,
-        [Parameter(Mandatory = $true)] [scriptblock]$ScriptBlock
-    )
-    $script:BridgeCall = $Call
-    & $ScriptBlock
-}
 
 function Set-FileText {
     <#
@@ -115,40 +104,15 @@ function Write-RunProgress {
     }
 }
 
-function Invoke-CleanupCall {
-    <#
-    .SYNOPSIS
-    Runs the call of a finally block without hiding the failure that brought it there.
-
-    .DESCRIPTION
-    When the operation failed, its error keeps the name of the call that failed and a
-    failure of the cleanup is dropped; when it succeeded, a failing cleanup is the error.
-    #>
-    param(
-        [Parameter(Mandatory = $true)] [bool]$OperationSucceeded,
-        [Parameter(Mandatory = $true)] [string]$CleanupCall,
-        [Parameter(Mandatory = $true)] [scriptblock]$CleanupBlock
-    )
-    $failedCall = $script:BridgeCall
-    try {
-        Invoke-BridgeCall $CleanupCall $CleanupBlock
-    }
-    catch {
-        if ($OperationSucceeded) {
-            throw
-        }
-    }
-    if (-not $OperationSucceeded) {
-        $script:BridgeCall = $failedCall
-    }
-}
-
 function ConvertTo-BridgeError {
     <#
     .SYNOPSIS
     The "error" object of a failure: its HRESULT, its message and the call that failed.
     #>
-    param([Parameter(Mandatory = $true)] [System.Management.Automation.ErrorRecord]$ErrorRecord)
+    param(
+        [Parameter(Mandatory = $true)] [System.Management.Automation.ErrorRecord]$ErrorRecord,
+        [Parameter(Mandatory = $true)] [string]$Call
+    )
     # PowerShell wraps a failing COM method or property call (MethodInvocationException,
     # GetValueInvocationException); the HRESULT that names the failure is the inner one's.
     $exception = $ErrorRecord.Exception
@@ -170,7 +134,26 @@ function ConvertTo-BridgeError {
     [ordered]@{
         hresult = $hresult
         message = $exception.Message
-        call = $script:BridgeCall
+        call = $Call
+    }
+}
+
+function Add-CleanupError {
+    <#
+    .SYNOPSIS
+    Keeps aside the failure of a clean-up, which a finally block must not let replace the operation's own.
+
+    .DESCRIPTION
+    The clean-ups of an operation catch their own failures and leave $script:BridgeCall alone:
+    a failed operation is reported with its own call. When the operation succeeded, the first
+    clean-up that failed is the error.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [System.Management.Automation.ErrorRecord]$ErrorRecord,
+        [Parameter(Mandatory = $true)] [string]$Call
+    )
+    if ($null -eq $script:CleanupError) {
+        $script:CleanupError = ConvertTo-BridgeError -ErrorRecord $ErrorRecord -Call $Call
     }
 }
 
@@ -193,57 +176,50 @@ function Get-HostInfo {
     The "info" operation: what the controller needs to know about this host before patching it.
     #>
     # IUpdateAgentInfo::GetInfo("ProductVersionString"), Windows Update Agent API.
-    $wuaVersion = Invoke-BridgeCall 'Microsoft.Update.AgentInfo.GetInfo' {
-        (New-Object -ComObject Microsoft.Update.AgentInfo).GetInfo('ProductVersionString')
-    }
+    $script:BridgeCall = 'Microsoft.Update.AgentInfo.GetInfo'
+    $wuaVersion = (New-Object -ComObject Microsoft.Update.AgentInfo).GetInfo('ProductVersionString')
 
     # Win32_OperatingSystem class, CIMWin32 WMI provider.
-    $os = Invoke-BridgeCall 'Get-CimInstance Win32_OperatingSystem' {
-        Get-CimInstance -ClassName Win32_OperatingSystem
-    }
+    $script:BridgeCall = 'Get-CimInstance Win32_OperatingSystem'
+    $os = Get-CimInstance -ClassName Win32_OperatingSystem
 
     # The update build revision is only in the registry (RegistryKey.GetValue, null when absent).
-    $ubr = Invoke-BridgeCall 'Registry HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion' {
-        (Get-Item -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion').GetValue('UBR')
-    }
+    $script:BridgeCall = 'Registry HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
+    $ubr = (Get-Item -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion').GetValue('UBR')
 
     # Win32_Service class, CIMWin32 WMI provider.
-    $service = Invoke-BridgeCall 'Get-CimInstance Win32_Service' {
-        Get-CimInstance -ClassName Win32_Service -Filter "Name='wuauserv'"
-    }
+    $script:BridgeCall = 'Get-CimInstance Win32_Service'
+    $service = Get-CimInstance -ClassName Win32_Service -Filter "Name='wuauserv'"
 
     # Servicing and Windows Update mark a pending restart with these registry keys, and
     # MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) queues its renames in PendingFileRenameOperations.
-    $rebootIndicators = @(Invoke-BridgeCall 'Registry reboot markers' {
-        if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') {
-            'cbs_reboot_pending'
-        }
-        if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') {
-            'wu_reboot_required'
-        }
-        $sessionManager = Get-Item -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
-        if ($null -ne $sessionManager.GetValue('PendingFileRenameOperations')) {
-            'pending_file_rename'
-        }
-    })
+    $script:BridgeCall = 'Registry reboot markers'
+    $rebootIndicators = @()
+    if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') {
+        $rebootIndicators += 'cbs_reboot_pending'
+    }
+    if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') {
+        $rebootIndicators += 'wu_reboot_required'
+    }
+    $sessionManager = Get-Item -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
+    if ($null -ne $sessionManager.GetValue('PendingFileRenameOperations')) {
+        $rebootIndicators += 'pending_file_rename'
+    }
 
     # After a restart WinRM may answer before Windows has finished configuring updates: LogonUI
     # creates the volatile AutoLogonChecked key when it is about to show the logon screen, and
     # servicing says in ServicingInProgress whether it is still at work.
-    $logonUiReady = Invoke-BridgeCall 'Registry startup markers' {
-        Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked'
-    }
-    $servicingInProgress = Invoke-BridgeCall 'Registry startup markers' {
-        $cbsInterface = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Interface'
-        if (Test-Path -LiteralPath $cbsInterface) {
-            (Get-Item -LiteralPath $cbsInterface).GetValue('ServicingInProgress')
-        }
+    $script:BridgeCall = 'Registry startup markers'
+    $logonUiReady = Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked'
+    $servicingInProgress = $null
+    $cbsInterface = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Interface'
+    if (Test-Path -LiteralPath $cbsInterface) {
+        $servicingInProgress = (Get-Item -LiteralPath $cbsInterface).GetValue('ServicingInProgress')
     }
 
     # Win32_LogicalDisk class, CIMWin32 WMI provider.
-    $systemDrive = Invoke-BridgeCall 'Get-CimInstance Win32_LogicalDisk' {
-        Get-CimInstance -ClassName Win32_LogicalDisk -Filter "DeviceID='$env:SystemDrive'"
-    }
+    $script:BridgeCall = 'Get-CimInstance Win32_LogicalDisk'
+    $systemDrive = Get-CimInstance -ClassName Win32_LogicalDisk -Filter "DeviceID='$env:SystemDrive'"
 
     [ordered]@{
         computer_name = $env:COMPUTERNAME
@@ -281,7 +257,13 @@ function ConvertTo-AsciiJson {
     #>
     param([Parameter(Mandatory = $true)] [AllowNull()] $InputObject)
     $json = ConvertTo-Json -InputObject $InputObject -Depth 10 -Compress
-    [regex]::Replace($json, '[^\x00-\x7F]', { param($character) '\u{0:x4}' -f [int][char]$character.Value })
+    # -csplit keeps what its pattern captures: every other part is one non-ASCII character (a
+    # UTF-16 code unit). Case-sensitive: ignoring case would let the Kelvin sign pass as a k.
+    $parts = $json -csplit '([^\x00-\x7F])'
+    for ($index = 1; $index -lt $parts.Count; $index += 2) {
+        $parts[$index] = '\u{0:x4}' -f [int][char]$parts[$index]
+    }
+    -join $parts
 }
 
 function Initialize-PrivateFolder {
@@ -298,42 +280,41 @@ function Initialize-PrivateFolder {
     deletes elsewhere): anything else was planted, and the bridge refuses the root without
     writing anything. The root's ACL is then set again.
     #>
-    Invoke-BridgeCall 'Initialize-PrivateFolder' {
-        $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
-        $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new($AdministratorsSid))
-        $acl.SetAccessRuleProtection($true, $false)
-        foreach ($sid in $SystemSid, $AdministratorsSid) {
-            $acl.AddAccessRule([System.Security.AccessControl.FileSystemAccessRule]::new(
-                    [System.Security.Principal.SecurityIdentifier]::new($sid),
-                    [System.Security.AccessControl.FileSystemRights]::FullControl,
-                    [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit',
-                    [System.Security.AccessControl.PropagationFlags]::None,
-                    [System.Security.AccessControl.AccessControlType]::Allow))
-        }
-        if (-not (Test-Path -LiteralPath $RootFolder)) {
-            $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
-            return
-        }
-        # Folder by folder, so that a link is refused before anything behind it is read.
-        $folders = [System.Collections.Generic.Stack[object]]::new()
-        $folders.Push((Get-Item -LiteralPath $RootFolder -Force))
-        while ($folders.Count -gt 0) {
-            $folder = $folders.Pop()
-            foreach ($item in @($folder) + @(Get-ChildItem -LiteralPath $folder.FullName -Force)) {
-                if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
-                    throw [System.UnauthorizedAccessException]::new("$($item.FullName) is a link; the bridge only uses a folder of its own.")
-                }
-                $owner = (Get-Acl -LiteralPath $item.FullName).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-                if ($owner -ne $SystemSid -and $owner -ne $AdministratorsSid) {
-                    throw [System.UnauthorizedAccessException]::new("$($item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
-                }
-                if ($item -ne $folder -and $item.PSIsContainer) {
-                    $folders.Push($item)
-                }
+    $script:BridgeCall = 'Initialize-PrivateFolder'
+    $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
+    $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new($AdministratorsSid))
+    $acl.SetAccessRuleProtection($true, $false)
+    foreach ($sid in $SystemSid, $AdministratorsSid) {
+        $acl.AddAccessRule([System.Security.AccessControl.FileSystemAccessRule]::new(
+                [System.Security.Principal.SecurityIdentifier]::new($sid),
+                [System.Security.AccessControl.FileSystemRights]::FullControl,
+                [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit',
+                [System.Security.AccessControl.PropagationFlags]::None,
+                [System.Security.AccessControl.AccessControlType]::Allow))
+    }
+    if (-not (Test-Path -LiteralPath $RootFolder)) {
+        $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
+        return
+    }
+    # Folder by folder, so that a link is refused before anything behind it is read.
+    $folders = [System.Collections.Generic.Stack[object]]::new()
+    $folders.Push((Get-Item -LiteralPath $RootFolder -Force))
+    while ($folders.Count -gt 0) {
+        $folder = $folders.Pop()
+        foreach ($item in @($folder) + @(Get-ChildItem -LiteralPath $folder.FullName -Force)) {
+            if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+                throw [System.UnauthorizedAccessException]::new("$($item.FullName) is a link; the bridge only uses a folder of its own.")
+            }
+            $owner = (Get-Acl -LiteralPath $item.FullName).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+            if ($owner -ne $SystemSid -and $owner -ne $AdministratorsSid) {
+                throw [System.UnauthorizedAccessException]::new("$($item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
+            }
+            if ($item -ne $folder -and $item.PSIsContainer) {
+                $folders.Push($item)
             }
         }
-        Set-Acl -LiteralPath $RootFolder -AclObject $acl
     }
+    Set-Acl -LiteralPath $RootFolder -AclObject $acl
 }
 
 function Invoke-Process {
@@ -375,11 +356,10 @@ function Connect-TaskService {
     The local Task Scheduler, where the tasks of elevated runs are registered.
     #>
     # ITaskService::Connect, Task Scheduler 2.0 API.
-    Invoke-BridgeCall 'Schedule.Service.Connect' {
-        $service = New-Object -ComObject Schedule.Service
-        $service.Connect()
-        $service
-    }
+    $script:BridgeCall = 'Schedule.Service.Connect'
+    $service = New-Object -ComObject Schedule.Service
+    $service.Connect()
+    $service
 }
 
 function Get-TaskRootFolder {
@@ -389,9 +369,8 @@ function Get-TaskRootFolder {
     #>
     param([Parameter(Mandatory = $true)] $Service)
     # ITaskService::GetFolder.
-    Invoke-BridgeCall 'ITaskService.GetFolder' {
-        $Service.GetFolder('\')
-    }
+    $script:BridgeCall = 'ITaskService.GetFolder'
+    $Service.GetFolder('\')
 }
 
 function Start-ElevatedRun {
@@ -409,42 +388,37 @@ function Start-ElevatedRun {
 
     # The task reads its envelope from the run's folder, its working directory.
     # A new folder: one that exists already was not made by this run.
-    Invoke-BridgeCall 'New-Item run folder' {
-        $null = New-Item -ItemType Directory -Path $runFolder
-        # File.WriteAllText writes UTF-8 without a byte order mark.
-        [System.IO.File]::WriteAllText((Join-Path -Path $runFolder -ChildPath 'envelope.json'), (ConvertTo-AsciiJson -InputObject $Envelope))
-    }
+    $script:BridgeCall = 'New-Item run folder'
+    $null = New-Item -ItemType Directory -Path $runFolder
+    # File.WriteAllText writes UTF-8 without a byte order mark.
+    [System.IO.File]::WriteAllText((Join-Path -Path $runFolder -ChildPath 'envelope.json'), (ConvertTo-AsciiJson -InputObject $Envelope))
 
     $service = Connect-TaskService
     $root = Get-TaskRootFolder -Service $service
 
     # ITaskService::NewTask, then the principal, action and settings of the ITaskDefinition.
-    $definition = Invoke-BridgeCall 'ITaskService.NewTask' {
-        $definition = $service.NewTask(0)
-        $definition.Principal.UserId = 'SYSTEM'
-        $definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
-        $definition.Principal.RunLevel = 1  # TASK_RUNLEVEL_HIGHEST
-        $action = $definition.Actions.Create(0)  # TASK_ACTION_EXEC
-        $action.Path = Join-Path -Path $env:SystemRoot -ChildPath 'System32\WindowsPowerShell\v1.0\powershell.exe'
-        $action.Arguments = $TaskArguments
-        $action.WorkingDirectory = $runFolder
-        $definition.Settings.ExecutionTimeLimit = 'PT4H'
-        # The default, 7, runs the task and what it starts (setup.exe, DISM) below normal priority.
-        $definition.Settings.Priority = 4
-        $definition.Settings.DisallowStartIfOnBatteries = $false
-        $definition.Settings.StopIfGoingOnBatteries = $false
-        $definition
-    }
+    $script:BridgeCall = 'ITaskService.NewTask'
+    $definition = $service.NewTask(0)
+    $definition.Principal.UserId = 'SYSTEM'
+    $definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
+    $definition.Principal.RunLevel = 1  # TASK_RUNLEVEL_HIGHEST
+    $action = $definition.Actions.Create(0)  # TASK_ACTION_EXEC
+    $action.Path = Join-Path -Path $env:SystemRoot -ChildPath 'System32\WindowsPowerShell\v1.0\powershell.exe'
+    $action.Arguments = $TaskArguments
+    $action.WorkingDirectory = $runFolder
+    $definition.Settings.ExecutionTimeLimit = 'PT4H'
+    # The default, 7, runs the task and what it starts (setup.exe, DISM) below normal priority.
+    $definition.Settings.Priority = 4
+    $definition.Settings.DisallowStartIfOnBatteries = $false
+    $definition.Settings.StopIfGoingOnBatteries = $false
 
     # ITaskFolder::RegisterTaskDefinition (TASK_CREATE_OR_UPDATE, TASK_LOGON_SERVICE_ACCOUNT).
-    $task = Invoke-BridgeCall 'ITaskFolder.RegisterTaskDefinition' {
-        $root.RegisterTaskDefinition("wuacache-$Name", $definition, 6, $null, $null, 5)
-    }
+    $script:BridgeCall = 'ITaskFolder.RegisterTaskDefinition'
+    $task = $root.RegisterTaskDefinition("wuacache-$Name", $definition, 6, $null, $null, 5)
 
     # IRegisteredTask::Run.
-    Invoke-BridgeCall 'IRegisteredTask.Run' {
-        $null = $task.Run($null)
-    }
+    $script:BridgeCall = 'IRegisteredTask.Run'
+    $null = $task.Run($null)
 
     [ordered]@{
         task = $task.Path
@@ -463,24 +437,23 @@ function Get-ElevatedRun {
 
     # ITaskFolder::GetTask, then IRegisteredTask's State and LastTaskResult. They are read
     # before the response file: a task seen ended has written its response by then.
-    $status = Invoke-BridgeCall 'ITaskFolder.GetTask' {
-        $task = $root.GetTask("wuacache-$Name")
-        [ordered]@{
-            state = $task.State
-            last_task_result = $task.LastTaskResult
-        }
+    $script:BridgeCall = 'ITaskFolder.GetTask'
+    $task = $root.GetTask("wuacache-$Name")
+    $status = [ordered]@{
+        state = $task.State
+        last_task_result = $task.LastTaskResult
+        response_ready = $null
+        progress = $null
     }
 
-    $status.response_ready = Invoke-BridgeCall 'Test-Path response.json' {
-        Test-Path -LiteralPath (Join-Path -Path $runFolder -ChildPath 'response.json')
-    }
+    $script:BridgeCall = 'Test-Path response.json'
+    $status.response_ready = Test-Path -LiteralPath (Join-Path -Path $runFolder -ChildPath 'response.json')
     # Written by the run itself (Write-RunProgress): absent for a moment while it is replaced.
-    $status.progress = Invoke-BridgeCall 'Get-Content progress.json' {
-        $progressPath = Join-Path -Path $runFolder -ChildPath 'progress.json'
-        $progressText = Get-Content -LiteralPath $progressPath -Raw -Encoding UTF8 -ErrorAction SilentlyContinue
-        if ($progressText) {
-            $progressText | ConvertFrom-Json
-        }
+    $script:BridgeCall = 'Get-Content progress.json'
+    $progressPath = Join-Path -Path $runFolder -ChildPath 'progress.json'
+    $progressText = Get-Content -LiteralPath $progressPath -Raw -Encoding UTF8 -ErrorAction SilentlyContinue
+    if ($progressText) {
+        $status.progress = $progressText | ConvertFrom-Json
     }
     $status
 }
@@ -493,48 +466,45 @@ function Complete-ElevatedRun {
     param([Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name)
     $runFolder = Get-RunFolder -Name $Name
 
+    $script:BridgeCall = 'Get-Content response.json'
     $responsePath = Join-Path -Path $runFolder -ChildPath 'response.json'
-    $response = Invoke-BridgeCall 'Get-Content response.json' {
-        if (Test-Path -LiteralPath $responsePath) {
-            [System.IO.File]::ReadAllText($responsePath)
-        }
+    $response = $null
+    if (Test-Path -LiteralPath $responsePath) {
+        $response = [System.IO.File]::ReadAllText($responsePath)
     }
 
     $root = Get-TaskRootFolder -Service (Connect-TaskService)
     # ITaskFolder::GetTask; a task that does not exist (ERROR_FILE_NOT_FOUND) has nothing to clean.
-    $task = Invoke-BridgeCall 'ITaskFolder.GetTask' {
-        try {
-            $root.GetTask("wuacache-$Name")
-        }
-        catch [System.Management.Automation.MethodInvocationException] {
-            if ($_.Exception.InnerException.HResult -ne $HResultFileNotFound) {
-                throw
-            }
+    $script:BridgeCall = 'ITaskFolder.GetTask'
+    $task = $null
+    try {
+        $task = $root.GetTask("wuacache-$Name")
+    }
+    catch [System.Management.Automation.MethodInvocationException] {
+        if ($_.Exception.InnerException.HResult -ne $HResultFileNotFound) {
+            throw
         }
     }
     if ($null -ne $task) {
         # IRegisteredTask::Stop: deleting a task leaves its running instance alone, and that
         # instance would keep the run's folder (its working directory) from being removed.
-        Invoke-BridgeCall 'IRegisteredTask.Stop' {
-            if ($task.State -eq $TaskStateRunning) {
-                $task.Stop(0)
-                # Stop returns before the instance has ended, which may take a while.
-                $deadline = (Get-Date).AddSeconds(60)
-                while ($task.State -eq $TaskStateRunning -and (Get-Date) -lt $deadline) {
-                    Start-Sleep -Milliseconds 500
-                }
+        $script:BridgeCall = 'IRegisteredTask.Stop'
+        if ($task.State -eq $TaskStateRunning) {
+            $task.Stop(0)
+            # Stop returns before the instance has ended, which may take a while.
+            $deadline = (Get-Date).AddSeconds(60)
+            while ($task.State -eq $TaskStateRunning -and (Get-Date) -lt $deadline) {
+                Start-Sleep -Milliseconds 500
             }
         }
         # ITaskFolder::DeleteTask.
-        Invoke-BridgeCall 'ITaskFolder.DeleteTask' {
-            $root.DeleteTask("wuacache-$Name", 0)
-        }
+        $script:BridgeCall = 'ITaskFolder.DeleteTask'
+        $root.DeleteTask("wuacache-$Name", 0)
     }
 
-    Invoke-BridgeCall 'Remove-Item run folder' {
-        if (Test-Path -LiteralPath $runFolder) {
-            Remove-Item -LiteralPath $runFolder -Recurse -Force
-        }
+    $script:BridgeCall = 'Remove-Item run folder'
+    if (Test-Path -LiteralPath $runFolder) {
+        Remove-Item -LiteralPath $runFolder -Recurse -Force
     }
 
     [ordered]@{
@@ -548,9 +518,8 @@ function Get-SystemRebootRequired {
     Whether Windows Update waits for a restart (ISystemInformation::RebootRequired).
     #>
     # Windows Update Agent API; refused to a network logon.
-    Invoke-BridgeCall 'Microsoft.Update.SystemInfo.RebootRequired' {
-        (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired
-    }
+    $script:BridgeCall = 'Microsoft.Update.SystemInfo.RebootRequired'
+    (New-Object -ComObject Microsoft.Update.SystemInfo).RebootRequired
 }
 
 function Get-RebootRequired {
@@ -563,39 +532,37 @@ function Get-RebootRequired {
     }
 }
 
-function Invoke-WithWindowsUpdateService {
+function Start-WindowsUpdateService {
     <#
     .SYNOPSIS
-    Runs a script block with the Windows Update service started, then leaves the service as the controller asked.
+    Starts the Windows Update service, which every Windows Update Agent call and wusa.exe need.
 
     .DESCRIPTION
-    Every Windows Update Agent call needs wuauserv, which may be disabled between operations.
-    Whatever happens, the service gets the start mode given and is stopped unless it is to
-    keep running.
+    The service may be disabled between operations. An operation calls this first in a try
+    whose finally calls Restore-WindowsUpdateService, whatever happens.
     #>
-    param(
-        [Parameter(Mandatory = $true)] $WuauservAfter,
-        [Parameter(Mandatory = $true)] [scriptblock]$ScriptBlock
-    )
-    $succeeded = $false
+    $script:BridgeCall = 'Start wuauserv'
+    Set-Service -Name wuauserv -StartupType Manual
+    # Start-Service and Stop-Service would wait without end for a service stuck pending.
+    Start-Service -Name wuauserv -NoWait
+    (Get-Service -Name wuauserv).WaitForStatus('Running', $ServiceTimeout)
+}
+
+function Restore-WindowsUpdateService {
+    <#
+    .SYNOPSIS
+    Leaves the Windows Update service as the controller asked: its start mode, stopped unless it is to keep running.
+    #>
+    param([Parameter(Mandatory = $true)] $WuauservAfter)
     try {
-        Invoke-BridgeCall 'Start wuauserv' {
-            Set-Service -Name wuauserv -StartupType Manual
-            # Start-Service and Stop-Service would wait without end for a service stuck pending.
-            Start-Service -Name wuauserv -NoWait
-            (Get-Service -Name wuauserv).WaitForStatus('Running', $ServiceTimeout)
+        Set-Service -Name wuauserv -StartupType $WuauservAfter.start_mode
+        if (-not $WuauservAfter.running) {
+            Stop-Service -Name wuauserv -Force -NoWait
+            (Get-Service -Name wuauserv).WaitForStatus('Stopped', $ServiceTimeout)
         }
-        & $ScriptBlock
-        $succeeded = $true
     }
-    finally {
-        Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'Restore wuauserv' -CleanupBlock {
-            Set-Service -Name wuauserv -StartupType $WuauservAfter.start_mode
-            if (-not $WuauservAfter.running) {
-                Stop-Service -Name wuauserv -Force -NoWait
-                (Get-Service -Name wuauserv).WaitForStatus('Stopped', $ServiceTimeout)
-            }
-        }
+    catch {
+        Add-CleanupError -ErrorRecord $_ -Call 'Restore wuauserv'
     }
 }
 
@@ -604,55 +571,64 @@ function New-UpdateSession {
     .SYNOPSIS
     A Windows Update Agent session in the collection's name, with English titles.
     #>
-    Invoke-BridgeCall 'Microsoft.Update.Session' {
-        $session = New-Object -ComObject Microsoft.Update.Session
-        $session.ClientApplicationID = 'wuacache'
-        $session.UserLocale = 1033
-        $session
+    $script:BridgeCall = 'Microsoft.Update.Session'
+    $session = New-Object -ComObject Microsoft.Update.Session
+    $session.ClientApplicationID = 'wuacache'
+    $session.UserLocale = 1033
+    $session
+}
+
+function Add-CatalogService {
+    <#
+    .SYNOPSIS
+    Registers the root's wsusscn2.cab as a scan package service, for the time of one operation.
+
+    .DESCRIPTION
+    Returns the service manager ("manager") and the service (IUpdateService, "service"). The
+    operation calls Remove-CatalogService in a finally, whatever happens.
+    #>
+    # IUpdateServiceManager::AddScanPackageService; without usoNonVolatileService (0), the
+    # registration lasts as long as the service manager object, kept until RemoveService.
+    $script:BridgeCall = 'AddScanPackageService'
+    $serviceManager = New-Object -ComObject Microsoft.Update.ServiceManager
+    $catalogService = $serviceManager.AddScanPackageService('wuacache offline catalog', $CatalogPath, 0)
+    [ordered]@{
+        manager = $serviceManager
+        service = $catalogService
     }
 }
 
-function Invoke-WithCatalog {
+function Search-Catalog {
     <#
     .SYNOPSIS
-    Searches the offline catalog and runs a script block with the service and the search result.
-
-    .DESCRIPTION
-    The root's wsusscn2.cab is registered as a scan package service for the time of the
-    script block only, and removed whatever happens. The script block gets the service
-    (IUpdateService) and the search result (ISearchResult) as arguments.
+    The search result (ISearchResult) of the criteria against the catalog's scan package service only.
     #>
     param(
         [Parameter(Mandatory = $true)] $Session,
-        [Parameter(Mandatory = $true)] [string]$Criteria,
-        [Parameter(Mandatory = $true)] [scriptblock]$ScriptBlock
+        [Parameter(Mandatory = $true)] $Catalog,
+        [Parameter(Mandatory = $true)] [string]$Criteria
     )
-    # IUpdateServiceManager::AddScanPackageService; without usoNonVolatileService (0), the
-    # registration lasts as long as the service manager object, kept until RemoveService.
-    $serviceManager = Invoke-BridgeCall 'AddScanPackageService' {
-        New-Object -ComObject Microsoft.Update.ServiceManager
-    }
-    $catalogService = Invoke-BridgeCall 'AddScanPackageService' {
-        $serviceManager.AddScanPackageService('wuacache offline catalog', $CatalogPath, 0)
-    }
-    $succeeded = $false
+    # IUpdateSearcher::Search against that service only (ssOthers), as Microsoft's offline scan
+    # sample does: "online" for a scan package service is reading the cab, never the network.
+    Write-RunProgress -Step 'search' -Done 0 -Total 1
+    $script:BridgeCall = 'IUpdateSearcher.Search'
+    $searcher = $Session.CreateUpdateSearcher()
+    $searcher.ServerSelection = 3
+    $searcher.ServiceID = $Catalog.service.ServiceID
+    $searcher.Search($Criteria)
+}
+
+function Remove-CatalogService {
+    <#
+    .SYNOPSIS
+    Removes the catalog's scan package service with the service manager that added it.
+    #>
+    param([Parameter(Mandatory = $true)] $Catalog)
     try {
-        # IUpdateSearcher::Search against that service only (ssOthers), as Microsoft's offline scan
-        # sample does: "online" for a scan package service is reading the cab, never the network.
-        Write-RunProgress -Step 'search' -Done 0 -Total 1
-        $searchResult = Invoke-BridgeCall 'IUpdateSearcher.Search' {
-            $searcher = $Session.CreateUpdateSearcher()
-            $searcher.ServerSelection = 3
-            $searcher.ServiceID = $catalogService.ServiceID
-            $searcher.Search($Criteria)
-        }
-        & $ScriptBlock $catalogService $searchResult
-        $succeeded = $true
+        $Catalog.manager.RemoveService($Catalog.service.ServiceID)
     }
-    finally {
-        Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'IUpdateServiceManager.RemoveService' -CleanupBlock {
-            $serviceManager.RemoveService($catalogService.ServiceID)
-        }
+    catch {
+        Add-CleanupError -ErrorRecord $_ -Call 'IUpdateServiceManager.RemoveService'
     }
 }
 
@@ -715,20 +691,19 @@ function Read-UpdateHistory {
     #>
     param([Parameter(Mandatory = $true)] $Session)
     # IUpdateSearcher::GetTotalHistoryCount, then IUpdateSearcher::QueryHistory.
-    Invoke-BridgeCall 'IUpdateSearcher.QueryHistory' {
-        $historySearcher = $Session.CreateUpdateSearcher()
-        $count = $historySearcher.GetTotalHistoryCount()
-        if ($count -gt 0) {
-            foreach ($entry in $historySearcher.QueryHistory(0, $count)) {
-                [ordered]@{
-                    operation = $entry.Operation
-                    result_code = $entry.ResultCode
-                    hresult = $entry.HResult
-                    date = ConvertTo-RoundTripUtc -Date $entry.Date
-                    update_id = $entry.UpdateIdentity.UpdateID
-                    revision_number = $entry.UpdateIdentity.RevisionNumber
-                    title = $entry.Title
-                }
+    $script:BridgeCall = 'IUpdateSearcher.QueryHistory'
+    $historySearcher = $Session.CreateUpdateSearcher()
+    $count = $historySearcher.GetTotalHistoryCount()
+    if ($count -gt 0) {
+        foreach ($entry in $historySearcher.QueryHistory(0, $count)) {
+            [ordered]@{
+                operation = $entry.Operation
+                result_code = $entry.ResultCode
+                hresult = $entry.HResult
+                date = ConvertTo-RoundTripUtc -Date $entry.Date
+                update_id = $entry.UpdateIdentity.UpdateID
+                revision_number = $entry.UpdateIdentity.RevisionNumber
+                title = $entry.Title
             }
         }
     }
@@ -758,103 +733,102 @@ function Save-HttpFile {
         [System.Collections.IDictionary]$Digest = @{}
     )
     $partialPath = "$Path.part"
-    Invoke-BridgeCall "Save-HttpFile $(Split-Path -Path $Path -Leaf)" {
-        # WebRequest.Create would also take file:// URLs, which SYSTEM would open over SMB.
-        if (([uri]$Url).Scheme -notin 'http', 'https') {
-            throw [System.ArgumentException]::new("The URL '$Url' is not an http or https URL.")
+    $script:BridgeCall = "Save-HttpFile $(Split-Path -Path $Path -Leaf)"
+    # WebRequest.Create would also take file:// URLs, which SYSTEM would open over SMB.
+    if (([uri]$Url).Scheme -notin 'http', 'https') {
+        throw [System.ArgumentException]::new("The URL '$Url' is not an http or https URL.")
+    }
+    $restarted = $false
+    while ($true) {
+        # HttpWebRequest goes through the host's proxy setting, if any.
+        $request = [System.Net.HttpWebRequest]::Create($Url)
+        $offset = 0
+        if (Test-Path -LiteralPath $partialPath) {
+            $offset = (Get-Item -LiteralPath $partialPath).Length
         }
-        $restarted = $false
-        while ($true) {
-            # HttpWebRequest goes through the host's proxy setting, if any.
-            $request = [System.Net.HttpWebRequest]::Create($Url)
-            $offset = 0
-            if (Test-Path -LiteralPath $partialPath) {
-                $offset = (Get-Item -LiteralPath $partialPath).Length
-            }
-            if ($offset -gt 0) {
-                $request.AddRange($offset)
-                # The part carries the Last-Modified of the file it began: a file changed since comes whole.
-                $request.Headers.Add('If-Range', (Get-Item -LiteralPath $partialPath).LastWriteTimeUtc.ToString('R'))
-            }
-            if (Test-Path -LiteralPath $Path) {
-                $request.IfModifiedSince = (Get-Item -LiteralPath $Path).LastWriteTimeUtc
-            }
-            try {
-                $response = $request.GetResponse()
-                break
-            }
-            catch [System.Management.Automation.MethodInvocationException] {
-                # HttpWebRequest throws a WebException for 304 and 416 too, which are answers here.
-                $webException = $_.Exception.InnerException
-                if ($webException -isnot [System.Net.WebException] -or $null -eq $webException.Response) {
-                    throw
-                }
-                $statusCode = [int]$webException.Response.StatusCode
-                $webException.Response.Close()
-                if ($statusCode -eq 304) {
-                    return [ordered]@{
-                        status = 'not_modified'
-                        size = (Get-Item -LiteralPath $Path).Length
-                        transferred = 0
-                    }
-                }
-                if ($statusCode -ne 416 -or $offset -eq 0 -or $restarted) {
-                    throw
-                }
-                # The partial file is no prefix of the current one: start over, once.
-                Remove-Item -LiteralPath $partialPath -Force
-                $restarted = $true
-            }
+        if ($offset -gt 0) {
+            $request.AddRange($offset)
+            # The part carries the Last-Modified of the file it began: a file changed since comes whole.
+            $request.Headers.Add('If-Range', (Get-Item -LiteralPath $partialPath).LastWriteTimeUtc.ToString('R'))
         }
-
+        if (Test-Path -LiteralPath $Path) {
+            $request.IfModifiedSince = (Get-Item -LiteralPath $Path).LastWriteTimeUtc
+        }
         try {
-            # A server that ignores the range answers 200 with the whole file.
-            $resumed = $response.StatusCode -eq [System.Net.HttpStatusCode]::PartialContent
-            $lastModified = $null
-            if ($response.Headers['Last-Modified']) {
-                $lastModified = $response.LastModified.ToUniversalTime()
+            $response = $request.GetResponse()
+            break
+        }
+        catch [System.Management.Automation.MethodInvocationException] {
+            # HttpWebRequest throws a WebException for 304 and 416 too, which are answers here.
+            $webException = $_.Exception.InnerException
+            if ($webException -isnot [System.Net.WebException] -or $null -eq $webException.Response) {
+                throw
             }
-            $mode = [System.IO.FileMode]::Create
-            if ($resumed) {
-                $mode = [System.IO.FileMode]::Append
-            }
-            $file = [System.IO.File]::Open($partialPath, $mode, [System.IO.FileAccess]::Write)
-            try {
-                $start = $file.Length
-                $response.GetResponseStream().CopyTo($file)
-                $transferred = $file.Length - $start
-            }
-            finally {
-                $file.Dispose()
-                if ($null -ne $lastModified) {
-                    [System.IO.File]::SetLastWriteTimeUtc($partialPath, $lastModified)
+            $statusCode = [int]$webException.Response.StatusCode
+            $webException.Response.Close()
+            if ($statusCode -eq 304) {
+                return [ordered]@{
+                    status = 'not_modified'
+                    size = (Get-Item -LiteralPath $Path).Length
+                    transferred = 0
                 }
             }
+            if ($statusCode -ne 416 -or $offset -eq 0 -or $restarted) {
+                throw
+            }
+            # The partial file is no prefix of the current one: start over, once.
+            Remove-Item -LiteralPath $partialPath -Force
+            $restarted = $true
+        }
+    }
+
+    try {
+        # A server that ignores the range answers 200 with the whole file.
+        $resumed = $response.StatusCode -eq [System.Net.HttpStatusCode]::PartialContent
+        $lastModified = $null
+        if ($response.Headers['Last-Modified']) {
+            $lastModified = $response.LastModified.ToUniversalTime()
+        }
+        $mode = [System.IO.FileMode]::Create
+        if ($resumed) {
+            $mode = [System.IO.FileMode]::Append
+        }
+        $file = [System.IO.File]::Open($partialPath, $mode, [System.IO.FileAccess]::Write)
+        try {
+            $start = $file.Length
+            $response.GetResponseStream().CopyTo($file)
+            $transferred = $file.Length - $start
         }
         finally {
-            $response.Close()
-        }
-
-        foreach ($algorithm in $Digest.Keys) {
-            if ((Get-FileHash -LiteralPath $partialPath -Algorithm $algorithm).Hash -ne $Digest[$algorithm]) {
-                Remove-Item -LiteralPath $partialPath -Force
-                throw [System.IO.InvalidDataException]::new("The file downloaded from $Url does not have the expected $algorithm $($Digest[$algorithm]).")
+            $file.Dispose()
+            if ($null -ne $lastModified) {
+                [System.IO.File]::SetLastWriteTimeUtc($partialPath, $lastModified)
             }
         }
-        Move-Item -LiteralPath $partialPath -Destination $Path -Force
-        $saved = Get-Item -LiteralPath $Path
-        if ($null -ne $lastModified) {
-            $saved.LastWriteTimeUtc = $lastModified
+    }
+    finally {
+        $response.Close()
+    }
+
+    foreach ($algorithm in $Digest.Keys) {
+        if ((Get-FileHash -LiteralPath $partialPath -Algorithm $algorithm).Hash -ne $Digest[$algorithm]) {
+            Remove-Item -LiteralPath $partialPath -Force
+            throw [System.IO.InvalidDataException]::new("The file downloaded from $Url does not have the expected $algorithm $($Digest[$algorithm]).")
         }
-        $status = 'downloaded'
-        if ($resumed) {
-            $status = 'resumed'
-        }
-        [ordered]@{
-            status = $status
-            size = $saved.Length
-            transferred = $transferred
-        }
+    }
+    Move-Item -LiteralPath $partialPath -Destination $Path -Force
+    $saved = Get-Item -LiteralPath $Path
+    if ($null -ne $lastModified) {
+        $saved.LastWriteTimeUtc = $lastModified
+    }
+    $status = 'downloaded'
+    if ($resumed) {
+        $status = 'resumed'
+    }
+    [ordered]@{
+        status = $status
+        size = $saved.Length
+        transferred = $transferred
     }
 }
 
@@ -870,17 +844,15 @@ function Sync-Catalog {
     )
     Initialize-PrivateFolder
     if ($Force) {
-        Invoke-BridgeCall 'Remove-Item wsusscn2.cab' {
-            if (Test-Path -LiteralPath $CatalogPath) {
-                Remove-Item -LiteralPath $CatalogPath -Force
-            }
+        $script:BridgeCall = 'Remove-Item wsusscn2.cab'
+        if (Test-Path -LiteralPath $CatalogPath) {
+            Remove-Item -LiteralPath $CatalogPath -Force
         }
     }
     $catalog = Save-HttpFile -Url $Url -Path $CatalogPath
     $catalog.path = $CatalogPath
-    $catalog.sha256 = Invoke-BridgeCall 'Get-FileHash wsusscn2.cab' {
-        (Get-FileHash -LiteralPath $CatalogPath -Algorithm SHA256).Hash.ToLowerInvariant()
-    }
+    $script:BridgeCall = 'Get-FileHash wsusscn2.cab'
+    $catalog.sha256 = (Get-FileHash -LiteralPath $CatalogPath -Algorithm SHA256).Hash.ToLowerInvariant()
     $catalog
 }
 
@@ -893,21 +865,22 @@ function Search-Update {
         [Parameter(Mandatory = $true)] [string]$Criteria,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
-    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+    try {
+        Start-WindowsUpdateService
         $session = New-UpdateSession
-        Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
-            param($catalogService, $searchResult)
-            $updates = Invoke-BridgeCall 'IUpdate' {
-                foreach ($update in $searchResult.Updates) {
-                    ConvertTo-UpdateRecord -Update $update
-                }
+        $catalog = Add-CatalogService
+        try {
+            $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
+            $script:BridgeCall = 'IUpdate'
+            $updates = foreach ($update in $searchResult.Updates) {
+                ConvertTo-UpdateRecord -Update $update
             }
             $history = Read-UpdateHistory -Session $session
             $rebootRequired = Get-SystemRebootRequired
             [ordered]@{
                 cab = [ordered]@{
                     path = $CatalogPath
-                    service_id = $catalogService.ServiceID
+                    service_id = $catalog.service.ServiceID
                 }
                 result_code = $searchResult.ResultCode
                 updates = @($updates)
@@ -915,6 +888,12 @@ function Search-Update {
                 reboot_required = $rebootRequired
             }
         }
+        finally {
+            Remove-CatalogService -Catalog $catalog
+        }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 
@@ -934,13 +913,14 @@ function Save-Update {
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
     Initialize-PrivateFolder
-    Invoke-BridgeCall 'New-Item staging folder' {
-        $null = New-Item -ItemType Directory -Path $StagingFolder -Force
-    }
-    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+    $script:BridgeCall = 'New-Item staging folder'
+    $null = New-Item -ItemType Directory -Path $StagingFolder -Force
+    try {
+        Start-WindowsUpdateService
         $session = New-UpdateSession
-        Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
-            param($catalogService, $searchResult)
+        $catalog = Add-CatalogService
+        try {
+            $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
             $filesTotal = @(foreach ($child in $Files.PSObject.Properties) { $child.Value }).Count
             $filesDone = 0
             $updates = foreach ($update in $searchResult.Updates) {
@@ -955,10 +935,9 @@ function Save-Update {
                         $paths = New-Object -ComObject Microsoft.Update.StringColl
                         foreach ($file in @($childFiles.Value)) {
                             # The name becomes a path in the staging folder.
-                            Invoke-BridgeCall 'staged file name' {
-                                if ($file.name -cnotmatch '\A[A-Za-z0-9_-][A-Za-z0-9._-]*\z') {
-                                    throw [System.ArgumentException]::new("The file name '$($file.name)' is not a plain file name.")
-                                }
+                            $script:BridgeCall = 'staged file name'
+                            if ($file.name -cnotmatch '\A[A-Za-z0-9_-][A-Za-z0-9._-]*\z') {
+                                throw [System.ArgumentException]::new("The file name '$($file.name)' is not a plain file name.")
                             }
                             $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
                             Write-RunProgress -Step 'download' -Done $filesDone -Total $filesTotal -Item $file.name
@@ -969,22 +948,19 @@ function Save-Update {
                             $null = $paths.Add($stagedPath)
                         }
                         # IUpdate2::CopyToCache, on the child that owns the files.
-                        Invoke-BridgeCall 'IUpdate.CopyToCache' {
-                            $child.CopyToCache($paths)
-                        }
-                        Invoke-BridgeCall 'Remove-Item staged files' {
-                            foreach ($stagedPath in $paths) {
-                                Remove-Item -LiteralPath $stagedPath -Force
-                            }
+                        $script:BridgeCall = 'IUpdate.CopyToCache'
+                        $child.CopyToCache($paths)
+                        $script:BridgeCall = 'Remove-Item staged files'
+                        foreach ($stagedPath in $paths) {
+                            Remove-Item -LiteralPath $stagedPath -Force
                         }
                     }
                 }
                 catch {
-                    $updateError = ConvertTo-BridgeError -ErrorRecord $_
+                    $updateError = ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall
                 }
-                $isDownloaded = Invoke-BridgeCall 'IUpdate.IsDownloaded' {
-                    $update.IsDownloaded
-                }
+                $script:BridgeCall = 'IUpdate.IsDownloaded'
+                $isDownloaded = $update.IsDownloaded
                 [ordered]@{
                     update_id = $update.Identity.UpdateID
                     is_downloaded = $isDownloaded
@@ -996,6 +972,12 @@ function Save-Update {
                 updates = @($updates)
             }
         }
+        finally {
+            Remove-CatalogService -Catalog $catalog
+        }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 
@@ -1008,29 +990,26 @@ function Install-Update {
         [Parameter(Mandatory = $true)] [string]$Criteria,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
-    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+    try {
+        Start-WindowsUpdateService
         $session = New-UpdateSession
-        Invoke-WithCatalog -Session $session -Criteria $Criteria -ScriptBlock {
-            param($catalogService, $searchResult)
+        $catalog = Add-CatalogService
+        try {
+            $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
             $updates = New-Object -ComObject Microsoft.Update.UpdateColl
             foreach ($update in $searchResult.Updates) {
                 if (-not $update.EulaAccepted) {
-                    Invoke-BridgeCall 'IUpdate.AcceptEula' {
-                        $update.AcceptEula()
-                    }
+                    $script:BridgeCall = 'IUpdate.AcceptEula'
+                    $update.AcceptEula()
                 }
                 $null = $updates.Add($update)
             }
-            $installer = Invoke-BridgeCall 'CreateUpdateInstaller' {
-                $installer = $session.CreateUpdateInstaller()
-                # Nobody can answer a prompt for source media in a SYSTEM task.
-                $installer.AllowSourcePrompts = $false
-                $installer
-            }
-            $rebootFirst = Invoke-BridgeCall 'IUpdateInstaller.RebootRequiredBeforeInstallation' {
-                $installer.RebootRequiredBeforeInstallation
-            }
-            if ($rebootFirst) {
+            $script:BridgeCall = 'CreateUpdateInstaller'
+            $installer = $session.CreateUpdateInstaller()
+            # Nobody can answer a prompt for source media in a SYSTEM task.
+            $installer.AllowSourcePrompts = $false
+            $script:BridgeCall = 'IUpdateInstaller.RebootRequiredBeforeInstallation'
+            if ($installer.RebootRequiredBeforeInstallation) {
                 return [ordered]@{
                     reboot_required_before_installation = $true
                     result_code = $null
@@ -1041,10 +1020,9 @@ function Install-Update {
             }
             # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
             Write-RunProgress -Step 'install' -Done 0 -Total $updates.Count
-            $installation = Invoke-BridgeCall 'IUpdateInstaller.Install' {
-                $installer.Updates = $updates
-                $installer.Install()
-            }
+            $script:BridgeCall = 'IUpdateInstaller.Install'
+            $installer.Updates = $updates
+            $installation = $installer.Install()
             $results = for ($index = 0; $index -lt $updates.Count; $index++) {
                 $update = $updates.Item($index)
                 $updateResult = $installation.GetUpdateResult($index)
@@ -1064,6 +1042,12 @@ function Install-Update {
                 updates = @($results)
             }
         }
+        finally {
+            Remove-CatalogService -Catalog $catalog
+        }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 
@@ -1081,13 +1065,16 @@ function Uninstall-Update {
         throw [System.ArgumentException]::new("The KB '$Kb' must be 1 to 10 digits.")
     }
     # wusa.exe works through the Windows Update service.
-    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
-        $exitCode = Invoke-BridgeCall 'wusa.exe' {
-            Invoke-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart'
-        }
+    try {
+        Start-WindowsUpdateService
+        $script:BridgeCall = 'wusa.exe'
+        $exitCode = Invoke-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart'
         [ordered]@{
             exit_code = $exitCode
         }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 
@@ -1097,10 +1084,33 @@ function Get-UpdateHistory {
     The "history" operation (elevated): every entry of the Windows Update history, most recent first.
     #>
     param([Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter)
-    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
+    try {
+        Start-WindowsUpdateService
+        $session = New-UpdateSession
         [ordered]@{
-            history = @(Read-UpdateHistory -Session (New-UpdateSession))
+            history = @(Read-UpdateHistory -Session $session)
         }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
+    }
+}
+
+function Remove-Package {
+    <#
+    .SYNOPSIS
+    Deletes a package and its partial download, if they exist: a package is used once.
+    #>
+    param([Parameter(Mandatory = $true)] [string]$Path)
+    try {
+        foreach ($file in $Path, "$Path.part") {
+            if (Test-Path -LiteralPath $file) {
+                Remove-Item -LiteralPath $file -Force
+            }
+        }
+    }
+    catch {
+        Add-CleanupError -ErrorRecord $_ -Call 'Remove-Item package'
     }
 }
 
@@ -1132,49 +1142,41 @@ function Install-Package {
         throw [System.ArgumentException]::new("The package kind '$Kind' must be msu or cab.")
     }
     Initialize-PrivateFolder
-    Invoke-BridgeCall 'New-Item packages folder' {
-        $null = New-Item -ItemType Directory -Path $PackagesFolder -Force
-    }
+    $script:BridgeCall = 'New-Item packages folder'
+    $null = New-Item -ItemType Directory -Path $PackagesFolder -Force
     $packagePath = Join-Path -Path $PackagesFolder -ChildPath $Name
     $exitCode = $null
     $packageState = $null
     # wusa.exe installs through the Windows Update service.
-    Invoke-WithWindowsUpdateService -WuauservAfter $WuauservAfter -ScriptBlock {
-        $succeeded = $false
+    try {
+        Start-WindowsUpdateService
         try {
             $download = Save-HttpFile -Url $Url -Path $packagePath -Digest @{ SHA256 = $Sha256 }
             # Start-Process joins the arguments with spaces without quoting them.
             if ($Kind -ceq 'msu') {
-                $exitCode = Invoke-BridgeCall 'wusa.exe' {
-                    Invoke-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart'
-                }
+                $script:BridgeCall = 'wusa.exe'
+                $exitCode = Invoke-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart'
             }
             else {
-                $packageState = Invoke-BridgeCall 'Get-WindowsPackage' {
-                    [string](Get-WindowsPackage -Online -PackagePath $packagePath).PackageState
-                }
+                $script:BridgeCall = 'Get-WindowsPackage'
+                $packageState = [string](Get-WindowsPackage -Online -PackagePath $packagePath).PackageState
                 if ($InstalledStates -cnotcontains $packageState) {
-                    $exitCode = Invoke-BridgeCall 'dism.exe' {
-                        Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
-                    }
+                    $script:BridgeCall = 'dism.exe'
+                    $exitCode = Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
                 }
             }
-            $succeeded = $true
         }
         finally {
-            Invoke-CleanupCall -OperationSucceeded $succeeded -CleanupCall 'Remove-Item package' -CleanupBlock {
-                foreach ($path in $packagePath, "$packagePath.part") {
-                    if (Test-Path -LiteralPath $path) {
-                        Remove-Item -LiteralPath $path -Force
-                    }
-                }
-            }
+            Remove-Package -Path $packagePath
         }
         [ordered]@{
             exit_code = $exitCode
             package_state = $packageState
             download = $download
         }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 
@@ -1192,19 +1194,16 @@ function Start-OsUpgrade {
         [Parameter(Mandatory = $true)] [Alias('setup_path')] [AllowEmptyString()] [string]$SetupPath,
         [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [string[]]$Arguments
     )
-    Invoke-BridgeCall 'Test-Path setup_path' {
-        if (-not (Test-Path -LiteralPath $SetupPath -PathType Leaf)) {
-            throw [System.IO.FileNotFoundException]::new("Could not find file '$SetupPath'.", $SetupPath)
-        }
+    $script:BridgeCall = 'Test-Path setup_path'
+    if (-not (Test-Path -LiteralPath $SetupPath -PathType Leaf)) {
+        throw [System.IO.FileNotFoundException]::new("Could not find file '$SetupPath'.", $SetupPath)
     }
     Initialize-PrivateFolder
-    Invoke-BridgeCall 'New-Item logs folder' {
-        $null = New-Item -ItemType Directory -Path $OsUpgradeLogsFolder -Force
-    }
+    $script:BridgeCall = 'New-Item logs folder'
+    $null = New-Item -ItemType Directory -Path $OsUpgradeLogsFolder -Force
     # Start-Process joins the arguments with spaces without quoting them.
-    $exitCode = Invoke-BridgeCall 'setup.exe' {
-        Invoke-Process -FilePath $SetupPath -ArgumentList (@($Arguments) + '/copylogs', "`"$OsUpgradeLogsFolder`"")
-    }
+    $script:BridgeCall = 'setup.exe'
+    $exitCode = Invoke-Process -FilePath $SetupPath -ArgumentList (@($Arguments) + '/copylogs', "`"$OsUpgradeLogsFolder`"")
     [ordered]@{
         exit_code = $exitCode
         logs = $OsUpgradeLogsFolder
@@ -1219,43 +1218,43 @@ function Clear-Staging {
     .OUTPUTS
     The number of files removed and their bytes; the folders themselves stay.
     #>
-    Invoke-BridgeCall 'Remove-Item staging' {
-        $removedFiles = 0
-        $removedBytes = 0
-        foreach ($folder in $StagingFolder, $PackagesFolder) {
-            if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
-                continue
-            }
-            foreach ($file in @(Get-ChildItem -LiteralPath $folder -Recurse -File -Force)) {
-                $removedFiles++
-                $removedBytes += $file.Length
-            }
-            foreach ($item in @(Get-ChildItem -LiteralPath $folder -Force)) {
-                Remove-Item -LiteralPath $item.FullName -Recurse -Force
-            }
+    $script:BridgeCall = 'Remove-Item staging'
+    $removedFiles = 0
+    $removedBytes = 0
+    foreach ($folder in $StagingFolder, $PackagesFolder) {
+        if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
+            continue
         }
-        [ordered]@{
-            removed_files = $removedFiles
-            removed_bytes = $removedBytes
+        foreach ($file in @(Get-ChildItem -LiteralPath $folder -Recurse -File -Force)) {
+            $removedFiles++
+            $removedBytes += $file.Length
         }
+        foreach ($item in @(Get-ChildItem -LiteralPath $folder -Force)) {
+            Remove-Item -LiteralPath $item.FullName -Recurse -Force
+        }
+    }
+    [ordered]@{
+        removed_files = $removedFiles
+        removed_bytes = $removedBytes
     }
 }
 
+# Each operation is the function of that name, called with the request's params as parameters.
 $operations = @{
-    info = ${function:Get-HostInfo}
-    task_start = ${function:Start-ElevatedRun}
-    task_poll = ${function:Get-ElevatedRun}
-    task_collect = ${function:Complete-ElevatedRun}
-    reboot_required = ${function:Get-RebootRequired}
-    ensure_cab = ${function:Sync-Catalog}
-    scan = ${function:Search-Update}
-    download = ${function:Save-Update}
-    install = ${function:Install-Update}
-    uninstall = ${function:Uninstall-Update}
-    history = ${function:Get-UpdateHistory}
-    install_package = ${function:Install-Package}
-    os_upgrade = ${function:Start-OsUpgrade}
-    clean_staging = ${function:Clear-Staging}
+    info = 'Get-HostInfo'
+    task_start = 'Start-ElevatedRun'
+    task_poll = 'Get-ElevatedRun'
+    task_collect = 'Complete-ElevatedRun'
+    reboot_required = 'Get-RebootRequired'
+    ensure_cab = 'Sync-Catalog'
+    scan = 'Search-Update'
+    download = 'Save-Update'
+    install = 'Install-Update'
+    uninstall = 'Uninstall-Update'
+    history = 'Get-UpdateHistory'
+    install_package = 'Install-Package'
+    os_upgrade = 'Start-OsUpgrade'
+    clean_staging = 'Clear-Staging'
 }
 
 $response = [ordered]@{
@@ -1274,11 +1273,19 @@ try {
     foreach ($property in $Request.params.PSObject.Properties) {
         $parameters[$property.Name] = $property.Value
     }
-    $response.result = & $operations[$response.operation] @parameters
-    $exitCode = 0
+    $result = & $operations[$response.operation] @parameters
+    # The operation succeeded: a clean-up that failed is the error.
+    if ($null -eq $script:CleanupError) {
+        $response.result = $result
+        $exitCode = 0
+    }
+    else {
+        $response.error = $script:CleanupError
+        $exitCode = 1
+    }
 }
 catch {
-    $response.error = ConvertTo-BridgeError -ErrorRecord $_
+    $response.error = ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall
     $exitCode = 1
 }
 

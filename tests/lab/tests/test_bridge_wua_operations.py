@@ -265,6 +265,26 @@ def test_wuauserv_is_restored_when_the_operation_fails(host: WindowsHost) -> Non
     assert wuauserv(host) == ("Disabled", "Stopped")
 
 
+# A start mode Set-Service cannot take: restoring wuauserv fails.
+UNKNOWN_START_MODE = {"start_mode": "Sometimes", "running": False}
+
+
+def test_a_failing_clean_up_is_the_error_of_an_operation_that_succeeded(host: WindowsHost) -> None:
+    exit_code, response = run_elevated(host, "history", wuauserv_after=UNKNOWN_START_MODE)
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_SYSTEM, "Restore wuauserv")
+    assert "result" not in response
+
+
+def test_a_failing_clean_up_does_not_hide_why_the_operation_failed(host: WindowsHost) -> None:
+    # No catalog in the root yet.
+    exit_code, response = run_elevated(host, "scan", criteria=ALL_UPDATES, wuauserv_after=UNKNOWN_START_MODE)
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (ERROR_FILE_NOT_FOUND, "AddScanPackageService")
+
+
 # scan and history
 
 

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -108,17 +108,6 @@ def api_call(call: str) -> Iterator[None]:
         raise BridgeFailure(call, error) from error
 
 
-def cleanup_call(call: str, operation_succeeded: bool, cleanup: Callable[[], object]) -> None:
-    """Invoke-CleanupCall: the call of a finally block, whose failure is
-    the operation's error only when the operation itself succeeded."""
-    try:
-        with api_call(call):
-            cleanup()
-    except BridgeFailure:
-        if operation_succeeded:
-            raise
-
-
 @dataclass(frozen=True)
 class BridgeProcess:
     """What one run of the bridge script can reach."""
@@ -131,6 +120,19 @@ class BridgeProcess:
     working_directory: str = DEFAULT_WORKING_DIRECTORY
     # Beside the response of an elevated run; None outside a task.
     progress_path: str | None = None
+    # $script:CleanupError: the first clean-up that failed, the error of an operation that succeeded.
+    cleanup_failures: list[BridgeFailure] = field(default_factory=list)
+
+
+def cleanup_call(process: BridgeProcess, call: str, cleanup: Callable[[], object]) -> None:
+    """The call of a finally block, which catches its own failure (Add-CleanupError):
+    a failed operation keeps its own error, and a successful one fails with the first
+    clean-up that failed."""
+    try:
+        with api_call(call):
+            cleanup()
+    except BridgeFailure as failure:
+        process.cleanup_failures.append(failure)
 
 
 # An operation takes the bridge process and the request's params as keywords.
@@ -530,7 +532,6 @@ def install_package(
 
     exit_code = package_state = None
     with _windows_update_service(process, wuauserv_after):
-        succeeded = False
         try:
             saved = _save_http_file(process, url, path, sha256=sha256)
             # Start-Process -Wait -PassThru, the path quoted by the bridge.
@@ -550,9 +551,8 @@ def install_package(
                             process.logon,
                             _system_root(process),
                         ).exit_code
-            succeeded = True
         finally:
-            cleanup_call("Remove-Item package", succeeded, remove_package)
+            cleanup_call(process, "Remove-Item package", remove_package)
     return {"exit_code": exit_code, "package_state": package_state, "download": saved}
 
 
@@ -633,10 +633,11 @@ def _system_reboot_required(process: BridgeProcess) -> bool:
 
 @contextmanager
 def _windows_update_service(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> Iterator[None]:
-    """Invoke-WithWindowsUpdateService: wuauserv started for the operation,
-    then left as the controller asked, whatever happened. (The bridge starts
-    and stops it with -NoWait, then waits for the state within a time limit;
-    the emulated service has no pending states, so it is there at once.)"""
+    """Start-WindowsUpdateService in a try whose finally calls
+    Restore-WindowsUpdateService: wuauserv started for the operation, then
+    left as the controller asked, whatever happened. (The bridge starts and
+    stops it with -NoWait, then waits for the state within a time limit; the
+    emulated service has no pending states, so it is there at once.)"""
     system = process.system
 
     def restore() -> None:
@@ -644,15 +645,13 @@ def _windows_update_service(process: BridgeProcess, wuauserv_after: dict[str, An
         if not _member(wuauserv_after, "running"):
             system.stop_service("wuauserv")
 
-    succeeded = False
     try:
         with api_call("Start wuauserv"):
             system.set_service_start_mode("wuauserv", "Manual")
             system.start_service("wuauserv")
         yield
-        succeeded = True
     finally:
-        cleanup_call("Restore wuauserv", succeeded, restore)
+        cleanup_call(process, "Restore wuauserv", restore)
 
 
 def _new_update_session(process: BridgeProcess) -> UpdateSession:
@@ -668,12 +667,12 @@ def _new_update_session(process: BridgeProcess) -> UpdateSession:
 def _catalog_search(
     process: BridgeProcess, session: UpdateSession, criteria: str
 ) -> Iterator[tuple[UpdateService, SearchResult]]:
-    """Invoke-WithCatalog: the root's cab registered as a volatile scan
+    """Add-CatalogService, then Search-Catalog in a try whose finally calls
+    Remove-CatalogService: the root's cab registered as a volatile scan
     package service, searched, and removed whatever happens."""
     with api_call("AddScanPackageService"):
         service_manager = process.wua.create_object("Microsoft.Update.ServiceManager")
         service = service_manager.AddScanPackageService(CATALOG_SERVICE_NAME, _catalog_path(process), VOLATILE_SERVICE)
-    succeeded = False
     try:
         write_run_progress(process, "search", 0, 1)
         with api_call("IUpdateSearcher.Search"):
@@ -682,10 +681,9 @@ def _catalog_search(
             searcher.ServiceID = service.ServiceID
             search_result = searcher.Search(criteria)
         yield service, search_result
-        succeeded = True
     finally:
         cleanup_call(
-            "IUpdateServiceManager.RemoveService", succeeded, lambda: service_manager.RemoveService(service.ServiceID)
+            process, "IUpdateServiceManager.RemoveService", lambda: service_manager.RemoveService(service.ServiceID)
         )
 
 
@@ -841,7 +839,11 @@ def handle_request(
             # Write-RunProgress writes beside the response of an elevated run.
             progress_path=None if response_path is None else ntpath.join(ntpath.dirname(response_path), PROGRESS_FILE),
         )
-        response["result"] = OPERATIONS[operation](process, **params)
+        result = OPERATIONS[operation](process, **params)
+        if process.cleanup_failures:
+            # The operation succeeded: the first clean-up that failed is the error.
+            raise process.cleanup_failures[0]
+        response["result"] = result
     except BridgeFailure as failure:
         host.log.info("bridge %s failed in %s: %s", response["operation"], failure.call, failure.error)
         response["error"] = _error_object(failure)
