@@ -45,9 +45,13 @@ $CatalogPath = Join-Path -Path $RootFolder -ChildPath 'wsusscn2.cab'
 $StagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
 $PackagesFolder = Join-Path -Path $RootFolder -ChildPath 'packages'
 $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
-# The only owners a root may have: nobody else can have planted files in it.
-$SystemSid = 'S-1-5-18'
-$AdministratorsSid = 'S-1-5-32-544'
+# The root's security descriptor ("Security Descriptor String Format", "ACE Strings" and "SID
+# Strings", MicrosoftDocs/win32 desktop-src/SecAuthZ/): owner Administrators (BA); a DACL protected
+# from inheritance (P), auto-inherited (AI), whose only entries allow (A) full control (FA) to SYSTEM
+# (SY) and Administrators, inherited by subfolders (CI) and files (OI).
+$PrivateFolderSddl = 'O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+# The only owners a root may have, as SDDL names them: nobody else can have planted files in it.
+$PrivateFolderOwners = 'SY', 'BA'
 
 # How long the Windows Update service may take to start or stop.
 $ServiceTimeout = [timespan]::FromMinutes(2)
@@ -282,16 +286,7 @@ function Initialize-PrivateFolder {
     #>
     $script:BridgeCall = 'Initialize-PrivateFolder'
     $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
-    $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new($AdministratorsSid))
-    $acl.SetAccessRuleProtection($true, $false)
-    foreach ($sid in $SystemSid, $AdministratorsSid) {
-        $acl.AddAccessRule([System.Security.AccessControl.FileSystemAccessRule]::new(
-                [System.Security.Principal.SecurityIdentifier]::new($sid),
-                [System.Security.AccessControl.FileSystemRights]::FullControl,
-                [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit',
-                [System.Security.AccessControl.PropagationFlags]::None,
-                [System.Security.AccessControl.AccessControlType]::Allow))
-    }
+    $acl.SetSecurityDescriptorSddlForm($PrivateFolderSddl)
     if (-not (Test-Path -LiteralPath $RootFolder)) {
         $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
         return
@@ -305,8 +300,9 @@ function Initialize-PrivateFolder {
             if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
                 throw [System.UnauthorizedAccessException]::new("$($item.FullName) is a link; the bridge only uses a folder of its own.")
             }
-            $owner = (Get-Acl -LiteralPath $item.FullName).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
-            if ($owner -ne $SystemSid -and $owner -ne $AdministratorsSid) {
+            # The owner part of the item's SDDL: an alias (SY, BA...) or a SID string.
+            $owner = (Get-Acl -LiteralPath $item.FullName).Sddl -creplace '\AO:([A-Z]{2}|S-1(-[0-9]+)+).*\z', '$1'
+            if ($PrivateFolderOwners -cnotcontains $owner) {
                 throw [System.UnauthorizedAccessException]::new("$($item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
             }
             if ($item -ne $folder -and $item.PSIsContainer) {

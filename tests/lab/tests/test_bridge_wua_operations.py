@@ -168,6 +168,7 @@ def test_the_root_is_made_private_before_anything_is_written(host: WindowsHost) 
     assert host.disk.folder_security(ROOT) == FolderSecurity(
         owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID)
     )
+    assert host.disk.folder_security(ROOT).sddl == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 
 
 # ensure_cab

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
 from wuacache_lab.windows.downloads import DownloadError, download
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
@@ -265,6 +266,26 @@ def test_a_full_disk_refuses_writes(tmp_path: Path) -> None:
         host.disk.write(r"C:\ProgramData\blob.bin", [b"data"])
 
     assert error.value.hresult == 0x80070070
+
+
+def test_folder_security_reads_and_writes_as_sddl(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    user = host.system(LogonSession(user="alice", logon_type="network", administrator=False))
+    user.new_directory(r"C:\ProgramData\planted")
+
+    # Well-known SIDs by their aliases, any other SID as its string.
+    assert user.get_acl(r"C:\ProgramData\planted").sddl == f"O:{user.user_sid}D:AI"
+    assert host.system().get_acl(r"C:\ProgramData").sddl == "O:SYD:AI"
+
+    private = FolderSecurity.from_sddl("O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)")
+    assert private == FolderSecurity(ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID))
+    assert private.sddl == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+
+
+@pytest.mark.parametrize("sddl", ["O:BAD:PAI(A;OICI;FR;;;BU)", "O:XYD:P", "D:PAI(A;OICI;FA;;;SY)"])
+def test_security_the_disk_does_not_model_is_refused(sddl: str) -> None:
+    with pytest.raises(NotImplementedError):
+        FolderSecurity.from_sddl(sddl)
 
 
 # Downloads

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from wuacache_lab.windows import dism, downloads
-from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity, HostDisk
+from wuacache_lab.windows.disk import FolderSecurity, HostDisk
 from wuacache_lab.windows.errors import (
     COR_E_SYSTEM,
     E_ACCESSDENIED,
@@ -62,9 +62,11 @@ CATALOG_FILE = "wsusscn2.cab"
 STAGING_FOLDER = "staging"
 PACKAGES_FOLDER = "packages"
 OS_UPGRADE_LOGS_FOLDER = "logs\\os_upgrade"
-# The only owners a root may have: nobody else can have planted files in it.
-PRIVATE_FOLDER_OWNERS = (SYSTEM_SID, ADMINISTRATORS_SID)
-PRIVATE_FOLDER = FolderSecurity(owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID))
+# The root's security descriptor, and the only owners a root may have, as SDDL names them.
+PRIVATE_FOLDER_SDDL = "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+PRIVATE_FOLDER_OWNERS = ("SY", "BA")
+# The owner part of an SDDL string: an alias or a SID string.
+SDDL_OWNER = re.compile(r"\AO:([A-Z]{2}|S-1(?:-[0-9]+)+).*\Z")
 
 # Elevated runs: a folder per run under the root, a task per run.
 RUN_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -210,16 +212,17 @@ def initialize_private_folder(process: BridgeProcess) -> None:
     root = _root(process)
     system = process.system
     with api_call("Initialize-PrivateFolder"):
+        acl = FolderSecurity.from_sddl(PRIVATE_FOLDER_SDDL)
         if not process.host.disk.is_folder(root):
             # Directory.CreateDirectory(path, acl): created with its ACL at once.
             system.new_directory(root)
-            system.set_acl(root, PRIVATE_FOLDER)
+            system.set_acl(root, acl)
             return
         for folder in (root, *process.host.disk.folders_under(root)):
-            owner = system.get_acl(folder).owner
+            owner = SDDL_OWNER.sub(r"\1", system.get_acl(folder).sddl)
             if owner not in PRIVATE_FOLDER_OWNERS:
                 raise HResultError(E_ACCESSDENIED, f"{folder} belongs to {owner}, not to SYSTEM or Administrators.")
-        system.set_acl(root, PRIVATE_FOLDER)
+        system.set_acl(root, acl)
 
 
 def task_start(process: BridgeProcess, name: str, envelope: dict[str, Any], task_arguments: str) -> dict[str, Any]:

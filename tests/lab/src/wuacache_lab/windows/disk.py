@@ -6,7 +6,8 @@ does, and the drive has the capacity of the host's profile: what the host
 writes uses up its free space, and the ``disk_full`` fault makes every write
 fail as a full disk would. Folders carry the part of their security
 descriptor that decides who may plant files in them: their owner and
-explicit full-control grants (:class:`FolderSecurity`).
+explicit full-control grants (:class:`FolderSecurity`), read and written as
+SDDL strings.
 """
 
 from __future__ import annotations
@@ -30,9 +31,18 @@ SYSTEM_DRIVE = "C:"
 DISK_FULL_FREE_BYTES = 4096
 CHUNK_SIZE = 1024 * 1024
 
-# Well-known SIDs.
+# Well-known SIDs, and the aliases SDDL gives them ("SID Strings", MicrosoftDocs/win32
+# desktop-src/SecAuthZ/sid-strings.md).
 SYSTEM_SID = "S-1-5-18"
 ADMINISTRATORS_SID = "S-1-5-32-544"
+_SDDL_ALIASES = {SYSTEM_SID: "SY", ADMINISTRATORS_SID: "BA"}
+
+# The forms of "Security Descriptor String Format" and "ACE Strings" (desktop-src/SecAuthZ/) a
+# folder's security takes here: an owner, an optional group, the DACL's flags in the order Windows
+# writes them (P, AR, AI), and full-control ACEs inherited by subfolders and files.
+_SDDL_SID = r"[A-Z]{2}|S-1(?:-[0-9]+)+"
+_SDDL = re.compile(rf"O:(?P<owner>{_SDDL_SID})(?:G:(?:{_SDDL_SID}))?D:(?P<protected>P?)(?:AR)?(?:AI)?(?P<aces>(?:\([^)]*\))*)")
+_FULL_CONTROL_ACE = re.compile(rf"\(A;OICI;FA;;;(?P<sid>{_SDDL_SID})\)")
 
 _DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/]*(.*)$", re.DOTALL)
 
@@ -46,10 +56,44 @@ class FolderSecurity:
     """A folder's owner and access, as ``Get-Acl`` reads and ``Set-Acl`` writes them."""
 
     owner: str  # SID
-    # SetAccessRuleProtection($true, ...): nothing inherited from the parent.
+    # The DACL's P flag (SE_DACL_PROTECTED): nothing inherited from the parent.
     protected: bool = False
     # SIDs given full control explicitly, inherited by what the folder holds.
     full_control: tuple[str, ...] = ()
+
+    @property
+    def sddl(self) -> str:
+        """``(Get-Acl).Sddl``: the owner and the DACL, auto-inherited (AI) as NTFS
+        folders' are, the ACEs inherited from the parent left out."""
+        aces = "".join(f"(A;OICI;FA;;;{_sddl_sid(sid)})" for sid in self.full_control)
+        return f"O:{_sddl_sid(self.owner)}D:{'P' if self.protected else ''}AI{aces}"
+
+    @classmethod
+    def from_sddl(cls, sddl: str) -> FolderSecurity:
+        """``DirectorySecurity.SetSecurityDescriptorSddlForm`` for the forms the
+        emulated disk models; any other is refused as such."""
+        match = _SDDL.fullmatch(sddl)
+        aces = _FULL_CONTROL_ACE.findall(match["aces"]) if match else []
+        if match is None or "".join(f"(A;OICI;FA;;;{sid})" for sid in aces) != match["aces"]:
+            raise NotImplementedError(f"the emulated disk models no security descriptor {sddl!r}")
+        return cls(
+            owner=_sid(match["owner"]),
+            protected=bool(match["protected"]),
+            full_control=tuple(_sid(sid) for sid in aces),
+        )
+
+
+def _sddl_sid(sid: str) -> str:
+    return _SDDL_ALIASES.get(sid, sid)
+
+
+def _sid(sddl_sid: str) -> str:
+    if sddl_sid.startswith("S-"):
+        return sddl_sid
+    for sid, alias in _SDDL_ALIASES.items():
+        if alias == sddl_sid:
+            return sid
+    raise NotImplementedError(f"the emulated disk knows no SID alias {sddl_sid}")
 
 
 # What Windows' own folders (ProgramData, Windows...) are: owned by SYSTEM.
