@@ -52,6 +52,7 @@ def _rows(name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
         yield from table["classes"].items()
     else:
         yield from ((row["name"], row) for row in table["members"])
+        yield "type accelerators", table["type_accelerators"]
 
 
 # --- Invariants of the committed tables ------------------------------------------------------
@@ -190,6 +191,22 @@ def test_cim_classes_and_extended_members() -> None:
     assert service.properties["startmode"].cim_type == "string"
     assert {member.name for member in contracts.extended_members("scalar")} == {"Count", "Length"}
     assert [m.name for m in contracts.extended_members("System.IO.FileInfo")] == ["VersionInfo"]
+    assert contracts.type_accelerator("REGEX") == "System.Text.RegularExpressions.Regex"
+    assert contracts.type_accelerator("ordered") is None
+
+
+def test_accelerator_table_parser() -> None:
+    page = """| Accelerator name | Full type name |
+| ---------------- | -------------- |
+| int              | [System.Int32](xref:System.Int32) |
+| regex            | [System.Text.RegularExpressions.Regex](xref:System.Text.RegularExpressions.Regex) |
+"""
+    assert generate.parse_accelerator_table(page) == {
+        "int": "System.Int32",
+        "regex": "System.Text.RegularExpressions.Regex",
+    }
+    with pytest.raises(generate.SourceError):
+        generate.parse_accelerator_table("no table")
 
 
 # --- The parsers, on pages written in the reference's formats ------------------------------

@@ -9,7 +9,8 @@ is refused by the lab as PowerShell would refuse it:
 - ``dotnet.json``: .NET Framework 4.8 types and their public members, and PowerShell's own
   types, which the .NET reference does not hold (``documented`` false, with their page);
 - ``cim.json``: CIM classes and their properties;
-- ``extended.json``: the members PowerShell's extended type system adds to objects.
+- ``extended.json``: the members PowerShell's extended type system adds to objects, and
+  its type accelerators.
 
 Names resolve case-insensitively, as PowerShell resolves them. The tables are read
 once, on first use.
@@ -308,6 +309,7 @@ class _Tables:
     dotnet_types: Mapping[str, DotnetType]
     cim_classes: Mapping[str, CimClass]
     extended: tuple[ExtendedMember, ...]
+    type_accelerators: Mapping[str, str]
 
 
 def _read(name: str) -> Any:
@@ -410,6 +412,7 @@ def _tables() -> _Tables:
             )
             for row in extended["members"]
         ),
+        type_accelerators=_folded(extended["type_accelerators"]["accelerators"]),
     )
 
 
@@ -474,3 +477,8 @@ def extended_members(applies_to: str) -> tuple[ExtendedMember, ...]:
     """The members PowerShell adds to what ``applies_to`` names (a .NET type or a kind of object)."""
     folded = applies_to.lower()
     return tuple(member for member in _tables().extended if member.applies_to.lower() == folded)
+
+
+def type_accelerator(name: str) -> str | None:
+    """The full name of the type a Windows PowerShell 5.1 accelerator (``[regex]``, ``[int]``) stands for."""
+    return _tables().type_accelerators.get(name.lower())

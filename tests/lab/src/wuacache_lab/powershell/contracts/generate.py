@@ -18,7 +18,8 @@ One parsing function per source format, each a pure function of the text:
   (``wuapi.h``, ``taskschd.h``);
 - :func:`parse_idl_coclasses`: the ``coclass`` blocks of an IDL file;
 - :func:`parse_ecma_type`: one type of the .NET API reference (ECMA XML);
-- :func:`parse_mof_class`: the syntax block of a WMI class page.
+- :func:`parse_mof_class`: the syntax block of a WMI class page;
+- :func:`parse_accelerator_table`: the table of ``about_Type_Accelerators``.
 """
 
 from __future__ import annotations
@@ -626,6 +627,19 @@ def parse_mof_class(text: str) -> dict[str, Any]:
     raise SourceError("no class declaration in a syntax block")
 
 
+# --- Type accelerators: the table of about_Type_Accelerators ---------------------------------
+
+_ACCELERATOR_ROW = re.compile(r"^\|\s*(?P<name>\w+)\s*\|\s*\[(?P<type>[\w.`]+)\]", re.MULTILINE)
+
+
+def parse_accelerator_table(text: str) -> dict[str, str]:
+    """The rows ``| name | [Full.Type.Name](xref:...) |`` of the page's accelerator table."""
+    accelerators = {match["name"]: match["type"] for match in _ACCELERATOR_ROW.finditer(text)}
+    if not accelerators:
+        raise SourceError("no accelerator table")
+    return accelerators
+
+
 # --- Tables ------------------------------------------------------------------------------------
 
 
@@ -731,13 +745,20 @@ def build_cim(sources: Sources, manifest: Mapping[str, Any]) -> Table:
     return {"classes": classes}
 
 
-def build_extended(sources: Sources, manifest: Sequence[Mapping[str, Any]]) -> Table:
+def build_extended(sources: Sources, manifest: Mapping[str, Any]) -> Table:
+    accelerators = manifest["type_accelerators"]
     members = []
-    for entry in manifest:
+    for entry in manifest["members"]:
         citation = _require_text(sources, entry["documented_by"], entry["name"])
         members.append({key: value for key, value in entry.items() if key != "documented_by"} | {"source": citation})
     members.sort(key=lambda member: (member["applies_to"], member["name"].lower()))
-    return {"members": members}
+    return {
+        "members": members,
+        "type_accelerators": {
+            "accelerators": sources.parse(accelerators["repo"], accelerators["path"], parse_accelerator_table),
+            "source": sources.cite(accelerators["repo"], accelerators["path"]),
+        },
+    }
 
 
 def build_tables(sources: Sources, manifest: Mapping[str, Any]) -> dict[str, Table]:
