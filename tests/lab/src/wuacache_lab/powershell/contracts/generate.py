@@ -265,6 +265,9 @@ def _parameter(name: str, body: str, all_sets: Sequence[str]) -> dict[str, Any]:
     return parameter
 
 
+_LATER_POWERSHELL = re.compile(r"(?<!re)introduced in PowerShell [6-9]")
+
+
 def parse_cmdlet_page(text: str) -> dict[str, Any]:
     """A cmdlet page in platyPS markdown, as ``reference/5.1/<Module>/<Cmdlet>.md`` has it.
 
@@ -303,7 +306,9 @@ def parse_cmdlet_page(text: str) -> dict[str, Any]:
         default_set = ALL_PARAMETER_SETS
     parameters = {}
     for title, body in _sections(sections["PARAMETERS"], _SUBSECTION):
-        if title.startswith("-"):
+        # A few 5.1 pages document a parameter of a later PowerShell ("This parameter was
+        # introduced in PowerShell 6.0."): Windows PowerShell 5.1 does not have it.
+        if title.startswith("-") and not _LATER_POWERSHELL.search(body):
             parameters[title[1:]] = _parameter(title[1:], body, sets)
     aliases = front.get("aliases", [])
     return {
