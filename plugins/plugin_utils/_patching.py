@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ display = Display()
 
 # How often the plan is read again while waiting for the server to fetch files.
 PLAN_POLL_INTERVAL = 10.0
+# The call of a failed transfer of the catalog.
+CATALOG_TRANSFER_CALL = "Save-HttpFile wsusscn2.cab"
 
 
 class PatchingError(AnsibleError):
@@ -96,8 +99,9 @@ class Patching:
 
     def scan(self) -> Scan:
         """Refresh the host's catalog, scan with it, report to the server and return its plan."""
-        info = run_bridge(self.action, "info")
-        cab = self.ensure_cab(self.server.cab_sha256())
+        # What the host holds of downloads comes with it: the catalog's digest, and the partial files.
+        info = run_bridge(self.action, "info", {"downloads": True})
+        cab = self.ensure_cab(info["downloads"]["catalog"], self.server.cab_sha256())
         started = time.monotonic()
         try:
             result = run_elevated(
@@ -144,19 +148,25 @@ class Patching:
             # The scan's own failure is what the task reports.
             display.warning(f"The failed scan could not be reported to the server: {server_error}")
 
-    def ensure_cab(self, expected_sha256: str) -> dict[str, Any]:
-        """Bring the host's copy of the catalog up to date with the server's, and check its digest."""
-        params: dict[str, Any] = {"url": self.server.cab_url}
-        cab = run_bridge(self.action, "ensure_cab", params)
-        if cab["sha256"] != expected_sha256 and cab["status"] == "not_modified":
-            # The local copy is as old as the server's but damaged: fetch it again.
-            cab = run_bridge(self.action, "ensure_cab", dict(params, force=True))
-        if cab["sha256"] != expected_sha256:
-            raise PatchingError(
-                f"the catalog the host downloaded from {self.server.cab_url} has the SHA-256 {cab['sha256']}, "
-                f"not the server's {expected_sha256}"
-            )
-        return cab
+    def ensure_cab(self, held: dict[str, Any], expected_sha256: str) -> dict[str, Any]:
+        """Bring the host's copy of the catalog (``held``, as ``info`` found it) up to date with the server's.
+
+        A copy with the server's SHA-256 costs nothing more; otherwise the host fetches the catalog, resuming
+        its partial file, and checks the digest itself.
+        """
+        cab = {"path": held["path"], "sha256": expected_sha256}
+        if held["sha256"] == expected_sha256:
+            return dict(cab, status="not_modified", size=held["size"], transferred=0)
+        params = {"url": self.server.cab_url, "sha256": expected_sha256, "offset": held["part_size"] or 0}
+        try:
+            fetched = run_bridge(self.action, "ensure_cab", params)
+        except BridgeError as error:
+            if not params["offset"] or error.call != CATALOG_TRANSFER_CALL:
+                raise
+            # The partial file began another catalog, or is as long as the server's: start over, once.
+            display.vvv(f"Resuming the catalog from byte {params['offset']} failed, fetching it whole: {error}")
+            fetched = run_bridge(self.action, "ensure_cab", dict(params, offset=0))
+        return dict(cab, **fetched)
 
     def wait_for_files(self, scan: Scan, seconds: float) -> dict[str, Any]:
         """The plan once the files of every update to download are on the server, or when ``seconds`` have passed."""
@@ -177,7 +187,9 @@ class Patching:
         Returns the outcome per update, those still waiting for their files included.
         """
         outcomes: dict[str, dict[str, Any]] = {}
-        files: dict[str, list[dict[str, Any]]] = {}
+        planned_by_child: dict[str, list[dict[str, Any]]] = {}
+        # How often the host fetches each file: for each child that lists it, in each update that bundles the child.
+        fetches: Counter[str] = Counter()
         for update in self.downloads_wanted(scan, plan):
             outcome = {"update_id": update["update_id"], "title": update["title"], "downloaded": False, "files": []}
             outcomes[update["update_id"]] = outcome
@@ -185,11 +197,17 @@ class Patching:
                 outcome["waiting"] = True
                 outcome["msg"] = "its files are not yet on the server"
                 continue
-            for child_id, child_files in self._files_by_child(scan.updates[update["update_id"]], update).items():
-                files.setdefault(child_id, []).extend(child_files)
+            for child_id, planned_files in _planned_files_by_child(scan.updates[update["update_id"]], update).items():
+                planned_by_child[child_id] = planned_files
+                fetches.update(planned["download_url"] for planned in planned_files)
         ready = [update_id for update_id, outcome in outcomes.items() if not outcome.get("waiting")]
         if not ready:
             return list(outcomes.values())
+        part_sizes = scan.info["downloads"]["staged_part_sizes"]
+        files = {
+            child_id: [self._file_to_fetch(planned, part_sizes, fetches[planned["download_url"]]) for planned in planned_files]
+            for child_id, planned_files in planned_by_child.items()
+        }
 
         answer = run_elevated(
             self.action,
@@ -212,19 +230,18 @@ class Patching:
                 outcome["msg"] = "the host's search did not return the update"
         return list(outcomes.values())
 
-    def _files_by_child(self, scanned: dict[str, Any], update: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-        """The plan's files of an update, per bundled child that lists them: CopyToCache takes each child's own files."""
-        by_child: dict[str, list[dict[str, Any]]] = {}
-        for planned in update["files"]:
-            file = {
-                "url": planned["download_url"] if self.options["direct_download"] else planned["url"],
-                "name": planned["download_url"].rsplit("/", 1)[-1],
-                "sha1": base64.b64decode(planned["sha1"]).hex(),
-            }
-            for child in scanned["bundled"]:
-                if planned["download_url"] in child["download_urls"]:
-                    by_child.setdefault(child["update_id"].lower(), []).append(file)
-        return by_child
+    def _file_to_fetch(self, planned: dict[str, Any], part_sizes: dict[str, int], fetches: int) -> dict[str, Any]:
+        """What the host needs to fetch one file of the plan: where from, its name in the staging folder, its SHA-1,
+        and the offset to resume from. Only the first transfer of a file finds its partial file: a file the host
+        fetches more than once starts over each time."""
+        name = planned["download_url"].rsplit("/", 1)[-1]
+        part_size = part_sizes.get(name) if fetches == 1 else None
+        return {
+            "url": planned["download_url"] if self.options["direct_download"] else planned["url"],
+            "name": name,
+            "sha1": base64.b64decode(planned["sha1"]).hex(),
+            "offset": _resume_offset(part_size, planned["size"]),
+        }
 
     def install(self, update_ids: list[str], info: dict[str, Any]) -> dict[str, Any]:
         """Install the updates (downloaded, to patch) and return the bridge's answer."""
@@ -234,6 +251,24 @@ class Patching:
             {"criteria": update_criteria(update_ids), "wuauserv_after": wuauserv_after(self.options, info)},
             timeout=self.options["timeout"],
         )
+
+
+def _planned_files_by_child(scanned: dict[str, Any], update: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The plan's files of an update, per bundled child that lists them: CopyToCache takes each child's own files."""
+    by_child: dict[str, list[dict[str, Any]]] = {}
+    for planned in update["files"]:
+        for child in scanned["bundled"]:
+            if planned["download_url"] in child["download_urls"]:
+                by_child.setdefault(child["update_id"].lower(), []).append(planned)
+    return by_child
+
+
+def _resume_offset(part_size: int | None, size: int | None) -> int:
+    """Where the transfer of a file of ``size`` bytes starts: at the end of a partial file shorter than
+    the whole, else at the beginning (the server would refuse a range from the end)."""
+    if part_size and size and part_size < size:
+        return part_size
+    return 0
 
 
 def update_criteria(update_ids: list[str]) -> str:

@@ -174,11 +174,52 @@ function ConvertTo-RoundTripUtc {
     [datetime]::SpecifyKind($Date, [System.DateTimeKind]::Utc).ToString('o')
 }
 
+function Get-DownloadState {
+    <#
+    .SYNOPSIS
+    What the root holds of downloads: the catalog and its digest, and the partial files a transfer left.
+
+    .DESCRIPTION
+    The controller compares the catalog's SHA-256 with the server's and fetches it only when they
+    differ; it resumes each partial file from its length.
+    #>
+    $script:BridgeCall = 'Get-FileHash wsusscn2.cab'
+    $catalog = [ordered]@{
+        path = $CatalogPath
+        size = $null
+        sha256 = $null
+        part_size = $null
+    }
+    if (Test-Path -LiteralPath $CatalogPath -PathType Leaf) {
+        $catalog.size = (Get-Item -LiteralPath $CatalogPath).Length
+        $catalog.sha256 = (Get-FileHash -LiteralPath $CatalogPath -Algorithm SHA256).Hash.ToLowerInvariant()
+    }
+    $script:BridgeCall = 'Get-ChildItem partial downloads'
+    if (Test-Path -LiteralPath "$CatalogPath.part" -PathType Leaf) {
+        $catalog.part_size = (Get-Item -LiteralPath "$CatalogPath.part").Length
+    }
+    # By the name of the file each part becomes.
+    $stagedPartSizes = [ordered]@{}
+    if (Test-Path -LiteralPath $StagingFolder -PathType Container) {
+        foreach ($part in @(Get-ChildItem -LiteralPath $StagingFolder -Filter '*.part' -File -Force)) {
+            $stagedPartSizes[$part.BaseName] = $part.Length
+        }
+    }
+    [ordered]@{
+        catalog = $catalog
+        staged_part_sizes = $stagedPartSizes
+    }
+}
+
 function Get-HostInfo {
     <#
     .SYNOPSIS
     The "info" operation: what the controller needs to know about this host before patching it.
     #>
+    param(
+        # Also what the root holds of downloads (Get-DownloadState), which hashes the catalog.
+        [switch]$Downloads
+    )
     # IUpdateAgentInfo::GetInfo("ProductVersionString"), Windows Update Agent API.
     $script:BridgeCall = 'Microsoft.Update.AgentInfo.GetInfo'
     $wuaVersion = (New-Object -ComObject Microsoft.Update.AgentInfo).GetInfo('ProductVersionString')
@@ -225,6 +266,11 @@ function Get-HostInfo {
     $script:BridgeCall = 'Get-CimInstance Win32_LogicalDisk'
     $systemDrive = Get-CimInstance -ClassName Win32_LogicalDisk -Filter "DeviceID='$env:SystemDrive'"
 
+    $downloadState = $null
+    if ($Downloads) {
+        $downloadState = Get-DownloadState
+    }
+
     [ordered]@{
         computer_name = $env:COMPUTERNAME
         wua_version = $wuaVersion
@@ -251,6 +297,7 @@ function Get-HostInfo {
             free_bytes = $systemDrive.FreeSpace
             size_bytes = $systemDrive.Size
         }
+        downloads = $downloadState
     }
 }
 
@@ -708,25 +755,26 @@ function Read-UpdateHistory {
 function Save-HttpFile {
     <#
     .SYNOPSIS
-    Fetches a file over HTTP, resuming a partial transfer and skipping a file that has not changed.
+    Fetches a file over HTTP from the offset the controller gives, and keeps it only with the digest it must have.
 
     .DESCRIPTION
-    The body goes to <Path>.part, which a later call resumes with a Range request. An
-    existing <Path> is only fetched again when the server says it changed (If-Modified-Since
-    its LastWriteTimeUtc). A complete transfer must have the digests given; it then replaces
-    <Path>, which takes the response's Last-Modified as its LastWriteTimeUtc.
-
-    .PARAMETER Digest
-    The digests the file must have (hex), by Get-FileHash algorithm: SHA1, SHA256.
+    The body goes to <Path>.part: appended to it when the server answers with the range asked
+    for (206), in place of it when the server sends the whole file (200). The controller,
+    which knows what the host holds, resumes a partial file with its length as Offset and
+    starts over with 0. The complete part must have the digest given; it then replaces <Path>,
+    and is deleted otherwise.
 
     .OUTPUTS
-    The "status" (downloaded, resumed or not_modified), the "size" of the file and the bytes
-    "transferred" by this call.
+    The "status" (downloaded, or resumed when the server sent the range), the "size" of the
+    file and the bytes "transferred" by this call.
     #>
     param(
         [Parameter(Mandatory = $true)] [string]$Url,
         [Parameter(Mandatory = $true)] [string]$Path,
-        [System.Collections.IDictionary]$Digest = @{}
+        [Parameter(Mandatory = $true)] [long]$Offset,
+        # The digest the file must have: Get-FileHash's algorithm (SHA1, SHA256) and the hex value.
+        [Parameter(Mandatory = $true)] [string]$Algorithm,
+        [Parameter(Mandatory = $true)] [string]$Hash
     )
     $partialPath = "$Path.part"
     $script:BridgeCall = "Save-HttpFile $(Split-Path -Path $Path -Leaf)"
@@ -734,62 +782,20 @@ function Save-HttpFile {
     if (([uri]$Url).Scheme -notin 'http', 'https') {
         throw [System.ArgumentException]::new("The URL '$Url' is not an http or https URL.")
     }
-    $restarted = $false
-    while ($true) {
-        # HttpWebRequest goes through the host's proxy setting, if any.
-        $request = [System.Net.HttpWebRequest]::Create($Url)
-        $offset = 0
-        if (Test-Path -LiteralPath $partialPath) {
-            $offset = (Get-Item -LiteralPath $partialPath).Length
-        }
-        if ($offset -gt 0) {
-            $request.AddRange($offset)
-            # The part carries the Last-Modified of the file it began: a file changed since comes whole.
-            $request.Headers.Add('If-Range', (Get-Item -LiteralPath $partialPath).LastWriteTimeUtc.ToString('R'))
-        }
-        if (Test-Path -LiteralPath $Path) {
-            $request.IfModifiedSince = (Get-Item -LiteralPath $Path).LastWriteTimeUtc
-        }
-        try {
-            $response = $request.GetResponse()
-            break
-        }
-        catch [System.Management.Automation.MethodInvocationException] {
-            # HttpWebRequest throws a WebException for 304 and 416 too, which are answers here.
-            $webException = $_.Exception.InnerException
-            if ($webException -isnot [System.Net.WebException] -or $null -eq $webException.Response) {
-                throw
-            }
-            $statusCode = [int]$webException.Response.StatusCode
-            $webException.Response.Close()
-            if ($statusCode -eq 304) {
-                return [ordered]@{
-                    status = 'not_modified'
-                    size = (Get-Item -LiteralPath $Path).Length
-                    transferred = 0
-                }
-            }
-            if ($statusCode -ne 416 -or $offset -eq 0 -or $restarted) {
-                throw
-            }
-            # The partial file is no prefix of the current one: start over, once.
-            Remove-Item -LiteralPath $partialPath -Force
-            $restarted = $true
-        }
+    # HttpWebRequest goes through the host's proxy setting, if any; an HTTP error status throws.
+    $request = [System.Net.HttpWebRequest]::Create($Url)
+    if ($Offset -gt 0) {
+        $request.AddRange($Offset)
     }
-
+    $response = $request.GetResponse()
     try {
         # A server that ignores the range answers 200 with the whole file.
-        $resumed = $response.StatusCode -eq [System.Net.HttpStatusCode]::PartialContent
-        $lastModified = $null
-        if ($response.Headers['Last-Modified']) {
-            $lastModified = $response.LastModified.ToUniversalTime()
-        }
-        $mode = [System.IO.FileMode]::Create
+        $resumed = [int]$response.StatusCode -eq 206
+        $mode = 'Create'
         if ($resumed) {
-            $mode = [System.IO.FileMode]::Append
+            $mode = 'Append'
         }
-        $file = [System.IO.File]::Open($partialPath, $mode, [System.IO.FileAccess]::Write)
+        $file = [System.IO.File]::Open($partialPath, $mode, 'Write')
         try {
             $start = $file.Length
             $response.GetResponseStream().CopyTo($file)
@@ -797,33 +803,24 @@ function Save-HttpFile {
         }
         finally {
             $file.Dispose()
-            if ($null -ne $lastModified) {
-                [System.IO.File]::SetLastWriteTimeUtc($partialPath, $lastModified)
-            }
         }
     }
     finally {
         $response.Close()
     }
 
-    foreach ($algorithm in $Digest.Keys) {
-        if ((Get-FileHash -LiteralPath $partialPath -Algorithm $algorithm).Hash -ne $Digest[$algorithm]) {
-            Remove-Item -LiteralPath $partialPath -Force
-            throw [System.IO.InvalidDataException]::new("The file downloaded from $Url does not have the expected $algorithm $($Digest[$algorithm]).")
-        }
+    if ((Get-FileHash -LiteralPath $partialPath -Algorithm $Algorithm).Hash -ne $Hash) {
+        Remove-Item -LiteralPath $partialPath -Force
+        throw [System.IO.InvalidDataException]::new("The file downloaded from $Url does not have the expected $Algorithm $Hash.")
     }
     Move-Item -LiteralPath $partialPath -Destination $Path -Force
-    $saved = Get-Item -LiteralPath $Path
-    if ($null -ne $lastModified) {
-        $saved.LastWriteTimeUtc = $lastModified
-    }
     $status = 'downloaded'
     if ($resumed) {
         $status = 'resumed'
     }
     [ordered]@{
         status = $status
-        size = $saved.Length
+        size = (Get-Item -LiteralPath $Path).Length
         transferred = $transferred
     }
 }
@@ -831,25 +828,15 @@ function Save-HttpFile {
 function Sync-Catalog {
     <#
     .SYNOPSIS
-    The "ensure_cab" operation: the server's wsusscn2.cab in the root, fetched only when it changed.
+    The "ensure_cab" operation: the server's wsusscn2.cab in the root, with the SHA-256 the server publishes.
     #>
     param(
         [Parameter(Mandatory = $true)] [string]$Url,
-        # Deletes the local copy first: the controller found it damaged.
-        [switch]$Force
+        [Parameter(Mandatory = $true)] [string]$Sha256,
+        [Parameter(Mandatory = $true)] [long]$Offset
     )
     Initialize-PrivateFolder
-    if ($Force) {
-        $script:BridgeCall = 'Remove-Item wsusscn2.cab'
-        if (Test-Path -LiteralPath $CatalogPath) {
-            Remove-Item -LiteralPath $CatalogPath -Force
-        }
-    }
-    $catalog = Save-HttpFile -Url $Url -Path $CatalogPath
-    $catalog.path = $CatalogPath
-    $script:BridgeCall = 'Get-FileHash wsusscn2.cab'
-    $catalog.sha256 = (Get-FileHash -LiteralPath $CatalogPath -Algorithm SHA256).Hash.ToLowerInvariant()
-    $catalog
+    Save-HttpFile -Url $Url -Path $CatalogPath -Offset $Offset -Algorithm SHA256 -Hash $Sha256
 }
 
 function Search-Update {
@@ -937,7 +924,7 @@ function Save-Update {
                             }
                             $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
                             Write-RunProgress -Step 'download' -Done $filesDone -Total $filesTotal -Item $file.name
-                            $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Digest @{ SHA1 = $file.sha1 }
+                            $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Offset $file.offset -Algorithm SHA1 -Hash $file.sha1
                             $filesDone++
                             $saved.Insert(0, 'name', $file.name)
                             $savedFiles.Add($saved)
@@ -1147,7 +1134,8 @@ function Install-Package {
     try {
         Start-WindowsUpdateService
         try {
-            $download = Save-HttpFile -Url $Url -Path $packagePath -Digest @{ SHA256 = $Sha256 }
+            # The package and its part are deleted after every install: it never resumes.
+            $download = Save-HttpFile -Url $Url -Path $packagePath -Offset 0 -Algorithm SHA256 -Hash $Sha256
             # Start-Process joins the arguments with spaces without quoting them.
             if ($Kind -ceq 'msu') {
                 $script:BridgeCall = 'wusa.exe'

@@ -120,8 +120,9 @@ def elevated(host: WindowsHost, operation: str, **params: Any) -> dict[str, Any]
     return response["result"]
 
 
-def ensure_cab(host: WindowsHost, **params: Any) -> dict[str, Any]:
-    exit_code, response = call(host, "ensure_cab", url=CAB_URL, **params)
+def ensure_cab(lab: Lab, host: WindowsHost, offset: int = 0) -> dict[str, Any]:
+    """The server's catalog, with the digest the server publishes, fetched from ``offset``."""
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=offset)
     assert exit_code == 0, response
     return response["result"]
 
@@ -151,11 +152,12 @@ def sha1_hex(lab: Lab, url: str) -> str:
     return hashlib.sha1(upstream_path(lab.docroot, url).read_bytes()).hexdigest()
 
 
-def files_for(lab: Lab, *updates: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    """What the controller sends: each bundled child's files, by the child's UpdateID."""
+def files_for(lab: Lab, *updates: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """What the controller sends: each bundled child's files, by the child's UpdateID, fetched from the start."""
     return {
         child["update_id"].lower(): [
-            {"url": url, "name": url.rsplit("/", 1)[-1], "sha1": sha1_hex(lab, url)} for url in child["download_urls"]
+            {"url": url, "name": url.rsplit("/", 1)[-1], "sha1": sha1_hex(lab, url), "offset": 0}
+            for url in child["download_urls"]
         ]
         for update in updates
         for child in update["bundled"]

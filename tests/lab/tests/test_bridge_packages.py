@@ -72,9 +72,9 @@ def install_package(host: WindowsHost, package: dict[str, Any]) -> dict[str, Any
     return elevated(host, "install_package", **package)
 
 
-def catalog_update(host: WindowsHost, reboot_behavior: int = NEVER_REBOOTS) -> dict[str, Any]:
+def catalog_update(lab: Lab, host: WindowsHost, reboot_behavior: int = NEVER_REBOOTS) -> dict[str, Any]:
     """An update of the catalog that is not installed, and its KB."""
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, reboot_behavior)
     return update
 
@@ -94,7 +94,7 @@ def reboot_indicators(host: WindowsHost) -> list[str]:
 
 
 def test_an_msu_installs_the_kb_the_catalog_knows(lab: Lab, host: WindowsHost) -> None:
-    update = catalog_update(host)
+    update = catalog_update(lab, host)
     [kb] = update["kb_article_ids"]
     package = publish(lab, f"windows10.0-kb{kb}-x64.msu", build_msu, kb=kb, restart=False)
     size = upstream_path(lab.docroot, package["url"]).stat().st_size
@@ -114,7 +114,7 @@ def test_an_msu_installs_the_kb_the_catalog_knows(lab: Lab, host: WindowsHost) -
 
 def test_an_msu_that_needs_a_restart_completes_with_it(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
     set_host_fault(tmp_path / "hosts", host.name, "reboot_seconds", seconds=0)
-    update = catalog_update(host, ALWAYS_REQUIRES_REBOOT)
+    update = catalog_update(lab, host, ALWAYS_REQUIRES_REBOOT)
     [kb] = update["kb_article_ids"]
     package = publish(lab, f"windows10.0-kb{kb}-x64.msu", build_msu, kb=kb, restart=True)
 
@@ -128,7 +128,7 @@ def test_an_msu_that_needs_a_restart_completes_with_it(lab: Lab, host: WindowsHo
 
 
 def test_an_msu_of_a_kb_already_installed_changes_nothing(lab: Lab, host: WindowsHost) -> None:
-    update = catalog_update(host)
+    update = catalog_update(lab, host)
     [kb] = update["kb_article_ids"]
     package = publish(lab, f"windows10.0-kb{kb}-x64-again.msu", build_msu, kb=kb, restart=False)
     install_package(host, package)
@@ -139,7 +139,7 @@ def test_an_msu_of_a_kb_already_installed_changes_nothing(lab: Lab, host: Window
 
 
 def test_an_msu_for_another_release_does_not_apply(lab: Lab, host: WindowsHost) -> None:
-    update = catalog_update(host)
+    update = catalog_update(lab, host)
     [kb] = update["kb_article_ids"]
     package = publish(lab, f"windows11.0-kb{kb}-x64.msu", build_msu, kb=kb, target="win11-23h2", restart=False)
 
@@ -155,7 +155,7 @@ def test_an_msu_for_another_architecture_does_not_apply(lab: Lab, host: WindowsH
 
 
 def test_a_kb_installed_by_wusa_can_be_removed_by_wusa(lab: Lab, host: WindowsHost) -> None:
-    update = catalog_update(host)
+    update = catalog_update(lab, host)
     [kb] = update["kb_article_ids"]
     install_package(host, publish(lab, f"windows10.0-kb{kb}-x64-removable.msu", build_msu, kb=kb, restart=False))
 
@@ -173,7 +173,7 @@ def test_wusa_is_refused_to_a_network_logon(lab: Lab, host: WindowsHost) -> None
 
 
 def test_a_cab_installs_with_dism_and_is_not_given_to_dism_again(lab: Lab, host: WindowsHost) -> None:
-    update = catalog_update(host)
+    update = catalog_update(lab, host)
     [kb] = update["kb_article_ids"]
     package = publish(lab, f"windows10.0-kb{kb}-x64.cab", build_cbs_cab, kb=kb, restart=False)
 
@@ -262,8 +262,8 @@ def test_a_name_or_kind_that_is_no_package_is_refused(lab: Lab, host: WindowsHos
 # clean_staging
 
 
-def test_clean_staging_removes_every_download_and_keeps_the_folders(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_clean_staging_removes_every_download_and_keeps_the_folders(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
     leftovers = {
         f"{STAGING}\\windows10.0-kb5099010-x64.cab.part": 100,
         f"{STAGING}\\windows10.0-kb5099011-x64.cab": 50,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from bridge_client import (
     scan,
     start,
 )
+from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
 from wuacache_lab.windows.faults import set_host_fault
@@ -100,10 +100,12 @@ def test_a_root_planted_by_a_user_is_refused_before_a_run_starts(host: WindowsHo
     assert host.disk.folder_security(ROOT).owner == host.system(STANDARD_USER).user_sid
 
 
-def test_a_root_planted_by_a_user_gets_no_catalog(host: WindowsHost, upstream: UpstreamServer, tmp_path: Path) -> None:
+def test_a_root_planted_by_a_user_gets_no_catalog(
+    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
+) -> None:
     plant_root(host)
 
-    exit_code, response = call(host, "ensure_cab", url=CAB_URL)
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=0)
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
@@ -111,8 +113,8 @@ def test_a_root_planted_by_a_user_gets_no_catalog(host: WindowsHost, upstream: U
     assert transfers(upstream, tmp_path, CAB_URL) == []
 
 
-def test_a_folder_planted_inside_the_root_is_refused(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_a_folder_planted_inside_the_root_is_refused(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
     # Created by a user while the root still had ProgramData's ACL, say.
     host.system(STANDARD_USER).new_directory(RUNS)
 
@@ -124,8 +126,8 @@ def test_a_folder_planted_inside_the_root_is_refused(host: WindowsHost) -> None:
     assert not host.disk.exists(f"{RUNS}\\planted")
 
 
-def test_a_run_folder_that_exists_already_is_not_used(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_a_run_folder_that_exists_already_is_not_used(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
     host.system().new_directory(f"{RUNS}\\run-1")
 
     exit_code, response = start(host, "run-1", bridge_request("reboot_required"))
@@ -135,8 +137,10 @@ def test_a_run_folder_that_exists_already_is_not_used(host: WindowsHost) -> None
     assert host.state.scheduled_tasks == {}
 
 
-def test_only_http_urls_are_fetched(host: WindowsHost) -> None:
-    exit_code, response = call(host, "ensure_cab", url="file://fileserver/share/wsusscn2.cab")
+def test_only_http_urls_are_fetched(lab: Lab, host: WindowsHost) -> None:
+    exit_code, response = call(
+        host, "ensure_cab", url="file://fileserver/share/wsusscn2.cab", sha256=lab.catalog.cab_sha256, offset=0
+    )
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_INVALIDARG, "Save-HttpFile wsusscn2.cab")
@@ -144,7 +148,7 @@ def test_only_http_urls_are_fetched(host: WindowsHost) -> None:
 
 
 def test_a_staged_file_name_that_is_a_path_is_refused(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
     files = files_for(lab, update)
     for child_files in files.values():
@@ -162,8 +166,8 @@ def test_a_staged_file_name_that_is_a_path_is_refused(lab: Lab, host: WindowsHos
     assert not host.disk.exists(f"{RUNS}\\envelope.json")
 
 
-def test_the_root_is_made_private_before_anything_is_written(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_the_root_is_made_private_before_anything_is_written(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
 
     assert host.disk.folder_security(ROOT) == FolderSecurity(
         owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID)
@@ -171,68 +175,85 @@ def test_the_root_is_made_private_before_anything_is_written(host: WindowsHost) 
     assert host.disk.folder_security(ROOT).sddl == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 
 
-# ensure_cab
+# ensure_cab, and what info tells of downloads
 
 
-def test_ensure_cab_fetches_the_catalog_once(
+def info_downloads(host: WindowsHost) -> dict[str, Any]:
+    exit_code, response = call(host, "info", downloads=True)
+    assert exit_code == 0, response
+    return response["result"]["downloads"]
+
+
+def test_ensure_cab_fetches_the_catalog_with_the_servers_digest(
     lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
 ) -> None:
     size = lab.catalog.cab_size
-    first = ensure_cab(host)
-    again = ensure_cab(host)
 
-    common = {"size": size, "path": CAB, "sha256": lab.catalog.cab_sha256}
-    assert first == {"status": "downloaded", "transferred": size, **common}
-    assert again == {"status": "not_modified", "transferred": 0, **common}
-    assert transfers(upstream, tmp_path, CAB_URL) == [(200, size), (304, 0)]
+    fetched = ensure_cab(lab, host)
+
+    assert fetched == {"status": "downloaded", "size": size, "transferred": size}
+    assert transfers(upstream, tmp_path, CAB_URL) == [(200, size)]
+    assert not host.disk.exists(f"{CAB}.part")
 
 
-def test_ensure_cab_resumes_a_broken_transfer(
+def test_info_tells_what_the_root_holds_of_downloads(lab: Lab, host: WindowsHost) -> None:
+    exit_code, response = call(host, "info")
+    assert (exit_code, response["result"]["downloads"]) == (0, None)
+    assert info_downloads(host) == {
+        "catalog": {"path": CAB, "size": None, "sha256": None, "part_size": None},
+        "staged_part_sizes": {},
+    }
+
+    ensure_cab(lab, host)
+    host.disk.make_dirs(STAGING)
+    host.disk.write(f"{STAGING}\\windows10.0-kb5034441-x64_0123.cab.part", [b"x" * 100])
+    host.disk.write(f"{STAGING}\\windows10.0-kb5034441-x64_4567.cab", [b"x" * 10])
+
+    # The part of each file by the name of the file it becomes; a whole file is no part.
+    assert info_downloads(host) == {
+        "catalog": {"path": CAB, "size": lab.catalog.cab_size, "sha256": lab.catalog.cab_sha256, "part_size": None},
+        "staged_part_sizes": {"windows10.0-kb5034441-x64_0123.cab": 100},
+    }
+
+
+def test_ensure_cab_resumes_a_broken_transfer_from_the_offset_given(
     lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
 ) -> None:
     set_fault(tmp_path / "upstream", CAB_URL, "truncate", count=1)
 
-    exit_code, response = call(host, "ensure_cab", url=CAB_URL)
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=0)
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (
         COR_E_INVALIDOPERATION,
         "Save-HttpFile wsusscn2.cab",
     )
-    assert host.disk.exists(f"{CAB}.part") and not host.disk.exists(CAB)
+    assert not host.disk.exists(CAB)
+    cut = info_downloads(host)["catalog"]["part_size"]
 
-    resumed = ensure_cab(host)
+    resumed = ensure_cab(lab, host, offset=cut)
 
-    [(_, cut), (status, rest)] = transfers(upstream, tmp_path, CAB_URL)
-    assert 0 < cut < lab.catalog.cab_size and status == 206
-    assert (resumed["status"], resumed["transferred"]) == ("resumed", rest)
-    assert cut + rest == resumed["size"] == lab.catalog.cab_size
-    assert resumed["sha256"] == lab.catalog.cab_sha256
+    [(_, sent), (status, rest)] = transfers(upstream, tmp_path, CAB_URL)
+    assert 0 < cut == sent < lab.catalog.cab_size and status == 206
+    assert resumed == {"status": "resumed", "size": lab.catalog.cab_size, "transferred": rest}
+    assert info_downloads(host)["catalog"]["sha256"] == lab.catalog.cab_sha256
 
 
-def test_a_part_of_an_older_catalog_is_not_resumed(
+def test_a_part_of_an_older_catalog_fails_the_digest_and_is_deleted(
     lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
 ) -> None:
     # What a transfer broken last month left: the first bytes of another cab.
     host.disk.make_dirs(ROOT)
     host.disk.write(f"{CAB}.part", [b"MSCF" + b"\0" * 1000])
-    host.disk.set_modified(f"{CAB}.part", datetime(2024, 1, 9, tzinfo=UTC))
 
-    fetched = ensure_cab(host)
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=1004)
 
-    [(status, sent)] = transfers(upstream, tmp_path, CAB_URL)
-    assert (status, sent) == (200, lab.catalog.cab_size)
-    assert (fetched["status"], fetched["sha256"]) == ("downloaded", lab.catalog.cab_sha256)
-
-
-def test_ensure_cab_with_force_fetches_the_catalog_again(
-    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
-) -> None:
-    ensure_cab(host)
-
-    forced = ensure_cab(host, force=True)
-
-    assert (forced["status"], forced["sha256"]) == ("downloaded", lab.catalog.cab_sha256)
-    assert [status for status, _ in transfers(upstream, tmp_path, CAB_URL)] == [200, 200]
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_SYSTEM, "Save-HttpFile wsusscn2.cab")
+    assert lab.catalog.cab_sha256 in response["error"]["message"]
+    assert not host.disk.exists(f"{CAB}.part") and not host.disk.exists(CAB)
+    # From the start, it comes whole.
+    assert ensure_cab(lab, host)["status"] == "downloaded"
+    assert [(status, sent) for status, sent in transfers(upstream, tmp_path, CAB_URL)][-1] == (200, lab.catalog.cab_size)
 
 
 # wuauserv around every Windows Update operation
@@ -246,8 +267,8 @@ def test_ensure_cab_with_force_fetches_the_catalog_again(
         ({"start_mode": "Manual", "running": False}, ("Manual", "Stopped")),
     ],
 )
-def test_wuauserv_is_left_as_asked(host: WindowsHost, wuauserv_after: dict[str, Any], expected: tuple) -> None:
-    ensure_cab(host)
+def test_wuauserv_is_left_as_asked(lab: Lab, host: WindowsHost, wuauserv_after: dict[str, Any], expected: tuple) -> None:
+    ensure_cab(lab, host)
     host.system().set_service_start_mode("wuauserv", "Disabled")
 
     elevated(host, "history", wuauserv_after=wuauserv_after)
@@ -289,8 +310,8 @@ def test_a_failing_clean_up_does_not_hide_why_the_operation_failed(host: Windows
 # scan and history
 
 
-def test_scan_reports_what_the_agent_finds(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_scan_reports_what_the_agent_finds(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
 
     result = scan(host)
 
@@ -324,8 +345,8 @@ def test_scan_reports_what_the_agent_finds(host: WindowsHost) -> None:
     assert any(child["download_urls"] for record in result["updates"] for child in record["bundled"])
 
 
-def test_scan_removes_its_scan_package_service(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_scan_removes_its_scan_package_service(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
 
     service_id = scan(host)["cab"]["service_id"]
 
@@ -333,8 +354,8 @@ def test_scan_removes_its_scan_package_service(host: WindowsHost) -> None:
     assert not host.disk.exists(f"{SCAN_FILE_FOLDER}\\{service_id}\\wsusscn2.cab")
 
 
-def test_scan_is_refused_to_a_network_logon(host: WindowsHost) -> None:
-    ensure_cab(host)
+def test_scan_is_refused_to_a_network_logon(lab: Lab, host: WindowsHost) -> None:
+    ensure_cab(lab, host)
 
     exit_code, response = call(host, "scan", criteria=ALL_UPDATES, wuauserv_after=DISABLED_AND_STOPPED)
 
@@ -346,7 +367,7 @@ def test_scan_is_refused_to_a_network_logon(host: WindowsHost) -> None:
 
 
 def test_download_puts_each_childs_files_in_the_cache(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
 
     result = download(lab, host, update)
@@ -360,8 +381,29 @@ def test_download_puts_each_childs_files_in_the_cache(lab: Lab, host: WindowsHos
     assert scan(host, criteria_for(update))["updates"][0]["is_downloaded"] is True
 
 
+def test_download_resumes_a_staged_part_from_the_offset_given(
+    lab: Lab, host: WindowsHost, upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    ensure_cab(lab, host)
+    [update] = pending(host, NEVER_REBOOTS)
+    files = files_for(lab, update)
+    first = files[update["bundled"][0]["update_id"].lower()][0]
+    payload = upstream_path(lab.docroot, first["url"]).read_bytes()
+    # What a transfer broken in an earlier run left, as info reported it.
+    host.disk.make_dirs(STAGING)
+    host.disk.write(f"{STAGING}\\{first['name']}.part", [payload[:100]])
+    first["offset"] = 100
+
+    [entry] = download(lab, host, update, files=files)["updates"]
+
+    assert (entry["is_downloaded"], entry["error"]) == (True, None)
+    resumed = next(file for file in entry["files"] if file["name"] == first["name"])
+    assert resumed == {"name": first["name"], "status": "resumed", "size": len(payload), "transferred": len(payload) - 100}
+    assert (206, len(payload) - 100) in transfers(upstream, tmp_path, first["url"])
+
+
 def test_a_wrong_digest_fails_its_update_only(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     damaged, sound = pending(host, NEVER_REBOOTS, 2)
     files = files_for(lab, damaged, sound)
     first_child = files[damaged["bundled"][0]["update_id"].lower()]
@@ -379,7 +421,7 @@ def test_a_wrong_digest_fails_its_update_only(lab: Lab, host: WindowsHost) -> No
 
 
 def test_copy_to_cache_refuses_the_file_of_another_child(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     update, other = pending(host, NEVER_REBOOTS, 2)
     files = files_for(lab, update)
     files[update["bundled"][0]["update_id"].lower()] = files_for(lab, other)[other["bundled"][0]["update_id"].lower()]
@@ -391,7 +433,7 @@ def test_copy_to_cache_refuses_the_file_of_another_child(lab: Lab, host: Windows
 
 
 def test_copy_to_cache_refuses_files_windows_update_would_not_download(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     refused, taken = pending(host, NEVER_REBOOTS, 2)
     set_host_fault(tmp_path / "hosts", host.name, "cache_refuses_files", update_ids=[refused["update_id"]])
 
@@ -408,7 +450,7 @@ def test_copy_to_cache_refuses_files_windows_update_would_not_download(lab: Lab,
 
 
 def test_install_installs_and_records_it(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
     download(lab, host, update)
 
@@ -435,7 +477,7 @@ def test_install_installs_and_records_it(lab: Lab, host: WindowsHost) -> None:
 
 
 def test_install_reports_the_failure_of_each_update(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
     download(lab, host, update)
     set_host_fault(tmp_path / "hosts", host.name, "install_failure")
@@ -448,7 +490,7 @@ def test_install_reports_the_failure_of_each_update(lab: Lab, host: WindowsHost,
 
 
 def test_an_install_that_needs_a_restart_blocks_the_next_one(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [first] = pending(host, ALWAYS_REQUIRES_REBOOT)
     [second] = pending(host, NEVER_REBOOTS)
     download(lab, host, first, second)
@@ -475,7 +517,7 @@ def test_an_install_that_needs_a_restart_blocks_the_next_one(lab: Lab, host: Win
 def installed(lab: Lab, host: WindowsHost, reboot_behavior: int, tmp_path: Path) -> dict[str, Any]:
     """An update installed for good, restart included."""
     set_host_fault(tmp_path / "hosts", host.name, "reboot_seconds", seconds=0)
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, reboot_behavior)
     download(lab, host, update)
     assert install(host, update)["result_code"] == 2
@@ -556,7 +598,7 @@ def watched_run(host: WindowsHost, operation: str, **params: Any) -> tuple[list[
 
 
 def test_an_elevated_run_tells_task_poll_where_it_stands(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
     files = files_for(lab, update)
     names = [file["name"] for child_files in files.values() for file in child_files]

@@ -41,7 +41,7 @@ def faults(host: WindowsHost, tmp_path: Path) -> Path:
 
 
 def installed_pending_restart(lab: Lab, host: WindowsHost, count: int = 1) -> list[dict]:
-    ensure_cab(host)
+    ensure_cab(lab, host)
     updates = pending(host, ALWAYS_REQUIRES_REBOOT, count)
     download(lab, host, *updates)
     assert install(host, *updates)["reboot_required"] is True
@@ -97,7 +97,7 @@ def test_revert_at_reboot_reverts_only_the_updates_it_names(
 
 def test_revert_at_reboot_leaves_installs_without_a_restart_alone(lab: Lab, host: WindowsHost, faults: Path) -> None:
     set_host_fault(faults, host.name, "revert_at_reboot")
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
     download(lab, host, update)
     install(host, update)
@@ -114,7 +114,7 @@ def test_a_stuck_reboot_pending_marker_comes_back_after_every_restart(
     lab: Lab, host: WindowsHost, faults: Path
 ) -> None:
     set_host_fault(faults, host.name, "stuck_reboot_pending")
-    ensure_cab(host)
+    ensure_cab(lab, host)
     [update] = pending(host, NEVER_REBOOTS)
     download(lab, host, update)
 

@@ -9,15 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
-from wuacache_lab.windows.downloads import DownloadError, download
+from wuacache_lab.windows.downloads import DownloadError, Transfer, get
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
 from wuacache_lab.windows.host import WindowsHost
@@ -293,38 +292,31 @@ def test_security_the_disk_does_not_model_is_refused(sddl: str) -> None:
 
 @dataclass
 class Upstream:
-    """A tiny HTTP server honouring Range and If-Modified-Since, which also
-    answers as a forward proxy (it records the request line)."""
+    """A tiny HTTP server honouring Range (or ignoring it, as some servers do),
+    which also answers as a forward proxy (it records the request line)."""
 
     body: bytes
-    last_modified: datetime
+    ignore_range: bool = False
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     url: str = ""
 
 
 @pytest.fixture
 def upstream() -> Iterator[Upstream]:
-    state = Upstream(
-        body=hashlib.shake_256(b"payload").digest(200_000), last_modified=datetime(2024, 1, 9, 18, tzinfo=UTC)
-    )
+    state = Upstream(body=hashlib.shake_256(b"payload").digest(200_000))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.requests.append((self.path, dict(self.headers)))
-            since = self.headers.get("If-Modified-Since")
-            if since and parsedate_to_datetime(since) >= state.last_modified:
-                self.send_response(304)
-                self.end_headers()
-                return
             body, status = state.body, 200
-            if (ranged := self.headers.get("Range")) is not None:
+            if (ranged := self.headers.get("Range")) is not None and not state.ignore_range:
                 start = int(ranged.removeprefix("bytes=").rstrip("-"))
-                body, status = body[start:], 206
+                body, status = body[start:], 206 if start < len(body) else 416
             self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Last-Modified", format_datetime(state.last_modified, usegmt=True))
+            self.send_header("Content-Length", str(len(body) if status != 416 else 0))
             self.end_headers()
-            self.wfile.write(body)
+            if status != 416:
+                self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -341,68 +333,73 @@ def upstream() -> Iterator[Upstream]:
         thread.join()
 
 
-DEST = r"C:\ProgramData\wuacache\files\payload.cab"
+FOLDER = r"C:\ProgramData\wuacache\files"
+PART = rf"{FOLDER}\payload.cab.part"
 
 
-def test_download_writes_the_file_with_the_servers_date(tmp_path: Path, upstream: Upstream) -> None:
-    host = new_host(tmp_path)
-
-    result = download(host, f"{upstream.url}/payload.cab", DEST, expected_sha1=hashlib.sha1(upstream.body).hexdigest())
-
-    assert (result.status, result.size, result.transferred) == ("downloaded", len(upstream.body), len(upstream.body))
-    assert b"".join(host.disk.read(DEST)) == upstream.body
-    assert host.disk.modified(DEST) == upstream.last_modified
-    assert not host.disk.exists(DEST + ".part")
+def host_with_folder(tmp_path: Path, **options: Any) -> WindowsHost:
+    host = WindowsHost("win10-01", tmp_path, profile="win10-22h2", trusted_ca=tmp_path / "ca.pem", **options)
+    host.disk.make_dirs(FOLDER)
+    return host
 
 
-def test_download_resumes_a_partial_file(tmp_path: Path, upstream: Upstream) -> None:
-    host = new_host(tmp_path)
-    host.disk.make_dirs(r"C:\ProgramData\wuacache\files")
-    host.disk.write(DEST + ".part", [upstream.body[:50_000]])
+def test_get_writes_the_body_into_the_partial_file(tmp_path: Path, upstream: Upstream) -> None:
+    host = host_with_folder(tmp_path)
 
-    result = download(host, f"{upstream.url}/payload.cab", DEST)
+    transfer = get(host, f"{upstream.url}/payload.cab", PART)
 
-    assert (result.status, result.transferred) == ("resumed", len(upstream.body) - 50_000)
+    assert transfer == Transfer(resumed=False, transferred=len(upstream.body))
+    assert b"".join(host.disk.read(PART)) == upstream.body
+    assert "Range" not in upstream.requests[-1][1]
+
+
+def test_get_from_an_offset_appends_the_range(tmp_path: Path, upstream: Upstream) -> None:
+    host = host_with_folder(tmp_path)
+    host.disk.write(PART, [upstream.body[:50_000]])
+
+    transfer = get(host, f"{upstream.url}/payload.cab", PART, offset=50_000)
+
+    assert transfer == Transfer(resumed=True, transferred=len(upstream.body) - 50_000)
     assert upstream.requests[-1][1]["Range"] == "bytes=50000-"
-    assert b"".join(host.disk.read(DEST)) == upstream.body
+    assert b"".join(host.disk.read(PART)) == upstream.body
 
 
-def test_download_of_an_unchanged_file_is_skipped(tmp_path: Path, upstream: Upstream) -> None:
-    host = new_host(tmp_path)
-    download(host, f"{upstream.url}/payload.cab", DEST)
+def test_a_server_that_ignores_the_range_replaces_the_partial_file(tmp_path: Path, upstream: Upstream) -> None:
+    host = host_with_folder(tmp_path)
+    host.disk.write(PART, [b"x" * 50_000])
+    upstream.ignore_range = True
 
-    result = download(host, f"{upstream.url}/payload.cab", DEST)
+    transfer = get(host, f"{upstream.url}/payload.cab", PART, offset=50_000)
 
-    assert (result.status, result.transferred) == ("not_modified", 0)
-    assert parsedate_to_datetime(upstream.requests[-1][1]["If-Modified-Since"]) == upstream.last_modified
-    upstream.last_modified += timedelta(days=1)
-    assert download(host, f"{upstream.url}/payload.cab", DEST).status == "downloaded"
-
-
-def test_download_with_the_wrong_digest_keeps_nothing(tmp_path: Path, upstream: Upstream) -> None:
-    host = new_host(tmp_path)
-
-    with pytest.raises(DownloadError):
-        download(host, f"{upstream.url}/payload.cab", DEST, expected_sha1="0" * 40)
-
-    assert not host.disk.exists(DEST) and not host.disk.exists(DEST + ".part")
+    assert transfer == Transfer(resumed=False, transferred=len(upstream.body))
+    assert b"".join(host.disk.read(PART)) == upstream.body
 
 
-def test_download_goes_through_the_hosts_proxy(tmp_path: Path, upstream: Upstream) -> None:
-    host = WindowsHost("win10-01", tmp_path, profile="win10-22h2", trusted_ca=tmp_path / "ca.pem", proxy=upstream.url)
+def test_an_offset_beyond_the_end_fails_and_leaves_the_partial_file(tmp_path: Path, upstream: Upstream) -> None:
+    host = host_with_folder(tmp_path)
+    host.disk.write(PART, [upstream.body])
+
+    with pytest.raises(DownloadError, match="416"):
+        get(host, f"{upstream.url}/payload.cab", PART, offset=len(upstream.body))
+
+    assert b"".join(host.disk.read(PART)) == upstream.body
+
+
+def test_get_goes_through_the_hosts_proxy(tmp_path: Path, upstream: Upstream) -> None:
+    host = host_with_folder(tmp_path, proxy=upstream.url)
     url = "http://download.windowsupdate.com/c/msdownload/update/software/secu/2024/01/payload.cab"
 
-    download(host, url, DEST)
+    get(host, url, PART)
 
     assert upstream.requests[-1][0] == url  # a proxy request names the absolute URL
-    assert b"".join(host.disk.read(DEST)) == upstream.body
+    assert b"".join(host.disk.read(PART)) == upstream.body
 
 
-def test_download_onto_a_full_disk_fails(tmp_path: Path, upstream: Upstream) -> None:
-    host = new_host(tmp_path)
+def test_get_onto_a_full_disk_fails(tmp_path: Path, upstream: Upstream) -> None:
+    host = host_with_folder(tmp_path)
     set_host_fault(tmp_path, host.name, "disk_full")
 
     with pytest.raises(HResultError) as error:
-        download(host, f"{upstream.url}/payload.cab", DEST)
+        get(host, f"{upstream.url}/payload.cab", PART)
 
     assert error.value.hresult == 0x80070070

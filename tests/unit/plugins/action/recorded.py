@@ -27,6 +27,7 @@ from .test_host_info import WS2022_INFO
 
 CAB_SHA256 = "3f2b7c1e9a0d4c6b8e5f1a2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3"
 CAB_PATH = "C:\\ProgramData\\wuacache\\wsusscn2.cab"
+CAB_SIZE = 52428800
 SERVICE_ID = "7971f918-a847-4430-9279-4a52d1efe18d"
 
 CU = "0b1e3bd6-5b6c-4c0e-9d61-1d2a83d02a94"
@@ -147,17 +148,33 @@ def plan(cu_status: str = "PENDING", *, available: bool = True) -> dict[str, Any
     }
 
 
-def info(last_boot: str = "2024-05-14T06:12:31.5000000Z") -> dict[str, Any]:
+def info(
+    last_boot: str = "2024-05-14T06:12:31.5000000Z",
+    *,
+    catalog_sha256: str | None = CAB_SHA256,
+    catalog_part_size: int | None = None,
+    staged_part_sizes: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """``info`` with what the root holds of downloads: by default the server's catalog and no partial file."""
     answer = copy.deepcopy(WS2022_INFO)
     answer["os"]["last_boot_up_time"] = last_boot
     answer["wuauserv"] = {"start_mode": "Manual", "state": "Stopped"}
     answer["reboot_indicators"] = []
+    answer["downloads"] = {
+        "catalog": {
+            "path": CAB_PATH,
+            "size": None if catalog_sha256 is None else CAB_SIZE,
+            "sha256": catalog_sha256,
+            "part_size": catalog_part_size,
+        },
+        "staged_part_sizes": staged_part_sizes or {},
+    }
     return answer
 
 
-def cab(status: str = "not_modified", sha256: str = CAB_SHA256) -> dict[str, Any]:
-    transferred = 0 if status == "not_modified" else 52428800
-    return {"status": status, "size": 52428800, "transferred": transferred, "path": CAB_PATH, "sha256": sha256}
+def cab(status: str = "downloaded", transferred: int = CAB_SIZE) -> dict[str, Any]:
+    """``ensure_cab``'s answer."""
+    return {"status": status, "size": CAB_SIZE, "transferred": transferred}
 
 
 def downloaded(update_id: str, *, is_downloaded: bool = True, error: dict[str, Any] | None = None) -> dict[str, Any]:

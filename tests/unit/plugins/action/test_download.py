@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pytest
 from ansible_collections.wuacache.wua.plugins.action.download import ActionModule
 
 from ..conftest import FakeClock
@@ -22,7 +23,6 @@ from .recorded import (
     SHARED_FILE,
     Failure,
     RecordedHost,
-    cab,
     downloaded,
     info,
     make_action,
@@ -38,7 +38,7 @@ def run(server: FakeServer, host: RecordedHost, *, check_mode: bool = False, **a
 
 def host_with(*download_answers: Any, scan: dict[str, Any] | None = None) -> RecordedHost:
     return RecordedHost({
-        "info": [info()], "ensure_cab": [cab()], "scan": [scan or scan_answer()], "download": list(download_answers),
+        "info": [info()], "scan": [scan or scan_answer()], "download": list(download_answers),
     })
 
 
@@ -54,11 +54,11 @@ def test_downloads_the_allowed_update_through_its_bundled_children(server: FakeS
     cu_file = CU_FILE.rsplit("/", 1)[-1]
     shared_file = SHARED_FILE.rsplit("/", 1)[-1]
     shared = {"url": f"https://wuacache.example/wua/{shared_file}", "name": shared_file,
-              "sha1": hashlib.sha1(SHARED_CONTENT).hexdigest()}
+              "sha1": hashlib.sha1(SHARED_CONTENT).hexdigest(), "offset": 0}
     # The shared file goes to both children; each child gets exactly the files it lists.
     assert params["files"] == {
         CU_X64: [{"url": f"https://wuacache.example/wua/{cu_file}", "name": cu_file,
-                  "sha1": hashlib.sha1(CU_CONTENT).hexdigest()}, shared],
+                  "sha1": hashlib.sha1(CU_CONTENT).hexdigest(), "offset": 0}, shared],
         CU_ARM64: [shared],
     }
     assert result["changed"] is True
@@ -66,6 +66,33 @@ def test_downloads_the_allowed_update_through_its_bundled_children(server: FakeS
     [outcome] = result["downloads"]
     assert outcome["downloaded"] is True
     assert next(update for update in result["updates"] if update["update_id"] == CU)["downloaded"] is True
+
+
+@pytest.mark.parametrize(
+    ("cu_part_size", "cu_offset"),
+    [
+        (5, 5),  # a partial file the plan's size says is shorter than the whole: resumed
+        (17, 0),  # as long as the whole: a range from its end would be refused, so the transfer starts over
+        (None, 0),
+    ],
+)
+def test_partial_files_the_host_holds_are_resumed_from_their_length(
+    server: FakeServer, cu_part_size: int | None, cu_offset: int
+) -> None:
+    server.report_answers.append(plan())
+    cu_file = CU_FILE.rsplit("/", 1)[-1]
+    shared_file = SHARED_FILE.rsplit("/", 1)[-1]
+    part_sizes = {shared_file: 3} if cu_part_size is None else {cu_file: cu_part_size, shared_file: 3}
+    host = RecordedHost({
+        "info": [info(staged_part_sizes=part_sizes)], "scan": [scan_answer()], "download": [{"updates": [downloaded(CU)]}],
+    })
+
+    run(server, host)
+
+    files = host.params("download")[0]["files"]
+    assert [file["offset"] for file in files[CU_X64] if file["name"] == cu_file] == [cu_offset]
+    # Both children list the shared file: the host fetches it twice, and only the first transfer would find its part.
+    assert [file["offset"] for child_files in files.values() for file in child_files if file["name"] == shared_file] == [0, 0]
 
 
 def test_direct_download_takes_the_files_from_microsoft(server: FakeServer) -> None:
@@ -136,7 +163,7 @@ def test_check_mode_lists_what_would_be_downloaded_and_downloads_nothing(server:
 
     result = run(server, host, check_mode=True)
 
-    assert host.operations == ["info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "scan"]
     assert result["downloads"] == [{"update_id": CU, "title": "2024-01 Cumulative Update"}]
     assert result["changed"] is True
 

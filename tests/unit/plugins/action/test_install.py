@@ -19,7 +19,6 @@ from .recorded import (
     PREVIEW,
     SSU,
     RecordedHost,
-    cab,
     downloaded,
     info,
     installed,
@@ -44,7 +43,6 @@ def test_downloads_installs_and_rescans_so_that_the_server_learns_the_result(ser
     server.report_answers.extend([plan(), plan("OK")])
     host = RecordedHost({
         "info": [info(), info()],
-        "ensure_cab": [cab(), cab()],
         "scan": [scan_answer(), scan_answer(cu_installed=True)],
         "download": [{"updates": [downloaded(CU)]}],
         "install": [installed((CU, 2, 0, False))],
@@ -52,7 +50,7 @@ def test_downloads_installs_and_rescans_so_that_the_server_learns_the_result(ser
 
     result = run(server, host)
 
-    assert host.operations == ["info", "ensure_cab", "scan", "download", "install", "info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "scan", "download", "install", "info", "scan"]
     assert host.params("install") == [{"criteria": f"UpdateID='{CU}'",
                                        "wuauserv_after": {"start_mode": "Disabled", "running": False}}]
     # The rescan's history carries the install to the server.
@@ -71,8 +69,7 @@ def test_downloads_installs_and_rescans_so_that_the_server_learns_the_result(ser
 def test_forbidden_and_installed_updates_are_never_touched(server: FakeServer) -> None:
     server.report_answers.extend([plan(), plan("OK")])
     host = RecordedHost({
-        "info": [info(), info()], "ensure_cab": [cab(), cab()],
-        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
+        "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, False))],
     })
 
@@ -86,8 +83,7 @@ def test_forbidden_and_installed_updates_are_never_touched(server: FakeServer) -
 def test_a_failed_install_fails_the_task_with_the_wu_error_name(server: FakeServer) -> None:
     server.report_answers.extend([plan(), plan("ERROR")])
     host = RecordedHost({
-        "info": [info(), info()], "ensure_cab": [cab(), cab()],
-        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 4, ALL_UPDATES_FAILED, False))],
     })
 
@@ -105,8 +101,7 @@ def test_a_failed_install_fails_the_task_with_the_wu_error_name(server: FakeServ
 def test_a_required_reboot_without_reboot_allowed_is_reported(server: FakeServer) -> None:
     server.report_answers.extend([plan(), plan()])
     host = RecordedHost({
-        "info": [info(), info()], "ensure_cab": [cab(), cab()],
-        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True, reboot_required=True)],
+        "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True, reboot_required=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
     })
 
@@ -122,7 +117,6 @@ def test_reboot_true_reboots_waits_for_the_new_boot_and_continues(server: FakeSe
     host = RecordedHost({
         # Before the restart, then: unreachable, still the old boot (not down yet), back.
         "info": [info(), info(BOOTED), info(BOOTED), info(REBOOTED), info(REBOOTED)],
-        "ensure_cab": [cab(), cab()],
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
         "shutdown.exe": [SHUTDOWN_ACCEPTED],
@@ -167,7 +161,6 @@ def test_after_a_reboot_the_rounds_wait_until_windows_has_started_up(server: Fak
             starting_up(REBOOTED, logon_ui_ready=True, servicing_in_progress=0),
             info(REBOOTED),
         ],
-        "ensure_cab": [cab(), cab()],
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
         "shutdown.exe": [SHUTDOWN_ACCEPTED],
@@ -178,14 +171,14 @@ def test_after_a_reboot_the_rounds_wait_until_windows_has_started_up(server: Fak
     assert "failed" not in result
     assert (result["rebooted"], result["installed"]) == (True, 1)
     # The rescan came only once the host was ready.
-    assert host.operations == ["info", "ensure_cab", "scan", "install", "info", "info", "info", "info", "info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "scan", "install", "info", "info", "info", "info", "info", "scan"]
 
 
 def test_a_host_that_never_finishes_starting_up_fails_at_reboot_timeout(server: FakeServer) -> None:
     server.report_answers.append(plan())
     busy = starting_up(REBOOTED, logon_ui_ready=True, servicing_in_progress=2)
     host = RecordedHost({
-        "info": [info(), info(BOOTED), *[busy] * 20], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)],
+        "info": [info(), info(BOOTED), *[busy] * 20], "scan": [scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
         "shutdown.exe": [SHUTDOWN_ACCEPTED],
     })
@@ -214,7 +207,6 @@ def test_a_restart_scheduled_already_is_replaced_or_waited_for(server: FakeServe
     server.report_answers.extend([plan(), plan("OK")])
     host = RecordedHost({
         "info": [info(), info(BOOTED), info(REBOOTED), info(REBOOTED)],
-        "ensure_cab": [cab(), cab()],
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
         "shutdown.exe": [SHUTDOWN_SCHEDULED, {"rc": 0, "stdout": "", "stderr": ""}, after_abort],
@@ -230,7 +222,7 @@ def test_a_restart_scheduled_already_is_replaced_or_waited_for(server: FakeServe
 def test_reboot_required_before_installation_is_an_error_without_reboot(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = RecordedHost({
-        "info": [info()], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)],
+        "info": [info()], "scan": [scan_answer(cu_downloaded=True)],
         "install": [dict(installed(), reboot_required_before_installation=True, updates=[])],
     })
 
@@ -245,7 +237,6 @@ def test_an_update_that_stays_not_installed_after_its_reboot_is_a_loop(server: F
     server.report_answers.extend([plan(), plan()])
     host = RecordedHost({
         "info": [info(), info(BOOTED), info(REBOOTED), info(REBOOTED)],
-        "ensure_cab": [cab(), cab()],
         # Installed with success, restarted: Windows Update still finds it not installed.
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
@@ -265,7 +256,7 @@ def test_an_update_that_stays_not_installed_after_its_reboot_is_a_loop(server: F
 def test_a_host_that_does_not_come_back_fails_at_reboot_timeout(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = RecordedHost({
-        "info": [info(), info(BOOTED)], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)],
+        "info": [info(), info(BOOTED)], "scan": [scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
         "shutdown.exe": [SHUTDOWN_ACCEPTED],
     })
@@ -287,7 +278,7 @@ def test_a_host_that_does_not_come_back_fails_at_reboot_timeout(server: FakeServ
 
 def test_max_rounds_bounds_the_rounds(server: FakeServer) -> None:
     server.report_answers.append(plan())
-    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer(cu_downloaded=True)]})
+    host = RecordedHost({"info": [info()], "scan": [scan_answer(cu_downloaded=True)]})
 
     result = run(server, host, max_rounds=0)
 
@@ -298,11 +289,11 @@ def test_max_rounds_bounds_the_rounds(server: FakeServer) -> None:
 
 def test_check_mode_lists_what_would_be_installed_and_changes_nothing(server: FakeServer) -> None:
     server.report_answers.append(plan())
-    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer()]})
+    host = RecordedHost({"info": [info()], "scan": [scan_answer()]})
 
     result = run(server, host, check_mode=True, reboot=True)
 
-    assert host.operations == ["info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "scan"]
     assert host.commands == []
     assert result["installs"] == [{"update_id": CU, "title": "2024-01 Cumulative Update"}]
     assert result["changed"] is True
@@ -310,7 +301,7 @@ def test_check_mode_lists_what_would_be_installed_and_changes_nothing(server: Fa
 
 def test_an_update_installed_until_the_next_restart_is_not_installed_again(server: FakeServer) -> None:
     server.report_answers.append(plan())
-    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer(cu_awaiting_restart=True)]})
+    host = RecordedHost({"info": [info()], "scan": [scan_answer(cu_awaiting_restart=True)]})
 
     result = run(server, host)
 
@@ -324,7 +315,6 @@ def test_with_reboot_a_pending_restart_comes_first(server: FakeServer) -> None:
     server.report_answers.extend([plan(), plan("OK")])
     host = RecordedHost({
         "info": [info(), info(), info(REBOOTED), info(REBOOTED)],
-        "ensure_cab": [cab(), cab()],
         "scan": [scan_answer(cu_awaiting_restart=True), scan_answer(cu_installed=True)],
         "shutdown.exe": [SHUTDOWN_ACCEPTED],
     })

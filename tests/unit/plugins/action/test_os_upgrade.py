@@ -44,7 +44,6 @@ def setup_host(exit_code: int, *, back: dict[str, Any] | None = None) -> Recorde
         "info": [info(BOOTED), info(BOOTED), copy.deepcopy(back), copy.deepcopy(back)] if back else [info(BOOTED)],
         "os_upgrade": [{"exit_code": exit_code, "logs": LOGS}],
         "shutdown.exe": [SHUTDOWN_ACCEPTED],
-        "ensure_cab": [cab()],
         "scan": [scan_answer()],
     })
 
@@ -64,7 +63,7 @@ def test_upgrades_restarts_and_reports_the_new_build(server: FakeServer, exit_co
         "/telemetry disable /bitlocker TryKeepActive"
     )
     assert host.commands == [REBOOT_COMMAND]
-    assert host.operations == ["info", "os_upgrade", "info", "info", "info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "os_upgrade", "info", "info", "info", "scan"]
     # The rescan reports the new OS to the server.
     assert server.reports[0]["os"]["build"] == "26100.1742"
     assert (result["build_before"], result["build_after"]) == ("20348.2227", "26100.1742")

@@ -53,7 +53,6 @@ def installing_host(exit_code: int | None, package_state: str | None = None, **a
     return RecordedHost({
         "info": [info(), info()],
         "install_package": [{"exit_code": exit_code, "package_state": package_state, "download": DOWNLOADED}],
-        "ensure_cab": [cab()],
         "scan": [scan_answer()],
         **answers,
     })
@@ -79,7 +78,7 @@ def test_installs_the_servers_package_then_rescans_and_reports(server: FakeServe
         "installed_states": ["InstallPending", "Installed", "Superseded"],
         "wuauserv_after": {"start_mode": "Disabled", "running": False},
     }]
-    assert host.operations == ["info", "install_package", "info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "install_package", "info", "scan"]
     # The package is read with the controller token; the rescan is reported.
     method, path, headers = server.requests[0]
     assert (method, path, headers["Authorization"]) == ("GET", f"/api/v1/packages/{msu['name']}", "Bearer s3cret")
@@ -152,7 +151,7 @@ def test_a_required_restart_with_reboot_restarts_the_host_before_the_rescan(serv
     result = run(serving(server, DRIVER), host, name=DRIVER["name"], reboot=True)
 
     assert host.commands == [REBOOT_COMMAND]
-    assert host.operations == ["info", "install_package", "info", "info", "info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "install_package", "info", "info", "info", "scan"]
     assert (result["changed"], result["reboot_required"], result["rebooted"]) == (True, False, True)
 
 
@@ -181,14 +180,14 @@ def test_wuauserv_unchanged_keeps_the_state_info_read(server: FakeServer) -> Non
 )
 def test_check_mode_says_whether_the_package_is_installed_and_installs_nothing(server: FakeServer, kb: str | None, changed: bool) -> None:
     item = package(kb=kb)
-    host = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer()]})
+    host = RecordedHost({"info": [info()], "scan": [scan_answer()]})
 
     result = run(serving(server, item), host, check_mode=True, name=item["name"])
 
     # The servicing stack update (KB5034439) is installed, the cumulative update (KB5034129) is not.
     assert result["changed"] is changed
     assert result["package"] == item
-    assert host.operations == ["info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "scan"]
     assert host.commands == []
     assert "failed" not in result
 

@@ -30,8 +30,24 @@ from .recorded import (
 )
 
 
-def scanning_host(*cabs: dict[str, Any], scan: dict[str, Any] | None = None) -> RecordedHost:
-    return RecordedHost({"info": [info()], "ensure_cab": list(cabs or [cab()]), "scan": [scan or scan_answer()]})
+# What a transfer of the catalog without the server's SHA-256 fails with: InvalidDataException's HRESULT.
+COR_E_SYSTEM = -2146233087
+
+
+def scanning_host(
+    *cabs: Any, held: dict[str, Any] | None = None, scan: dict[str, Any] | None = None
+) -> RecordedHost:
+    """A host whose root holds what ``held`` says (``info``'s arguments; the server's catalog by default),
+    answering ``ensure_cab`` with ``cabs``."""
+    return RecordedHost({"info": [info(**(held or {}))], "ensure_cab": list(cabs), "scan": [scan or scan_answer()]})
+
+
+def digest_mismatch(server: FakeServer) -> Failure:
+    return Failure(
+        COR_E_SYSTEM,
+        f"The file downloaded from {server.url}/wua/wsusscn2.cab does not have the expected SHA256 {CAB_SHA256}.",
+        "Save-HttpFile wsusscn2.cab",
+    )
 
 
 def run(server: FakeServer, host: RecordedHost, *, args: dict[str, Any] | None = None, task_vars: dict[str, Any] | None = None,
@@ -46,8 +62,9 @@ def test_scan_reports_to_the_server_and_returns_its_plan(server: FakeServer) -> 
 
     result = run(server, host, args={"server_token": "s3cret", "rule_sets": ["prod"], "install_delay": "7d"})
 
-    assert host.operations == ["info", "ensure_cab", "scan"]
-    assert host.params("ensure_cab") == [{"url": f"{server.url}/wua/wsusscn2.cab"}]
+    # The host holds the server's catalog: nothing to fetch, and no call to ask for it.
+    assert host.operations == ["info", "scan"]
+    assert host.params("info") == [{"downloads": True}]
     assert host.params("scan") == [{"criteria": "IsInstalled=0 or IsInstalled=1",
                                     "wuauserv_after": {"start_mode": "Disabled", "running": False}}]
     assert result["changed"] is False
@@ -142,33 +159,56 @@ def test_server_url_is_required() -> None:
         action.run(task_vars={"inventory_hostname": "ws2022-01"})
 
 
-def test_a_transferred_cab_is_a_change(server: FakeServer) -> None:
+@pytest.mark.parametrize(
+    "held",
+    [
+        {"catalog_sha256": None},  # no catalog yet
+        {"catalog_sha256": "0" * 64},  # last month's, or a damaged copy
+    ],
+)
+def test_a_catalog_other_than_the_servers_is_fetched_with_the_servers_digest(server: FakeServer, held: dict[str, Any]) -> None:
     server.report_answers.append(plan())
-
-    result = run(server, scanning_host(cab("downloaded")))
-
-    assert result["changed"] is True
-    assert result["cab"]["transferred"] is True
-
-
-def test_a_damaged_local_cab_is_fetched_again(server: FakeServer) -> None:
-    server.report_answers.append(plan())
-    host = scanning_host(cab("not_modified", sha256="0" * 64), cab("downloaded"))
+    host = scanning_host(cab("downloaded"), held=held)
 
     result = run(server, host)
 
-    assert host.params("ensure_cab")[1] == {"url": f"{server.url}/wua/wsusscn2.cab", "force": True}
+    assert host.operations == ["info", "ensure_cab", "scan"]
+    assert host.params("ensure_cab") == [{"url": f"{server.url}/wua/wsusscn2.cab", "sha256": CAB_SHA256, "offset": 0}]
     assert result["changed"] is True
+    assert result["cab"] == {"path": CAB_PATH, "sha256": CAB_SHA256, "status": "downloaded", "transferred": True}
+    assert server.reports[0]["cab_sha256"] == CAB_SHA256
+
+
+def test_a_partial_catalog_is_resumed_from_its_length(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = scanning_host(cab("resumed", transferred=1000), held={"catalog_sha256": None, "catalog_part_size": 4096})
+
+    result = run(server, host)
+
+    assert [params["offset"] for params in host.params("ensure_cab")] == [4096]
+    assert (result["cab"]["status"], result["changed"]) == ("resumed", True)
+
+
+def test_a_partial_catalog_that_does_not_resume_into_the_servers_is_fetched_whole(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    # The part began last month's catalog: resumed, it does not have the server's digest, and is deleted.
+    host = scanning_host(digest_mismatch(server), cab("downloaded"), held={"catalog_sha256": "0" * 64, "catalog_part_size": 4096})
+
+    result = run(server, host)
+
+    assert [params["offset"] for params in host.params("ensure_cab")] == [4096, 0]
     assert "failed" not in result
+    assert result["cab"]["status"] == "downloaded"
 
 
-def test_a_cab_that_does_not_match_after_a_transfer_fails_before_the_scan(server: FakeServer) -> None:
-    host = scanning_host(cab("downloaded", sha256="0" * 64))
+def test_a_whole_catalog_without_the_servers_digest_fails_before_the_scan(server: FakeServer) -> None:
+    host = scanning_host(digest_mismatch(server), held={"catalog_sha256": None})
 
     result = run(server, host)
 
     assert result["failed"] is True
-    assert CAB_SHA256 in result["msg"]
+    assert (result["hresult"], CAB_SHA256 in result["msg"]) == ("0x80131501", True)
+    assert "Save-HttpFile wsusscn2.cab" in result["msg"]
     assert host.operations == ["info", "ensure_cab"]
     assert server.reports == []
 
@@ -179,7 +219,7 @@ def test_check_mode_scans_and_reports_too(server: FakeServer) -> None:
 
     result = run(server, host, check_mode=True)
 
-    assert host.operations == ["info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "scan"]
     assert len(server.reports) == 1
     assert result["counts"]["PENDING"] == 1
 
@@ -198,7 +238,7 @@ def test_a_refused_report_fails_with_the_servers_detail(server: FakeServer) -> N
 def test_a_failed_scan_names_the_hresult_and_reaches_the_server(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = RecordedHost({
-        "info": [info()], "ensure_cab": [cab()],
+        "info": [info()],
         "scan": [Failure(-2145095679, "Exception from HRESULT: 0x80247001", "IUpdateSearcher.Search")],
     })
 

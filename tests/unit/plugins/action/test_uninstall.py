@@ -27,7 +27,7 @@ def run(server: FakeServer, host: RecordedHost, *, check_mode: bool = False, **a
 def uninstalling_host(exit_code: int, **answers: list[Any]) -> RecordedHost:
     # info before wusa (how to leave wuauserv), and again for the rescan.
     return RecordedHost(
-        {"uninstall": [{"exit_code": exit_code}], "info": [info(), info()], "ensure_cab": [cab()], "scan": [scan_answer()], **answers}
+        {"uninstall": [{"exit_code": exit_code}], "info": [info(), info()], "scan": [scan_answer()], **answers}
     )
 
 
@@ -39,7 +39,7 @@ def test_uninstalls_then_rescans_and_reports(server: FakeServer, kb: str) -> Non
     result = run(server, host, kb=kb)
 
     assert host.params("uninstall") == [{"kb": "5034439", "wuauserv_after": {"start_mode": "Disabled", "running": False}}]
-    assert host.operations == ["info", "uninstall", "info", "ensure_cab", "scan"]
+    assert host.operations == ["info", "uninstall", "info", "scan"]
     assert len(server.reports) == 1
     assert (result["changed"], result["reboot_required"], result["kb"]) == (True, False, "KB5034439")
     assert "failed" not in result
@@ -96,8 +96,8 @@ def test_a_malformed_kb_is_refused_before_the_host_is_contacted(server: FakeServ
 
 def test_check_mode_says_whether_the_kb_is_installed_and_uninstalls_nothing(server: FakeServer) -> None:
     server.report_answers.extend([plan(), plan()])
-    installed_kb = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer()]})
-    absent_kb = RecordedHost({"info": [info()], "ensure_cab": [cab()], "scan": [scan_answer()]})
+    installed_kb = RecordedHost({"info": [info()], "scan": [scan_answer()]})
+    absent_kb = RecordedHost({"info": [info()], "scan": [scan_answer()]})
 
     # The servicing stack update is installed; the preview is not.
     assert run(server, installed_kb, check_mode=True, kb="KB5034439")["changed"] is True

@@ -59,6 +59,8 @@ REQUEST_CALL = "bridge request"
 # The host's folder under $env:ProgramData, and what it holds.
 ROOT_FOLDER_NAME = "wuacache"
 CATALOG_FILE = "wsusscn2.cab"
+# Where a transfer writes until the file is complete and has its digest.
+PARTIAL_SUFFIX = ".part"
 STAGING_FOLDER = "staging"
 PACKAGES_FOLDER = "packages"
 OS_UPGRADE_LOGS_FOLDER = "logs\\os_upgrade"
@@ -147,9 +149,10 @@ def round_trip_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
 
 
-def info(process: BridgeProcess) -> dict[str, Any]:
+def info(process: BridgeProcess, downloads: bool = False) -> dict[str, Any]:
     """Get-HostInfo: who the host is and what state it is in; nothing a
-    network logon may not read."""
+    network logon may not read. With ``downloads``, also what the root holds
+    of downloads."""
     system = process.system
     with api_call("Microsoft.Update.AgentInfo.GetInfo"):
         wua_version = process.wua.create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString")
@@ -181,6 +184,7 @@ def info(process: BridgeProcess) -> dict[str, Any]:
         ).get("ServicingInProgress")
     with api_call("Get-CimInstance Win32_LogicalDisk"):
         drive = system.cim_instances("Win32_LogicalDisk", f"DeviceID='{system.getenv('SystemDrive')}'")[0]
+    download_state = _download_state(process) if downloads else None
     return {
         "computer_name": system.getenv("COMPUTERNAME"),
         "wua_version": wua_version,
@@ -201,7 +205,30 @@ def info(process: BridgeProcess) -> dict[str, Any]:
             "free_bytes": drive["FreeSpace"],
             "size_bytes": drive["Size"],
         },
+        "downloads": download_state,
     }
+
+
+def _download_state(process: BridgeProcess) -> dict[str, Any]:
+    """Get-DownloadState: the catalog and its digest, and the partial files
+    transfers left, by the name of the file each becomes."""
+    disk = process.host.disk
+    path = _catalog_path(process)
+    catalog: dict[str, Any] = {"path": path, "size": None, "sha256": None, "part_size": None}
+    with api_call(f"Get-FileHash {CATALOG_FILE}"):
+        if disk.exists(path):
+            catalog["size"] = disk.size(path)
+            catalog["sha256"] = downloads.file_hash(process.host, path, "sha256")
+    with api_call("Get-ChildItem partial downloads"):
+        if disk.exists(f"{path}{PARTIAL_SUFFIX}"):
+            catalog["part_size"] = disk.size(f"{path}{PARTIAL_SUFFIX}")
+        staging = f"{_root(process)}\\{STAGING_FOLDER}"
+        staged_part_sizes = {
+            item.name[: -len(PARTIAL_SUFFIX)]: item.stat().st_size
+            for item in (sorted(disk.path(staging).iterdir()) if disk.is_folder(staging) else [])
+            if item.is_file() and item.name.casefold().endswith(PARTIAL_SUFFIX)
+        }
+    return {"catalog": catalog, "staged_part_sizes": staged_part_sizes}
 
 
 def initialize_private_folder(process: BridgeProcess) -> None:
@@ -346,17 +373,10 @@ def reboot_required(process: BridgeProcess) -> dict[str, Any]:
     return {"reboot_required": _system_reboot_required(process)}
 
 
-def ensure_cab(process: BridgeProcess, url: str, force: bool = False) -> dict[str, Any]:
-    """Sync-Catalog: the server's catalog in the root, fetched only when it changed."""
+def ensure_cab(process: BridgeProcess, url: str, sha256: str, offset: int) -> dict[str, Any]:
+    """Sync-Catalog: the server's catalog in the root, with the SHA-256 the server publishes."""
     initialize_private_folder(process)
-    catalog = _catalog_path(process)
-    if force:
-        with api_call(f"Remove-Item {CATALOG_FILE}"):
-            process.host.disk.remove(catalog)
-    saved = _save_http_file(process, url, catalog)
-    with api_call(f"Get-FileHash {CATALOG_FILE}"):
-        sha256 = downloads.file_hash(process.host, catalog, "sha256")
-    return {**saved, "path": catalog, "sha256": sha256}
+    return _save_http_file(process, url, _catalog_path(process), offset, "SHA256", sha256)
 
 
 def scan(process: BridgeProcess, criteria: str, wuauserv_after: dict[str, Any]) -> dict[str, Any]:
@@ -409,7 +429,7 @@ def download(
                                     raise HResultError(E_INVALIDARG, f"The file name '{file['name']}' is not a plain file name.")
                             staged = f"{staging}\\{file['name']}"
                             write_run_progress(process, "download", files_done, files_total, file["name"])
-                            saved = _save_http_file(process, file["url"], staged, sha1=file["sha1"])
+                            saved = _save_http_file(process, file["url"], staged, file["offset"], "SHA1", file["sha1"])
                             files_done += 1
                             saved_files.append({"name": file["name"], **saved})
                             paths.Add(staged)
@@ -531,12 +551,13 @@ def install_package(
 
     def remove_package() -> None:
         process.host.disk.remove(path)
-        process.host.disk.remove(f"{path}.part")
+        process.host.disk.remove(f"{path}{PARTIAL_SUFFIX}")
 
     exit_code = package_state = None
     with _windows_update_service(process, wuauserv_after):
         try:
-            saved = _save_http_file(process, url, path, sha256=sha256)
+            # The package and its part are deleted after every install: it never resumes.
+            saved = _save_http_file(process, url, path, 0, "SHA256", sha256)
             # Start-Process -Wait -PassThru, the path quoted by the bridge.
             if kind == "msu":
                 with api_call("wusa.exe"):
@@ -749,14 +770,29 @@ def read_history(session: UpdateSession) -> list[dict[str, Any]]:
 
 
 def _save_http_file(
-    process: BridgeProcess, url: str, path: str, *, sha1: str | None = None, sha256: str | None = None
+    process: BridgeProcess, url: str, path: str, offset: int, algorithm: str, expected: str
 ) -> dict[str, Any]:
-    """Save-HttpFile, reported under the file's name; http and https URLs only."""
-    with api_call(f"Save-HttpFile {path.rsplit(chr(92), 1)[-1]}"):
+    """Save-HttpFile, reported under the file's name: http and https URLs
+    only, a GET from ``offset`` into the partial file, which replaces the file
+    once it has the digest given (``Get-FileHash -Algorithm <algorithm>``)
+    and is deleted otherwise."""
+    disk = process.host.disk
+    partial = f"{path}{PARTIAL_SUFFIX}"
+    with api_call(f"Save-HttpFile {ntpath.basename(path)}"):
         if urlsplit(str(url)).scheme.lower() not in ("http", "https"):
             raise HResultError(E_INVALIDARG, f"The URL '{url}' is not an http or https URL.")
-        saved = downloads.download(process.host, url, path, expected_sha1=sha1, expected_sha256=sha256)
-    return {"status": saved.status, "size": saved.size, "transferred": saved.transferred}
+        transfer = downloads.get(process.host, url, partial, offset=offset)
+        # Get-FileHash's hex is upper case; -ne compares without case.
+        if downloads.file_hash(process.host, partial, algorithm.lower()) != str(expected).lower():
+            disk.remove(partial)
+            # InvalidDataException, whose HRESULT is SystemException's.
+            raise HResultError(
+                COR_E_SYSTEM, f"The file downloaded from {url} does not have the expected {algorithm} {expected}."
+            )
+        disk.move(partial, path)
+        size = disk.size(path)
+    status = "resumed" if transfer.resumed else "downloaded"
+    return {"status": status, "size": size, "transferred": transfer.transferred}
 
 
 def _system_root(process: BridgeProcess) -> str:

@@ -2,9 +2,9 @@
 
 The host really fetches the bytes, through its proxy setting (which, as
 .NET's ``WebProxy`` does, never applies to a loopback address), onto its own
-disk: a partial ``<file>.part`` is resumed with ``Range``, an existing file
-is only fetched again when the server says it changed (``If-Modified-Since``
-from its modification time), and writes fail like a full disk would.
+disk, as ``HttpWebRequest`` does for the bridge: a GET, with a ``Range`` from
+an offset when one is given, whose body is appended to the partial file on a
+206 and replaces it on a 200. Writes fail like a full disk would.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ import hashlib
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from wuacache_lab.windows.errors import COR_E_INVALIDOPERATION, COR_E_SYSTEM, HResultError
+from wuacache_lab.windows.errors import COR_E_INVALIDOPERATION, HResultError
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -33,57 +31,32 @@ TIMEOUT = (10, 60)  # connect, read (seconds)
 class DownloadError(HResultError):
     """A failed transfer, as the WebException a PowerShell download raises."""
 
-    HRESULT = COR_E_INVALIDOPERATION
-
     def __init__(self, message: str) -> None:
-        super().__init__(self.HRESULT, message)
-
-
-class DigestMismatch(DownloadError):
-    """A complete transfer without the expected digest: an
-    InvalidDataException, whose HRESULT is SystemException's."""
-
-    HRESULT = COR_E_SYSTEM
+        super().__init__(COR_E_INVALIDOPERATION, message)
 
 
 @dataclass(frozen=True)
-class DownloadResult:
-    status: str  # "downloaded", "resumed" or "not_modified"
-    size: int  # of the complete file
-    transferred: int  # bytes received by this call
+class Transfer:
+    resumed: bool  # the server answered the range (206): the body was appended
+    transferred: int  # bytes received
 
 
-def download(
-    host: WindowsHost,
-    url: str,
-    dest_windows_path: str,
-    *,
-    proxy: str | None = None,
-    resume: bool = True,
-    expected_sha1: str | None = None,
-    expected_sha256: str | None = None,
-) -> DownloadResult:
-    """Fetch ``url`` to ``dest_windows_path`` on the host's disk.
+def get(host: WindowsHost, url: str, partial_path: str, *, offset: int = 0, proxy: str | None = None) -> Transfer:
+    """GET ``url`` into ``partial_path`` on the host's disk, from ``offset`` when it is not 0.
 
-    ``proxy`` defaults to the host's proxy setting. ``expected_sha1`` and
-    ``expected_sha256`` (hex) are checked on the complete file; a mismatch
-    deletes it.
+    ``proxy`` defaults to the host's proxy setting. An HTTP error status (a 416
+    for an offset beyond the end included) or a broken connection fails with a
+    :class:`DownloadError`; what arrived before a cut stays in the file.
     """
     disk = host.disk
-    partial = dest_windows_path + ".part"
-    disk.make_dirs(dest_windows_path.replace("/", "\\").rsplit("\\", 1)[0])
     profile = host.profile
     headers = {
         "User-Agent": f"Mozilla/5.0 (Windows NT; Windows NT {profile.major_version}.{profile.minor_version}; en-US) "
         f"WindowsPowerShell/5.1.{profile.build}.{profile.ubr}"
     }
-    if disk.exists(dest_windows_path):
-        headers["If-Modified-Since"] = format_datetime(disk.modified(dest_windows_path).astimezone(UTC), usegmt=True)
-    offset = disk.size(partial) if resume and disk.exists(partial) else 0
-    if offset:
+    if offset > 0:
+        # HttpWebRequest.AddRange(offset).
         headers["Range"] = f"bytes={offset}-"
-        # The part carries the Last-Modified of the file it began: a file changed since comes whole.
-        headers["If-Range"] = format_datetime(disk.modified(partial).astimezone(UTC), usegmt=True)
     proxy = None if _is_loopback(url) else proxy or host.proxy
     with requests.Session() as session:
         session.trust_env = False  # the host's own proxy setting only
@@ -93,42 +66,15 @@ def download(
         except requests.RequestException as error:
             raise DownloadError(f"Unable to connect to the remote server: {error}") from error
         with response:
-            if response.status_code == 304:
-                host.log.info("%s not modified", url)
-                return DownloadResult("not_modified", disk.size(dest_windows_path), 0)
-            if response.status_code == 416 and offset:
-                # The partial file is not a prefix of the current one: start over.
-                disk.remove(partial)
-                return download(
-                    host,
-                    url,
-                    dest_windows_path,
-                    proxy=proxy,
-                    resume=False,
-                    expected_sha1=expected_sha1,
-                    expected_sha256=expected_sha256,
-                )
             if response.status_code not in (200, 206):
                 raise DownloadError(f"The remote server returned an error: ({response.status_code}) {response.reason}.")
             resumed = response.status_code == 206
-            last_modified = response.headers.get("Last-Modified")
             try:
-                transferred = disk.write(partial, _as_received(response), append=resumed)
+                transferred = disk.write(partial_path, _as_received(response), append=resumed)
             except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise DownloadError(f"The connection was closed unexpectedly: {error}") from error
-            finally:
-                if last_modified and disk.exists(partial):
-                    disk.set_modified(partial, parsedate_to_datetime(last_modified))
-    for algorithm, name, expected in (("sha1", "SHA-1", expected_sha1), ("sha256", "SHA-256", expected_sha256)):
-        if expected is not None and file_hash(host, partial, algorithm) != expected.lower():
-            disk.remove(partial)
-            raise DigestMismatch(f"The file downloaded from {url} does not have the expected {name} {expected}.")
-    disk.move(partial, dest_windows_path)
-    if last_modified:
-        disk.set_modified(dest_windows_path, parsedate_to_datetime(last_modified))
-    size = disk.size(dest_windows_path)
-    host.log.info("downloaded %s (%d bytes, %d transferred%s)", url, size, transferred, ", resumed" if resumed else "")
-    return DownloadResult("resumed" if resumed else "downloaded", size, transferred)
+    host.log.info("fetched %s (%d bytes%s)", url, transferred, f", from {offset}" if resumed else "")
+    return Transfer(resumed, transferred)
 
 
 def _is_loopback(url: str) -> bool:
