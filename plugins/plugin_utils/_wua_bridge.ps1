@@ -220,9 +220,13 @@ function Get-HostInfo {
         # Also what the root holds of downloads (Get-DownloadState), which hashes the catalog.
         [switch]$Downloads
     )
-    # IUpdateAgentInfo::GetInfo("ProductVersionString"), Windows Update Agent API.
-    $script:BridgeCall = 'Microsoft.Update.AgentInfo.GetInfo'
-    $wuaVersion = (New-Object -ComObject Microsoft.Update.AgentInfo).GetInfo('ProductVersionString')
+    # The Update Agent's version, read without calling it: IWindowsUpdateAgentInfo::GetInfo documents its
+    # ProductVersionString as the file version of wuapi.dll, major.minor.build.update (MicrosoftDocs/sdk-api,
+    # sdk-api-src/content/wuapi/nf-wuapi-iwindowsupdateagentinfo-getinfo.md): FileVersionInfo's four
+    # File*Part numbers (dotnet/dotnet-api-docs, xml/System.Diagnostics/FileVersionInfo.xml).
+    $script:BridgeCall = 'Get-Item wuapi.dll'
+    $wuapi = (Get-Item -LiteralPath (Join-Path -Path $env:SystemRoot -ChildPath 'System32\wuapi.dll')).VersionInfo
+    $wuaVersion = '{0}.{1}.{2}.{3}' -f $wuapi.FileMajorPart, $wuapi.FileMinorPart, $wuapi.FileBuildPart, $wuapi.FilePrivatePart
 
     # Win32_OperatingSystem class, CIMWin32 WMI provider.
     $script:BridgeCall = 'Get-CimInstance Win32_OperatingSystem'

@@ -70,6 +70,8 @@ def test_info_reports_the_host_as_windows_would(tmp_path: Path, profile: str) ->
     caption, version, build, architecture, product_type, wua_version = EXPECTED_OS[profile]
     assert info["computer_name"] == "WIN10-01"
     assert info["wua_version"] == wua_version
+    # wuapi.dll's file version, which the Update Agent documents as its ProductVersionString.
+    assert host.wua(NETWORK).create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString") == wua_version
     os_info = info["os"]
     assert (os_info["caption"], os_info["version"], os_info["build_number"]) == (caption, version, build)
     assert (os_info["architecture"], os_info["product_type"]) == (architecture, product_type)

@@ -154,8 +154,12 @@ def info(process: BridgeProcess, downloads: bool = False) -> dict[str, Any]:
     network logon may not read. With ``downloads``, also what the root holds
     of downloads."""
     system = process.system
-    with api_call("Microsoft.Update.AgentInfo.GetInfo"):
-        wua_version = process.wua.create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString")
+    with api_call("Get-Item wuapi.dll"):
+        # The Update Agent's version, read without calling it: wuapi.dll's file version.
+        wuapi = system.file_version_info(f"{system.getenv('SystemRoot')}\\System32\\wuapi.dll")
+        wua_version = "{0}.{1}.{2}.{3}".format(
+            wuapi["FileMajorPart"], wuapi["FileMinorPart"], wuapi["FileBuildPart"], wuapi["FilePrivatePart"]
+        )
     with api_call("Get-CimInstance Win32_OperatingSystem"):
         os_instance = system.cim_instances("Win32_OperatingSystem")[0]
     with api_call(r"Registry HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"):

@@ -8,6 +8,7 @@ control manager and the security of folders (``New-Item``, ``Get-Acl``,
 
 from __future__ import annotations
 
+import ntpath
 import re
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -160,6 +161,19 @@ class WindowsSystem:
                 "Size": disk.size_bytes,
             }
         ]
+
+    # Version resources of the system's binaries
+
+    def file_version_info(self, path: str) -> dict[str, int]:
+        """``(Get-Item <path>).VersionInfo``, the numbers of its file version.
+        wuapi.dll's is the Update Agent's version, which
+        ``IWindowsUpdateAgentInfo::GetInfo('ProductVersionString')`` answers
+        too (MicrosoftDocs/sdk-api,
+        sdk-api-src/content/wuapi/nf-wuapi-iwindowsupdateagentinfo-getinfo.md)."""
+        if ntpath.normcase(path) != ntpath.normcase(f"{self.getenv('SystemRoot')}\\System32\\wuapi.dll"):
+            raise NotImplementedError(f"the emulated host has no version resource for {path}")
+        major, minor, build, private = (int(part) for part in self._host.profile.wua_version.split("."))
+        return {"FileMajorPart": major, "FileMinorPart": minor, "FileBuildPart": build, "FilePrivatePart": private}
 
     # Registry (HKLM only)
 
