@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from wuacache_lab.windows.com import ComCollection
 from wuacache_lab.windows.errors import (
     E_ACCESSDENIED,
+    E_INVALIDARG,
     ERROR_ALREADY_EXISTS,
     ERROR_FILE_NOT_FOUND,
     ERROR_ONLY_IF_CONNECTED,
@@ -32,7 +34,7 @@ from wuacache_lab.windows.errors import (
     COMError,
 )
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, LogonSession
-from wuacache_lab.windows.state import ScheduledTask, TaskExecAction, from_iso, to_iso, utc_now
+from wuacache_lab.windows.state import ScheduledTask, T, TaskExecAction, from_iso, to_iso, utc_now
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -73,6 +75,8 @@ _SYSTEM_LOGON = LogonSession(user="SYSTEM", logon_type="service")
 class TaskSettings:
     """``ITaskSettings``, with Windows' defaults; every value set is kept."""
 
+    __com_interface__ = "ITaskSettings"
+
     Enabled: bool = True
     Hidden: bool = False
     AllowDemandStart: bool = True
@@ -88,6 +92,8 @@ class TaskSettings:
 class Principal:
     """``IPrincipal``."""
 
+    __com_interface__ = "IPrincipal"
+
     UserId: str = ""
     LogonType: int = TASK_LOGON_NONE
     RunLevel: int = TASK_RUNLEVEL_LUA
@@ -97,33 +103,44 @@ class Principal:
 class ExecAction:
     """``IExecAction``."""
 
+    __com_interface__ = "IExecAction"
+
     Path: str = ""
     Arguments: str = ""
     WorkingDirectory: str = ""
-    Type: int = field(default=TASK_ACTION_EXEC, init=False)
-
-
-class ActionCollection(list):
-    """``IActionCollection``: Item is 1-based, as in every Task Scheduler collection."""
 
     @property
-    def Count(self) -> int:
-        return len(self)
+    def Type(self) -> int:
+        return TASK_ACTION_EXEC
 
-    def Item(self, index: int) -> ExecAction:
-        return self[index - 1]
+
+class _TaskSchedulerCollection(ComCollection[T]):
+    """Task Scheduler collections are 1-based (ActionCollection.Item, win32
+    desktop-src/TaskSchd/actioncollection-item.md). The reference gives no error for
+    an index outside one: the lab fails it with E_INVALIDARG."""
+
+    _index_base = 1
+    _invalid_index = E_INVALIDARG
+
+
+class ActionCollection(_TaskSchedulerCollection[ExecAction]):
+    """``IActionCollection``."""
+
+    __com_interface__ = "IActionCollection"
 
     def Create(self, type: int) -> ExecAction:
         if type != TASK_ACTION_EXEC:
             raise NotImplementedError(f"the emulated Task Scheduler only runs exec actions, not type {type}")
         action = ExecAction()
-        self.append(action)
+        self._items.append(action)
         return action
 
 
 @dataclass
 class TaskDefinition:
     """``ITaskDefinition``."""
+
+    __com_interface__ = "ITaskDefinition"
 
     Principal: Principal = field(default_factory=Principal)
     Settings: TaskSettings = field(default_factory=TaskSettings)
@@ -255,12 +272,24 @@ class _Instance:
 class TaskService:
     """``Schedule.Service`` (``ITaskService``) as created by a process running as ``logon``."""
 
+    __com_interface__ = "ITaskService"
+
     def __init__(self, scheduler: TaskScheduler, logon: LogonSession) -> None:
         self._scheduler = scheduler
         self._logon = logon
-        self.Connected = False
-        self.TargetServer = ""
-        self.ConnectedUser = ""
+        self._connected = False
+
+    @property
+    def Connected(self) -> bool:
+        return self._connected
+
+    @property
+    def TargetServer(self) -> str:
+        return self._scheduler.host.computer_name if self._connected else ""
+
+    @property
+    def ConnectedUser(self) -> str:
+        return self._logon.user if self._connected else ""
 
     def Connect(
         self,
@@ -273,9 +302,7 @@ class TaskService:
         computer_name = self._scheduler.host.computer_name
         if (serverName and serverName.casefold() != computer_name.casefold()) or user or domain or password:
             raise NotImplementedError("the emulated Task Scheduler only accepts local connections as the caller")
-        self.Connected = True
-        self.TargetServer = computer_name
-        self.ConnectedUser = self._logon.user
+        self._connected = True
 
     def GetFolder(self, path: str) -> TaskFolder:
         if not self.Connected:
@@ -284,7 +311,7 @@ class TaskService:
             raise NotImplementedError(f"the emulated Task Scheduler only has the root folder, not {path}")
         return TaskFolder(self._scheduler, self._logon)
 
-    def NewTask(self, flags: int = 0) -> TaskDefinition:
+    def NewTask(self, flags: int) -> TaskDefinition:
         if not self.Connected:
             raise COMError(ERROR_ONLY_IF_CONNECTED)
         return TaskDefinition()
@@ -293,21 +320,28 @@ class TaskService:
 class TaskFolder:
     """``ITaskFolder`` for the root folder."""
 
-    Name = ROOT_FOLDER
-    Path = ROOT_FOLDER
+    __com_interface__ = "ITaskFolder"
 
     def __init__(self, scheduler: TaskScheduler, logon: LogonSession) -> None:
         self._scheduler = scheduler
         self._logon = logon
 
+    @property
+    def Name(self) -> str:
+        return ROOT_FOLDER
+
+    @property
+    def Path(self) -> str:
+        return ROOT_FOLDER
+
     def RegisterTaskDefinition(
         self,
         path: str,
-        definition: TaskDefinition,
+        pDefinition: TaskDefinition,
         flags: int,
-        userId: str | None = None,
-        password: str | None = None,
-        logonType: int | None = None,
+        userId: str | None,
+        password: str | None,
+        logonType: int | None,
         sddl: str | None = None,
     ) -> RegisteredTask:
         """``userId`` and ``logonType``, when given, take priority over the
@@ -317,11 +351,11 @@ class TaskFolder:
             raise NotImplementedError(f"the emulated Task Scheduler does not model registration flags 0x{flags:X}")
         if sddl:
             raise NotImplementedError("the emulated Task Scheduler keeps the default security descriptor")
-        user_id = userId or definition.Principal.UserId
-        logon_type = definition.Principal.LogonType if logonType is None else logonType
+        user_id = userId or pDefinition.Principal.UserId
+        logon_type = pDefinition.Principal.LogonType if logonType is None else logonType
         if user_id.casefold() not in SYSTEM_ACCOUNT_NAMES or logon_type != TASK_LOGON_SERVICE_ACCOUNT:
             raise NotImplementedError("the emulated Task Scheduler only runs tasks as SYSTEM (a service account logon)")
-        if not definition.Actions:
+        if not pDefinition.Actions:
             raise COMError(SCHED_E_MISSINGNODE)
         task_path = _task_path(path)
         host = self._scheduler.host
@@ -335,13 +369,13 @@ class TaskFolder:
                 path=existing.path if existing else task_path,
                 user_id=user_id,
                 logon_type=logon_type,
-                run_level=definition.Principal.RunLevel,
+                run_level=pDefinition.Principal.RunLevel,
                 actions=[
                     TaskExecAction(action.Path, action.Arguments, action.WorkingDirectory)
-                    for action in definition.Actions
+                    for action in pDefinition.Actions
                 ],
-                settings=asdict(definition.Settings),
-                enabled=definition.Settings.Enabled and not flags & TASK_DISABLE,
+                settings=asdict(pDefinition.Settings),
+                enabled=pDefinition.Settings.Enabled and not flags & TASK_DISABLE,
                 last_task_result=existing.last_task_result if existing else SCHED_S_TASK_HAS_NOT_RUN,
                 last_run_time=existing.last_run_time if existing else None,
             )
@@ -359,7 +393,7 @@ class TaskFolder:
             if flags & TASK_ENUM_HIDDEN or not task.settings["Hidden"]
         )
 
-    def DeleteTask(self, name: str, flags: int = 0) -> None:
+    def DeleteTask(self, name: str, flags: int) -> None:
         _require_administrator(self._logon)
         task_path = _task_path(name)
         with self._scheduler.host.store.update() as state:
@@ -369,28 +403,32 @@ class TaskFolder:
         self._scheduler.host.log.info("task %s deleted", task_path)
 
 
-class RegisteredTaskCollection(list):
-    """``IRegisteredTaskCollection``: Item is 1-based."""
+class RegisteredTaskCollection(_TaskSchedulerCollection["RegisteredTask"]):
+    """``IRegisteredTaskCollection``."""
 
-    @property
-    def Count(self) -> int:
-        return len(self)
-
-    def Item(self, index: int) -> RegisteredTask:
-        return self[index - 1]
+    __com_interface__ = "IRegisteredTaskCollection"
 
 
 class RegisteredTask:
     """``IRegisteredTask``: every property is read from the service when asked."""
 
+    __com_interface__ = "IRegisteredTask"
+
     def __init__(self, scheduler: TaskScheduler, logon: LogonSession, path: str) -> None:
         self._scheduler = scheduler
         self._logon = logon
-        self.Path = path
-        self.Name = path.rsplit("\\", 1)[-1]
+        self._path = path
+
+    @property
+    def Path(self) -> str:
+        return self._path
+
+    @property
+    def Name(self) -> str:
+        return self._path.rsplit("\\", 1)[-1]
 
     def _task(self) -> ScheduledTask:
-        return self._scheduler.task(self.Path)
+        return self._scheduler.task(self._path)
 
     @property
     def State(self) -> int:
@@ -431,7 +469,7 @@ class RegisteredTask:
             ),
         )
 
-    def Run(self, params: Any = None) -> RunningTask:
+    def Run(self, params: Any) -> RunningTask:
         _require_administrator(self._logon)
         if params:
             raise NotImplementedError("the emulated Task Scheduler does not substitute $(Arg) parameters")
@@ -444,7 +482,7 @@ class RegisteredTask:
             State=TASK_STATE_RUNNING,
         )
 
-    def Stop(self, flags: int = 0) -> None:
+    def Stop(self, flags: int) -> None:
         _require_administrator(self._logon)
         self._scheduler.stop(self.Path)
 
@@ -452,6 +490,8 @@ class RegisteredTask:
 @dataclass(frozen=True)
 class RunningTask:
     """``IRunningTask``, as of when the instance started (COM caches it until Refresh)."""
+
+    __com_interface__ = "IRunningTask"
 
     Name: str
     Path: str

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wuacache_lab.windows.applicability import language_matches, prerequisites_met, rule_applies
+from wuacache_lab.windows.com import ComCollection
 from wuacache_lab.windows.criteria import matches, parse_criteria
 from wuacache_lab.windows.disk import is_unc
 from wuacache_lab.windows.errors import (
@@ -41,6 +42,7 @@ from wuacache_lab.windows.errors import (
     WU_E_DS_UNKNOWNSERVICE,
     WU_E_EULAS_DECLINED,
     WU_E_INSTALL_NOT_ALLOWED,
+    WU_E_INVALIDINDEX,
     WU_E_NO_UPDATE,
     WU_E_NOT_APPLICABLE,
     WU_E_PT_WINHTTP_NAME_NOT_RESOLVED,
@@ -97,19 +99,52 @@ class ServerSelection(IntEnum):
     Others = 3
 
 
-class ComCollection(list):
-    """``IUpdateCollection`` / ``IStringCollection``."""
+class _WuaCollection(ComCollection[T]):
+    """The agent's collections are 0-based; an index outside one fails with
+    WU_E_INVALIDINDEX ([MS-UAMG] 3.18.4.2, IStringCollection::Item)."""
 
-    @property
-    def Count(self) -> int:
-        return len(self)
+    _index_base = 0
+    _invalid_index = WU_E_INVALIDINDEX
 
-    def Add(self, item: Any) -> int:
-        self.append(item)
-        return len(self) - 1
 
-    def Item(self, index: int) -> Any:
-        return self[index]
+class _GrowingCollection(_WuaCollection[T]):
+    def Add(self, value: T) -> int:
+        self._items.append(value)
+        return len(self._items) - 1
+
+
+class UpdateCollection(_GrowingCollection["Update"]):
+    """``Microsoft.Update.UpdateColl``, and the updates a search finds or a bundle holds."""
+
+    __com_interface__ = "IUpdateCollection"
+
+
+class StringCollection(_GrowingCollection[str]):
+    """``Microsoft.Update.StringColl``, and an update's KB numbers, URLs and identifiers."""
+
+    __com_interface__ = "IStringCollection"
+
+
+class CategoryCollection(_WuaCollection["Category"]):
+    __com_interface__ = "ICategoryCollection"
+
+
+class UpdateDownloadContentCollection(_WuaCollection["UpdateDownloadContent"]):
+    __com_interface__ = "IUpdateDownloadContentCollection"
+
+
+class UpdateExceptionCollection(_WuaCollection[Any]):
+    """A search's warnings: none in the lab."""
+
+    __com_interface__ = "IUpdateExceptionCollection"
+
+
+class UpdateHistoryEntryCollection(_WuaCollection["UpdateHistoryEntry"]):
+    __com_interface__ = "IUpdateHistoryEntryCollection"
+
+
+class UpdateServiceCollection(_WuaCollection["UpdateService"]):
+    __com_interface__ = "IUpdateServiceCollection"
 
 
 class UpdateAgent:
@@ -170,20 +205,11 @@ class WuaClient:
         return self.agent.host
 
     def create_object(self, prog_id: str) -> Any:
-        """``New-Object -ComObject <prog_id>``."""
-        factories: dict[str, Callable[[WuaClient], Any]] = {
-            "microsoft.update.session": UpdateSession,
-            "microsoft.update.servicemanager": UpdateServiceManager,
-            "microsoft.update.agentinfo": WindowsUpdateAgentInfo,
-            "microsoft.update.systeminfo": SystemInformation,
-            "schedule.service": lambda client: TaskService(client.host.task_scheduler, client.logon),
-        }
-        if prog_id.casefold() in ("microsoft.update.updatecoll", "microsoft.update.stringcoll"):
-            return ComCollection()
-        try:
-            return factories[prog_id.casefold()](self)
-        except KeyError:
-            raise COMError(REGDB_E_CLASSNOTREG) from None
+        """``New-Object -ComObject <prog_id>``: ProgIDs are case-insensitive."""
+        for known, create in PROG_IDS.items():
+            if known.casefold() == prog_id.casefold():
+                return create(self)
+        raise COMError(REGDB_E_CLASSNOTREG)
 
     def find_service(self, service_id: str) -> ScanService:
         wanted = service_id.lower()
@@ -198,20 +224,21 @@ class WindowsUpdateAgentInfo:
     """``Microsoft.Update.AgentInfo``: answered by wuapi.dll in the calling
     process, so it needs neither the service nor a local logon."""
 
-    API_MAJOR_VERSION = 8
-    API_MINOR_VERSION = 0
+    __com_interface__ = "IWindowsUpdateAgentInfo"
+    _API_MAJOR_VERSION = 8
+    _API_MINOR_VERSION = 0
 
     def __init__(self, client: WuaClient) -> None:
         self._client = client
 
-    def GetInfo(self, name: str) -> Any:
+    def GetInfo(self, varInfoIdentifier: str) -> Any:
         values = {
             "productversionstring": self._client.host.profile.wua_version,
-            "apimajorversion": self.API_MAJOR_VERSION,
-            "apiminorversion": self.API_MINOR_VERSION,
+            "apimajorversion": self._API_MAJOR_VERSION,
+            "apiminorversion": self._API_MINOR_VERSION,
         }
         try:
-            return values[name.casefold()]
+            return values[varInfoIdentifier.casefold()]
         except KeyError:
             raise COMError(E_INVALIDARG) from None
 
@@ -219,6 +246,8 @@ class WindowsUpdateAgentInfo:
 class SystemInformation:
     """``Microsoft.Update.SystemInfo`` (``ISystemInformation``), which
     Microsoft lists as unavailable remotely."""
+
+    __com_interface__ = "ISystemInformation"
 
     def __init__(self, client: WuaClient) -> None:
         self._client = client
@@ -233,8 +262,10 @@ class SystemInformation:
         return self._client.host.store.peek(lambda state: WU_REBOOT_REQUIRED in state.reboot_markers)
 
 
-@dataclass
+@dataclass(frozen=True)
 class UpdateService:
+    __com_interface__ = "IUpdateService2"
+
     Name: str
     ServiceID: str
     IsScanPackageService: bool = True
@@ -243,14 +274,16 @@ class UpdateService:
 
 
 class UpdateServiceManager:
+    __com_interface__ = "IUpdateServiceManager2"
+
     def __init__(self, client: WuaClient) -> None:
         self._client = client
         self.ClientApplicationID = ""
 
     @property
-    def Services(self) -> ComCollection:
+    def Services(self) -> UpdateServiceCollection:
         services = {**self._client.host.store.read().scan_services, **self._client.volatile_services}
-        return ComCollection(UpdateService(service.name, service.service_id) for service in services.values())
+        return UpdateServiceCollection(UpdateService(service.name, service.service_id) for service in services.values())
 
     def AddScanPackageService(self, serviceName: str, scanFileLocation: str, flags: int = 0) -> UpdateService:
         client = self._client
@@ -287,11 +320,16 @@ class UpdateServiceManager:
 
 
 class UpdateSession:
+    __com_interface__ = "IUpdateSession3"
+
     def __init__(self, client: WuaClient) -> None:
         self._client = client
         self.ClientApplicationID = ""
         self.UserLocale = 1033
-        self.ReadOnly = False
+
+    @property
+    def ReadOnly(self) -> bool:
+        return False
 
     def CreateUpdateSearcher(self) -> UpdateSearcher:
         return UpdateSearcher(self._client, self)
@@ -308,12 +346,16 @@ class UpdateSession:
 
 @dataclass(frozen=True)
 class UpdateIdentity:
+    __com_interface__ = "IUpdateIdentity"
+
     UpdateID: str
     RevisionNumber: int
 
 
 @dataclass(frozen=True)
 class Category:
+    __com_interface__ = "ICategory"
+
     CategoryID: str
     Name: str
     Type: str
@@ -321,6 +363,8 @@ class Category:
 
 @dataclass(frozen=True)
 class InstallationBehavior:
+    __com_interface__ = "IInstallationBehavior"
+
     RebootBehavior: int
     CanRequestUserInput: bool = False
     Impact: int = 0  # iiNormal
@@ -329,13 +373,18 @@ class InstallationBehavior:
 
 @dataclass(frozen=True)
 class UpdateDownloadContent:
+    __com_interface__ = "IUpdateDownloadContent2"
+
     DownloadUrl: str
     IsDeltaCompressedContent: bool = False
 
 
 class Update:
-    """``IUpdate``, for a bundle or one of its bundled children. State-backed
-    properties (IsInstalled, IsDownloaded, IsHidden...) are read live."""
+    """``IUpdate``, for a bundle or one of its bundled children: what the catalog
+    says of it, and state-backed properties (IsInstalled, IsDownloaded, IsHidden...)
+    read live."""
+
+    __com_interface__ = "IUpdate5"
 
     def __init__(
         self,
@@ -354,45 +403,122 @@ class Update:
         self._details = details
         self._installed_as = installed_as  # children are installed with their bundle
         self._contents = tuple(download_contents)
+        self._categories = tuple(categories)
         # Every category of the update, ancestors included: what a
         # "CategoryIDs contains" criterion matches.
-        self.category_ids = frozenset(category_ids)
-        self.Identity = UpdateIdentity(entry.update_id, entry.revision_number)
-        self.Title = details.title
-        self.Description = details.description
-        self.Type = UPDATE_TYPES[details.update_type]
-        self.KBArticleIDs = ComCollection(details.kb_article_ids)
-        self.MsrcSeverity = details.msrc_severity
-        self.Categories = ComCollection(categories)
-        self.LastDeploymentChangeTime = from_iso(entry.creation_date)
-        self.Deadline = None
-        self.IsBeta = False
-        self.IsMandatory = False
-        self.SupersededUpdateIDs = ComCollection(details.superseded_update_ids)
-        self.SecurityBulletinIDs = ComCollection(details.security_bulletin_ids)
-        self.CveIDs = ComCollection(details.cve_ids)
-        self.MoreInfoUrls = ComCollection([details.more_info_url] if details.more_info_url else [])
-        self.SupportUrl = details.support_url
-        self.MinDownloadSize = details.min_download_size
-        self.MaxDownloadSize = details.max_download_size
-        self.InstallationBehavior = InstallationBehavior(REBOOT_BEHAVIORS.get(details.reboot_behavior, 0))
-        self.BundledUpdates = ComCollection(bundled_updates)
-        self.DownloadContents = ComCollection(UpdateDownloadContent(url) for _, url in self._contents)
+        self._category_ids = frozenset(category_ids)
+        self._bundled_updates = tuple(bundled_updates)
 
     @property
-    def reboot_behavior(self) -> str:
+    def Identity(self) -> UpdateIdentity:
+        return UpdateIdentity(self._entry.update_id, self._entry.revision_number)
+
+    @property
+    def Title(self) -> str:
+        return self._details.title
+
+    @property
+    def Description(self) -> str:
+        return self._details.description
+
+    @property
+    def Type(self) -> int:
+        return UPDATE_TYPES[self._details.update_type]
+
+    @property
+    def KBArticleIDs(self) -> StringCollection:
+        return StringCollection(self._details.kb_article_ids)
+
+    @property
+    def MsrcSeverity(self) -> str:
+        return self._details.msrc_severity
+
+    @property
+    def Categories(self) -> CategoryCollection:
+        return CategoryCollection(self._categories)
+
+    @property
+    def LastDeploymentChangeTime(self) -> datetime:
+        return from_iso(self._entry.creation_date)
+
+    @property
+    def Deadline(self) -> None:
+        return None
+
+    @property
+    def IsBeta(self) -> bool:
+        return False
+
+    @property
+    def IsMandatory(self) -> bool:
+        return False
+
+    @property
+    def SupersededUpdateIDs(self) -> StringCollection:
+        return StringCollection(self._details.superseded_update_ids)
+
+    @property
+    def SecurityBulletinIDs(self) -> StringCollection:
+        return StringCollection(self._details.security_bulletin_ids)
+
+    @property
+    def CveIDs(self) -> StringCollection:
+        return StringCollection(self._details.cve_ids)
+
+    @property
+    def MoreInfoUrls(self) -> StringCollection:
+        return StringCollection([self._details.more_info_url] if self._details.more_info_url else [])
+
+    @property
+    def SupportUrl(self) -> str:
+        return self._details.support_url
+
+    @property
+    def MinDownloadSize(self) -> int:
+        return self._details.min_download_size
+
+    @property
+    def MaxDownloadSize(self) -> int:
+        return self._details.max_download_size
+
+    @property
+    def InstallationBehavior(self) -> InstallationBehavior:
+        return InstallationBehavior(REBOOT_BEHAVIORS.get(self._details.reboot_behavior, 0))
+
+    @property
+    def BundledUpdates(self) -> UpdateCollection:
+        return UpdateCollection(self._bundled_updates)
+
+    @property
+    def DownloadContents(self) -> UpdateDownloadContentCollection:
+        return UpdateDownloadContentCollection(UpdateDownloadContent(url) for _, url in self._contents)
+
+    @property
+    def _reboot_behavior(self) -> str:
         return self._details.reboot_behavior
 
-    @property
-    def update_type(self) -> str:
-        return self._details.update_type
+    def _criteria_values(self, state: HostState) -> dict[str, Any]:
+        """What the criteria of a search compare, by lower-case name."""
+        update_id = self._entry.update_id
+        installed = _is_installed(state, update_id, self._details.kb_article_ids)
+        return {
+            "isinstalled": installed,
+            "ishidden": update_id in state.hidden_updates,
+            "ispresent": installed,
+            "rebootrequired": any(change.update_id == update_id for change in state.pending_changes),
+            "type": self._details.update_type,
+            "updateid": update_id,
+            "revisionnumber": self._entry.revision_number,
+            "categoryids": self._category_ids,
+            "deploymentaction": "Installation",
+        }
 
     def _peek(self, reader: Callable[[HostState], T]) -> T:
         return self._client.host.store.peek(reader)
 
     @property
     def IsInstalled(self) -> bool:
-        return self._peek(lambda state: _is_installed(state, self._installed_as, self.KBArticleIDs))
+        return self._peek(lambda state: _is_installed(state, self._installed_as, self._details.kb_article_ids))
 
     @property
     def IsPresent(self) -> bool:
@@ -404,8 +530,8 @@ class Update:
 
     @property
     def IsDownloaded(self) -> bool:
-        if self.BundledUpdates:
-            return all(child.IsDownloaded for child in self.BundledUpdates)
+        if self._bundled_updates:
+            return all(child.IsDownloaded for child in self._bundled_updates)
         cached = self._peek(lambda state: frozenset(state.cached_content.get(self.Identity.UpdateID, ())))
         return all(digest in cached for digest, _ in self._contents)
 
@@ -435,14 +561,14 @@ class Update:
             if self.Identity.UpdateID not in state.accepted_eulas:
                 state.accepted_eulas.append(self.Identity.UpdateID)
 
-    def CopyToCache(self, pathCollection: Iterable[str]) -> None:
+    def CopyToCache(self, pFiles: Iterable[str]) -> None:
         """Accepts only files named and hashed exactly like this update's own
         payload (file name = last segment of the download URL)."""
         client = self._client
         disk = client.host.disk
         client.agent.require_local(client.logon, "CopyToCache")
         client.agent.ensure_running()
-        paths = list(pathCollection)
+        paths = list(pFiles)
         if not paths:
             raise COMError(E_INVALIDARG)
         expected = {url.rsplit("/", 1)[-1].casefold(): digest for digest, url in self._contents}
@@ -474,15 +600,19 @@ def sha1_of(path: Path) -> str:
         return base64.b64encode(hashlib.file_digest(stream, "sha1").digest()).decode("ascii")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchResult:
+    __com_interface__ = "ISearchResult"
+
     ResultCode: int
-    Updates: ComCollection
-    Warnings: ComCollection = field(default_factory=ComCollection)
+    Updates: UpdateCollection
+    Warnings: UpdateExceptionCollection = field(default_factory=UpdateExceptionCollection)
 
 
 @dataclass(frozen=True)
 class UpdateHistoryEntry:
+    __com_interface__ = "IUpdateHistoryEntry2"
+
     Operation: int
     ResultCode: int
     HResult: int
@@ -494,6 +624,8 @@ class UpdateHistoryEntry:
 
 
 class UpdateSearcher:
+    __com_interface__ = "IUpdateSearcher3"
+
     def __init__(self, client: WuaClient, session: UpdateSession) -> None:
         self._client = client
         self.ClientApplicationID = session.ClientApplicationID
@@ -513,7 +645,7 @@ class UpdateSearcher:
         package = scan_packages.open(client.host.disk.path(service.scan_file))
         updates = _applicable_updates(client, package, include_superseded=self.IncludePotentiallySupersededUpdates)
         state = client.host.store.read()
-        found = ComCollection(update for update in updates if matches(parsed, _criteria_values(update, state)))
+        found = UpdateCollection(update for update in updates if matches(parsed, update._criteria_values(state)))
         client.host.log.info("offline scan against %s: %d updates match %r", service.name, len(found), criteria)
         return SearchResult(ResultCode=OperationResultCode.Succeeded, Updates=found)
 
@@ -521,11 +653,11 @@ class UpdateSearcher:
         self._client.agent.ensure_running()
         return len(self._client.host.store.read().history)
 
-    def QueryHistory(self, startIndex: int, count: int) -> ComCollection:
+    def QueryHistory(self, startIndex: int, count: int) -> UpdateHistoryEntryCollection:
         """History entries, most recent first."""
         self._client.agent.ensure_running()
         newest_first = list(reversed(self._client.host.store.read().history))
-        return ComCollection(
+        return UpdateHistoryEntryCollection(
             UpdateHistoryEntry(
                 Operation=entry.operation,
                 ResultCode=entry.result_code,
@@ -545,22 +677,6 @@ def _is_installed(state: HostState, update_id: str, kb_article_ids: Iterable[str
     return update_id in state.installed or any(
         package.kb in kb_article_ids for package in state.packages.values()
     )
-
-
-def _criteria_values(update: Update, state: HostState) -> dict[str, Any]:
-    update_id = update.Identity.UpdateID
-    installed = _is_installed(state, update_id, update.KBArticleIDs)
-    return {
-        "isinstalled": installed,
-        "ishidden": update_id in state.hidden_updates,
-        "ispresent": installed,
-        "rebootrequired": any(change.update_id == update_id for change in state.pending_changes),
-        "type": update.update_type,
-        "updateid": update_id,
-        "revisionnumber": update.Identity.RevisionNumber,
-        "categoryids": update.category_ids,
-        "deploymentaction": "Installation",
-    }
 
 
 def _applicable_updates(client: WuaClient, package: ScanPackage, *, include_superseded: bool) -> list[Update]:
@@ -653,6 +769,8 @@ def _installable(details: UpdateDetails, profile: OsProfile) -> bool:
 
 @dataclass(frozen=True)
 class UpdateInstallationResult:
+    __com_interface__ = "IUpdateInstallationResult"
+
     ResultCode: int
     HResult: int
     RebootRequired: bool
@@ -660,6 +778,8 @@ class UpdateInstallationResult:
 
 @dataclass(frozen=True)
 class InstallationResult:
+    __com_interface__ = "IInstallationResult"
+
     ResultCode: int
     HResult: int
     RebootRequired: bool
@@ -668,23 +788,26 @@ class InstallationResult:
     def GetUpdateResult(self, updateIndex: int) -> UpdateInstallationResult:
         return self._update_results[updateIndex]
 
-    @classmethod
-    def of(cls, results: list[UpdateInstallationResult]) -> InstallationResult:
-        succeeded = [result.ResultCode == OperationResultCode.Succeeded for result in results]
-        if all(succeeded):
-            code, hresult = OperationResultCode.Succeeded, 0
-        elif any(succeeded):
-            code, hresult = OperationResultCode.SucceededWithErrors, 0
-        else:
-            code, hresult = OperationResultCode.Failed, signed(WU_E_ALL_UPDATES_FAILED)
-        return cls(code, hresult, any(result.RebootRequired for result in results), tuple(results))
+
+def _installation_result(results: list[UpdateInstallationResult]) -> InstallationResult:
+    """The result of an install or uninstall, from those of its updates."""
+    succeeded = [result.ResultCode == OperationResultCode.Succeeded for result in results]
+    if all(succeeded):
+        code, hresult = OperationResultCode.Succeeded, 0
+    elif any(succeeded):
+        code, hresult = OperationResultCode.SucceededWithErrors, 0
+    else:
+        code, hresult = OperationResultCode.Failed, signed(WU_E_ALL_UPDATES_FAILED)
+    return InstallationResult(code, hresult, any(result.RebootRequired for result in results), tuple(results))
 
 
 class UpdateInstaller:
+    __com_interface__ = "IUpdateInstaller4"
+
     def __init__(self, client: WuaClient, session: UpdateSession) -> None:
         self._client = client
         self.ClientApplicationID = session.ClientApplicationID
-        self.Updates: ComCollection | None = None
+        self.Updates: UpdateCollection | None = None
         self.AllowSourcePrompts = True
         self.ForceQuiet = False
         self.IsForced = False
@@ -712,7 +835,7 @@ class UpdateInstaller:
             if agent.reboot_required_before_installation():
                 raise COMError(WU_E_INSTALL_NOT_ALLOWED, "A restart is pending.")
             results = [self._apply(operation, update) for update in self.Updates]
-        return InstallationResult.of(results)
+        return _installation_result(results)
 
     def _apply(self, operation: int, update: Update) -> UpdateInstallationResult:
         host = self._client.host
@@ -721,7 +844,7 @@ class UpdateInstaller:
             failure = self._install_failure(update)
         else:
             failure = None if update.IsInstalled else WU_E_NOT_APPLICABLE
-        reboot = failure is None and update.reboot_behavior == "AlwaysRequiresReboot"
+        reboot = failure is None and update._reboot_behavior == "AlwaysRequiresReboot"
         now = to_iso(utc_now())
         with host.store.update() as state:
             if failure is None:
@@ -731,7 +854,7 @@ class UpdateInstaller:
                     update.Identity.RevisionNumber,
                     update.Title,
                     list(update.KBArticleIDs),
-                    update.reboot_behavior,
+                    update._reboot_behavior,
                 )
                 commit_change(state, change, reboot=reboot, when=now)
             state.history.append(
@@ -762,6 +885,18 @@ class UpdateInstaller:
         if delay := faults.install_delay():
             time.sleep(delay)
         return faults.install_failure(update.Identity.UpdateID)
+
+
+# What ``New-Object -ComObject <ProgID>`` creates in a process of the lab.
+PROG_IDS: dict[str, Callable[[WuaClient], Any]] = {
+    "Microsoft.Update.Session": UpdateSession,
+    "Microsoft.Update.ServiceManager": UpdateServiceManager,
+    "Microsoft.Update.AgentInfo": WindowsUpdateAgentInfo,
+    "Microsoft.Update.SystemInfo": SystemInformation,
+    "Microsoft.Update.UpdateColl": lambda client: UpdateCollection(),
+    "Microsoft.Update.StringColl": lambda client: StringCollection(),
+    "Schedule.Service": lambda client: TaskService(client.host.task_scheduler, client.logon),
+}
 
 
 def commit_change(state: HostState, change: PendingChange, *, reboot: bool, when: str) -> None:
