@@ -171,7 +171,7 @@ function ConvertTo-RoundTripUtc {
     an unspecified kind, which ToUniversalTime() would take for local time.
     #>
     param([Parameter(Mandatory = $true)] [datetime]$Date)
-    [datetime]::SpecifyKind($Date, [System.DateTimeKind]::Utc).ToString('o')
+    [datetime]::SpecifyKind($Date, 'Utc').ToString('o')
 }
 
 function Get-DownloadState {
@@ -343,10 +343,9 @@ function Initialize-PrivateFolder {
         return
     }
     # Folder by folder, so that a link is refused before anything behind it is read.
-    $folders = [System.Collections.Generic.Stack[object]]::new()
-    $folders.Push((Get-Item -LiteralPath $RootFolder -Force))
-    while ($folders.Count -gt 0) {
-        $folder = $folders.Pop()
+    $folders = @(Get-Item -LiteralPath $RootFolder -Force)
+    for ($index = 0; $index -lt $folders.Count; $index++) {
+        $folder = $folders[$index]
         foreach ($item in @($folder) + @(Get-ChildItem -LiteralPath $folder.FullName -Force)) {
             if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
                 throw [System.UnauthorizedAccessException]::new("$($item.FullName) is a link; the bridge only uses a folder of its own.")
@@ -357,7 +356,7 @@ function Initialize-PrivateFolder {
                 throw [System.UnauthorizedAccessException]::new("$($item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
             }
             if ($item -ne $folder -and $item.PSIsContainer) {
-                $folders.Push($item)
+                $folders += $item
             }
         }
     }
@@ -632,7 +631,7 @@ function Add-CatalogService {
 
     .DESCRIPTION
     Returns the service manager ("manager") and the service (IUpdateService, "service"). The
-    operation calls Remove-CatalogService in a finally, whatever happens.
+    operation calls Remove-CatalogService in its finally, whatever happens.
     #>
     # IUpdateServiceManager::AddScanPackageService; without usoNonVolatileService (0), the
     # registration lasts as long as the service manager object, kept until RemoveService.
@@ -668,9 +667,12 @@ function Search-Catalog {
 function Remove-CatalogService {
     <#
     .SYNOPSIS
-    Removes the catalog's scan package service with the service manager that added it.
+    Removes the catalog's scan package service with the service manager that added it, if it was added.
     #>
-    param([Parameter(Mandatory = $true)] $Catalog)
+    param([AllowNull()] $Catalog)
+    if ($null -eq $Catalog) {
+        return
+    }
     try {
         $Catalog.manager.RemoveService($Catalog.service.ServiceID)
     }
@@ -852,34 +854,31 @@ function Search-Update {
         [Parameter(Mandatory = $true)] [string]$Criteria,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
+    $catalog = $null
     try {
         Start-WindowsUpdateService
         $session = New-UpdateSession
         $catalog = Add-CatalogService
-        try {
-            $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
-            $script:BridgeCall = 'IUpdate'
-            $updates = foreach ($update in $searchResult.Updates) {
-                ConvertTo-UpdateRecord -Update $update
-            }
-            $history = Read-UpdateHistory -Session $session
-            $rebootRequired = Get-SystemRebootRequired
-            [ordered]@{
-                cab = [ordered]@{
-                    path = $CatalogPath
-                    service_id = $catalog.service.ServiceID
-                }
-                result_code = $searchResult.ResultCode
-                updates = @($updates)
-                history = @($history)
-                reboot_required = $rebootRequired
-            }
+        $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
+        $script:BridgeCall = 'IUpdate'
+        $updates = foreach ($update in $searchResult.Updates) {
+            ConvertTo-UpdateRecord -Update $update
         }
-        finally {
-            Remove-CatalogService -Catalog $catalog
+        $history = Read-UpdateHistory -Session $session
+        $rebootRequired = Get-SystemRebootRequired
+        [ordered]@{
+            cab = [ordered]@{
+                path = $CatalogPath
+                service_id = $catalog.service.ServiceID
+            }
+            result_code = $searchResult.ResultCode
+            updates = @($updates)
+            history = @($history)
+            reboot_required = $rebootRequired
         }
     }
     finally {
+        Remove-CatalogService -Catalog $catalog
         Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
@@ -902,68 +901,65 @@ function Save-Update {
     Initialize-PrivateFolder
     $script:BridgeCall = 'New-Item staging folder'
     $null = New-Item -ItemType Directory -Path $StagingFolder -Force
+    $catalog = $null
     try {
         Start-WindowsUpdateService
         $session = New-UpdateSession
         $catalog = Add-CatalogService
-        try {
-            $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
-            $filesTotal = @(foreach ($child in $Files.PSObject.Properties) { $child.Value }).Count
-            $filesDone = 0
-            $updates = foreach ($update in $searchResult.Updates) {
-                $savedFiles = [System.Collections.Generic.List[object]]::new()
-                $updateError = $null
-                try {
-                    foreach ($child in $update.BundledUpdates) {
-                        $childFiles = $Files.PSObject.Properties[$child.Identity.UpdateID.ToLowerInvariant()]
-                        if ($null -eq $childFiles) {
-                            continue
+        $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
+        $filesTotal = @(foreach ($child in $Files.PSObject.Properties) { $child.Value }).Count
+        $filesDone = 0
+        $updates = foreach ($update in $searchResult.Updates) {
+            $savedFiles = @()
+            $updateError = $null
+            try {
+                foreach ($child in $update.BundledUpdates) {
+                    $childFiles = $Files.PSObject.Properties[$child.Identity.UpdateID.ToLowerInvariant()]
+                    if ($null -eq $childFiles) {
+                        continue
+                    }
+                    $paths = New-Object -ComObject Microsoft.Update.StringColl
+                    foreach ($file in @($childFiles.Value)) {
+                        # The name becomes a path in the staging folder.
+                        $script:BridgeCall = 'staged file name'
+                        if ($file.name -cnotmatch '\A[A-Za-z0-9_-][A-Za-z0-9._-]*\z') {
+                            throw [System.ArgumentException]::new("The file name '$($file.name)' is not a plain file name.")
                         }
-                        $paths = New-Object -ComObject Microsoft.Update.StringColl
-                        foreach ($file in @($childFiles.Value)) {
-                            # The name becomes a path in the staging folder.
-                            $script:BridgeCall = 'staged file name'
-                            if ($file.name -cnotmatch '\A[A-Za-z0-9_-][A-Za-z0-9._-]*\z') {
-                                throw [System.ArgumentException]::new("The file name '$($file.name)' is not a plain file name.")
-                            }
-                            $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
-                            Write-RunProgress -Step 'download' -Done $filesDone -Total $filesTotal -Item $file.name
-                            $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Offset $file.offset -Algorithm SHA1 -Hash $file.sha1
-                            $filesDone++
-                            $saved.Insert(0, 'name', $file.name)
-                            $savedFiles.Add($saved)
-                            $null = $paths.Add($stagedPath)
-                        }
-                        # IUpdate2::CopyToCache, on the child that owns the files.
-                        $script:BridgeCall = 'IUpdate.CopyToCache'
-                        $child.CopyToCache($paths)
-                        $script:BridgeCall = 'Remove-Item staged files'
-                        foreach ($stagedPath in $paths) {
-                            Remove-Item -LiteralPath $stagedPath -Force
-                        }
+                        $stagedPath = Join-Path -Path $StagingFolder -ChildPath $file.name
+                        Write-RunProgress -Step 'download' -Done $filesDone -Total $filesTotal -Item $file.name
+                        $saved = Save-HttpFile -Url $file.url -Path $stagedPath -Offset $file.offset -Algorithm SHA1 -Hash $file.sha1
+                        $filesDone++
+                        $saved.Insert(0, 'name', $file.name)
+                        $savedFiles += $saved
+                        $null = $paths.Add($stagedPath)
+                    }
+                    # IUpdate2::CopyToCache, on the child that owns the files.
+                    $script:BridgeCall = 'IUpdate.CopyToCache'
+                    $child.CopyToCache($paths)
+                    $script:BridgeCall = 'Remove-Item staged files'
+                    foreach ($stagedPath in $paths) {
+                        Remove-Item -LiteralPath $stagedPath -Force
                     }
                 }
-                catch {
-                    $updateError = ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall
-                }
-                $script:BridgeCall = 'IUpdate.IsDownloaded'
-                $isDownloaded = $update.IsDownloaded
-                [ordered]@{
-                    update_id = $update.Identity.UpdateID
-                    is_downloaded = $isDownloaded
-                    files = $savedFiles
-                    error = $updateError
-                }
             }
+            catch {
+                $updateError = ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall
+            }
+            $script:BridgeCall = 'IUpdate.IsDownloaded'
+            $isDownloaded = $update.IsDownloaded
             [ordered]@{
-                updates = @($updates)
+                update_id = $update.Identity.UpdateID
+                is_downloaded = $isDownloaded
+                files = $savedFiles
+                error = $updateError
             }
         }
-        finally {
-            Remove-CatalogService -Catalog $catalog
+        [ordered]@{
+            updates = @($updates)
         }
     }
     finally {
+        Remove-CatalogService -Catalog $catalog
         Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
@@ -977,63 +973,60 @@ function Install-Update {
         [Parameter(Mandatory = $true)] [string]$Criteria,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
+    $catalog = $null
     try {
         Start-WindowsUpdateService
         $session = New-UpdateSession
         $catalog = Add-CatalogService
-        try {
-            $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
-            $updates = New-Object -ComObject Microsoft.Update.UpdateColl
-            foreach ($update in $searchResult.Updates) {
-                if (-not $update.EulaAccepted) {
-                    $script:BridgeCall = 'IUpdate.AcceptEula'
-                    $update.AcceptEula()
-                }
-                $null = $updates.Add($update)
+        $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
+        $updates = New-Object -ComObject Microsoft.Update.UpdateColl
+        foreach ($update in $searchResult.Updates) {
+            if (-not $update.EulaAccepted) {
+                $script:BridgeCall = 'IUpdate.AcceptEula'
+                $update.AcceptEula()
             }
-            $script:BridgeCall = 'CreateUpdateInstaller'
-            $installer = $session.CreateUpdateInstaller()
-            # Nobody can answer a prompt for source media in a SYSTEM task.
-            $installer.AllowSourcePrompts = $false
-            $script:BridgeCall = 'IUpdateInstaller.RebootRequiredBeforeInstallation'
-            if ($installer.RebootRequiredBeforeInstallation) {
-                return [ordered]@{
-                    reboot_required_before_installation = $true
-                    result_code = $null
-                    hresult = $null
-                    reboot_required = $null
-                    updates = @()
-                }
-            }
-            # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
-            Write-RunProgress -Step 'install' -Done 0 -Total $updates.Count
-            $script:BridgeCall = 'IUpdateInstaller.Install'
-            $installer.Updates = $updates
-            $installation = $installer.Install()
-            $results = for ($index = 0; $index -lt $updates.Count; $index++) {
-                $update = $updates.Item($index)
-                $updateResult = $installation.GetUpdateResult($index)
-                [ordered]@{
-                    update_id = $update.Identity.UpdateID
-                    title = $update.Title
-                    result_code = $updateResult.ResultCode
-                    hresult = $updateResult.HResult
-                    reboot_required = $updateResult.RebootRequired
-                }
-            }
-            [ordered]@{
-                reboot_required_before_installation = $false
-                result_code = $installation.ResultCode
-                hresult = $installation.HResult
-                reboot_required = $installation.RebootRequired
-                updates = @($results)
+            $null = $updates.Add($update)
+        }
+        $script:BridgeCall = 'CreateUpdateInstaller'
+        $installer = $session.CreateUpdateInstaller()
+        # Nobody can answer a prompt for source media in a SYSTEM task.
+        $installer.AllowSourcePrompts = $false
+        $script:BridgeCall = 'IUpdateInstaller.RebootRequiredBeforeInstallation'
+        if ($installer.RebootRequiredBeforeInstallation) {
+            return [ordered]@{
+                reboot_required_before_installation = $true
+                result_code = $null
+                hresult = $null
+                reboot_required = $null
+                updates = @()
             }
         }
-        finally {
-            Remove-CatalogService -Catalog $catalog
+        # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
+        Write-RunProgress -Step 'install' -Done 0 -Total $updates.Count
+        $script:BridgeCall = 'IUpdateInstaller.Install'
+        $installer.Updates = $updates
+        $installation = $installer.Install()
+        $results = for ($index = 0; $index -lt $updates.Count; $index++) {
+            $update = $updates.Item($index)
+            $updateResult = $installation.GetUpdateResult($index)
+            [ordered]@{
+                update_id = $update.Identity.UpdateID
+                title = $update.Title
+                result_code = $updateResult.ResultCode
+                hresult = $updateResult.HResult
+                reboot_required = $updateResult.RebootRequired
+            }
+        }
+        [ordered]@{
+            reboot_required_before_installation = $false
+            result_code = $installation.ResultCode
+            hresult = $installation.HResult
+            reboot_required = $installation.RebootRequired
+            updates = @($results)
         }
     }
     finally {
+        Remove-CatalogService -Catalog $catalog
         Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
@@ -1137,25 +1130,20 @@ function Install-Package {
     # wusa.exe installs through the Windows Update service.
     try {
         Start-WindowsUpdateService
-        try {
-            # The package and its part are deleted after every install: it never resumes.
-            $download = Save-HttpFile -Url $Url -Path $packagePath -Offset 0 -Algorithm SHA256 -Hash $Sha256
-            # Start-Process joins the arguments with spaces without quoting them.
-            if ($Kind -ceq 'msu') {
-                $script:BridgeCall = 'wusa.exe'
-                $exitCode = Invoke-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart'
-            }
-            else {
-                $script:BridgeCall = 'Get-WindowsPackage'
-                $packageState = [string](Get-WindowsPackage -Online -PackagePath $packagePath).PackageState
-                if ($InstalledStates -cnotcontains $packageState) {
-                    $script:BridgeCall = 'dism.exe'
-                    $exitCode = Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
-                }
-            }
+        # The package and its part are deleted after every install: it never resumes.
+        $download = Save-HttpFile -Url $Url -Path $packagePath -Offset 0 -Algorithm SHA256 -Hash $Sha256
+        # Start-Process joins the arguments with spaces without quoting them.
+        if ($Kind -ceq 'msu') {
+            $script:BridgeCall = 'wusa.exe'
+            $exitCode = Invoke-Process -FilePath 'wusa.exe' -ArgumentList "`"$packagePath`"", '/quiet', '/norestart'
         }
-        finally {
-            Remove-Package -Path $packagePath
+        else {
+            $script:BridgeCall = 'Get-WindowsPackage'
+            $packageState = [string](Get-WindowsPackage -Online -PackagePath $packagePath).PackageState
+            if ($InstalledStates -cnotcontains $packageState) {
+                $script:BridgeCall = 'dism.exe'
+                $exitCode = Invoke-Process -FilePath 'dism.exe' -ArgumentList '/Online', '/Add-Package', "`"/PackagePath:$packagePath`"", '/Quiet', '/NoRestart'
+            }
         }
         [ordered]@{
             exit_code = $exitCode
@@ -1164,6 +1152,7 @@ function Install-Package {
         }
     }
     finally {
+        Remove-Package -Path $packagePath
         Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }

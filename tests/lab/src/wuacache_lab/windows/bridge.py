@@ -558,29 +558,26 @@ def install_package(
         process.host.disk.remove(f"{path}{PARTIAL_SUFFIX}")
 
     exit_code = package_state = None
-    with _windows_update_service(process, wuauserv_after):
-        try:
-            # The package and its part are deleted after every install: it never resumes.
-            saved = _save_http_file(process, url, path, 0, "SHA256", sha256)
-            # Start-Process -Wait -PassThru, the path quoted by the bridge.
-            if kind == "msu":
-                with api_call("wusa.exe"):
+    with _windows_update_service(process, wuauserv_after, ("Remove-Item package", remove_package)):
+        # The package and its part are deleted after every install: it never resumes.
+        saved = _save_http_file(process, url, path, 0, "SHA256", sha256)
+        # Start-Process -Wait -PassThru, the path quoted by the bridge.
+        if kind == "msu":
+            with api_call("wusa.exe"):
+                exit_code = process.host.run_process(
+                    f'wusa.exe "{path}" /quiet /norestart', b"", process.logon, _system_root(process)
+                ).exit_code
+        else:
+            with api_call("Get-WindowsPackage"):
+                package_state = str(dism.get_windows_package(process.host, path, process.logon)["PackageState"])
+            if package_state not in installed_states:
+                with api_call("dism.exe"):
                     exit_code = process.host.run_process(
-                        f'wusa.exe "{path}" /quiet /norestart', b"", process.logon, _system_root(process)
+                        f'dism.exe /Online /Add-Package "/PackagePath:{path}" /Quiet /NoRestart',
+                        b"",
+                        process.logon,
+                        _system_root(process),
                     ).exit_code
-            else:
-                with api_call("Get-WindowsPackage"):
-                    package_state = str(dism.get_windows_package(process.host, path, process.logon)["PackageState"])
-                if package_state not in installed_states:
-                    with api_call("dism.exe"):
-                        exit_code = process.host.run_process(
-                            f'dism.exe /Online /Add-Package "/PackagePath:{path}" /Quiet /NoRestart',
-                            b"",
-                            process.logon,
-                            _system_root(process),
-                        ).exit_code
-        finally:
-            cleanup_call(process, "Remove-Item package", remove_package)
     return {"exit_code": exit_code, "package_state": package_state, "download": saved}
 
 
@@ -660,12 +657,15 @@ def _system_reboot_required(process: BridgeProcess) -> bool:
 
 
 @contextmanager
-def _windows_update_service(process: BridgeProcess, wuauserv_after: dict[str, Any]) -> Iterator[None]:
-    """Start-WindowsUpdateService in a try whose finally calls
-    Restore-WindowsUpdateService: wuauserv started for the operation, then
-    left as the controller asked, whatever happened. (The bridge starts and
-    stops it with -NoWait, then waits for the state within a time limit; the
-    emulated service has no pending states, so it is there at once.)"""
+def _windows_update_service(
+    process: BridgeProcess, wuauserv_after: dict[str, Any], *cleanups: tuple[str, Callable[[], object]]
+) -> Iterator[None]:
+    """Start-WindowsUpdateService in a try whose finally makes ``cleanups``
+    (their calls and what they do), then Restore-WindowsUpdateService:
+    wuauserv started for the operation, then left as the controller asked,
+    whatever happened. (The bridge starts and stops it with -NoWait, then
+    waits for the state within a time limit; the emulated service has no
+    pending states, so it is there at once.)"""
     system = process.system
 
     def restore() -> None:
@@ -679,6 +679,8 @@ def _windows_update_service(process: BridgeProcess, wuauserv_after: dict[str, An
             system.start_service("wuauserv")
         yield
     finally:
+        for call, cleanup in cleanups:
+            cleanup_call(process, call, cleanup)
         cleanup_call(process, "Restore wuauserv", restore)
 
 
@@ -695,9 +697,10 @@ def _new_update_session(process: BridgeProcess) -> UpdateSession:
 def _catalog_search(
     process: BridgeProcess, session: UpdateSession, criteria: str
 ) -> Iterator[tuple[UpdateService, SearchResult]]:
-    """Add-CatalogService, then Search-Catalog in a try whose finally calls
-    Remove-CatalogService: the root's cab registered as a volatile scan
-    package service, searched, and removed whatever happens."""
+    """Add-CatalogService and Search-Catalog, and Remove-CatalogService in
+    the operation's finally, before Restore-WindowsUpdateService: the root's
+    cab registered as a volatile scan package service, searched, and removed
+    whatever happens once it was added."""
     with api_call("AddScanPackageService"):
         service_manager = process.wua.create_object("Microsoft.Update.ServiceManager")
         service = service_manager.AddScanPackageService(CATALOG_SERVICE_NAME, _catalog_path(process), VOLATILE_SERVICE)
