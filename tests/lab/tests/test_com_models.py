@@ -24,7 +24,7 @@ from wuacache_lab.windows.errors import E_INVALIDARG, WU_E_INVALIDINDEX, COMErro
 from wuacache_lab.windows.host import WindowsHost
 
 SCAN_FILE = r"C:\ProgramData\wuacache\wsusscn2.cab"
-# The .NET type PowerShell gives a scalar of each automation type.
+# What the lab gives for each automation scalar type (PowerShell's String, Boolean, DateTime, Int32).
 SCALARS: dict[str, type] = {
     "BSTR": str,
     "VARIANT_BOOL": bool,
