@@ -6,17 +6,22 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SYSTEM_PACKAGES := cabextract osslsigncode
 
-.PHONY: demo test lint ps-syntax ansible-lint sanity pytest bench-catalog system-packages venv clean
+.PHONY: demo test lint ps-syntax ps-contracts ansible-lint sanity pytest bench-catalog system-packages venv clean
 
 demo: system-packages venv
 	scripts/demo
 
 test: system-packages venv lint sanity pytest
 
-lint: ps-syntax ansible-lint
+lint: ps-syntax ps-contracts ansible-lint
 
 ps-syntax: venv
 	$(PYTHON) tests/quality/ps_syntax.py
+
+# Every command, parameter, type and static member the scripts name is one
+# Windows PowerShell 5.1 documents (the lab's contract tables).
+ps-contracts: venv
+	$(PYTHON) tests/quality/ps_contracts.py
 
 ansible-lint: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ansible-lint

@@ -124,16 +124,15 @@ function ConvertTo-BridgeError {
         $exception = $exception.InnerException
     }
     $hresult = $exception.HResult
-    # The service cmdlets report the service control manager's Win32 error two levels down,
-    # as a Win32Exception whose HResult is always E_FAIL: its NativeErrorCode names the failure.
-    if ($exception -is [Microsoft.PowerShell.Commands.ServiceCommandException]) {
-        $win32 = $exception.InnerException
-        while ($null -ne $win32 -and $win32 -isnot [System.ComponentModel.Win32Exception]) {
-            $win32 = $win32.InnerException
-        }
-        if ($null -ne $win32) {
-            $hresult = [int](0x80070000 -bor ($win32.NativeErrorCode -band 0xFFFF))
-        }
+    # The service control manager's Win32 error comes as a Win32Exception inside the service
+    # cmdlets' ServiceCommandException or ServiceController's InvalidOperationException; its
+    # HResult is always E_FAIL, and its NativeErrorCode names the failure.
+    $win32 = $exception
+    while ($null -ne $win32 -and $win32 -isnot [System.ComponentModel.Win32Exception]) {
+        $win32 = $win32.InnerException
+    }
+    if ($null -ne $win32) {
+        $hresult = [int](0x80070000 -bor ($win32.NativeErrorCode -band 0xFFFF))
     }
     [ordered]@{
         hresult = $hresult
@@ -589,9 +588,17 @@ function Start-WindowsUpdateService {
     #>
     $script:BridgeCall = 'Start wuauserv'
     Set-Service -Name wuauserv -StartupType Manual
-    # Start-Service and Stop-Service would wait without end for a service stuck pending.
-    Start-Service -Name wuauserv -NoWait
-    (Get-Service -Name wuauserv).WaitForStatus('Running', $ServiceTimeout)
+    # Start-Service has no -NoWait (only Stop-Service has) and would wait without end for a
+    # service stuck starting: ServiceController.Start returns at once, and the wait is bounded.
+    # Start refuses a service that is not stopped (ERROR_SERVICE_ALREADY_RUNNING).
+    $service = Get-Service -Name wuauserv
+    if ($service.Status -eq 'StopPending') {
+        $service.WaitForStatus('Stopped', $ServiceTimeout)
+    }
+    if ($service.Status -eq 'Stopped') {
+        $service.Start()
+    }
+    $service.WaitForStatus('Running', $ServiceTimeout)
 }
 
 function Restore-WindowsUpdateService {

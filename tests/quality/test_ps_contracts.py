@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 
 import ps_contracts
+import ps_syntax
 import pytest
 
 
@@ -15,6 +16,13 @@ def problems_of(directory: pathlib.Path, text: str) -> list[str]:
     path = directory / "script.ps1"
     path.write_text(text, encoding="utf-8")
     return [f"{problem.line}: {problem.problem}" for problem in ps_contracts.check_script(path)]
+
+
+def test_repository_scripts_name_only_documented_commands_types_and_members() -> None:
+    scripts = list(ps_syntax.find_scripts([ps_syntax.REPO_ROOT]))
+
+    assert ps_syntax.REPO_ROOT / "plugins" / "plugin_utils" / "_wua_bridge.ps1" in scripts
+    assert [str(problem) for script in scripts for problem in ps_contracts.check_script(script)] == []
 
 
 @pytest.mark.parametrize(

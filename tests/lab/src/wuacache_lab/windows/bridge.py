@@ -663,9 +663,9 @@ def _windows_update_service(
     """Start-WindowsUpdateService in a try whose finally makes ``cleanups``
     (their calls and what they do), then Restore-WindowsUpdateService:
     wuauserv started for the operation, then left as the controller asked,
-    whatever happened. (The bridge starts and stops it with -NoWait, then
-    waits for the state within a time limit; the emulated service has no
-    pending states, so it is there at once.)"""
+    whatever happened. (The bridge starts it through its ServiceController and
+    stops it with -NoWait, then waits for the state within a time limit; the
+    emulated service has no pending states, so it is there at once.)"""
     system = process.system
 
     def restore() -> None:
