@@ -47,6 +47,8 @@ COR_E_OVERFLOW = 0x80131516
 COR_E_DIVIDEBYZERO = 0x80020012
 COR_E_TIMEOUT = 0x80131505
 COR_E_TARGETPARAMCOUNT = 0x8002000E
+COR_E_APPLICATION = 0x80131600
+COR_E_TARGETINVOCATION = 0x80131604
 E_FAIL = 0x80004005
 DISP_E_BADPARAMCOUNT = 0x8002000E
 
@@ -75,6 +77,8 @@ EXCEPTION_TYPES: dict[str, tuple[str | None, int | None]] = {
     "System.IO.InvalidDataException": ("System.SystemException", None),
     "System.Net.WebException": ("System.InvalidOperationException", None),
     "System.Reflection.TargetParameterCountException": ("System.Exception", COR_E_TARGETPARAMCOUNT),
+    "System.ApplicationException": ("System.Exception", COR_E_APPLICATION),
+    "System.Reflection.TargetInvocationException": ("System.ApplicationException", COR_E_TARGETINVOCATION),
     "System.Runtime.InteropServices.ExternalException": ("System.SystemException", E_FAIL),
     "System.Runtime.InteropServices.COMException": ("System.Runtime.InteropServices.ExternalException", None),
     "System.ComponentModel.Win32Exception": ("System.Runtime.InteropServices.ExternalException", None),
@@ -114,6 +118,7 @@ EXCEPTION_TYPES: dict[str, tuple[str | None, int | None]] = {
     "System.Management.Automation.PipelineStoppedException": ("System.Management.Automation.RuntimeException", None),
     "System.Management.Automation.ValidationMetadataException": ("System.Management.Automation.MetadataException", None),
     "System.Management.Automation.MetadataException": ("System.Management.Automation.RuntimeException", None),
+    "Microsoft.PowerShell.Commands.WriteErrorException": ("System.SystemException", None),
     # Windows PowerShell 5.1 declares it "public class ServiceCommandException : SystemException".
     "Microsoft.PowerShell.Commands.ServiceCommandException": ("System.SystemException", None),
 }
@@ -244,6 +249,8 @@ class InvocationInfo:
 class ErrorRecord:
     """``System.Management.Automation.ErrorRecord``: what ``$_`` is in a ``catch`` block."""
 
+    dotnet_name = "System.Management.Automation.ErrorRecord"
+
     exception: DotNetException | ParentContainsErrorRecord
     fully_qualified_error_id: str
     category: str = NOT_SPECIFIED
@@ -350,6 +357,10 @@ class UnsupportedSyntax(PowerShellError):
         position = InvocationInfo(None, extent).position_message
         exception = DotNetException("System.Management.Automation.ParseException", f"{position}\n{message}")
         super().__init__(exception, ErrorRecord(PARENT, error_id, PARSER_ERROR, invocation=InvocationInfo(None, extent)))
+
+
+class LabLimitation(Exception):
+    """Something Windows has that the lab does not implement: not a script bug, and no script can catch it."""
 
 
 # ---------------------------------------------------------------- flow control

@@ -389,10 +389,7 @@ class _Lowering:
         chain = parts[0]
         elements: list[n.Command | n.Expression] = []
         for child in self.named(chain):
-            if child.type == "command":
-                elements.append(self.command(child))
-            else:
-                elements.append(self.expression(child))
+            elements.append(self.command(child) if child.type == "command" else self.expression(child))
         return n.Pipeline(self.extent(node), tuple(elements))
 
     def assignment(self, node: tree_sitter.Node) -> n.Assignment:
@@ -497,7 +494,7 @@ class _Lowering:
 
     # ------------------------------------------------------------ commands
 
-    def command(self, node: tree_sitter.Node) -> n.Command:
+    def command(self, node: tree_sitter.Node) -> n.Command | n.Expression:
         parts = self.named(node)
         call_operator = parts[0].type == "command_invokation_operator"
         if call_operator:
@@ -505,6 +502,8 @@ class _Lowering:
                 raise self.refuse(parts[0], "The lab's PowerShell does not run dot-sourcing.", "NotSupported")
             parts = parts[1:]
         name_node = parts[0]
+        if not call_operator and re.match(r"[0-9]|\.[0-9]", self.text(name_node)):
+            return self.numeric_command(node, name_node, parts)
         name: str | n.Expression
         if call_operator:
             name = self.command_name_expression(name_node)
@@ -524,6 +523,19 @@ class _Lowering:
             and self.children(parts[1])[0].type == "parenthesized_expression"
         )
         return n.Command(self.extent(node), name, elements, call_operator, method_syntax)
+
+    def numeric_command(self, node: tree_sitter.Node, name_node: tree_sitter.Node, parts: list[tree_sitter.Node]) -> n.Expression:  # type: ignore[return]
+        """What the grammar reads as a command but PowerShell as a number: ``5kb``, ``1..3``."""
+        text = self.text(name_node)
+        extent = self.extent(name_node)
+        if len(parts) == 1 or not self.command_elements(parts[1]):
+            number = _number(text)
+            if number is not None:
+                return n.Constant(extent, number)
+            bounds = text.split("..")
+            if len(bounds) == 2 and all(_number(bound) is not None for bound in bounds):
+                return n.BinaryOperation(extent, "..", n.Constant(extent, _number(bounds[0])), n.Constant(extent, _number(bounds[1])))
+        raise self.refuse(node, f"The lab's PowerShell cannot read '{text}': put spaces around the operator.", "NotSupported")
 
     def command_name_expression(self, node: tree_sitter.Node) -> n.Expression:
         node = self._unwrap(node)

@@ -27,6 +27,7 @@ Other .NET objects are Python objects registered with the type registry
 from __future__ import annotations
 
 import datetime as _datetime
+from decimal import Decimal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -335,6 +336,8 @@ class TypedArray(list):
 class PSCustomObjectBase:
     """The base of a PSCustomObject: nothing but its note properties."""
 
+    dotnet_name = "System.Management.Automation.PSCustomObject"
+
     def __repr__(self) -> str:
         return "PSCustomObject"
 
@@ -404,3 +407,108 @@ class ScriptBlock:
 
     def __repr__(self) -> str:
         return f"ScriptBlock({self.text[:40]!r})"
+
+
+# ---------------------------------------------------------------- types
+
+
+class DotNetType:
+    """A .NET type as a script sees it (``[string]``, ``$x.GetType()``).
+
+    ``members`` is the Python class that implements the type's members (see
+    :mod:`wuacache_lab.powershell.dotnet`); ``python_types`` the Python classes
+    whose instances are values of this type.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base: DotNetType | None = None,
+        *,
+        interfaces: tuple[str, ...] = (),
+        enum: EnumDefinition | None = None,
+        element: DotNetType | None = None,
+        generic_arguments: tuple[DotNetType, ...] = (),
+        members: type | None = None,
+        python_types: tuple[type, ...] = (),
+        value_type: bool = False,
+    ) -> None:
+        self.name = name
+        self.base = base
+        self.interfaces = interfaces
+        self.enum = enum
+        self.element = element
+        self.generic_arguments = generic_arguments
+        self.members = members
+        self.python_types = python_types
+        self.value_type = value_type or enum is not None
+
+    @property
+    def full_name(self) -> str:
+        """``Type.ToString()``: ``System.String[]``, ``System.Collections.Generic.List`1[System.Object]``."""
+        if self.element is not None:
+            return f"{self.element.full_name}[]"
+        if self.generic_arguments:
+            return f"{self.name}[{','.join(argument.full_name for argument in self.generic_arguments)}]"
+        return self.name
+
+    @property
+    def short_name(self) -> str:
+        return self.full_name.rsplit(".", 1)[-1] if self.element is None else f"{self.element.short_name}[]"
+
+    def lineage(self) -> list[str]:
+        """Its name, its base types' and its interfaces', for ``-is`` and ``catch``."""
+        names: list[str] = []
+        current: DotNetType | None = self
+        while current is not None:
+            names.append(current.full_name)
+            if current.generic_arguments:
+                names.append(current.name)
+            names.extend(current.interfaces)
+            current = current.base
+        return names
+
+    def is_a(self, other: DotNetType) -> bool:
+        wanted = other.full_name.casefold()
+        return any(name.casefold() == wanted for name in self.lineage())
+
+    def __repr__(self) -> str:
+        return f"[{self.full_name}]"
+
+
+def type_name_of(value: object) -> str:
+    """The full name of a value's .NET type (``$x.GetType().FullName``)."""
+    if value is None or value is AUTOMATION_NULL:
+        raise ValueError("$null has no type")
+    if isinstance(value, PSObject):
+        return "System.Management.Automation.PSCustomObject" if value.is_custom else type_name_of(value.base)
+    if isinstance(value, bool):
+        return "System.Boolean"
+    if isinstance(value, int):
+        return integer_type_name(value)
+    if isinstance(value, float):
+        return "System.Double"
+    if isinstance(value, Decimal):
+        return "System.Decimal"
+    if isinstance(value, Char):
+        return "System.Char"
+    if isinstance(value, str):
+        return "System.String"
+    if isinstance(value, TypedArray):
+        return f"{value.element_type}[]"
+    if isinstance(value, list):
+        return "System.Object[]"
+    if isinstance(value, EnumValue):
+        return value.enum.name
+    if isinstance(value, DateTime):
+        return "System.DateTime"
+    if isinstance(value, TimeSpan):
+        return "System.TimeSpan"
+    if isinstance(value, ScriptBlock):
+        return "System.Management.Automation.ScriptBlock"
+    if isinstance(value, DotNetType):
+        return "System.RuntimeType"
+    name = getattr(value, "dotnet_name", None) or getattr(value, "type_name", None)
+    if isinstance(name, str):
+        return name
+    raise TypeError(f"{type(value).__name__} is not a value of the lab's PowerShell")
