@@ -123,14 +123,18 @@ def _spec_from_contract(parameter: ParameterContract) -> ParameterSpec:
     )
 
 
-def cmdlet_signature(contract: CmdletContract, unconverted: frozenset[str] = frozenset()) -> Signature:
+def cmdlet_signature(contract: CmdletContract, unconverted: frozenset[str] = frozenset(), allow_null: frozenset[str] = frozenset()) -> Signature:
     """A cmdlet's signature from the tables; ``unconverted`` parameters keep their arguments as given
-    (the cmdlet's argument transformation attribute reads them itself)."""
-    parameters = tuple(
-        replace(spec, type_name=None) if spec.name in unconverted else spec
-        for spec in (_spec_from_contract(parameter) for parameter in contract.all_parameters())
-    )
-    return Signature(contract.name, cmdlet_class(contract.name, contract.module), parameters, contract.default_parameter_set)
+    (the cmdlet's argument transformation attribute reads them itself), ``allow_null`` ones take ``$null``."""
+    parameters = []
+    for parameter in contract.all_parameters():
+        spec = _spec_from_contract(parameter)
+        if spec.name in unconverted:
+            spec = replace(spec, type_name=None)
+        if spec.name in allow_null:
+            spec = replace(spec, allow_null=True, allow_empty_string=True, allow_empty_collection=True)
+        parameters.append(spec)
+    return Signature(contract.name, cmdlet_class(contract.name, contract.module), tuple(parameters), contract.default_parameter_set)
 
 
 def common_parameter_specs() -> tuple[ParameterSpec, ...]:
@@ -236,19 +240,21 @@ class Binder:
     def bind(self, arguments: list[Argument], *, expects_input: bool = False) -> Binding:
         values: dict[str, object] = {}
         extents: dict[str, Extent | None] = {}
-        positional: list[PositionalArgument] = []
-        remaining: list[object] = []
+        positional: list[tuple[int, PositionalArgument]] = []
+        # What a simple function passes on to $args, with the place each had.
+        remaining: list[tuple[int, object]] = []
         index = 0
         while index < len(arguments):
             argument = arguments[index]
             index += 1
             if isinstance(argument, PositionalArgument):
-                positional.append(argument)
+                positional.append((index, argument))
                 continue
             parameter = self.resolve(argument.name, argument.extent)
             if parameter is None:
-                # A simple function passes what it does not know on to $args.
-                remaining.append(f"-{argument.name}" if not argument.has_value else argument.value)
+                remaining.append((index, f"-{argument.name}"))
+                if argument.has_value:
+                    remaining.append((index, argument.value))
                 continue
             if parameter.name in values:
                 raise self._error(
@@ -285,6 +291,7 @@ class Binder:
                 None,
             )
         remaining.extend(self._bind_positional(positional, values, extents, candidates))
+        remaining.sort(key=lambda item: item[0])
         candidates = self._candidate_sets(values)
         parameter_set = self._choose_set(candidates, values, expects_input)
         for name, value in list(values.items()):
@@ -295,7 +302,7 @@ class Binder:
             for parameter in self.signature.parameters
             if parameter.name not in values and (membership := parameter.in_set(parameter_set)) and membership.from_pipeline
         )
-        binding = Binding(self.signature, values, parameter_set, remaining, pipeline if expects_input else ())
+        binding = Binding(self.signature, values, parameter_set, [value for _, value in remaining], pipeline if expects_input else ())
         self._check_mandatory(binding, expects_input)
         return binding
 
@@ -309,11 +316,11 @@ class Binder:
 
     def _bind_positional(
         self,
-        positional: list[PositionalArgument],
+        positional: list[tuple[int, PositionalArgument]],
         values: dict[str, object],
         extents: dict[str, Extent | None],
         candidates: list[str],
-    ) -> list[object]:
+    ) -> list[tuple[int, object]]:
         """Arguments without a name go to the positional parameters, lowest position first."""
         preferred = [self.signature.default_set] if self.signature.default_set in candidates else []
         order: list[ParameterSpec] = []
@@ -337,8 +344,8 @@ class Binder:
             ),
             None,
         )
-        leftovers: list[object] = []
-        for argument in positional:
+        leftovers: list[tuple[int, object]] = []
+        for place, argument in positional:
             target = next((parameter for parameter in order if parameter.name not in values), None)
             if target is None and collector is not None:
                 collected = values.setdefault(collector.name, [])
@@ -347,7 +354,7 @@ class Binder:
                 continue
             if target is None:
                 if not self.signature.advanced:
-                    leftovers.append(argument.value)
+                    leftovers.append((place, argument.value))
                     continue
                 raise self._error(
                     f"A positional parameter cannot be found that accepts argument '{object_to_string(argument.value)}'.",

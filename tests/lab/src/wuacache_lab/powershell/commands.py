@@ -48,7 +48,7 @@ from wuacache_lab.powershell.errors import (
     PowerShellError,
 )
 from wuacache_lab.powershell.nodes import Extent
-from wuacache_lab.powershell.dotnet import public_property_names, register_enum
+from wuacache_lab.powershell.dotnet import dotnet_type, public_property_names, register_enum
 from wuacache_lab.powershell.values import DateTime, EnumValue, Hashtable, PSObject, base_object, is_null
 
 if TYPE_CHECKING:
@@ -122,12 +122,24 @@ class CmdletCall:
 
 CmdletImplementation = Callable[[CmdletCall], Iterable[object]]
 
+@dataclass(frozen=True)
+class ParameterRules:
+    """What the tables do not say of a cmdlet's parameters, from its reference page.
+
+    ``unconverted``: an argument transformation attribute reads the argument
+    itself (Set-StrictMode -Version 'Latest'); ``allow_null``: a mandatory
+    parameter that takes ``$null`` (ConvertTo-Json: "its value can be null").
+    """
+
+    unconverted: frozenset[str] = frozenset()
+    allow_null: frozenset[str] = frozenset()
+
+
 _CMDLETS: dict[str, CmdletImplementation] = {}
-# Parameters an argument transformation attribute takes unconverted (Set-StrictMode -Version 'Latest').
-UNCONVERTED: dict[str, frozenset[str]] = {}
+RULES: dict[str, ParameterRules] = {}
 
 
-def cmdlet(name: str, *, unconverted: tuple[str, ...] = ()) -> Callable[[CmdletImplementation], CmdletImplementation]:
+def cmdlet(name: str, *, unconverted: tuple[str, ...] = (), allow_null: tuple[str, ...] = ()) -> Callable[[CmdletImplementation], CmdletImplementation]:
     """Register the implementation of a cmdlet the contract tables describe."""
     contract = cmdlet_contract(name)
     if contract is None or contract.name.casefold() != name.casefold():
@@ -135,8 +147,7 @@ def cmdlet(name: str, *, unconverted: tuple[str, ...] = ()) -> Callable[[CmdletI
 
     def register(implementation: CmdletImplementation) -> CmdletImplementation:
         _CMDLETS[contract.name.casefold()] = implementation
-        if unconverted:
-            UNCONVERTED[contract.name.casefold()] = frozenset(unconverted)
+        RULES[contract.name.casefold()] = ParameterRules(frozenset(unconverted), frozenset(allow_null))
         return implementation
 
     return register
@@ -198,7 +209,7 @@ def _is_switch(parameters: dict[str, object], name: str) -> bool:
     return isinstance(value, SwitchParameter) and value.is_present
 
 
-@cmdlet("Write-Output")
+@cmdlet("Write-Output", allow_null=("InputObject",))
 def write_output(call: CmdletCall) -> Iterable[object]:
     for parameters in call.records:
         value = parameters.get("InputObject")
@@ -261,7 +272,7 @@ class _Inspector:
         return properties
 
 
-@cmdlet("ConvertTo-Json")
+@cmdlet("ConvertTo-Json", allow_null=("InputObject",))
 def convert_to_json(call: CmdletCall) -> Iterable[object]:
     """All input objects are collected, and written as one document (an array when there are several)."""
     collected: list[object] = []
@@ -309,7 +320,7 @@ def get_date(call: CmdletCall) -> Iterable[object]:
         if "UFormat" in parameters:
             raise LabLimitation("The lab does not implement Get-Date -UFormat.")
         date = parameters.get("Date")
-        moment = date if isinstance(date, DateTime) else DateTimeMembers.Now
+        moment = date if isinstance(date, DateTime) else DateTimeMembers.Now()
         for unit in ("Year", "Month", "Day", "Hour", "Minute", "Second", "Millisecond"):
             if unit in parameters:
                 raise LabLimitation(f"The lab does not implement Get-Date -{unit}.")
@@ -408,10 +419,9 @@ def split_path(call: CmdletCall) -> Iterable[object]:
                 yield head + "\\" if head.endswith(":") else head
 
 
+@dotnet_type("System.Management.Automation.PathInfo")
 class PathInfo:
     """System.Management.Automation.PathInfo: what Get-Location returns."""
-
-    dotnet_name = "System.Management.Automation.PathInfo"
 
     def __init__(self, path: str) -> None:
         self._path = path

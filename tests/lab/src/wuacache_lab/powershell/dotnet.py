@@ -67,7 +67,6 @@ from wuacache_lab.powershell.values import (
     EnumValue,
     Hashtable,
     PSObject,
-    TypedArray,
     type_name_of,
 )
 from wuacache_lab.windows.errors import HResultError

@@ -642,8 +642,8 @@ class Interpreter:
         implementation = commands.implementation(contract.name)
         signature = self._signatures.get(id(contract))
         if signature is None:
-            unconverted = commands.UNCONVERTED.get(contract.name.casefold(), frozenset())
-            signature = self._signatures[id(contract)] = cmdlet_signature(contract, unconverted)
+            rules = commands.RULES.get(contract.name.casefold(), commands.ParameterRules())
+            signature = self._signatures[id(contract)] = cmdlet_signature(contract, rules.unconverted, rules.allow_null)
         binder = Binder(signature, self._convert_parameter, function=False)
         binding = binder.bind(arguments, expects_input=input_objects is not None)
         for common in _UNSUPPORTED_COMMON:
