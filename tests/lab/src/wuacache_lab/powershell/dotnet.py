@@ -115,10 +115,15 @@ def static(function: Callable[..., object]) -> staticmethod:  # type: ignore[typ
     return staticmethod(function)
 
 
-def static_property(function: Callable[[], object]) -> staticmethod:  # type: ignore[type-arg]
-    """A static property or field of the type (``[T]::Name``), computed when read."""
-    function.__ps_kind__ = "static property"  # type: ignore[attr-defined]
-    return staticmethod(function)
+def static_property(function: Callable[[], object] | None = None, *, setter: Callable[[object], None] | None = None):  # type: ignore[no-untyped-def]
+    """A static property or field of the type (``[T]::Name``), computed when read; ``setter`` when it can be set."""
+
+    def mark(getter: Callable[[], object]) -> staticmethod:  # type: ignore[type-arg]
+        getter.__ps_kind__ = "static property"  # type: ignore[attr-defined]
+        getter.__ps_setter__ = setter  # type: ignore[attr-defined]
+        return staticmethod(getter)
+
+    return mark(function) if function is not None else mark
 
 
 def constructor(function: Callable[..., object]) -> staticmethod:  # type: ignore[type-arg]

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from wuacache_lab.powershell.nodes import Extent
 
 # HRESULTs .NET gives exceptions by default. Each exception's page in
-# dotnet/dotnet-api-docs (xml/<Namespace>/<Type>.xml, commit
-# 055a4a82a0b08bfbdc21bd1347fb71f7fe2c099e) states it in its remarks ("uses the
+# dotnet/dotnet-api-docs (xml/<Namespace>/<Type>.xml, at the commit the contract
+# tables pin, 8adb892bc4a3f45fdeaa24f716d2dbd4ba0365ab) states it in its remarks ("uses the
 # HRESULT COR_E_..., which has the value ..."); a type that sets none keeps its
 # base type's (InvalidDataException and WebException do, for example).
 COR_E_EXCEPTION = 0x80131500
@@ -360,7 +360,19 @@ class UnsupportedSyntax(PowerShellError):
 
 
 class LabLimitation(Exception):
-    """Something Windows has that the lab does not implement: not a script bug, and no script can catch it."""
+    """Something Windows has that the lab does not implement: not a script bug, and no script can catch it.
+
+    The interpreter gives it the place of the statement that met it.
+    """
+
+    extent: Extent | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.extent is not None:
+            name = self.extent.file_name
+            where = f" ({name}:{self.extent.line})" if name else f" (line {self.extent.line})"
+        return f"{super().__str__()}{where}"
 
 
 # ---------------------------------------------------------------- flow control

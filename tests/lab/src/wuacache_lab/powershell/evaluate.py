@@ -173,6 +173,10 @@ class Interpreter:
                 if error.record.invocation is None:
                     error.record.invocation = InvocationInfo(None, statement.extent)
                 raise
+            except LabLimitation as limitation:
+                if limitation.extent is None:
+                    limitation.extent = statement.extent
+                raise
 
     def _statement(self, node: n.Statement, out: list[object]) -> None:
         if isinstance(node, n.Pipeline):
