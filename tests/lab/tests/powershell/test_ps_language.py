@@ -317,3 +317,8 @@ def test_automation_null_is_what_an_empty_subexpression_gives() -> None:
     interpreter = Interpreter(Runtime({}))
     interpreter.run(parse("$none = $(foreach ($i in @()) { $i })"), [])
     assert interpreter.state.global_scope.variables["none"].value is AUTOMATION_NULL
+
+
+def test_the_function_drive_gives_a_script_block_to_invoke() -> None:
+    script = "function Get-Answer {\n    param($Add)\n    42 + $Add\n}\n$operations = @{ answer = ${function:Get-Answer} }\n$operations['answer'] -is [scriptblock]\n$parameters = @{ Add = 1 }\n& $operations['answer'] @parameters"
+    assert output(script) == [True, 43]

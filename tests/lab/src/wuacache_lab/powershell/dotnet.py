@@ -186,6 +186,8 @@ class MemberContracts(Protocol):
 
     def return_types(self, lineage: list[str], member_name: str) -> list[str] | None: ...
 
+    def argument_counts(self, lineage: list[str], member_name: str, static: bool) -> ArgumentCounts | None: ...
+
 
 # Types whose values are value types (a cast of $null to them fails).
 _VALUE_TYPES = frozenset(
@@ -480,7 +482,8 @@ class TypeRegistry:
         owner = self.type_of(value)
         member = self._lookup(owner, name, static=False) if value is not CUSTOM_OBJECT else None
         if member is not None and member.kind == "method":
-            result = _invoke(member.implementation, [value], arguments, member.name, extent)  # type: ignore[arg-type]
+            counts = self._argument_counts(owner, member.name, False)
+            result = _invoke(member.implementation, [value], arguments, member.name, extent, counts)  # type: ignore[arg-type]
             return self._method_result(owner, member.name, result)
         if name.casefold() == "tostring" and not arguments:
             return object_to_string(target)
@@ -539,8 +542,15 @@ class TypeRegistry:
         member = self._lookup(owner, name, static=True)
         if member is None or member.kind != "static method":
             raise _method_not_found(owner.full_name, name, extent)
-        result = _invoke(member.implementation, [], arguments, member.name, extent)  # type: ignore[arg-type]
+        counts = self._argument_counts(owner, member.name, True)
+        result = _invoke(member.implementation, [], arguments, member.name, extent, counts)  # type: ignore[arg-type]
         return self._method_result(owner, member.name, result)
+
+    def _argument_counts(self, owner: DotNetType, name: str, static: bool) -> ArgumentCounts | None:
+        """How many arguments the overloads of the tables take; None when the tables do not describe the type."""
+        if self.contracts is None or self._allowed(owner, name, static) is None:
+            return None
+        return self.contracts.argument_counts(owner.lineage(), name, static)
 
     def _method_result(self, owner: DotNetType, name: str, result: object) -> object:
         """A void method gives no output at all; a method returning a null reference gives ``$null``."""
@@ -559,7 +569,8 @@ class TypeRegistry:
             if allowed:
                 raise LabLimitation(f"The lab does not implement the constructors of [{owner.full_name}].")
             raise _method_not_found(owner.full_name, "new", extent)
-        return _invoke(creator.implementation, [owner], arguments, ".ctor", extent)  # type: ignore[arg-type]
+        counts = self._argument_counts(owner, ".ctor", False)
+        return _invoke(creator.implementation, [owner], arguments, ".ctor", extent, counts)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ indexing
 
@@ -681,12 +692,35 @@ def argument_count_error(name: str, count: int, extent: Extent | None) -> PowerS
     )
 
 
-def _invoke(function: Callable[..., object], prefix: list[object], arguments: list[object], name: str, extent: Extent | None) -> object:
-    """Call a .NET method's implementation: the argument count first, then the call, its failure wrapped."""
+@dataclass(frozen=True)
+class ArgumentCounts:
+    """The argument counts a member's overloads take: exactly one of ``exact``, or at least ``at_least`` (a params array)."""
+
+    exact: frozenset[int]
+    at_least: int | None = None
+
+    def allows(self, count: int) -> bool:
+        return count in self.exact or (self.at_least is not None and count >= self.at_least)
+
+
+def _invoke(
+    function: Callable[..., object],
+    prefix: list[object],
+    arguments: list[object],
+    name: str,
+    extent: Extent | None,
+    counts: ArgumentCounts | None = None,
+) -> object:
+    """Call a .NET method's implementation: the argument count first (PowerShell finds no overload
+    otherwise), then the call, its failure wrapped."""
+    if counts is not None and not counts.allows(len(arguments)):
+        raise argument_count_error(name, len(arguments), extent)
     passed = [*prefix, *(_argument(argument) for argument in arguments)]
     try:
         inspect.signature(function).bind(*passed)
     except TypeError:
+        if counts is not None:
+            raise LabLimitation(f"The lab does not implement the overload of {name} that takes {len(arguments)} argument(s).") from None
         raise argument_count_error(name, len(arguments), extent) from None
     return _call(lambda: function(*passed), "call", name, len(arguments), extent)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from functools import cache
 
 from wuacache_lab.powershell import contracts
-from wuacache_lab.powershell.contracts import CmdletContract, ComMember
+from wuacache_lab.powershell.contracts import CmdletContract, ComMember, DotnetMember
+from wuacache_lab.powershell.dotnet import ArgumentCounts
 from wuacache_lab.powershell.values import EnumDefinition
 
 class ReferenceContracts:
@@ -65,9 +66,31 @@ class ReferenceContracts:
     def return_types(self, lineage: list[str], member_name: str) -> list[str] | None:
         """What a method's overloads return, for the first type of the lineage that has it; None when no table has it."""
         for type_name in lineage:
-            member = contracts.dotnet_member(type_name, member_name)
+            member = self._documented_member(type_name, member_name)
             if member is not None and member.kind == "method":
                 return [overload.type or "System.Void" for overload in member.overloads]
+        return None
+
+    @staticmethod
+    def _documented_member(type_name: str, member_name: str) -> DotnetMember | None:
+        """A member with its signatures: PowerShell's own types list their members' names only."""
+        described = contracts.dotnet_type(type_name)
+        if described is None or not described.documented:
+            return None
+        return contracts.dotnet_member(type_name, member_name)
+
+    def argument_counts(self, lineage: list[str], member_name: str, static: bool) -> ArgumentCounts | None:
+        """How many arguments a method's or constructor's overloads take, from the first type of the lineage that has it."""
+        for type_name in lineage:
+            member = self._documented_member(type_name, member_name)
+            if member is None or member.kind not in ("method", "constructor"):
+                continue
+            overloads = [overload for overload in member.overloads if overload.static == static]
+            if not overloads:
+                continue
+            exact = frozenset(len(overload.parameters) for overload in overloads)
+            variadic = [len(overload.parameters) - 1 for overload in overloads if overload.params_array]
+            return ArgumentCounts(exact, min(variadic) if variadic else None)
         return None
 
     @staticmethod

@@ -139,7 +139,9 @@ class SessionState:
         if qualifier == "env":
             return self._environment_value(path.name)
         if qualifier == "function":
-            return self.find_function(path.name)
+            # The function: drive gives a function's script block.
+            function = self.find_function(path.name)
+            return getattr(function, "block", None)
         if qualifier is None and path.name.casefold() in _CONSTANTS:
             return _CONSTANTS[path.name.casefold()]
         if qualifier not in (None, "global", "local", "private", "script", "variable"):
