@@ -80,6 +80,13 @@ class ComObject:
     def __repr__(self) -> str:
         return f"ComObject({self.interface or type(self.target).__name__})"
 
+    def __eq__(self, other: object) -> bool:
+        # Two wrappers of one COM object are the same object to a script, as one RCW is.
+        return isinstance(other, ComObject) and other.target is self.target
+
+    def __hash__(self) -> int:
+        return id(self.target)
+
     # ------------------------------------------------------------ members
 
     def _contract(self, name: str) -> ComMember | None | bool:

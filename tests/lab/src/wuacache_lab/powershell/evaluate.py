@@ -691,6 +691,8 @@ class Interpreter:
     ) -> None:
         """A function or script block, in a new scope that is a child of the caller's (about_Scopes), writing to ``out``."""
         signature = self._function_signature(block.body, name or "<ScriptBlock>")
+        if input_objects and any(membership.from_pipeline for parameter in signature.parameters for membership in parameter.sets.values()):
+            raise LabLimitation("The lab's PowerShell does not bind pipeline input to a function's parameters; it reads $input.")
         binder = Binder(signature, self._convert_parameter, function=True)
         binding = binder.bind(arguments)
         scope = self.state.push()
