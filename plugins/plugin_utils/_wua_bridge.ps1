@@ -117,10 +117,12 @@ function ConvertTo-BridgeError {
         [Parameter(Mandatory = $true)] [System.Management.Automation.ErrorRecord]$ErrorRecord,
         [Parameter(Mandatory = $true)] [string]$Call
     )
-    # PowerShell wraps a failing COM method or property call (MethodInvocationException,
-    # GetValueInvocationException); the HRESULT that names the failure is the inner one's.
+    # PowerShell wraps a failing .NET or COM call: a COM method's COMException comes inside a
+    # TargetInvocationException inside a MethodInvocationException (its COM adapter, ComMethod),
+    # a property's inside a GetValueInvocationException. The HRESULT that names the failure is
+    # the innermost one's.
     $exception = $ErrorRecord.Exception
-    while ($exception -is [System.Management.Automation.RuntimeException] -and $null -ne $exception.InnerException) {
+    while (($exception -is [System.Management.Automation.RuntimeException] -or $exception -is [System.Reflection.TargetInvocationException]) -and $null -ne $exception.InnerException) {
         $exception = $exception.InnerException
     }
     $hresult = $exception.HResult
@@ -526,7 +528,7 @@ function Complete-ElevatedRun {
         $task = $root.GetTask("wuacache-$Name")
     }
     catch [System.Management.Automation.MethodInvocationException] {
-        if ($_.Exception.InnerException.HResult -ne $HResultFileNotFound) {
+        if ((ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall).hresult -ne $HResultFileNotFound) {
             throw
         }
     }
