@@ -94,11 +94,11 @@ class _Checker:
         self.path = path
         self.body = body
         self.functions = {
-            node.name.lower(): node for node in _walk(body) if isinstance(node, n.FunctionDefinition)
+            node.name.lower(): node for node in n.walk(body) if isinstance(node, n.FunctionDefinition)
         }
 
     def problems(self) -> Iterator[ContractProblem]:
-        for node in _walk(self.body):
+        for node in n.walk(self.body):
             if isinstance(node, n.Command):
                 yield from self._command(node)
             elif isinstance(node, (n.TypeLiteral, n.Cast)):
@@ -211,17 +211,6 @@ def _is_advanced(param_block: n.ParamBlock) -> bool:
     """A function with [CmdletBinding()] or a [Parameter()] attribute takes the common parameters."""
     attributes = [*param_block.attributes, *(a for p in param_block.parameters for a in p.attributes)]
     return any(attribute.type_name.name.lower() in ("cmdletbinding", "parameter") for attribute in attributes)
-
-
-def _walk(node: object) -> Iterator[object]:
-    """Every node of the tree below ``node``, ``node`` included, depth first."""
-    yield node
-    if isinstance(node, (tuple, list)):
-        for item in node:
-            yield from _walk(item)
-    elif dataclasses.is_dataclass(node) and not isinstance(node, (n.Extent, n.SourceFile, n.TypeName)):
-        for field in dataclasses.fields(node):
-            yield from _walk(getattr(node, field.name))
 
 
 def main(argv: list[str] | None = None) -> int:

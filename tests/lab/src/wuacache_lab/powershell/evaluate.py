@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from wuacache_lab.powershell import commands, operators
+from wuacache_lab.powershell import commands, coverage, operators
 from wuacache_lab.powershell import nodes as n
 from wuacache_lab.powershell.bind import (
     ALL_SETS,
@@ -126,6 +126,7 @@ class Interpreter:
         self._report = report_error
         self._handling: list[PowerShellError] = []
         self._signatures: dict[int, Signature] = {}
+        self._coverage = coverage.from_environment()
         self.state.set_local("Error", self.errors)
         for name in ("PSScriptRoot", "PSCommandPath"):
             self.state.set_local(name, "")
@@ -167,6 +168,8 @@ class Interpreter:
     def _execute(self, statements: tuple[n.Statement, ...], out: list[object]) -> None:
         for statement in statements:
             self.runtime.check_alive()
+            if self._coverage is not None:
+                self._coverage.started(statement.extent)
             try:
                 self._statement(statement, out)
             except PowerShellError as error:

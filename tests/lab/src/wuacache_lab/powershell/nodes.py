@@ -8,6 +8,8 @@ messages. Nodes are immutable; the evaluator never changes them.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Union
 
@@ -422,3 +424,14 @@ class ScriptBlockBody:
     extent: Extent
     param_block: ParamBlock | None
     statements: tuple[Statement, ...]
+
+
+def walk(node: object) -> Iterator[object]:
+    """Every node of the tree below ``node`` (``node`` included), depth first, in source order."""
+    yield node
+    if isinstance(node, tuple):
+        for item in node:
+            yield from walk(item)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, (Extent, SourceFile, TypeName, type)):
+        for field in dataclasses.fields(node):
+            yield from walk(getattr(node, field.name))

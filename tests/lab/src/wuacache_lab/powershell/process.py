@@ -27,6 +27,7 @@ import binascii
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from wuacache_lab.powershell import coverage
 from wuacache_lab.powershell.conversions import to_string
 from wuacache_lab.powershell.errors import (
     BreakSignal,
@@ -140,6 +141,14 @@ class PowerShellProcess:
 
     def run_script(self, script: str, input_lines: list[str]) -> Completed:
         """Run a script's text as powershell.exe runs a command, with ``$input`` given."""
+        try:
+            return self._run_script(script, input_lines)
+        finally:
+            recorder = coverage.from_environment()
+            if recorder is not None:
+                recorder.flush()
+
+    def _run_script(self, script: str, input_lines: list[str]) -> Completed:
         output: list[object] = []
         interpreter = Interpreter(self.runtime, self.contracts, self._report)
         try:
