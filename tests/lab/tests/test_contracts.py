@@ -484,6 +484,24 @@ def test_ecma_type_parser_keeps_what_the_framework_has() -> None:
     assert generate.parse_ecma_type(core_only, FRAMEWORK) is None
 
 
+ECMA_ENUM = """<Type Name="Access" FullName="Sample.Access">
+  <TypeSignature Language="C#" Value="public enum Access" />
+  <AssemblyInfo><AssemblyName>mscorlib</AssemblyName><AssemblyVersion>4.0.0.0</AssemblyVersion></AssemblyInfo>
+  <Base><BaseTypeName>System.Enum</BaseTypeName></Base>
+  <Attributes>
+    <Attribute FrameworkAlternate="netcore-3.0;netframework-4.8"><AttributeName>System.Flags</AttributeName></Attribute>
+  </Attributes>
+  <Members />
+</Type>
+"""
+
+
+def test_ecma_enum_flags_are_those_of_the_framework() -> None:
+    assert generate.parse_ecma_type(ECMA_ENUM, FRAMEWORK)["flags"] is True
+    assert generate.parse_ecma_type(ECMA_ENUM.replace("netframework-4.8", "netcore-3.1"), FRAMEWORK)["flags"] is False
+    assert "flags" not in generate.parse_ecma_type(ECMA_TYPE, FRAMEWORK)
+
+
 def test_ecma_path() -> None:
     assert generate.ecma_path("System.Collections.Generic.List`1") == "xml/System.Collections.Generic/List`1.xml"
     assert (

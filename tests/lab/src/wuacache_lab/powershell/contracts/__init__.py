@@ -238,6 +238,8 @@ class DotnetType:
     documented: bool
     source: Source | None
     url: str | None
+    # An enum marked [Flags], whose values combine fields.
+    flags: bool = False
 
 
 def _dotnet_member(name: str, row: Mapping[str, Any]) -> DotnetMember:
@@ -354,6 +356,7 @@ def _tables() -> _Tables:
             documented=True,
             source=_source(row["source"]),
             url=None,
+            flags=row.get("flags", False),
         )
         for name, row in dotnet["types"].items()
     }

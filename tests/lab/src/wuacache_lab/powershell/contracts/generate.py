@@ -585,12 +585,20 @@ def parse_ecma_type(text: str, framework: Framework) -> dict[str, Any] | None:
         entry["overloads"].append(_member_overload(member, kind, csharp, framework))
     for entry in members.values():
         entry["overloads"].sort(key=lambda overload: json.dumps(overload, sort_keys=True))
-    return {
-        "kind": _type_kind(_signature(root, "C#", framework)),
+    kind = _type_kind(_signature(root, "C#", framework))
+    parsed = {
+        "kind": kind,
         "base": _base_type(root, framework),
         "interfaces": sorted(name.text for name in root.findall("Interfaces/Interface/InterfaceName") if name.text),
         "members": members,
     }
+    if kind == "enum":
+        # [Flags]: a value may combine fields ("ReadOnly, Hidden").
+        parsed["flags"] = any(
+            attribute.findtext("AttributeName") == "System.Flags" and framework.applies(attribute)
+            for attribute in root.findall("Attributes/Attribute")
+        )
+    return parsed
 
 
 def ecma_path(full_name: str) -> str:
