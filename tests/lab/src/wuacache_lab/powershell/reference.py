@@ -57,10 +57,6 @@ class ReferenceContracts:
             for member in contracts.extended_members(type_name)
             if member.kind == "AliasProperty" and member.alias_of
         ]
-        if "System.Array" in lineage and not any(name.lower() == "count" for name, _ in aliases):
-            # about_Arrays (5.1): "In Windows PowerShell 5.1 (and older) Count alias property for Length";
-            # the extended table does not list it yet.
-            aliases.append(("Count", "Length"))
         return aliases  # type: ignore[return-value]
 
     def return_types(self, lineage: list[str], member_name: str) -> list[str] | None:
