@@ -288,6 +288,8 @@ class PowerShellError(Exception):
             record = exception.error_record or ErrorRecord(PARENT, exception.short_name)
         exception.error_record = record
         self.record = record
+        # The innermost statement it left: where the script raised it.
+        self.raised_by: Extent | None = None
         super().__init__(f"{exception.type_name}: {exception.message}")
 
     @property

@@ -63,6 +63,7 @@ from wuacache_lab.powershell.errors import (
     runtime_error,
 )
 from wuacache_lab.powershell.reference import ReferenceContracts
+from wuacache_lab.powershell.raised import RaisedError
 from wuacache_lab.powershell.runtime import Runtime, running
 from wuacache_lab.powershell.scopes import SessionState
 from wuacache_lab.powershell.values import (
@@ -175,6 +176,16 @@ class Interpreter:
             except PowerShellError as error:
                 if error.record.invocation is None:
                     error.record.invocation = InvocationInfo(None, statement.extent)
+                if error.raised_by is None:
+                    error.raised_by = statement.extent
+                    self.runtime.raised.append(
+                        RaisedError(
+                            error.exception.type_name,
+                            error.exception.message,
+                            statement.extent.file_name,
+                            statement.extent.line,
+                        )
+                    )
                 raise
             except LabLimitation as limitation:
                 if limitation.extent is None:

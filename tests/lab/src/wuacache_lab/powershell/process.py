@@ -27,7 +27,7 @@ import binascii
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from wuacache_lab.powershell import coverage
+from wuacache_lab.powershell import coverage, raised
 from wuacache_lab.powershell.conversions import to_string
 from wuacache_lab.powershell.errors import (
     BreakSignal,
@@ -147,6 +147,9 @@ class PowerShellProcess:
             recorder = coverage.from_environment()
             if recorder is not None:
                 recorder.flush()
+            error_log = raised.from_environment()
+            if error_log is not None:
+                error_log.write(self.runtime.raised)
 
     def _run_script(self, script: str, input_lines: list[str]) -> Completed:
         output: list[object] = []

@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from datetime import datetime, timezone
 
 from wuacache_lab.powershell.errors import ProcessKilled, dotnet_error
+from wuacache_lab.powershell.raised import RaisedError
 
 REGDB_E_CLASSNOTREG = 0x80040154
 
@@ -48,6 +49,8 @@ class Runtime:
         self.utc_offset_minutes = utc_offset_minutes
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._ended = threading.Event()
+        # The terminating errors the process's statements raised, in order.
+        self.raised: list[RaisedError] = []
 
     # ------------------------------------------------------------ time
 
