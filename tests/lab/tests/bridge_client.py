@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from wuacache_lab.pki import LabCA
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.windows.process import LogonSession
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "plugins" / "plugin_utils"
+# The collection's host scripts; the mutation tests give changed copies through the environment.
+SCRIPTS = Path(os.environ.get("WUACACHE_LAB_SCRIPTS") or Path(__file__).resolve().parents[3] / "plugins" / "plugin_utils")
 NETWORK = LogonSession(user="Administrator", logon_type="network")
 STANDARD_USER = LogonSession(user="alice", logon_type="network", administrator=False)
 ROOT = "C:\\ProgramData\\wuacache"

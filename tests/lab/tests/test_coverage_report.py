@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from wuacache_lab.coverage_report import runs_by_test
+
 pytest_plugins = ["pytester"]
 
 BRIDGE = """param($Kind)
@@ -29,10 +31,13 @@ class Host(Runtime):
         return "_wua_bridge.ps1" if text == BRIDGE.read_text() else ""
 
 
-def test_runs_the_bridge():
+def run_bridge(kind):
     process = PowerShellProcess(Host({}))
-    completed = process.run_script("& ([scriptblock]::Create((@($input) -join \\"`n\\") + \\"`n\\")) many", BRIDGE.read_text().splitlines())
-    assert completed.stdout == b"many\\r\\n"
+    return process.run_script(f"& ([scriptblock]::Create((@($input) -join \\"`n\\") + \\"`n\\")) {kind}", BRIDGE.read_text().splitlines())
+
+
+def test_runs_the_bridge():
+    assert run_bridge("many").stdout == b"many\\r\\n"
 '''
 
 
@@ -69,3 +74,21 @@ def test_an_excused_statement_counts_toward_the_minimum(project: pytest.Pytester
 
     result.stdout.fnmatch_lines(["*_wua_bridge.ps1: 2 of 3 statements executed (66.7%), 1 excused (100.0% with them)"])
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_each_test_can_record_what_its_processes_ran(project: pytest.Pytester) -> None:
+    project.makepyfile(test_other="from test_bridge import run_bridge\n\n\ndef test_one():\n    run_bridge('one')\n")
+    per_test = project.path / "per-test"
+
+    result = project.runpytest_subprocess(
+        "-p", "wuacache_lab.coverage_report", f"--ps-coverage-per-test={per_test}", "--ps-coverage-min=90"
+    )
+
+    # The whole run's coverage adds up the tests'.
+    result.stdout.fnmatch_lines(["*_wua_bridge.ps1: 3 of 3 statements executed (100.0%)*"])
+    assert result.ret == pytest.ExitCode.OK
+    runs = {run.nodeid: run.statements for run in runs_by_test(per_test, "_wua_bridge.ps1")}
+    assert runs == {
+        "test_bridge.py::test_runs_the_bridge": {(2, 1), (3, 5)},
+        "test_other.py::test_one": {(2, 1), (6, 5)},
+    }

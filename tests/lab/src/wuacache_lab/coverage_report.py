@@ -10,9 +10,11 @@ those an exclusion excuses with a reason, are fewer than N percent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,9 @@ BRIDGE = Path("plugins") / "plugin_utils" / "_wua_bridge.ps1"
 EXCLUSIONS = Path("tests") / "lab" / "ps-coverage-exclusions.txt"
 # The most uncovered statements the summary lists.
 LISTED = 40
+# In each test's folder of --ps-coverage-per-test: the test's node id, and how long it took.
+TEST_ID_FILE = "test.txt"
+DURATION_FILE = "seconds.txt"
 
 _FOLDER = pytest.StashKey[Path]()
 _OWNED = pytest.StashKey[bool]()
@@ -38,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PERCENT",
         help="fail when the run executed, or excused, fewer of the bridge's statements",
     )
+    group.addoption(
+        "--ps-coverage-per-test",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="record the statements each test's processes start in a folder of its own under FOLDER",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,10 +63,48 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FOLDER] = Path(folder)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    per_test = item.config.getoption("--ps-coverage-per-test")
+    if per_test is not None:
+        folder = per_test / hashlib.sha256(item.nodeid.encode()).hexdigest()[:20]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / TEST_ID_FILE).write_text(item.nodeid, encoding="utf-8")
+        os.environ[coverage.ENVIRONMENT_VARIABLE] = str(folder)
+        coverage.from_environment.cache_clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    folder = os.environ.get(coverage.ENVIRONMENT_VARIABLE)
+    if report.when == "call" and folder and (Path(folder) / TEST_ID_FILE).is_file():
+        (Path(folder) / DURATION_FILE).write_text(f"{report.duration:.3f}", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class TestRun:
+    nodeid: str
+    seconds: float
+    # The lines and columns of the script's statements its processes started.
+    statements: frozenset[tuple[int, int]]
+
+
+def runs_by_test(per_test: Path, script_name: str) -> list[TestRun]:
+    """What ``--ps-coverage-per-test`` recorded, for the tests that ran ``script_name``, quickest first."""
+    runs = []
+    for folder in per_test.iterdir():
+        if not (folder / TEST_ID_FILE).is_file():
+            continue
+        statements = coverage.executed(folder, script_name)
+        if statements:
+            duration = folder / DURATION_FILE
+            seconds = float(duration.read_text()) if duration.is_file() else float("inf")
+            runs.append(TestRun((folder / TEST_ID_FILE).read_text(encoding="utf-8"), seconds, frozenset(statements)))
+    return sorted(runs, key=lambda run: (run.seconds, run.nodeid))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    folder = config.stash[_FOLDER]
-    if not any(folder.glob("*.jsonl")):
+    folder = config.getoption("--ps-coverage-per-test") or config.stash[_FOLDER]
+    if not folder.is_dir() or not any(folder.rglob("*.jsonl")):
         return  # no test ran the bridge
     bridge = config.rootpath / BRIDGE
     exclusions_file = config.rootpath / EXCLUSIONS

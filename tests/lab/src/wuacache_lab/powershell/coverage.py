@@ -77,9 +77,9 @@ _STATEMENT_LISTS = frozenset({"statements", "body", "else_body", "finally_body"}
 
 
 def executed(folder: Path, file_name: str) -> set[tuple[int, int]]:
-    """The lines and columns of ``file_name``'s statements that any process recorded in ``folder``."""
+    """The lines and columns of ``file_name``'s statements that any process recorded in ``folder`` or below."""
     sites: set[tuple[int, int]] = set()
-    for records in folder.glob("*.jsonl"):
+    for records in folder.rglob("*.jsonl"):
         for line in records.read_text(encoding="utf-8").splitlines():
             sites.update((row[1], row[2]) for row in json.loads(line) if row[0] == file_name)
     return sites
