@@ -524,10 +524,17 @@ def _member_overload(member: ET.Element, kind: str, csharp: str, framework: Fram
     ilasm = _signature(member, "ILAsm", framework)
     static = re.search(r"\b(?:static|const)\b", csharp.split("(")[0]) or (kind == "Field" and " static " in ilasm)
     overload: dict[str, Any] = {"static": bool(static)}
+    # The member's signature (its DocId) fixes how many parameters it has: FrameworkAlternate only
+    # picks, for each index, the element that holds for a framework, and some elements name
+    # another framework alone by mistake (WebRequest.Create's, "xamarinmac-3.0").
+    by_index: dict[str, ET.Element] = {}
+    for position, parameter in enumerate(member.findall("Parameters/Parameter")):
+        index = parameter.get("Index", str(position))
+        chosen = by_index.get(index)
+        if chosen is None or (framework.applies(parameter) and not framework.applies(chosen)):
+            by_index[index] = parameter
     parameters = []
-    for parameter in member.findall("Parameters/Parameter"):
-        if not framework.applies(parameter):
-            continue
+    for parameter in by_index.values():
         entry = {"name": parameter.get("Name"), "type": parameter.get("Type")}
         if parameter.get("RefType"):
             entry["ref"] = parameter.get("RefType")
