@@ -116,6 +116,8 @@ EXCEPTION_TYPES: dict[str, tuple[str | None, int | None]] = {
     "System.Management.Automation.DriveNotFoundException": ("System.Management.Automation.SessionStateException", None),
     "System.Management.Automation.ProviderInvocationException": ("System.Management.Automation.RuntimeException", None),
     "System.Management.Automation.PipelineStoppedException": ("System.Management.Automation.RuntimeException", None),
+    # What a program's standard error line becomes (NativeCommandError).
+    "System.Management.Automation.RemoteException": ("System.Management.Automation.RuntimeException", None),
     "System.Management.Automation.ValidationMetadataException": ("System.Management.Automation.MetadataException", None),
     "System.Management.Automation.MetadataException": ("System.Management.Automation.RuntimeException", None),
     "Microsoft.PowerShell.Commands.WriteErrorException": ("System.SystemException", None),

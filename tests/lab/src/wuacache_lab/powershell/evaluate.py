@@ -219,13 +219,15 @@ class Interpreter:
 
     def _pipeline_statement(self, node: n.Pipeline, out: list[object]) -> None:
         # $? tells whether the last statement succeeded; a command writing an error makes it false.
-        self.last_status = True
         if len(node.elements) == 1 and not isinstance(node.elements[0], n.Command):
             expression = node.elements[0]
+            # Read by this very statement ("$?"), it is still the status of the one before.
             value = self.evaluate(expression)
+            self.last_status = True
             if not isinstance(expression, n.IncrementDecrement):
                 _write(value, out)
             return
+        self.last_status = True
         self._run_pipeline(node, out)
 
     def statement_value(self, node: n.Statement) -> object:
@@ -643,10 +645,31 @@ class Interpreter:
             contract = self.contracts.cmdlet(name)
             if contract is not None:
                 return self._invoke_cmdlet(contract, name, arguments, input_objects, node.extent, out)
+            if self._run_program(name, arguments, node.extent, out):
+                return None
             raise command_not_found(name, node.extent)
         except PowerShellError:
             self.last_status = False
             raise
+
+    def _run_program(self, name: str, arguments: list[Argument], extent: n.Extent, out: list[object]) -> bool:
+        """A program of the machine (about_Automatic_Variables, ``$LASTEXITCODE``): each line of its output
+        is a string on the pipeline, its exit code ``$LASTEXITCODE``, and ``$?`` says whether that is 0.
+
+        PowerShell's standard error is redirected in every process of the lab, and then Windows
+        PowerShell 5.1 makes each line the program writes there an error record (NativeCommandError).
+        False when the machine has no such program.
+        """
+        completed = self.runtime.run_program(name, _program_arguments(arguments))
+        if completed is None:
+            return False
+        out.extend(completed.stdout.splitlines())
+        for line in completed.stderr.splitlines():
+            exception = DotNetException("System.Management.Automation.RemoteException", line)
+            self.report_error(ErrorRecord(exception, "NativeCommandError", "NotSpecified", line, InvocationInfo(name, extent)), exception)
+        self.state.assign(n.VariablePath("global", "LASTEXITCODE"), completed.exit_code)
+        self.last_status = completed.exit_code == 0
+        return True
 
     def _invoke_cmdlet(
         self,
@@ -832,6 +855,20 @@ class Interpreter:
 
     def _convert_for_variable(self, value: object, target: DotNetType) -> object:
         return self.types.convert(value, target, self.runtime.utc_offset_minutes)
+
+
+def _program_arguments(arguments: list[Argument]) -> list[str]:
+    """The words PowerShell passes a program: each argument as a string, an array's elements one by one,
+    ``$null`` as nothing, a parameter as written (``-name``, ``-name:value``)."""
+    words: list[str] = []
+    for argument in arguments:
+        if isinstance(argument, NamedArgument):
+            words.append(f"-{argument.name}:{to_string(argument.value)}" if argument.has_value else f"-{argument.name}")
+            continue
+        value = base_object(argument.value)
+        items = enumerate_value(value) if is_enumerable(value) else [value]
+        words.extend(to_string(item) for item in items if item is not None and item is not AUTOMATION_NULL)
+    return words
 
 
 def _type_name(text: str) -> n.TypeName | str:

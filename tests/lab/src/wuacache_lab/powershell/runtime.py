@@ -19,12 +19,22 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from wuacache_lab.powershell.errors import ProcessKilled, dotnet_error
 from wuacache_lab.powershell.raised import RaisedError
 
 REGDB_E_CLASSNOTREG = 0x80040154
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """What a program run as a command leaves: its standard output and error, as text, and its exit code."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
 
 
 class Runtime:
@@ -94,6 +104,13 @@ class Runtime:
         the scripts it recognises, so that a refusal names the shipped file.
         """
         return ""
+
+    def run_program(self, name: str, arguments: list[str]) -> ProgramResult | None:
+        """Run the program a command name stands for (``hostname``, ``shutdown.exe``) and wait for it.
+
+        None when the machine has no such program: the command is not found.
+        """
+        return None
 
 
 ScriptBlockInvoker = Callable[[object, list[object]], object]
