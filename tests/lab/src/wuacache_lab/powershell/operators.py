@@ -268,6 +268,9 @@ def values_equal(left: object, right: object, ignore_case: bool = True) -> bool:
         left_number = left.value if isinstance(left, EnumValue) else left
         if isinstance(right, EnumValue):
             return left_number == right.value
+        if isinstance(left, EnumValue) and isinstance(right, str):
+            # The right operand converted to the enum: a field's name ("Running").
+            return _enum_number(left, right) == left_number
         try:
             right_number = to_number(right)
         except PowerShellError:
@@ -277,6 +280,22 @@ def values_equal(left: object, right: object, ignore_case: bool = True) -> bool:
         return left.ticks == right.ticks
     return left is right or left == right
 
+
+
+def _enum_number(left: EnumValue, text: str) -> int | None:
+    """A string as the value of the left operand's enum: a field's name, names joined by commas for
+    a [Flags] enum, or a number; None when it is none of them."""
+    names = text.split(",") if left.enum.flags else [text]
+    values = [left.enum.value_of(name) for name in names]
+    if all(value is not None for value in values):
+        total = 0
+        for value in values:
+            total |= value  # type: ignore[operator]
+        return total
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
 
 def compare(left: object, right: object, ignore_case: bool = True) -> int:
     """LanguagePrimitives.Compare: negative, zero or positive."""
@@ -296,7 +315,12 @@ def compare(left: object, right: object, ignore_case: bool = True) -> int:
                 raise TypeError
             return (left.ticks > right.ticks) - (left.ticks < right.ticks)  # type: ignore[attr-defined]
         a_number = left.value if isinstance(left, EnumValue) else to_number(left)
-        b_number = right.value if isinstance(right, EnumValue) else to_number(right)
+        if isinstance(left, EnumValue) and isinstance(right, str):
+            b_number = _enum_number(left, right)
+            if b_number is None:
+                raise TypeError
+        else:
+            b_number = right.value if isinstance(right, EnumValue) else to_number(right)
         return (a_number > b_number) - (a_number < b_number)  # type: ignore[operator]
     except (PowerShellError, TypeError):
         message = f'Could not compare "{object_to_string(left)}" to "{object_to_string(right)}".'
