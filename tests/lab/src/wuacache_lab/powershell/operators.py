@@ -190,7 +190,9 @@ _OP_NAMES = {"-": "Subtraction", "*": "Multiply", "/": "Division", "%": "Modulus
 def bitwise(operator: str, left: object, right: object) -> object:
     left, right = base_object(left), base_object(right)
     if isinstance(left, EnumValue):
-        other = right.value if isinstance(right, EnumValue) else to_integer(right, "System.Int64")
+        # The right operand converted to the enum: a value, a field's name ('Tls12') or a number.
+        named = _enum_number(left, right) if isinstance(right, str) else None
+        other = right.value if isinstance(right, EnumValue) else named if named is not None else to_integer(right, "System.Int64")
         value = {"-band": left.value & other, "-bor": left.value | other, "-bxor": left.value ^ other}[operator]
         return EnumValue(left.enum, value)
     a = _bitwise_operand(left)
