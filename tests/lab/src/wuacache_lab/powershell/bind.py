@@ -102,9 +102,9 @@ def cmdlet_class(name: str, module: str) -> str:
     """The .NET class implementing a cmdlet, as errors name it: ``Microsoft.PowerShell.Commands.GetItemCommand``."""
     verb, _, noun = name.partition("-")
     namespace = {
-        "Dism": "Microsoft.Dism.Commands",
-        "CimCmdlets": "Microsoft.Management.Infrastructure.CimCmdlets",
-    }.get(module, "Microsoft.PowerShell.Commands")
+        "dism": "Microsoft.Dism.Commands",
+        "cimcmdlets": "Microsoft.Management.Infrastructure.CimCmdlets",
+    }.get(module.casefold(), "Microsoft.PowerShell.Commands")
     return f"{namespace}.{verb}{noun}Command"
 
 
