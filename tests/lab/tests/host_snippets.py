@@ -28,8 +28,8 @@ for _module in MODULES:
     importlib.import_module(_module)
 
 
-def new_host(tmp_path: Path, *, proxy: str | None = None, trusted_ca: Path | None = None) -> WindowsHost:
-    return WindowsHost("win10-01", tmp_path / "hosts", profile="win10-22h2", trusted_ca=trusted_ca or tmp_path / "ca.pem", proxy=proxy)
+def new_host(tmp_path: Path, *, profile: str = "win10-22h2", proxy: str | None = None, trusted_ca: Path | None = None) -> WindowsHost:
+    return WindowsHost("win10-01", tmp_path / "hosts", profile=profile, trusted_ca=trusted_ca or tmp_path / "ca.pem", proxy=proxy)
 
 
 def runtime_of(host: WindowsHost, logon: LogonSession = ADMINISTRATOR, working_directory: str = WORKING_DIRECTORY) -> HostRuntime:

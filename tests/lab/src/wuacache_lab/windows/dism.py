@@ -11,17 +11,26 @@ installed is applied again, which changes nothing and exits with 0; one whose
 install waits for a restart exits with 3010 again, still waiting.
 
 ``Get-WindowsPackage -Online -PackagePath <path.cab>`` (the DISM PowerShell
-module) tells the ``PackageState`` of a cabinet's package on the running
-Windows (:func:`get_windows_package`).
+module, :func:`get_windows_package`) gives the cabinet's package as an
+``AdvancedPackageObject``: its ``PackageName``, its ``PackageState`` on the
+running Windows and whether it is ``Applicable``. Like dism.exe, it serves
+elevated administrators only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from wuacache_lab.powershell.commands import CmdletCall, cmdlet
+from wuacache_lab.powershell.conversions import to_string
+from wuacache_lab.powershell.dotnet import dotnet_type, register_enum
+from wuacache_lab.powershell.errors import NOT_SPECIFIED, DotNetException, ErrorRecord, InvocationInfo, LabLimitation, PowerShellError
+from wuacache_lab.powershell.values import EnumValue
 from wuacache_lab.windows import cbs
-from wuacache_lab.windows.errors import ERROR_ELEVATION_REQUIRED, HResultError, signed
+from wuacache_lab.windows.errors import ERROR_ELEVATION_REQUIRED, HResultError, default_message, signed
 from wuacache_lab.windows.process import LogonSession, ProcessResult
+from wuacache_lab.windows.runtime import host_runtime
 from wuacache_lab.windows.state import OPERATION_INSTALLATION, OPERATION_UNINSTALLATION, HostState
 
 if TYPE_CHECKING:
@@ -34,7 +43,22 @@ EXIT_ELEVATION_REQUIRED = 740
 CBS_E_NOT_APPLICABLE = 0x800F081E
 PACKAGE_PATH = "/packagepath:"
 
-# PackageState values (the DismPackageFeatureState enumeration) the emulated servicing stack can be in.
+# The states of a package (the DISM API's DismPackageFeatureState enumeration, learn.microsoft.com
+# windows-hardware/manufacture/desktop/dism/dismpackagefeaturestate-enumeration), as the DISM module names them.
+PACKAGE_FEATURE_STATE = register_enum(
+    "Microsoft.Dism.Commands.PackageFeatureState",
+    {
+        "NotPresent": 0,
+        "UninstallPending": 1,
+        "Staged": 2,
+        "Removed": 3,
+        "Installed": 4,
+        "InstallPending": 5,
+        "Superseded": 6,
+        "PartiallyInstalled": 7,
+    },
+)
+# Those the emulated servicing stack can be in.
 NOT_PRESENT = "NotPresent"
 INSTALLED = "Installed"
 INSTALL_PENDING = "InstallPending"
@@ -77,15 +101,53 @@ def package_state(state: HostState, identity: str) -> str:
     return INSTALL_PENDING if OPERATION_INSTALLATION in changes else NOT_PRESENT
 
 
-def get_windows_package(host: WindowsHost, package_path: str, logon: LogonSession) -> dict[str, Any]:
-    """``Get-WindowsPackage -Online -PackagePath``: the package of a cabinet and
-    its state on the running Windows. Like dism.exe, it serves elevated
-    administrators only."""
-    if not logon.administrator:
-        raise HResultError(ERROR_ELEVATION_REQUIRED, "The requested operation requires elevation.")
-    package = cbs.read_package(b"".join(host.disk.read(package_path)))
-    return {
-        "PackageName": package.identity,
-        "PackageState": host.store.peek(lambda state: package_state(state, package.identity)),
-        "Applicable": package.applies_to(host.profile),
-    }
+@dotnet_type("Microsoft.Dism.Commands.AdvancedPackageObject")
+class AdvancedPackageObject:
+    """What ``Get-WindowsPackage -PackagePath`` gives of a package."""
+
+    def __init__(self, package: cbs.ServicingPackage, state: str, applicable: bool) -> None:
+        self._package = package
+        self._state = state
+        self._applicable = applicable
+
+    @property
+    def PackageName(self) -> str:  # noqa: N802 - the DISM module's member name
+        return self._package.identity
+
+    @property
+    def PackageState(self) -> EnumValue:  # noqa: N802
+        return EnumValue(PACKAGE_FEATURE_STATE, PACKAGE_FEATURE_STATE.value_of(self._state))  # type: ignore[arg-type]
+
+    @property
+    def Applicable(self) -> bool:  # noqa: N802
+        return self._applicable
+
+    @property
+    def RestartRequired(self) -> str:  # noqa: N802
+        return "Required" if self._package.restart else "Possible"
+
+
+@cmdlet("Get-WindowsPackage")
+def get_windows_package(call: CmdletCall) -> Iterable[object]:
+    """``-Online -PackagePath <cab>``: the package of a cabinet and its state on the running Windows.
+
+    A failure of the servicing stack is a terminating COMException with its
+    HRESULT, whose FullyQualifiedErrorId is the cmdlet's class alone, as the
+    DISM module reports its errors.
+    """
+    runtime = host_runtime()
+    host = runtime.host
+    for parameters in call.records:
+        if call.parameter_set != "Online" or "PackagePath" not in parameters:
+            raise LabLimitation("The lab's Get-WindowsPackage reads one package of the running Windows (-Online -PackagePath).")
+        path = to_string(parameters["PackagePath"])
+        try:
+            if not runtime.logon.administrator:
+                raise HResultError(ERROR_ELEVATION_REQUIRED, "The requested operation requires elevation.")
+            package = cbs.read_package(b"".join(host.disk.read(path)))
+        except HResultError as error:
+            exception = DotNetException("System.Runtime.InteropServices.COMException", error.message or default_message(error.hresult), hresult=error.hresult)
+            record = ErrorRecord(exception, call.error_source, NOT_SPECIFIED, None, InvocationInfo(call.name, call.extent))
+            raise PowerShellError(exception, record) from None
+        state = host.store.peek(lambda current: package_state(current, package.identity))
+        yield AdvancedPackageObject(package, state, package.applies_to(host.profile))

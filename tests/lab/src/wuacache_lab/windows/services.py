@@ -49,6 +49,7 @@ from wuacache_lab.powershell.errors import (
 from wuacache_lab.powershell.reference import ReferenceContracts
 from wuacache_lab.powershell.regex import wildcard_to_regex
 from wuacache_lab.powershell.values import DotNetType, EnumValue, TimeSpan
+from wuacache_lab.windows.filesystem import enum_argument
 from wuacache_lab.windows.runtime import host_runtime
 
 if TYPE_CHECKING:
@@ -105,10 +106,6 @@ _CMDLET_WAIT = TimeSpan(2 * 10_000_000)
 def win32_exception(code: int) -> DotNetException:
     """The Win32Exception .NET makes of a Win32 error: its system message, NativeErrorCode, and E_FAIL as HResult."""
     return DotNetException("System.ComponentModel.Win32Exception", _WIN32_MESSAGES[code], NativeErrorCode=code)
-
-
-def _enum_type(definition: Any) -> DotNetType:
-    return DotNetType(definition.name, enum=definition)
 
 
 @dotnet_type("System.ServiceProcess.ServiceController", base="System.ComponentModel.Component")
@@ -218,7 +215,7 @@ class ServiceController:
 
     def WaitForStatus(self, desiredStatus: object, timeout: object = None) -> None:  # noqa: N802, N803 - .NET names
         """Looks at the service every quarter of a second until it has the status; without a timeout, for ever."""
-        desired = convert_to(desiredStatus, _enum_type(STATUS)).value  # type: ignore[union-attr]
+        desired = enum_argument(desiredStatus, STATUS.name)
         limit = None if timeout is None else convert_to(timeout, DotNetType("System.TimeSpan")).total_seconds  # type: ignore[union-attr]
         runtime = host_runtime()
         started = time.monotonic()
