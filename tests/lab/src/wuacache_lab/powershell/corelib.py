@@ -364,7 +364,14 @@ class DateTimeMembers:
 
     @static
     def SpecifyKind(value: DateTime, kind: object) -> DateTime:  # noqa: N802
-        return DateTime(value.ticks, kind.value if isinstance(kind, EnumValue) else to_integer(kind))
+        """The kind as PowerShell converts a method's argument to DateTimeKind: a value, a name ('Utc') or a number."""
+        from wuacache_lab.powershell.conversions import convert_to
+
+        kinds = ReferenceContracts.enum_definition("System.DateTimeKind")
+        assert kinds is not None
+        converted = convert_to(kind, DotNetType(kinds.name, enum=kinds))
+        assert isinstance(converted, EnumValue)
+        return DateTime(value.ticks, converted.value)
 
     @static
     def Parse(text: object, *_: object) -> DateTime:  # noqa: N802
