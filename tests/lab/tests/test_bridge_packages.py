@@ -28,10 +28,9 @@ from bridge_client import (
     run_elevated,
     scan,
 )
+from host_snippets import failure, runtime_of
 from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.packages import build_cbs_cab, build_msu
-from wuacache_lab.windows.dism import get_windows_package
-from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 
@@ -224,9 +223,8 @@ def test_dism_needs_an_elevated_administrator(lab: Lab, host: WindowsHost) -> No
 
     assert dism.exit_code == ERROR_ELEVATION_REQUIRED
     assert host.state.packages == {}
-    with pytest.raises(HResultError) as refused:
-        get_windows_package(host, path, STANDARD_USER)
-    assert refused.value.hresult == HRESULT_ELEVATION_REQUIRED
+    refused = failure(runtime_of(host, STANDARD_USER), f"Get-WindowsPackage -Online -PackagePath '{path}'")
+    assert refused.reported_exception.hresult == HRESULT_ELEVATION_REQUIRED - (1 << 32)
 
 
 def test_a_package_with_the_wrong_digest_is_not_installed(lab: Lab, host: WindowsHost) -> None:
