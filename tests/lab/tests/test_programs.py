@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from wuacache_lab.windows.wusa import WU_S_ALREADY_UNINSTALLED
 
 PACKAGES = "C:\\ProgramData\\packages"
 ERROR_SUCCESS_REBOOT_REQUIRED = 3010
+TASK_STATE_RUNNING = 4
+SCHED_S_TASK_TERMINATED = 0x00041306
 
 
 @pytest.fixture
@@ -126,3 +129,31 @@ def test_a_name_that_is_no_program_is_not_found(host: WindowsHost) -> None:
     error = failure(runtime_of(host, ADMINISTRATOR), "ipconfig /all")
 
     assert chain(error) == ["System.Management.Automation.CommandNotFoundException"]
+
+
+def test_a_stopped_task_ends_its_script_in_wait_for_exit(host: WindowsHost) -> None:
+    script = """$program = Start-Process powershell.exe -ArgumentList '-Command', 'Start-Sleep -Seconds 5' -PassThru
+$program.WaitForExit()
+[System.IO.File]::WriteAllText('C:\\ProgramData\\after.txt', 'the wait ended')"""
+    service = host.wua(ADMINISTRATOR).create_object("Schedule.Service")
+    service.Connect()
+    definition = service.NewTask(0)
+    definition.Principal.UserId = "SYSTEM"
+    definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
+    action = definition.Actions.Create(0)  # TASK_ACTION_EXEC
+    action.Path = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
+    action.Arguments = "-NoProfile -EncodedCommand " + base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    task = service.GetFolder("\\").RegisterTaskDefinition("waits", definition, 6, None, None, 5)
+    task.Run(None)
+    time.sleep(0.5)
+    assert task.State == TASK_STATE_RUNNING
+
+    stopped = time.monotonic()
+    task.Stop(0)
+    while task.State == TASK_STATE_RUNNING:
+        assert time.monotonic() - stopped < 2, "the task's process did not end"
+        time.sleep(0.05)
+
+    assert task.LastTaskResult == SCHED_S_TASK_TERMINATED
+    time.sleep(0.3)
+    assert not host.disk.exists("C:\\ProgramData\\after.txt")
