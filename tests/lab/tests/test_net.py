@@ -142,6 +142,17 @@ def test_a_connection_closed_without_an_answer_is_a_web_exception(host: WindowsH
     assert str(exception.properties["Status"]) == "ConnectionClosed"
 
 
+def test_a_body_slower_than_the_read_write_timeout_fails_the_copy(host: WindowsHost, payload, tmp_path: Path) -> None:
+    _, url, _ = payload
+    set_fault(tmp_path / "upstream", url, "slow", delay=2, count=1)
+    script = fetch(url).replace("$response = $request.GetResponse()", "$request.ReadWriteTimeout = 300\n$response = $request.GetResponse()")
+
+    error = failure(runtime_of(host), script)
+
+    assert chain(error) == ["System.Management.Automation.MethodInvocationException", "System.IO.IOException"]
+    assert "did not properly respond after a period of time" in error.reported_exception.message
+
+
 def test_a_full_disk_fails_the_copy_with_what_fitted_written(host: WindowsHost, payload, tmp_path: Path) -> None:
     _, url, _ = payload
     set_host_fault(tmp_path / "hosts", host.name, "disk_full")

@@ -292,9 +292,7 @@ class ConnectStream(Stream):
         try:
             return self._response.raw.read1(COPY_BUFFER_SIZE)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-            reset = isinstance(error, ConnectionResetError) or "reset" in str(error).casefold()
-            reason = "An existing connection was forcibly closed by the remote host" if reset else "The connection was closed"
-            raise dotnet_error("System.IO.IOException", f"Unable to read data from the transport connection: {reason}.") from None
+            raise dotnet_error("System.IO.IOException", f"Unable to read data from the transport connection: {_read_failure(error)}.") from None
 
     def close(self) -> None:
         super().close()
@@ -307,3 +305,15 @@ class ConnectStream(Stream):
     @property
     def CanSeek(self) -> bool:  # noqa: N802
         return False
+
+
+def _read_failure(error: Exception) -> str:
+    """Why a read of the body failed, in the words of the socket error .NET reports."""
+    if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+        return (
+            "A connection attempt failed because the connected party did not properly respond after a period of time, "
+            "or established connection failed because connected host has failed to respond"
+        )
+    if isinstance(error, ConnectionResetError) or "reset" in str(error).casefold():
+        return "An existing connection was forcibly closed by the remote host"
+    return "The connection was closed"
