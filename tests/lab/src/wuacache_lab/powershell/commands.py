@@ -204,7 +204,8 @@ def _major_version(text: str) -> int:
 # ---------------------------------------------------------------- Microsoft.PowerShell.Utility
 
 
-def _is_switch(parameters: dict[str, object], name: str) -> bool:
+def is_switch(parameters: dict[str, object], name: str) -> bool:
+    """Whether a switch parameter was given (and not as ``-Name:$false``)."""
     value = parameters.get(name)
     return isinstance(value, SwitchParameter) and value.is_present
 
@@ -213,7 +214,7 @@ def _is_switch(parameters: dict[str, object], name: str) -> bool:
 def write_output(call: CmdletCall) -> Iterable[object]:
     for parameters in call.records:
         value = parameters.get("InputObject")
-        if _is_switch(parameters, "NoEnumerate"):
+        if is_switch(parameters, "NoEnumerate"):
             yield value
         else:
             yield from enumerate_value(value) if value is not None else [None]
@@ -291,7 +292,7 @@ def convert_to_json(call: CmdletCall) -> Iterable[object]:
         value,
         _Inspector(call.context),
         depth=depth if isinstance(depth, int) else jsonconvert.DEFAULT_DEPTH,
-        compress=_is_switch(options, "Compress"),
+        compress=is_switch(options, "Compress"),
         local_offset_minutes=call.runtime.utc_offset_minutes,
     )
 
@@ -387,7 +388,7 @@ def _separated(path: str) -> str:
 def join_path(call: CmdletCall) -> Iterable[object]:
     """The FileSystem provider's joining, without resolving: one separator between the parts."""
     for parameters in call.records:
-        if _is_switch(parameters, "Resolve"):
+        if is_switch(parameters, "Resolve"):
             raise LabLimitation("The lab does not implement Join-Path -Resolve.")
         child = _separated(to_string(parameters["ChildPath"]))
         for path in enumerate_value(parameters["Path"]):

@@ -31,8 +31,8 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from wuacache_lab.powershell.commands import CmdletCall, cmdlet
-from wuacache_lab.powershell.conversions import SwitchParameter, enumerate_value, to_string
+from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
+from wuacache_lab.powershell.conversions import enumerate_value, to_string
 from wuacache_lab.powershell.dotnet import dotnet_type
 from wuacache_lab.powershell.errors import INVALID_OPERATION, DotNetException, LabLimitation, dotnet_error
 from wuacache_lab.powershell.runtime import ProgramResult
@@ -214,15 +214,10 @@ def start_process(call: CmdletCall) -> Iterable[object]:
         arguments = " ".join(to_string(item) for item in enumerate_value(parameters.get("ArgumentList") or []))
         command_line = f'"{path}" {arguments}' if arguments else f'"{path}"'
         program = RunningProgram(runtime.host, command_line, runtime.logon, working_directory)
-        if _switch(parameters, "Wait"):
+        if is_switch(parameters, "Wait"):
             program.wait(runtime)
-        if _switch(parameters, "PassThru"):
+        if is_switch(parameters, "PassThru"):
             yield Process(program, path)
-
-
-def _switch(parameters: dict[str, object], name: str) -> bool:
-    value = parameters.get(name)
-    return isinstance(value, SwitchParameter) and value.is_present
 
 
 def run_program(runtime: HostRuntime, name: str, arguments: list[str]) -> ProgramResult | None:

@@ -33,8 +33,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from wuacache_lab.powershell.commands import CmdletCall, cmdlet
-from wuacache_lab.powershell.conversions import SwitchParameter, convert_to, enumerate_value, to_string
+from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
+from wuacache_lab.powershell.conversions import convert_to, enumerate_value, to_string
 from wuacache_lab.powershell.dotnet import constructor, dotnet_type
 from wuacache_lab.powershell.errors import (
     CLOSE_ERROR,
@@ -322,11 +322,6 @@ def _like(pattern: str, text: str) -> bool:
     return re.match(wildcard_to_regex(pattern), text, re.IGNORECASE) is not None
 
 
-def _switch(parameters: dict[str, object], name: str) -> bool:
-    value = parameters.get(name)
-    return isinstance(value, SwitchParameter) and value.is_present
-
-
 def _wait_for(call: CmdletCall, service: ServiceController, target: str, pending: str, error_id: str, message: str) -> bool:
     """ServiceOperationBaseCommand.DoWaitForStatus: two seconds at a time, for as long as the service is on its way."""
     while True:
@@ -352,7 +347,7 @@ def get_service(call: CmdletCall) -> Iterable[object]:
 def start_service(call: CmdletCall) -> Iterable[object]:
     for parameters in call.records:
         for service in _matching_services(call, parameters):
-            if _start(call, service) and _switch(parameters, "PassThru"):
+            if _start(call, service) and is_switch(parameters, "PassThru"):
                 yield service
 
 
@@ -380,9 +375,9 @@ def stop_service(call: CmdletCall) -> Iterable[object]:
                 if native != ERROR_SERVICE_NOT_ACTIVE:
                     _service_error(call, service, error.exception, "CouldNotStopService", _COULD_NOT_STOP, CLOSE_ERROR)
                     continue
-            if not _switch(parameters, "NoWait") and not _wait_for(call, service, "Stopped", "StopPending", "StopServiceFailed", _STOP_FAILED):
+            if not is_switch(parameters, "NoWait") and not _wait_for(call, service, "Stopped", "StopPending", "StopServiceFailed", _STOP_FAILED):
                 continue
-            if _switch(parameters, "PassThru") and str(service.Status) in ("Stopped", "StopPending"):
+            if is_switch(parameters, "PassThru") and str(service.Status) in ("Stopped", "StopPending"):
                 yield service
 
 
@@ -412,7 +407,7 @@ def set_service(call: CmdletCall) -> Iterable[object]:
         status = parameters.get("Status")
         if status is not None:
             _set_status(call, service, to_string(status))
-        if _switch(parameters, "PassThru"):
+        if is_switch(parameters, "PassThru"):
             yield service
 
 
