@@ -40,7 +40,7 @@ from urllib3.util import SKIP_HEADER
 from wuacache_lab.powershell.conversions import to_integer, to_string
 from wuacache_lab.powershell.corelib import Uri
 from wuacache_lab.powershell.dotnet import dotnet_type, static, static_property
-from wuacache_lab.powershell.errors import DotNetException, LabLimitation, PowerShellError, dotnet_error
+from wuacache_lab.powershell.errors import LabLimitation, PowerShellError, dotnet_error
 from wuacache_lab.powershell.reference import ReferenceContracts
 from wuacache_lab.powershell.runtime import Runtime
 from wuacache_lab.powershell.values import EnumValue
@@ -99,12 +99,11 @@ class ServicePointManager:
         return EnumValue(SECURITY_PROTOCOL, _security_protocol(host_runtime()))  # type: ignore[arg-type]
 
 
-def web_exception(message: str, status: str, response: HttpWebResponse | None = None, inner: DotNetException | None = None) -> PowerShellError:
+def web_exception(message: str, status: str, response: HttpWebResponse | None = None) -> PowerShellError:
     """A WebException with its Status (WebExceptionStatus) and, for an HTTP error, the Response."""
     return dotnet_error(
         "System.Net.WebException",
         message,
-        inner=inner,
         Status=EnumValue(EXCEPTION_STATUS, EXCEPTION_STATUS.value_of(status)),  # type: ignore[arg-type,union-attr]
         Response=response,
     )
