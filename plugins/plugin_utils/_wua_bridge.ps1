@@ -49,7 +49,8 @@ $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
 # Strings", MicrosoftDocs/win32 desktop-src/SecAuthZ/): owner Administrators (BA); a DACL protected
 # from inheritance (P), auto-inherited (AI), whose only entries allow (A) full control (FA) to SYSTEM
 # (SY) and Administrators, inherited by subfolders (CI) and files (OI).
-$PrivateFolderSddl = 'O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+$PrivateFolderDacl = 'PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+$PrivateFolderSddl = "O:BAD:$PrivateFolderDacl"
 # The only owners a root may have, as SDDL names them: nobody else can have planted files in it.
 $PrivateFolderOwners = 'SY', 'BA'
 
@@ -322,6 +323,24 @@ function ConvertTo-AsciiJson {
     -join $parts
 }
 
+function Assert-PrivateItem {
+    <#
+    .SYNOPSIS
+    Refuses an item of the root that is a link or belongs to anyone but SYSTEM or Administrators; returns its SDDL.
+    #>
+    param([Parameter(Mandatory = $true)] $Item)
+    if ($Item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+        throw [System.UnauthorizedAccessException]::new("$($Item.FullName) is a link; the bridge only uses a folder of its own.")
+    }
+    # The owner part of the item's SDDL: an alias (SY, BA...) or a SID string.
+    $sddl = (Get-Acl -LiteralPath $Item.FullName).Sddl
+    $owner = $sddl -creplace '\AO:([A-Z]{2}|S-1(-[0-9]+)+).*\z', '$1'
+    if ($PrivateFolderOwners -cnotcontains $owner) {
+        throw [System.UnauthorizedAccessException]::new("$($Item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
+    }
+    $sddl
+}
+
 function Initialize-PrivateFolder {
     <#
     .SYNOPSIS
@@ -331,10 +350,12 @@ function Initialize-PrivateFolder {
     What a SYSTEM task reads from the root runs as SYSTEM. A new root is created with its own
     ACL at once (full control for SYSTEM and Administrators only, nothing inherited from
     ProgramData, where every user may create files), so that no moment exists when another
-    user could create something in it. An existing root, and everything in it, must belong
-    to SYSTEM or Administrators and hold no link (a junction would redirect the ACL and the
-    deletes elsewhere): anything else was planted, and the bridge refuses the root without
-    writing anything. The root's ACL is then set again.
+    user could create something in it. An existing root must belong to SYSTEM or
+    Administrators and be no link. Once it has its own DACL, only SYSTEM and administrators
+    can have created anything in it. Otherwise everything in it must belong to SYSTEM or
+    Administrators and hold no link (a junction would redirect the ACL and the deletes
+    elsewhere): anything else was planted, and the bridge refuses the root without writing
+    anything; the root's ACL is then set again.
     #>
     $script:BridgeCall = 'Initialize-PrivateFolder'
     $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
@@ -343,20 +364,21 @@ function Initialize-PrivateFolder {
         $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
         return
     }
+    $root = Get-Item -LiteralPath $RootFolder -Force
+    # What an administrator creates in a private root belongs to that administrator where the
+    # policy "System objects: Default owner for objects created by members of the Administrators
+    # group" is "Object creator", the default of client editions (learn.microsoft.com,
+    # windows/security/threat-protection/security-policy-settings/system-objects-default-owner-for-objects-created-by-members-of-the-administrators-group):
+    # its owners are not checked, nobody else could create it.
+    if (((Assert-PrivateItem -Item $root) -creplace '\A.*?D:', '') -ceq $PrivateFolderDacl) {
+        return
+    }
     # Folder by folder, so that a link is refused before anything behind it is read.
-    $folders = @(Get-Item -LiteralPath $RootFolder -Force)
+    $folders = @($root)
     for ($index = 0; $index -lt $folders.Count; $index++) {
-        $folder = $folders[$index]
-        foreach ($item in @($folder) + @(Get-ChildItem -LiteralPath $folder.FullName -Force)) {
-            if ($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
-                throw [System.UnauthorizedAccessException]::new("$($item.FullName) is a link; the bridge only uses a folder of its own.")
-            }
-            # The owner part of the item's SDDL: an alias (SY, BA...) or a SID string.
-            $owner = (Get-Acl -LiteralPath $item.FullName).Sddl -creplace '\AO:([A-Z]{2}|S-1(-[0-9]+)+).*\z', '$1'
-            if ($PrivateFolderOwners -cnotcontains $owner) {
-                throw [System.UnauthorizedAccessException]::new("$($item.FullName) belongs to $owner, not to SYSTEM or Administrators.")
-            }
-            if ($item -ne $folder -and $item.PSIsContainer) {
+        foreach ($item in @(Get-ChildItem -LiteralPath $folders[$index].FullName -Force)) {
+            $null = Assert-PrivateItem -Item $item
+            if ($item.PSIsContainer) {
                 $folders += $item
             }
         }
