@@ -10,24 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
+from bridge_client import NETWORK, powershell_arguments, script
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
-from wuacache_lab.windows.process import MAX_COMMAND_LINE, LogonSession, ProcessResult
+from wuacache_lab.windows.process import MAX_COMMAND_LINE, ProcessResult
 
-# Stands in for plugins/plugin_utils/_wua_bootstrap.ps1: the emulator only
-# relies on the marker of its first line.
-BOOTSTRAP = """# wuacache.wua bridge bootstrap
-$document = [Console]::In.ReadToEnd() | ConvertFrom-Json
-& ([ScriptBlock]::Create($document.bridge)) $document.request
-"""
-BRIDGE = "# wuacache.wua bridge\nparam($Request)\n"
-NETWORK = LogonSession(user="Administrator", logon_type="network")
+BRIDGE = script("_wua_bridge.ps1")
 
 
 def command_line() -> str:
-    encoded = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")
-    return f"PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {encoded}"
+    return "PowerShell " + powershell_arguments(script("_wua_bootstrap.ps1"))
 
 
 def request(operation: str = "info", protocol: int = 1, params: Any = None) -> bytes:
@@ -129,8 +121,6 @@ def test_request_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
     [
         (b"", "ConvertFrom-Json"),
         (b"{not json", "ConvertFrom-Json"),
-        (json.dumps({"request": {"protocol": 1, "operation": "info"}}).encode(), "bridge"),
-        (json.dumps({"bridge": BRIDGE, "request": "info"}).encode(), "request"),
     ],
 )
 def test_malformed_standard_input_fails_like_powershell(tmp_path: Path, stdin: bytes, message: str) -> None:
@@ -146,8 +136,11 @@ def test_malformed_standard_input_fails_like_powershell(tmp_path: Path, stdin: b
     [
         (request(operation="reticulate"), "reticulate", -2147024809),  # ArgumentException: E_INVALIDARG
         (request(protocol=2), "info", -2147024809),
-        (request(params={"verbose": True}), "info", -2146233087),  # ParameterBindingException
+        # ParameterBindingException: task_poll's function takes no parameter "colour".
+        (request("task_poll", params={"name": "run-1", "colour": "blue"}), "task_poll", -2146233087),
+        # PropertyNotFoundException under strict mode: the request has no "operation".
         (json.dumps({"bridge": BRIDGE, "request": {"protocol": 1}}).encode(), None, -2146233087),
+        (json.dumps({"bridge": BRIDGE, "request": "info"}).encode(), None, -2146233087),
     ],
 )
 def test_requests_the_bridge_cannot_run_get_an_error_response(
@@ -181,11 +174,19 @@ def test_the_collections_own_bootstrap_and_bridge_run(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["result"]["computer_name"] == "WIN10-01"
 
 
-def test_bridge_marker_is_found_whatever_the_powershell_spelling(tmp_path: Path) -> None:
-    encoded = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")
+def test_powershell_is_found_whatever_its_spelling(tmp_path: Path) -> None:
+    encoded = base64.b64encode(script("_wua_bootstrap.ps1").encode("utf-16-le")).decode("ascii")
     line = rf"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe -noprofile -enc {encoded}"
 
     result = new_host(tmp_path).execute(line, request(), NETWORK)
 
     assert result.exit_code == 0
     assert json.loads(result.stdout)["result"]["os"]["build_number"] == "19045"
+
+
+def test_a_simple_function_takes_a_parameter_it_does_not_know(tmp_path: Path) -> None:
+    # Get-HostInfo has no [Parameter()] attribute: PowerShell gives an unknown -verbose to $args.
+    result, response = run(new_host(tmp_path), request(params={"verbose": True}))
+
+    assert result.exit_code == 0
+    assert response["result"]["computer_name"] == "WIN10-01"

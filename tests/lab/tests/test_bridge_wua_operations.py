@@ -39,20 +39,23 @@ from bridge_client import (
 )
 from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
-from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, SecurityDescriptor
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import SYSTEM, WindowsHost
+from wuacache_lab.windows.owners import account_sid
 from wuacache_lab.windows.wua import SCAN_FILE_FOLDER
 
 CAB = f"{ROOT}\\wsusscn2.cab"
 
 E_ACCESSDENIED = -2147024891
 E_INVALIDARG = -2147024809
-ERROR_ALREADY_EXISTS = 0x800700B7 - (1 << 32)
 ERROR_FILE_NOT_FOUND = -2147024894
 ERROR_SERVICE_DISABLED = -2147023838
 COR_E_SYSTEM = -2146233087
-COR_E_INVALIDOPERATION = -2146233079
+# IOException: New-Item's "already exists", a transfer cut while the body is read.
+COR_E_IO = -2146232800
+# InvalidCastException: an argument PowerShell cannot convert to a parameter's type.
+COR_E_INVALIDCAST = -2147467262
 WU_E_UH_NEEDANOTHERDOWNLOAD = 0x8024200D - (1 << 32)
 WU_E_ALL_UPDATES_FAILED = 0x80240022 - (1 << 32)
 ERROR_INSTALL_FAILURE = 0x80070643 - (1 << 32)
@@ -84,7 +87,7 @@ def wuauserv(host: WindowsHost) -> tuple[str, str]:
 
 def plant_root(host: WindowsHost) -> None:
     """An ordinary user creates the root first, with a catalog of their own in it."""
-    host.system(STANDARD_USER).new_directory(ROOT)
+    host.disk.make_dirs(ROOT, owner=account_sid(STANDARD_USER))
     host.disk.write(CAB, [b"planted"])
 
 
@@ -97,7 +100,7 @@ def test_a_root_planted_by_a_user_is_refused_before_a_run_starts(host: WindowsHo
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
     assert host.state.scheduled_tasks == {}
     assert not host.disk.path(RUNS).exists()
-    assert host.disk.folder_security(ROOT).owner == host.system(STANDARD_USER).user_sid
+    assert host.disk.security(ROOT).owner == account_sid(STANDARD_USER)
 
 
 def test_a_root_planted_by_a_user_gets_no_catalog(
@@ -113,10 +116,10 @@ def test_a_root_planted_by_a_user_gets_no_catalog(
     assert transfers(upstream, tmp_path, CAB_URL) == []
 
 
-def test_a_folder_planted_inside_the_root_is_refused(lab: Lab, host: WindowsHost) -> None:
-    ensure_cab(lab, host)
-    # Created by a user while the root still had ProgramData's ACL, say.
-    host.system(STANDARD_USER).new_directory(RUNS)
+def test_a_folder_planted_inside_the_root_is_refused(host: WindowsHost) -> None:
+    # An administrator's root that still has ProgramData's ACL, where a user created a folder.
+    host.disk.make_dirs(ROOT, owner=ADMINISTRATORS_SID)
+    host.disk.make_dirs(RUNS, owner=account_sid(STANDARD_USER))
 
     exit_code, response = start(host, "planted", bridge_request("reboot_required"))
 
@@ -128,12 +131,12 @@ def test_a_folder_planted_inside_the_root_is_refused(lab: Lab, host: WindowsHost
 
 def test_a_run_folder_that_exists_already_is_not_used(lab: Lab, host: WindowsHost) -> None:
     ensure_cab(lab, host)
-    host.system().new_directory(f"{RUNS}\\run-1")
+    host.disk.make_dirs(f"{RUNS}\\run-1")
 
     exit_code, response = start(host, "run-1", bridge_request("reboot_required"))
 
     assert exit_code == 1
-    assert (response["error"]["hresult"], response["error"]["call"]) == (ERROR_ALREADY_EXISTS, "New-Item run folder")
+    assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_IO, "New-Item run folder")
     assert host.state.scheduled_tasks == {}
 
 
@@ -169,10 +172,10 @@ def test_a_staged_file_name_that_is_a_path_is_refused(lab: Lab, host: WindowsHos
 def test_the_root_is_made_private_before_anything_is_written(lab: Lab, host: WindowsHost) -> None:
     ensure_cab(lab, host)
 
-    assert host.disk.folder_security(ROOT) == FolderSecurity(
+    assert host.disk.security(ROOT) == SecurityDescriptor(
         owner=ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID)
     )
-    assert host.disk.folder_security(ROOT).sddl == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+    assert host.disk.security(ROOT).sddl == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 
 
 # ensure_cab, and what info tells of downloads
@@ -224,7 +227,7 @@ def test_ensure_cab_resumes_a_broken_transfer_from_the_offset_given(
     exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=0)
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (
-        COR_E_INVALIDOPERATION,
+        COR_E_IO,
         "Save-HttpFile wsusscn2.cab",
     )
     assert not host.disk.exists(CAB)
@@ -287,7 +290,8 @@ def test_wuauserv_is_restored_when_the_operation_fails(host: WindowsHost) -> Non
     assert wuauserv(host) == ("Disabled", "Stopped")
 
 
-# A start mode Set-Service cannot take: restoring wuauserv fails.
+# A start mode Set-Service cannot take: restoring wuauserv fails to bind -StartupType, whose
+# ParameterBindingException holds the PSInvalidCastException of the conversion.
 UNKNOWN_START_MODE = {"start_mode": "Sometimes", "running": False}
 
 
@@ -295,7 +299,7 @@ def test_a_failing_clean_up_is_the_error_of_an_operation_that_succeeded(host: Wi
     exit_code, response = run_elevated(host, "history", wuauserv_after=UNKNOWN_START_MODE)
 
     assert exit_code == 1
-    assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_SYSTEM, "Restore wuauserv")
+    assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_INVALIDCAST, "Restore wuauserv")
     assert "result" not in response
 
 

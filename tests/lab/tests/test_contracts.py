@@ -190,7 +190,7 @@ def test_cim_classes_and_extended_members() -> None:
     assert service.superclass == "Win32_BaseService"
     assert service.properties["startmode"].cim_type == "string"
     assert {member.name for member in contracts.extended_members("scalar")} == {"Count", "Length"}
-    assert [m.name for m in contracts.extended_members("System.IO.FileInfo")] == ["VersionInfo"]
+    assert [m.name for m in contracts.extended_members("System.IO.FileInfo")] == ["BaseName", "VersionInfo"]
     assert contracts.type_accelerator("REGEX") == "System.Text.RegularExpressions.Regex"
     assert contracts.type_accelerator("ordered") is None
 

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from bridge_client import (
@@ -25,8 +24,8 @@ from bridge_client import (
     script,
     start,
 )
-from wuacache_lab.windows import bridge
 from wuacache_lab.windows import host as host_module
+from wuacache_lab.windows import wua
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.windows.process import LogonSession, ProcessResult
@@ -174,14 +173,16 @@ class HeldTasks:
 
 @pytest.fixture
 def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldTasks]:
+    """Holds the Update Agent's answer to ``ISystemInformation.RebootRequired``, which a
+    ``reboot_required`` run reads, until ``release`` is set."""
     tasks = HeldTasks()
-    reboot_required = bridge.OPERATIONS["reboot_required"]
+    reboot_required = wua.SystemInformation.RebootRequired
     run_command_line = host_module.run_command_line
 
-    def held_reboot_required(process: bridge.BridgeProcess) -> dict[str, Any]:
+    def held_reboot_required(system_information: wua.SystemInformation) -> bool:
         tasks.started.set()
         tasks.release.wait(timeout=10)
-        return reboot_required(process)
+        return reboot_required.fget(system_information)
 
     def watched(host: WindowsHost, command_line: str, stdin: bytes, logon: LogonSession, cwd: str) -> ProcessResult:
         ended = threading.Event()
@@ -191,7 +192,7 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldTasks]:
         finally:
             ended.set()
 
-    monkeypatch.setitem(bridge.OPERATIONS, "reboot_required", held_reboot_required)
+    monkeypatch.setattr(wua.SystemInformation, "RebootRequired", property(held_reboot_required))
     monkeypatch.setattr(host_module, "run_command_line", watched)
     yield tasks
     tasks.release.set()

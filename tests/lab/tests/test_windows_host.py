@@ -1,25 +1,19 @@
 """An emulated host as a machine: profiles, command lines, state, restarts,
-faults, its disk and its own downloads."""
+faults and its disk."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, FolderSecurity
-from wuacache_lab.windows.downloads import DownloadError, Transfer, get
+from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, SecurityDescriptor
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
 from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.owners import account_sid
 from wuacache_lab.windows.process import MAX_COMMAND_LINE, ConnectionDropped, LogonSession
 from wuacache_lab.windows.profiles import MIXED_ROTATION, PROFILES, profile_for, profile_mix
 
@@ -102,13 +96,14 @@ def test_an_over_long_command_line_is_refused_and_nothing_runs(tmp_path: Path) -
 
 
 def test_a_command_line_of_the_maximum_length_runs(tmp_path: Path) -> None:
-    line = "Write-Output '" + "x" * (MAX_COMMAND_LINE - len("Write-Output ''")) + "'"
+    prefix = "powershell -Command Write-Output '"
+    line = prefix + "x" * (MAX_COMMAND_LINE - len(prefix) - 1) + "'"
     assert len(line) == MAX_COMMAND_LINE
 
     result = new_host(tmp_path).execute(line, b"", NETWORK)
 
     assert result.exit_code == 0
-    assert result.stdout == b"x" * (MAX_COMMAND_LINE - len("Write-Output ''")) + b"\r\n"
+    assert result.stdout == b"x" * (MAX_COMMAND_LINE - len(prefix) - 1) + b"\r\n"
 
 
 @pytest.mark.parametrize(
@@ -126,18 +121,26 @@ def test_simple_scripts_run(tmp_path: Path, script: str, stdout: bytes, exit_cod
     assert (result.stdout, result.stderr, result.exit_code) == (stdout, b"", exit_code)
 
 
-@pytest.mark.parametrize(
-    "line",
-    [encoded("Get-Process"), encoded("Write-Output 'a'; Restart-Computer"), "ipconfig /all", "powershell -File x.ps1"],
-)
-def test_anything_else_is_honestly_refused(tmp_path: Path, line: str) -> None:
-    result = new_host(tmp_path).execute(line, b"", NETWORK)
+def test_a_program_the_host_does_not_have_is_refused(tmp_path: Path) -> None:
+    result = new_host(tmp_path).execute("ipconfig /all", b"", NETWORK)
 
-    assert (result.stdout, result.stderr, result.exit_code) == (
-        b"",
-        b"The emulated host cannot run this script.\r\n",
-        1,
-    )
+    assert (result.stdout, result.stderr, result.exit_code) == (b"", b"The emulated host cannot run this program.\r\n", 1)
+
+
+def test_a_command_nothing_defines_fails_as_in_powershell(tmp_path: Path) -> None:
+    result = new_host(tmp_path).execute(encoded("Write-Output 'a'\nInvoke-Reticulation"), b"", NETWORK)
+
+    assert (result.stdout, result.exit_code) == (b"a\r\n", 1)
+    assert b"The term 'Invoke-Reticulation' is not recognized as the name of a cmdlet" in result.stderr
+    assert b"At line:2 char:1" in result.stderr
+
+
+def test_what_the_lab_cannot_run_is_refused_as_such(tmp_path: Path) -> None:
+    result = new_host(tmp_path).execute(encoded("Write-Output 'a' && Write-Output 'b'"), b"", NETWORK)
+
+    # && is PowerShell 7's: Windows PowerShell 5.1 does not parse the script, and runs none of it.
+    assert (result.stdout, result.exit_code) == (b"", 1)
+    assert b"At line:1 char:18" in result.stderr
 
 
 # State and restarts
@@ -267,139 +270,37 @@ def test_a_full_disk_refuses_writes(tmp_path: Path) -> None:
     assert error.value.hresult == 0x80070070
 
 
-def test_folder_security_reads_and_writes_as_sddl(tmp_path: Path) -> None:
+def test_the_security_of_items_reads_and_writes_as_sddl(tmp_path: Path) -> None:
     host = new_host(tmp_path)
-    user = host.system(LogonSession(user="alice", logon_type="network", administrator=False))
-    user.new_directory(r"C:\ProgramData\planted")
+    alice = account_sid(LogonSession(user="alice", logon_type="network", administrator=False))
+    host.disk.make_dirs(r"C:\ProgramData\planted", owner=alice)
+    host.disk.write(r"C:\ProgramData\planted\note.txt", [b"x"], owner=alice)
 
-    # Well-known SIDs by their aliases, any other SID as its string.
-    assert user.get_acl(r"C:\ProgramData\planted").sddl == f"O:{user.user_sid}D:AI"
-    assert host.system().get_acl(r"C:\ProgramData").sddl == "O:SYD:AI"
+    # Well-known SIDs by their aliases, any other SID as its string; Windows' own items are SYSTEM's.
+    assert host.disk.security(r"C:\ProgramData\planted").sddl == f"O:{alice}D:AI"
+    assert host.disk.security(r"C:\ProgramData\planted\note.txt").sddl == f"O:{alice}D:AI"
+    assert host.disk.security(r"C:\ProgramData").sddl == "O:SYD:AI"
 
-    private = FolderSecurity.from_sddl("O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)")
-    assert private == FolderSecurity(ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID))
+    private = SecurityDescriptor.from_sddl("O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)")
+    assert private == SecurityDescriptor(ADMINISTRATORS_SID, protected=True, full_control=(SYSTEM_SID, ADMINISTRATORS_SID))
     assert private.sddl == "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+
+
+def test_a_moved_file_keeps_its_owner_and_a_removed_one_its_record_goes(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    alice = account_sid(LogonSession(user="alice", logon_type="network", administrator=False))
+    host.disk.write(r"C:\ProgramData\a.txt", [b"x"], owner=alice)
+
+    host.disk.move(r"C:\ProgramData\a.txt", r"C:\ProgramData\b.txt")
+    assert host.disk.security(r"C:\ProgramData\b.txt").owner == alice
+    host.disk.remove(r"C:\ProgramData\b.txt")
+    host.disk.write(r"C:\ProgramData\b.txt", [b"y"])
+
+    assert host.disk.security(r"C:\ProgramData\b.txt").owner == SYSTEM_SID
 
 
 @pytest.mark.parametrize("sddl", ["O:BAD:PAI(A;OICI;FR;;;BU)", "O:XYD:P", "D:PAI(A;OICI;FA;;;SY)"])
 def test_security_the_disk_does_not_model_is_refused(sddl: str) -> None:
     with pytest.raises(NotImplementedError):
-        FolderSecurity.from_sddl(sddl)
+        SecurityDescriptor.from_sddl(sddl)
 
-
-# Downloads
-
-
-@dataclass
-class Upstream:
-    """A tiny HTTP server honouring Range (or ignoring it, as some servers do),
-    which also answers as a forward proxy (it records the request line)."""
-
-    body: bytes
-    ignore_range: bool = False
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    url: str = ""
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    state = Upstream(body=hashlib.shake_256(b"payload").digest(200_000))
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.requests.append((self.path, dict(self.headers)))
-            body, status = state.body, 200
-            if (ranged := self.headers.get("Range")) is not None and not state.ignore_range:
-                start = int(ranged.removeprefix("bytes=").rstrip("-"))
-                body, status = body[start:], 206 if start < len(body) else 416
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body) if status != 416 else 0))
-            self.end_headers()
-            if status != 416:
-                self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-FOLDER = r"C:\ProgramData\wuacache\files"
-PART = rf"{FOLDER}\payload.cab.part"
-
-
-def host_with_folder(tmp_path: Path, **options: Any) -> WindowsHost:
-    host = WindowsHost("win10-01", tmp_path, profile="win10-22h2", trusted_ca=tmp_path / "ca.pem", **options)
-    host.disk.make_dirs(FOLDER)
-    return host
-
-
-def test_get_writes_the_body_into_the_partial_file(tmp_path: Path, upstream: Upstream) -> None:
-    host = host_with_folder(tmp_path)
-
-    transfer = get(host, f"{upstream.url}/payload.cab", PART)
-
-    assert transfer == Transfer(resumed=False, transferred=len(upstream.body))
-    assert b"".join(host.disk.read(PART)) == upstream.body
-    assert "Range" not in upstream.requests[-1][1]
-
-
-def test_get_from_an_offset_appends_the_range(tmp_path: Path, upstream: Upstream) -> None:
-    host = host_with_folder(tmp_path)
-    host.disk.write(PART, [upstream.body[:50_000]])
-
-    transfer = get(host, f"{upstream.url}/payload.cab", PART, offset=50_000)
-
-    assert transfer == Transfer(resumed=True, transferred=len(upstream.body) - 50_000)
-    assert upstream.requests[-1][1]["Range"] == "bytes=50000-"
-    assert b"".join(host.disk.read(PART)) == upstream.body
-
-
-def test_a_server_that_ignores_the_range_replaces_the_partial_file(tmp_path: Path, upstream: Upstream) -> None:
-    host = host_with_folder(tmp_path)
-    host.disk.write(PART, [b"x" * 50_000])
-    upstream.ignore_range = True
-
-    transfer = get(host, f"{upstream.url}/payload.cab", PART, offset=50_000)
-
-    assert transfer == Transfer(resumed=False, transferred=len(upstream.body))
-    assert b"".join(host.disk.read(PART)) == upstream.body
-
-
-def test_an_offset_beyond_the_end_fails_and_leaves_the_partial_file(tmp_path: Path, upstream: Upstream) -> None:
-    host = host_with_folder(tmp_path)
-    host.disk.write(PART, [upstream.body])
-
-    with pytest.raises(DownloadError, match="416"):
-        get(host, f"{upstream.url}/payload.cab", PART, offset=len(upstream.body))
-
-    assert b"".join(host.disk.read(PART)) == upstream.body
-
-
-def test_get_goes_through_the_hosts_proxy(tmp_path: Path, upstream: Upstream) -> None:
-    host = host_with_folder(tmp_path, proxy=upstream.url)
-    url = "http://download.windowsupdate.com/c/msdownload/update/software/secu/2024/01/payload.cab"
-
-    get(host, url, PART)
-
-    assert upstream.requests[-1][0] == url  # a proxy request names the absolute URL
-    assert b"".join(host.disk.read(PART)) == upstream.body
-
-
-def test_get_onto_a_full_disk_fails(tmp_path: Path, upstream: Upstream) -> None:
-    host = host_with_folder(tmp_path)
-    set_host_fault(tmp_path, host.name, "disk_full")
-
-    with pytest.raises(HResultError) as error:
-        get(host, f"{upstream.url}/payload.cab", PART)
-
-    assert error.value.hresult == 0x80070070

@@ -32,6 +32,7 @@ from wuacache_lab.upstream import clear_faults, set_fault
 from wuacache_lab.upstream.faults import FAULT_KINDS as UPSTREAM_FAULTS
 from wuacache_lab.windows.faults import FAULT_KINDS as HOST_FAULTS
 from wuacache_lab.windows.faults import clear_host_faults, set_host_fault
+from wuacache_lab.windows.owners import DEFAULT_OWNER_VALUES
 from wuacache_lab.windows.profiles import profile_mix
 
 DEFAULT_STATE_DIR = Path(".lab/default")
@@ -160,7 +161,10 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
         "stuck_reboot_pending": {},
         "upgrade_rollback": {},
         "upgrade_blocked": {},
+        "default_owner": {"owner": args.owner},
     }[args.kind]
+    if args.kind == "default_owner" and args.owner is None:
+        raise ValueError("default_owner needs --owner administrators or --owner creator")
     set_host_fault(spec.hosts_dir, host.name.upper(), args.kind, **{key: value for key, value in options.items() if value is not None})
     print(f"lab: {host.name} has fault {args.kind}")
     return 0
@@ -240,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--seconds", type=float, help="of a slow_install (per update), of reboot_seconds or of a slow_startup")
     host.add_argument("--count", type=int, help="commands a drop_connection drops")
     host.add_argument("--delay", type=float, help="seconds before a drop_connection drops")
+    host.add_argument("--owner", choices=DEFAULT_OWNER_VALUES, help="default_owner: who owns what an administrator creates")
     host.set_defaults(handler=cmd_fault_host)
     clear = fault.add_parser("clear", help="remove the faults of one host, or all faults")
     clear.add_argument("--host", help="only this host's")

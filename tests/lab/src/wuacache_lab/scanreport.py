@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from wuacache_lab.catalog.payloads import upstream_path
-from wuacache_lab.windows.bridge import read_history, round_trip_utc
 from wuacache_lab.windows.host import WindowsHost
-from wuacache_lab.windows.wua import Update, UpdateSearcher
+from wuacache_lab.windows.wua import Update, UpdateSearcher, UpdateSession
 
 SCAN_FILE = r"C:\ProgramData\wuacache\wsusscn2.cab"
 STAGING = r"C:\ProgramData\wuacache\staging"
@@ -100,13 +99,13 @@ class ScanningHost:
             .create_object("Microsoft.Update.AgentInfo")
             .GetInfo("ProductVersionString"),
             "cab_sha256": self.cab_sha256,
-            "cab_date": round_trip_utc(self.cab_date),
+            "cab_date": _utc_text(self.cab_date),
             "scan_duration_seconds": (datetime.now(UTC) - started).total_seconds(),
             "reboot_required": False,
             "wuauserv_state": self.windows.state.wuauserv_state,
             "assignment": assignment,
             "updates": [update_json(update) for update in found],
-            "history": read_history(self.windows.wua().create_object("Microsoft.Update.Session")),
+            "history": _history(self.windows.wua().create_object("Microsoft.Update.Session")),
         }
 
 
@@ -128,7 +127,7 @@ def update_json(update: Update) -> dict[str, Any]:
         "categories": [
             {"id": category.CategoryID, "name": category.Name, "type": category.Type} for category in update.Categories
         ],
-        "last_deployment_change_time": round_trip_utc(update.LastDeploymentChangeTime),
+        "last_deployment_change_time": _utc_text(update.LastDeploymentChangeTime),
         "is_installed": update.IsInstalled,
         "reboot_required": update.RebootRequired,
         "is_hidden": update.IsHidden,
@@ -139,3 +138,27 @@ def update_json(update: Update) -> dict[str, Any]:
         + [url for child in children for url in child["download_urls"]],
         "reboot_behaviour": update.InstallationBehavior.RebootBehavior,
     }
+
+
+def _history(session: UpdateSession) -> list[dict[str, Any]]:
+    """Every entry of the host's Windows Update history, most recent first, as reports give it."""
+    searcher = session.CreateUpdateSearcher()
+    count = searcher.GetTotalHistoryCount()
+    return [
+        {
+            "operation": entry.Operation,
+            "result_code": entry.ResultCode,
+            "hresult": entry.HResult,
+            "date": _utc_text(entry.Date),
+            "update_id": entry.UpdateIdentity.UpdateID,
+            "revision_number": entry.UpdateIdentity.RevisionNumber,
+            "title": entry.Title,
+        }
+        for entry in (searcher.QueryHistory(0, count) if count > 0 else [])
+    ]
+
+
+def _utc_text(moment: datetime) -> str:
+    """A date in the round-trip format of .NET ("o"): UTC, seven fractional digits and Z."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"

@@ -109,8 +109,10 @@ def cmdlet_class(name: str, module: str) -> str:
 
 
 def _spec_from_contract(parameter: ParameterContract) -> ParameterSpec:
+    # A provider's dynamic parameter exists only for that provider's paths (WSMan's mandatory
+    # -ConnectionURI of New-Item among them): the cmdlet checks it against the path it is given.
     sets = {
-        name: SetMembership(binding.position, binding.mandatory, "ByValue" in binding.pipeline)
+        name: SetMembership(binding.position, binding.mandatory and not parameter.provider, "ByValue" in binding.pipeline)
         for name, binding in parameter.sets.items()
     }
     return ParameterSpec(

@@ -75,7 +75,9 @@ class ComObject:
     def __init__(self, target: object, contracts: ComContracts | None = None, interface: str | None = None) -> None:
         self.target = target
         self.contracts = contracts
-        self.interface = interface or getattr(type(target), "__com_interface__", None)
+        # IDispatch gives the type information of the object itself (its most derived
+        # interface), whatever interface the call that returned it declares.
+        self.interface = getattr(type(target), "__com_interface__", None) or interface
 
     def __repr__(self) -> str:
         return f"ComObject({self.interface or type(self.target).__name__})"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import tree_sitter
 import tree_sitter_powershell
@@ -192,8 +193,13 @@ _MULTIPLIERS = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4, "pb": 1
 _ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
+@lru_cache(maxsize=64)
 def parse(text: str, name: str = "") -> n.ScriptBlockBody:
-    """Parse and lower a whole script; ``name`` is the file name errors give (empty for ``line:``)."""
+    """Parse and lower a whole script; ``name`` is the file name errors give (empty for ``line:``).
+
+    The tree is immutable, so a script sent again (the bridge comes with every
+    request) is lowered once.
+    """
     source = n.SourceFile(name, text)
     encoded = text.encode("utf-8")
     tree = _PARSER.parse(encoded)

@@ -155,7 +155,7 @@ class PowerShellProcess:
         output: list[object] = []
         interpreter = Interpreter(self.runtime, self.contracts, self._report)
         try:
-            body = parse(script)
+            body = parse(script, self.runtime.script_name(script))
             interpreter.run(body, output, list(input_lines))
             exit_code = 0 if interpreter.last_status else 1
         except ExitSignal as signal:

@@ -4,10 +4,11 @@ Drive ``C:`` is a folder on the lab machine (``C:\\ProgramData\\x`` is
 ``<root>/C/ProgramData/x``). Names are looked up case-insensitively as NTFS
 does, and the drive has the capacity of the host's profile: what the host
 writes uses up its free space, and the ``disk_full`` fault makes every write
-fail as a full disk would. Folders carry the part of their security
+fail as a full disk would. Files and folders carry the part of their security
 descriptor that decides who may plant files in them: their owner and
-explicit full-control grants (:class:`FolderSecurity`), read and written as
-SDDL strings.
+explicit full-control grants (:class:`SecurityDescriptor`), read and written
+as SDDL strings. An item the lab records no owner for is one of Windows' own,
+owned by SYSTEM.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 
-from wuacache_lab.windows.errors import ERROR_DISK_FULL, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, HResultError
+from wuacache_lab.windows.errors import (
+    E_ACCESSDENIED,
+    ERROR_DISK_FULL,
+    ERROR_FILE_NOT_FOUND,
+    ERROR_PATH_NOT_FOUND,
+    HResultError,
+)
 from wuacache_lab.windows.faults import HostFaults
 
 SYSTEM_DRIVE = "C:"
@@ -44,6 +50,18 @@ _SDDL_SID = r"[A-Z]{2}|S-1(?:-[0-9]+)+"
 _SDDL = re.compile(rf"O:(?P<owner>{_SDDL_SID})(?:G:(?:{_SDDL_SID}))?D:(?P<protected>P?)(?:AR)?(?:AI)?(?P<aces>(?:\([^)]*\))*)")
 _FULL_CONTROL_ACE = re.compile(rf"\(A;OICI;FA;;;(?P<sid>{_SDDL_SID})\)")
 
+# Windows' own files that scripts and programs find on the drive: the Update Agent's
+# library, whose version resource the lab models, and the programs the lab runs. Their
+# content is not modelled.
+WINDOWS_FILES = (
+    "Windows/System32/wuapi.dll",
+    "Windows/System32/dism.exe",
+    "Windows/System32/HOSTNAME.EXE",
+    "Windows/System32/shutdown.exe",
+    "Windows/System32/wusa.exe",
+    "Windows/System32/WindowsPowerShell/v1.0/powershell.exe",
+)
+
 _DRIVE_PATH = re.compile(r"^([A-Za-z]):[\\/]*(.*)$", re.DOTALL)
 
 
@@ -52,25 +70,25 @@ def is_unc(windows_path: str) -> bool:
 
 
 @dataclass(frozen=True)
-class FolderSecurity:
-    """A folder's owner and access, as ``Get-Acl`` reads and ``Set-Acl`` writes them."""
+class SecurityDescriptor:
+    """An item's owner and access, as ``Get-Acl`` reads and ``Set-Acl`` writes them."""
 
     owner: str  # SID
     # The DACL's P flag (SE_DACL_PROTECTED): nothing inherited from the parent.
     protected: bool = False
-    # SIDs given full control explicitly, inherited by what the folder holds.
+    # SIDs given full control explicitly, inherited by what a folder holds.
     full_control: tuple[str, ...] = ()
 
     @property
     def sddl(self) -> str:
         """``(Get-Acl).Sddl``: the owner and the DACL, auto-inherited (AI) as NTFS
-        folders' are, the ACEs inherited from the parent left out."""
+        items' are, the ACEs inherited from the parent left out."""
         aces = "".join(f"(A;OICI;FA;;;{_sddl_sid(sid)})" for sid in self.full_control)
         return f"O:{_sddl_sid(self.owner)}D:{'P' if self.protected else ''}AI{aces}"
 
     @classmethod
-    def from_sddl(cls, sddl: str) -> FolderSecurity:
-        """``DirectorySecurity.SetSecurityDescriptorSddlForm`` for the forms the
+    def from_sddl(cls, sddl: str) -> SecurityDescriptor:
+        """``ObjectSecurity.SetSecurityDescriptorSddlForm`` for the forms the
         emulated disk models; any other is refused as such."""
         match = _SDDL.fullmatch(sddl)
         aces = _FULL_CONTROL_ACE.findall(match["aces"]) if match else []
@@ -96,8 +114,32 @@ def _sid(sddl_sid: str) -> str:
     raise NotImplementedError(f"the emulated disk knows no SID alias {sddl_sid}")
 
 
-# What Windows' own folders (ProgramData, Windows...) are: owned by SYSTEM.
-SYSTEM_FOLDER = FolderSecurity(owner=SYSTEM_SID)
+# What Windows' own files and folders (ProgramData, Windows...) are: owned by SYSTEM.
+SYSTEM_ITEM = SecurityDescriptor(owner=SYSTEM_SID)
+
+
+class DiskWriter:
+    """A file open for writing: what it takes uses up the drive's free space,
+    and a write that does not fit fails with ERROR_DISK_FULL, leaving what was
+    written before it, as Windows does."""
+
+    def __init__(self, disk: HostDisk, path: Path, *, append: bool) -> None:
+        self._disk = disk
+        self._room = disk.free_bytes()
+        self._stream = open(path, "ab" if append else "wb")  # noqa: SIM115 - closed by close()
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        if self._disk.full() or self.written + len(chunk) > self._room:
+            raise HResultError(ERROR_DISK_FULL)
+        self._stream.write(chunk)
+        self.written += len(chunk)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class HostDisk:
@@ -111,6 +153,10 @@ class HostDisk:
         self._security_lock = threading.Lock()
         for folder in ("Windows/SoftwareDistribution", "Windows/Temp", "ProgramData", "Users"):
             (root / "C" / folder).mkdir(parents=True, exist_ok=True)
+        for name in WINDOWS_FILES:
+            path = root / "C" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
 
     def path(self, windows_path: str) -> Path:
         """Where a Windows path of drive C: lives; components that exist are
@@ -129,9 +175,13 @@ class HostDisk:
         return resolved
 
     def free_bytes(self) -> int:
-        if self._faults.disk_full():
+        if self.full():
             return DISK_FULL_FREE_BYTES
         return max(0, self.size_bytes - self._os_used_bytes - self._written_bytes())
+
+    def full(self) -> bool:
+        """The ``disk_full`` fault: every write fails."""
+        return self._faults.disk_full()
 
     def exists(self, windows_path: str) -> bool:
         return self.path(windows_path).is_file()
@@ -139,44 +189,32 @@ class HostDisk:
     def is_folder(self, windows_path: str) -> bool:
         return self.path(windows_path).is_dir()
 
-    def make_dirs(self, windows_path: str, owner: str = ADMINISTRATORS_SID) -> None:
+    def is_link(self, windows_path: str) -> bool:
+        """A reparse point: a link planted in the drive (a symbolic link on the lab machine)."""
+        return self.path(windows_path).is_symlink()
+
+    def children(self, windows_path: str) -> list[str]:
+        """The names of what a folder holds, in NTFS's order (case-insensitive)."""
+        return sorted((child.name for child in self.path(windows_path).iterdir()), key=str.upper)
+
+    def make_dirs(self, windows_path: str, owner: str = SYSTEM_SID) -> None:
         """Create a folder and its missing parents; those it creates belong to ``owner``."""
         path = self.path(windows_path)
         missing = [folder for folder in (path, *path.parents) if not folder.exists()]
         path.mkdir(parents=True, exist_ok=True)
-        with self._security_lock:
-            table = self._read_security()
-            for folder in missing:
-                table[self._security_key(folder)] = asdict(FolderSecurity(owner))
-            self._write_security(table)
+        self._record(missing, SecurityDescriptor(owner))
 
-    def folders_under(self, windows_path: str) -> list[str]:
-        """The Windows paths of every folder below ``windows_path``, at any depth."""
-        root = self.path(windows_path)
-        return [
-            windows_path.rstrip("\\") + "\\" + str(folder.relative_to(root)).replace("/", "\\")
-            for folder in sorted(root.rglob("*"))
-            if folder.is_dir()
-        ]
-
-    def folder_security(self, windows_path: str) -> FolderSecurity:
-        path = self.path(windows_path)
-        if not path.is_dir():
-            raise HResultError(ERROR_PATH_NOT_FOUND)
+    def security(self, windows_path: str) -> SecurityDescriptor:
+        """The security descriptor of a file or folder."""
+        path = self._existing(windows_path)
         with self._security_lock:
             recorded = self._read_security().get(self._security_key(path))
         if recorded is None:
-            return SYSTEM_FOLDER
-        return FolderSecurity(recorded["owner"], recorded["protected"], tuple(recorded["full_control"]))
+            return SYSTEM_ITEM
+        return SecurityDescriptor(recorded["owner"], recorded["protected"], tuple(recorded["full_control"]))
 
-    def set_folder_security(self, windows_path: str, security: FolderSecurity) -> None:
-        path = self.path(windows_path)
-        if not path.is_dir():
-            raise HResultError(ERROR_PATH_NOT_FOUND)
-        with self._security_lock:
-            table = self._read_security()
-            table[self._security_key(path)] = asdict(security)
-            self._write_security(table)
+    def set_security(self, windows_path: str, security: SecurityDescriptor) -> None:
+        self._record([self._existing(windows_path)], security)
 
     def read(self, windows_path: str) -> Iterator[bytes]:
         path = self.path(windows_path)
@@ -186,54 +224,82 @@ class HostDisk:
             while chunk := stream.read(CHUNK_SIZE):
                 yield chunk
 
-    def write(self, windows_path: str, chunks: Iterable[bytes], *, append: bool = False) -> int:
-        """Write (or append) ``chunks`` to a file whose folder exists; returns
-        the bytes written. Fails with ERROR_DISK_FULL once space runs out,
-        leaving what was written so far, as Windows does."""
+    def open_writer(self, windows_path: str, *, append: bool = False, owner: str = SYSTEM_SID) -> DiskWriter:
+        """Open a file whose folder exists for writing (or appending); a file it
+        creates belongs to ``owner``."""
         path = self.path(windows_path)
         if not path.parent.is_dir():
             raise HResultError(ERROR_PATH_NOT_FOUND)
-        room = self.free_bytes()
-        written = 0
-        with open(path, "ab" if append else "wb") as stream:
+        if path.is_dir():
+            raise HResultError(E_ACCESSDENIED)
+        created = not path.exists()
+        writer = DiskWriter(self, path, append=append)
+        if created:
+            self._record([path], SecurityDescriptor(owner))
+        return writer
+
+    def write(self, windows_path: str, chunks: Iterable[bytes], *, append: bool = False, owner: str = SYSTEM_SID) -> int:
+        """Write (or append) ``chunks`` to a file whose folder exists; returns
+        the bytes written (see :class:`DiskWriter`)."""
+        writer = self.open_writer(windows_path, append=append, owner=owner)
+        try:
             for chunk in chunks:
-                if self._faults.disk_full() or written + len(chunk) > room:
-                    raise HResultError(ERROR_DISK_FULL)
-                stream.write(chunk)
-                written += len(chunk)
-        return written
+                writer.write(chunk)
+        finally:
+            writer.close()
+        return writer.written
 
     def copy(self, source: str, destination: str) -> int:
         return self.write(destination, self.read(source))
 
     def move(self, source: str, destination: str) -> None:
-        """Rename a file, replacing the destination."""
-        self.path(source).replace(self.path(destination))
+        """Rename a file or folder, replacing a destination file; it keeps its security."""
+        origin, target = self.path(source), self.path(destination)
+        origin.replace(target)
+        with self._security_lock:
+            table = self._read_security()
+            moved, renamed = self._security_key(origin), self._security_key(target)
+            table = {key: value for key, value in table.items() if key != renamed and not key.startswith(renamed + "/")}
+            for key in [key for key in table if key == moved or key.startswith(moved + "/")]:
+                table[renamed + key[len(moved) :]] = table.pop(key)
+            self._write_security(table)
 
     def remove(self, windows_path: str) -> None:
-        self.path(windows_path).unlink(missing_ok=True)
+        path = self.path(windows_path)
+        path.unlink(missing_ok=True)
+        self._forget(path)
 
     def remove_tree(self, windows_path: str) -> None:
         """``Remove-Item -Recurse -Force``: a folder and everything in it."""
         path = self.path(windows_path)
         if path.is_dir():
             shutil.rmtree(path)
-            with self._security_lock:
-                removed = self._security_key(path)
-                table = self._read_security()
-                for key in [key for key in table if key == removed or key.startswith(removed + "/")]:
-                    del table[key]
-                self._write_security(table)
+            self._forget(path)
 
     def size(self, windows_path: str) -> int:
         return self.path(windows_path).stat().st_size
 
-    def modified(self, windows_path: str) -> datetime:
-        return datetime.fromtimestamp(self.path(windows_path).stat().st_mtime).astimezone()
+    def _existing(self, windows_path: str) -> Path:
+        path = self.path(windows_path)
+        if not path.exists():
+            raise HResultError(ERROR_FILE_NOT_FOUND if path.parent.is_dir() else ERROR_PATH_NOT_FOUND)
+        return path
 
-    def set_modified(self, windows_path: str, moment: datetime) -> None:
-        timestamp = moment.timestamp()
-        os.utime(self.path(windows_path), (timestamp, timestamp))
+    def _record(self, paths: Iterable[Path], security: SecurityDescriptor) -> None:
+        with self._security_lock:
+            table = self._read_security()
+            for path in paths:
+                table[self._security_key(path)] = asdict(security)
+            self._write_security(table)
+
+    def _forget(self, path: Path) -> None:
+        """Drop the security of an item gone, and of everything it held."""
+        removed = self._security_key(path)
+        with self._security_lock:
+            table = self._read_security()
+            kept = {key: value for key, value in table.items() if key != removed and not key.startswith(removed + "/")}
+            if len(kept) != len(table):
+                self._write_security(kept)
 
     def _security_key(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix().casefold()

@@ -30,6 +30,7 @@ FAULT_KINDS = (
     "upgrade_rollback",
     "upgrade_blocked",
     "cache_refuses_files",
+    "default_owner",
 )
 
 # ERROR_INSTALL_FAILURE: "Fatal error during installation."
@@ -60,7 +61,10 @@ not shown yet, servicing still completing the changes of the restart).
     ``stuck_reboot_pending``: servicing marks a pending restart again after
     every restart. ``upgrade_rollback``: Windows Setup rolls the upgrade back
     at the restart. ``upgrade_blocked``: Windows Setup finds an incompatible
-    application and refuses to upgrade.
+    application and refuses to upgrade. ``default_owner``: ``owner``
+    ("administrators" or "creator"), the value of the security policy
+    "System objects: Default owner for objects created by members of the
+    Administrators group" (:mod:`wuacache_lab.windows.security`).
     """
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
@@ -151,6 +155,11 @@ class HostFaults:
 
     def install_delay(self) -> float:
         return float(self.current().get("slow_install", {}).get("seconds", 0.0))
+
+    def default_owner(self) -> str | None:
+        """The ``default_owner`` setting, when the host's differs from its edition's default."""
+        setting = self.current().get("default_owner")
+        return None if setting is None else str(setting["owner"])
 
     def disk_full(self) -> bool:
         return "disk_full" in self.current()

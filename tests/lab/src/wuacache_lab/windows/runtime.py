@@ -7,16 +7,25 @@ the process's environment block and working directory, the COM classes its
 logon can create, and its end, which comes from outside when a scheduled
 task's instance is stopped or the host restarts. The cmdlets and .NET types
 that touch the machine reach the host and the logon through it
-(``current_runtime()``, an instance of this class while a process of the host
-runs).
+(:func:`host_runtime`, ``current_runtime()`` as this class, while a process
+of the host runs).
+
+The modules of :data:`WINDOWS_MODULES` register those cmdlets and types with
+the interpreter; a host's first process imports them.
+
+The shipped scripts are recognised by the comment that opens them, so that
+an error names ``_wua_bridge.ps1`` and its line as a file run from disk
+would; that name is all the recognition gives them.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
-from wuacache_lab.powershell.errors import ProcessKilled
-from wuacache_lab.powershell.runtime import Runtime
+from wuacache_lab.powershell.errors import LabLimitation, ProcessKilled
+from wuacache_lab.powershell.runtime import ProgramResult, Runtime, current_runtime
+from wuacache_lab.windows.errors import REGDB_E_CLASSNOTREG, HResultError
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -24,10 +33,40 @@ if TYPE_CHECKING:
     from wuacache_lab.windows.system import WindowsSystem
 
 
+# The cmdlets and .NET types of the emulated Windows, one concept per module.
+WINDOWS_MODULES = (
+    "wuacache_lab.windows.providers",
+    "wuacache_lab.windows.filesystem",
+    "wuacache_lab.windows.registry",
+    "wuacache_lab.windows.security",
+    "wuacache_lab.windows.items",
+    "wuacache_lab.windows.cim",
+    "wuacache_lab.windows.services",
+    "wuacache_lab.windows.programs",
+    "wuacache_lab.windows.versioninfo",
+    "wuacache_lab.windows.net",
+    "wuacache_lab.windows.dism",
+)
+
+# What opens each of the collection's scripts, and the file it is.
+SHIPPED_SCRIPTS = (
+    ("# wuacache.wua bridge task:", "_wua_task.ps1"),
+    ("# wuacache.wua bridge:", "_wua_bootstrap.ps1"),
+    ("# Copyright: Contributors to the wuacache project", "_wua_bridge.ps1"),
+)
+
+
+def register_windows() -> None:
+    """Import the modules that register the emulated Windows' cmdlets and .NET types."""
+    for name in WINDOWS_MODULES:
+        importlib.import_module(name)
+
+
 class HostRuntime(Runtime):
     """One process of ``host``, running as ``logon`` in ``working_directory``."""
 
     def __init__(self, host: WindowsHost, logon: LogonSession, working_directory: str) -> None:
+        register_windows()
         self.host = host
         self.logon = logon
         self.system: WindowsSystem = host.system(logon)
@@ -55,4 +94,25 @@ class HostRuntime(Runtime):
             remaining -= step
 
     def create_com_object(self, prog_id: str) -> object:
-        return self._com.create_object(prog_id)
+        try:
+            return self._com.create_object(prog_id)
+        except HResultError as error:
+            if error.hresult == REGDB_E_CLASSNOTREG:
+                return super().create_com_object(prog_id)
+            raise
+
+    def script_name(self, text: str) -> str:
+        return next((name for opening, name in SHIPPED_SCRIPTS if text.lstrip("\ufeff").startswith(opening)), "")
+
+    def run_program(self, name: str, arguments: list[str]) -> ProgramResult | None:
+        from wuacache_lab.windows.programs import run_program
+
+        return run_program(self, name, arguments)
+
+
+def host_runtime() -> HostRuntime:
+    """The process of an emulated host running on this thread, for the cmdlets and .NET members that need its machine."""
+    runtime = current_runtime()
+    if not isinstance(runtime, HostRuntime):
+        raise LabLimitation("This command touches Windows: the lab runs it in a process of an emulated host only.")
+    return runtime

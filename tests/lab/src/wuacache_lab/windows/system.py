@@ -1,25 +1,23 @@
 """The parts of Windows the bridge reads and drives, besides the Update Agent.
 
-CIM classes (``Get-CimInstance``), the registry (``Test-Path`` /
-``Get-ItemProperty`` on ``HKLM:``), the process environment, the service
-control manager and the security of folders (``New-Item``, ``Get-Acl``,
-``Set-Acl``), all derived from the host's profile and persistent state.
+CIM classes (``Get-CimInstance``), the registry (``Test-Path`` and
+``Get-Item`` on ``HKLM:``), the process environment and the service control
+manager, all derived from the host's profile and persistent state.
 """
 
 from __future__ import annotations
 
 import ntpath
 import re
-import zlib
 from typing import TYPE_CHECKING, Any
 
-from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_DRIVE, SYSTEM_SID, FolderSecurity
+from wuacache_lab.windows.disk import SYSTEM_DRIVE
 from wuacache_lab.windows.errors import (
-    COR_E_INVALIDOPERATION,
     COR_E_SYSTEM,
     ERROR_SERVICE_DISABLED,
     HResultError,
 )
+from wuacache_lab.windows.owners import NO_DEFAULT_ADMIN_OWNER, default_owner_policy
 from wuacache_lab.windows.process import LogonSession
 from wuacache_lab.windows.state import HostState, from_iso
 
@@ -36,6 +34,9 @@ CBS_REBOOT_PENDING_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Component B
 WU_REBOOT_REQUIRED_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
 SESSION_MANAGER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager"
 WUAUSERV_KEY = r"SYSTEM\CurrentControlSet\Services\wuauserv"
+# The security policy "System objects: Default owner for objects created by members of the
+# Administrators group" (wuacache_lab.windows.owners) is its value NoDefaultAdminOwner.
+LSA_KEY = r"SYSTEM\CurrentControlSet\Control\Lsa"
 # LogonUI creates this volatile key when it is about to show the logon screen.
 AUTOLOGON_CHECKED_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked"
 # ServicingInProgress there: 0 idle, 1 changes waiting for a restart, 2 servicing at work.
@@ -213,6 +214,7 @@ class WindowsSystem:
                 "DisplayName": _WUAUSERV_DISPLAY_NAME,
                 "Start": _SERVICE_START_VALUES[state.wuauserv_start_mode],
             },
+            LSA_KEY: {"NoDefaultAdminOwner": NO_DEFAULT_ADMIN_OWNER[default_owner_policy(self._host)]},
             CBS_INTERFACE_KEY: {
                 "ServicingInProgress": 2 if state.startup_until is not None else 1 if state.pending_changes else 0
             },
@@ -229,37 +231,6 @@ class WindowsSystem:
                 "",
             ]
         return keys
-
-    # File system security
-
-    @property
-    def user_sid(self) -> str:
-        """Who owns what this process creates: an elevated administrator's
-        token makes the Administrators group the default owner."""
-        if self._logon.user.casefold() == "system":
-            return SYSTEM_SID
-        if self._logon.administrator:
-            return ADMINISTRATORS_SID
-        # A local account's SID: the machine's domain and a relative ID of its own.
-        relative_id = 1001 + zlib.crc32(self._logon.user.casefold().encode()) % 1000
-        return f"S-1-5-21-3623811015-3361044348-30300820-{relative_id}"
-
-    def new_directory(self, path: str) -> None:
-        """``New-Item -ItemType Directory -Force``: the folders it creates belong to the caller."""
-        self._host.disk.make_dirs(path, owner=self.user_sid)
-
-    def get_acl(self, path: str) -> FolderSecurity:
-        return self._host.disk.folder_security(path)
-
-    def set_acl(self, path: str, security: FolderSecurity) -> None:
-        """``Set-Acl``: a process may only make a folder its user's or that of
-        a group its token may assign (Administrators, when elevated)."""
-        if security.owner not in (self.user_sid, ADMINISTRATORS_SID if self._logon.administrator else None):
-            # ERROR_INVALID_OWNER, as .NET's SetAccessControl reports it.
-            raise HResultError(
-                COR_E_INVALIDOPERATION, "The security identifier is not allowed to be the owner of this object."
-            )
-        self._host.disk.set_folder_security(path, security)
 
     # Service control manager (wuauserv is the only service that can change)
 
