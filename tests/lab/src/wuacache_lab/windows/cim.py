@@ -52,9 +52,8 @@ class CimInstance:
         self._offset = utc_offset_minutes
 
     def ps_get_property(self, name: str, strict: int, extent: Extent | None) -> object:
-        prop = self._class.properties.get(name) or next(
-            (candidate for key, candidate in self._class.properties.items() if key.casefold() == name.casefold()), None
-        )
+        # The table keys a class's properties by their lower-case names.
+        prop = self._class.properties.get(name.lower())
         if prop is None:
             if strict >= 2:
                 raise runtime_error(
