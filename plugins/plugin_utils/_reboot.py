@@ -22,9 +22,9 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
     run_bridge,
 )
 
-# A few seconds' delay lets the command's answer reach the controller before the host goes down.
-REBOOT_COMMAND = 'shutdown.exe /r /t 5 /c "wuacache.wua: restarting to complete Windows updates"'
-ABORT_COMMAND = "shutdown.exe /a"
+# The bridge's "restart" requests. A few seconds' delay lets the answer reach the controller before the host goes down.
+RESTART = {"delay": 5, "comment": "wuacache.wua: restarting to complete Windows updates"}
+ABORT = {"abort": True}
 # shutdown.exe's exit code when a shutdown is scheduled already (ERROR_SHUTDOWN_IS_SCHEDULED).
 _SHUTDOWN_IS_SCHEDULED = 1190
 
@@ -54,17 +54,19 @@ def _request_restart(action: ActionBase) -> None:
 
     A restart scheduled already, maybe hours away, is aborted and replaced; one
     that cannot be aborted any more is under way, which is what is wanted.
+    shutdown.exe runs through the bridge, which answers its exit code: a command
+    of its own would end with powershell.exe's, which is not the program's.
     """
-    response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
-    if response["rc"] == _SHUTDOWN_IS_SCHEDULED:
+    exit_code = run_bridge(action, "restart", RESTART)["exit_code"]
+    if exit_code == _SHUTDOWN_IS_SCHEDULED:
         display.warning(f"<{host_label(action)}> a restart was scheduled already: it is replaced by one now")
-        action._low_level_execute_command(ABORT_COMMAND, sudoable=False)
-        response = action._low_level_execute_command(REBOOT_COMMAND, sudoable=False)
-        if response["rc"] == _SHUTDOWN_IS_SCHEDULED:
+        # Whatever the abort answers, the second request tells what became of the scheduled restart.
+        run_bridge(action, "restart", ABORT)
+        exit_code = run_bridge(action, "restart", RESTART)["exit_code"]
+        if exit_code == _SHUTDOWN_IS_SCHEDULED:
             return
-    if response["rc"] != 0:
-        output = (response["stderr"] or response["stdout"]).strip()
-        raise RebootError(f"shutdown.exe could not restart the host (exit code {response['rc']}): {output}")
+    if exit_code != 0:
+        raise RebootError(f"shutdown.exe could not restart the host (exit code {exit_code})")
 
 
 def reboot_host(action: ActionBase, *, timeout: float, poll_interval: float = 5.0) -> dict[str, Any]:

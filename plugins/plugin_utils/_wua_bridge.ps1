@@ -1218,6 +1218,40 @@ function Start-OsUpgrade {
     }
 }
 
+function Request-Restart {
+    <#
+    .SYNOPSIS
+    The "restart" operation: shutdown.exe restarts the host after a delay, or aborts a restart still in its delay.
+
+    .DESCRIPTION
+    The exit code is the answer; the controller interprets it (a restart scheduled already,
+    none to abort). It must travel in the response: over WinRM, powershell.exe's own exit code
+    is not the program's.
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'Restart')]
+    param(
+        [Parameter(Mandatory = $true, ParameterSetName = 'Restart')] [int]$Delay,
+        [Parameter(Mandatory = $true, ParameterSetName = 'Restart')] [string]$Comment,
+        [Parameter(Mandatory = $true, ParameterSetName = 'Abort')] [switch]$Abort
+    )
+    if ($Abort) {
+        $arguments = @('/a')
+    }
+    else {
+        # Start-Process joins the arguments with spaces without quoting them: a double quote
+        # in the comment would end it and pass the rest to shutdown.exe as switches.
+        if ($Comment.Contains('"')) {
+            throw [System.ArgumentException]::new('The restart comment must not hold a double quote.')
+        }
+        $arguments = @('/r', '/t', [string]$Delay, '/c', "`"$Comment`"")
+    }
+    $script:BridgeCall = 'shutdown.exe'
+    $exitCode = Invoke-Process -FilePath 'shutdown.exe' -ArgumentList $arguments
+    [ordered]@{
+        exit_code = $exitCode
+    }
+}
+
 function Clear-Staging {
     <#
     .SYNOPSIS
@@ -1262,6 +1296,7 @@ $operations = @{
     history = 'Get-UpdateHistory'
     install_package = 'Install-Package'
     os_upgrade = 'Start-OsUpgrade'
+    restart = 'Request-Restart'
     clean_staging = 'Clear-Staging'
 }
 

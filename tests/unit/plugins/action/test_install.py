@@ -11,12 +11,13 @@ import pytest
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.wuacache.wua.plugins.action.install import ActionModule
-from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import ABORT_COMMAND, REBOOT_COMMAND
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import ABORT, RESTART
 
 from .conftest import FakeServer
 from .recorded import (
     CU,
     PREVIEW,
+    SHUTDOWN_ACCEPTED,
     SSU,
     RecordedHost,
     downloaded,
@@ -29,7 +30,6 @@ from .recorded import (
 
 BOOTED = "2024-05-14T06:12:31.5000000Z"
 REBOOTED = "2024-05-14T07:40:02.1000000Z"
-SHUTDOWN_ACCEPTED = {"rc": 0, "stdout": "", "stderr": ""}
 # WU_E_ALL_UPDATES_FAILED, as IUpdateInstallationResult.HResult gives it.
 ALL_UPDATES_FAILED = 0x80240022 - 2**32
 
@@ -109,7 +109,7 @@ def test_a_required_reboot_without_reboot_allowed_is_reported(server: FakeServer
 
     assert "failed" not in result
     assert (result["reboot_required"], result["rebooted"]) == (True, False)
-    assert host.commands == []
+    assert "restart" not in host.operations
 
 
 def test_reboot_true_reboots_waits_for_the_new_boot_and_continues(server: FakeServer) -> None:
@@ -119,7 +119,7 @@ def test_reboot_true_reboots_waits_for_the_new_boot_and_continues(server: FakeSe
         "info": [info(), info(BOOTED), info(BOOTED), info(REBOOTED), info(REBOOTED)],
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
     })
     connection_lost = ConnectionResetError(104, "Connection reset by peer")
     execute = host.execute
@@ -136,7 +136,7 @@ def test_reboot_true_reboots_waits_for_the_new_boot_and_continues(server: FakeSe
     action._low_level_execute_command = flaky
     result = action.run(task_vars={"inventory_hostname": "ws2022-01"})
 
-    assert host.commands == [REBOOT_COMMAND]
+    assert host.params("restart") == [RESTART]
     assert action._connection.reset.call_count >= 2
     assert (result["rebooted"], result["reboot_required"], result["installed"]) == (True, False, 1)
     assert "failed" not in result
@@ -163,7 +163,7 @@ def test_after_a_reboot_the_rounds_wait_until_windows_has_started_up(server: Fak
         ],
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
     })
 
     result = run(server, host, reboot=True)
@@ -171,7 +171,7 @@ def test_after_a_reboot_the_rounds_wait_until_windows_has_started_up(server: Fak
     assert "failed" not in result
     assert (result["rebooted"], result["installed"]) == (True, 1)
     # The rescan came only once the host was ready.
-    assert host.operations == ["info", "scan", "install", "info", "info", "info", "info", "info", "scan"]
+    assert host.operations == ["info", "scan", "install", "info", "restart", "info", "info", "info", "info", "scan"]
 
 
 def test_a_host_that_never_finishes_starting_up_fails_at_reboot_timeout(server: FakeServer) -> None:
@@ -180,7 +180,7 @@ def test_a_host_that_never_finishes_starting_up_fails_at_reboot_timeout(server: 
     host = RecordedHost({
         "info": [info(), info(BOOTED), *[busy] * 20], "scan": [scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
     })
 
     result = run(server, host, reboot=True, reboot_timeout=30)
@@ -191,7 +191,8 @@ def test_a_host_that_never_finishes_starting_up_fails_at_reboot_timeout(server: 
     assert host.operations.count("scan") == 1
 
 
-SHUTDOWN_SCHEDULED = {"rc": 1190, "stdout": "", "stderr": "A system shutdown has already been scheduled.(1190)"}
+# shutdown.exe's answer when a restart is scheduled already (ERROR_SHUTDOWN_IS_SCHEDULED).
+SHUTDOWN_SCHEDULED = {"exit_code": 1190}
 
 
 @pytest.mark.parametrize(
@@ -209,13 +210,13 @@ def test_a_restart_scheduled_already_is_replaced_or_waited_for(server: FakeServe
         "info": [info(), info(BOOTED), info(REBOOTED), info(REBOOTED)],
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
-        "shutdown.exe": [SHUTDOWN_SCHEDULED, {"rc": 0, "stdout": "", "stderr": ""}, after_abort],
+        "restart": [SHUTDOWN_SCHEDULED, SHUTDOWN_ACCEPTED, after_abort],
     })
 
     result = run(server, host, reboot=True)
 
     assert "failed" not in result
-    assert host.commands == [REBOOT_COMMAND, ABORT_COMMAND, REBOOT_COMMAND]
+    assert host.params("restart") == [RESTART, ABORT, RESTART]
     assert (result["rebooted"], result["installed"]) == (True, 1)
 
 
@@ -230,7 +231,7 @@ def test_reboot_required_before_installation_is_an_error_without_reboot(server: 
 
     assert result["failed"] is True
     assert "requires a reboot before" in result["msg"]
-    assert host.commands == []
+    assert "restart" not in host.operations
 
 
 def test_an_update_that_stays_not_installed_after_its_reboot_is_a_loop(server: FakeServer) -> None:
@@ -240,7 +241,7 @@ def test_an_update_that_stays_not_installed_after_its_reboot_is_a_loop(server: F
         # Installed with success, restarted: Windows Update still finds it not installed.
         "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
     })
 
     result = run(server, host, reboot=True)
@@ -258,13 +259,13 @@ def test_a_host_that_does_not_come_back_fails_at_reboot_timeout(server: FakeServ
     host = RecordedHost({
         "info": [info(), info(BOOTED)], "scan": [scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 2, 0, True), reboot_required=True)],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
     })
     action = make_action(ActionModule, host, args={"server_url": server.url, "reboot": True, "reboot_timeout": 30}, name="install")
     execute = host.execute
 
     def unreachable_after_shutdown(cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
-        if host.commands and in_data and b'"operation":"info"' in in_data:
+        if "restart" in host.operations and in_data and b'"operation":"info"' in in_data:
             raise AnsibleConnectionFailure("winrm connection error: [Errno 111] Connection refused")
         return execute(cmd, sudoable=sudoable, in_data=in_data)
 
@@ -294,7 +295,6 @@ def test_check_mode_lists_what_would_be_installed_and_changes_nothing(server: Fa
     result = run(server, host, check_mode=True, reboot=True)
 
     assert host.operations == ["info", "scan"]
-    assert host.commands == []
     assert result["installs"] == [{"update_id": CU, "title": "2024-01 Cumulative Update"}]
     assert result["changed"] is True
 
@@ -316,11 +316,11 @@ def test_with_reboot_a_pending_restart_comes_first(server: FakeServer) -> None:
     host = RecordedHost({
         "info": [info(), info(), info(REBOOTED), info(REBOOTED)],
         "scan": [scan_answer(cu_awaiting_restart=True), scan_answer(cu_installed=True)],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
     })
 
     result = run(server, host, reboot=True)
 
-    assert host.commands == [REBOOT_COMMAND]
+    assert host.params("restart") == [RESTART]
     assert "install" not in host.operations
     assert (result["rebooted"], result["reboot_required"], result["counts"]["OK"]) == (True, False, 2)

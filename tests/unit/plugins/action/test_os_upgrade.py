@@ -11,16 +11,15 @@ from typing import Any
 import pytest
 
 from ansible_collections.wuacache.wua.plugins.action.os_upgrade import SETUP_ARGUMENTS, ActionModule
-from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import REBOOT_COMMAND
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import RESTART
 
 from .conftest import FakeServer
-from .recorded import Failure, RecordedHost, cab, info, make_action, plan, scan_answer
+from .recorded import SHUTDOWN_ACCEPTED, Failure, RecordedHost, cab, info, make_action, plan, scan_answer
 
 SETUP = "\\\\fileserver\\iso\\ws2025\\setup.exe"
 LOGS = "C:\\ProgramData\\wuacache\\logs\\os_upgrade"
 BOOTED = "2024-05-14T06:12:31.5000000Z"
 REBOOTED = "2024-05-14T09:02:44.3000000Z"
-SHUTDOWN_ACCEPTED = {"rc": 0, "stdout": "", "stderr": ""}
 
 
 def upgraded_info() -> dict[str, Any]:
@@ -43,7 +42,7 @@ def setup_host(exit_code: int, *, back: dict[str, Any] | None = None) -> Recorde
         # Before setup.exe, before the restart, back from it, then the rescan's.
         "info": [info(BOOTED), info(BOOTED), copy.deepcopy(back), copy.deepcopy(back)] if back else [info(BOOTED)],
         "os_upgrade": [{"exit_code": exit_code, "logs": LOGS}],
-        "shutdown.exe": [SHUTDOWN_ACCEPTED],
+        "restart": [SHUTDOWN_ACCEPTED],
         "scan": [scan_answer()],
     })
 
@@ -62,8 +61,8 @@ def test_upgrades_restarts_and_reports_the_new_build(server: FakeServer, exit_co
         "/auto upgrade /quiet /eula accept /noreboot /dynamicupdate disable /compat ignorewarning /showoobe none "
         "/telemetry disable /bitlocker TryKeepActive"
     )
-    assert host.commands == [REBOOT_COMMAND]
-    assert host.operations == ["info", "os_upgrade", "info", "info", "info", "scan"]
+    assert host.params("restart") == [RESTART]
+    assert host.operations == ["info", "os_upgrade", "info", "restart", "info", "info", "scan"]
     # The rescan reports the new OS to the server.
     assert server.reports[0]["os"]["build"] == "26100.1742"
     assert (result["build_before"], result["build_after"]) == ("20348.2227", "26100.1742")
@@ -92,7 +91,6 @@ def test_without_reboot_the_upgrade_waits_for_a_restart(server: FakeServer) -> N
 
     result = run(server, host, reboot=False)
 
-    assert host.commands == []
     assert host.operations == ["info", "os_upgrade"]
     assert (result["changed"], result["reboot_required"], result["rebooted"]) == (True, True, False)
     assert "failed" not in result
@@ -123,7 +121,7 @@ def test_other_exit_codes_fail_without_restarting(server: FakeServer, exit_code:
     assert LOGS in result["msg"]
     assert result["hresult"] == f"0x{exit_code & 0xFFFFFFFF:08X}"
     assert (result["changed"], result["rebooted"]) == (False, False)
-    assert host.commands == []
+    assert "restart" not in host.operations
     assert server.reports == []
 
 
@@ -134,7 +132,7 @@ def test_a_scanonly_run_that_finds_no_issue_changes_nothing(server: FakeServer) 
 
     assert host.params("os_upgrade")[0]["arguments"][-2:] == ["/compat", "scanonly"]
     assert (result["changed"], result["rebooted"]) == (False, False)
-    assert host.commands == []
+    assert "restart" not in host.operations
     assert "failed" not in result
 
 
@@ -146,7 +144,7 @@ def test_a_missing_setup_exe_fails_with_a_clear_message(server: FakeServer) -> N
 
     assert result["failed"] is True
     assert result["msg"].startswith(f"{SETUP} is not a file the host's SYSTEM account can read")
-    assert host.commands == []
+    assert "restart" not in host.operations
 
 
 def test_another_bridge_failure_keeps_its_hresult(server: FakeServer) -> None:
@@ -165,7 +163,6 @@ def test_check_mode_only_reads_info_and_says_what_it_would_run(server: FakeServe
     result = run(server, host, check_mode=True, extra_arguments=["/migratedrivers", "all"])
 
     assert host.operations == ["info"]
-    assert host.commands == []
     assert server.requests == []
     assert result["changed"] is True
     assert (result["setup_path"], result["arguments"]) == (SETUP, [*SETUP_ARGUMENTS, "/migratedrivers", "all"])

@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 
 from ansible_collections.wuacache.wua.plugins.action.package import ActionModule
-from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import REBOOT_COMMAND
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import RESTART
 
 from .conftest import FakeServer
-from .recorded import RecordedHost, cab, info, make_action, plan, scan_answer
+from .recorded import SHUTDOWN_ACCEPTED, RecordedHost, cab, info, make_action, plan, scan_answer
 
 CONTENT = b"standalone update"
 REBOOTED = "2024-05-14T07:40:02.1000000Z"
-SHUTDOWN_ACCEPTED = {"rc": 0, "stdout": "", "stderr": ""}
 DOWNLOADED = {"status": "downloaded", "size": len(CONTENT), "transferred": len(CONTENT)}
 
 
@@ -146,12 +145,12 @@ def test_other_exit_codes_fail_naming_them_after_the_rescan(server: FakeServer, 
 
 
 def test_a_required_restart_with_reboot_restarts_the_host_before_the_rescan(server: FakeServer) -> None:
-    host = installing_host(3010, info=[info(), info(), info(REBOOTED), info(REBOOTED)], **{"shutdown.exe": [SHUTDOWN_ACCEPTED]})
+    host = installing_host(3010, info=[info(), info(), info(REBOOTED), info(REBOOTED)], restart=[SHUTDOWN_ACCEPTED])
 
     result = run(serving(server, DRIVER), host, name=DRIVER["name"], reboot=True)
 
-    assert host.commands == [REBOOT_COMMAND]
-    assert host.operations == ["info", "install_package", "info", "info", "info", "scan"]
+    assert host.params("restart") == [RESTART]
+    assert host.operations == ["info", "install_package", "info", "restart", "info", "info", "scan"]
     assert (result["changed"], result["reboot_required"], result["rebooted"]) == (True, False, True)
 
 
@@ -160,7 +159,7 @@ def test_no_restart_when_the_install_needs_none(server: FakeServer) -> None:
 
     result = run(serving(server, DRIVER), host, name=DRIVER["name"], reboot=True)
 
-    assert host.commands == []
+    assert "restart" not in host.operations
     assert result["rebooted"] is False
 
 
@@ -188,7 +187,6 @@ def test_check_mode_says_whether_the_package_is_installed_and_installs_nothing(s
     assert result["changed"] is changed
     assert result["package"] == item
     assert host.operations == ["info", "scan"]
-    assert host.commands == []
     assert "failed" not in result
 
 

@@ -11,10 +11,10 @@ import pytest
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.wuacache.wua.plugins.action.uninstall import ActionModule
-from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import REBOOT_COMMAND
+from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import RESTART
 
 from .conftest import FakeServer
-from .recorded import RecordedHost, cab, info, make_action, plan, scan_answer
+from .recorded import SHUTDOWN_ACCEPTED, RecordedHost, cab, info, make_action, plan, scan_answer
 
 REBOOTED = "2024-05-14T07:40:02.1000000Z"
 
@@ -56,12 +56,12 @@ def test_exit_code_3010_means_a_reboot_is_required(server: FakeServer) -> None:
 def test_exit_code_3010_with_reboot_restarts_the_host(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = uninstalling_host(
-        3010, info=[info(), info(), info(REBOOTED), info(REBOOTED)], **{"shutdown.exe": [{"rc": 0, "stdout": "", "stderr": ""}]}
+        3010, info=[info(), info(), info(REBOOTED), info(REBOOTED)], restart=[SHUTDOWN_ACCEPTED]
     )
 
     result = run(server, host, kb="KB5034439", reboot=True)
 
-    assert host.commands == [REBOOT_COMMAND]
+    assert host.params("restart") == [RESTART]
     assert (result["changed"], result["reboot_required"], result["rebooted"]) == (True, False, True)
 
 
