@@ -220,6 +220,24 @@ def test_a_restart_scheduled_already_is_replaced_or_waited_for(server: FakeServe
     assert (result["rebooted"], result["installed"]) == (True, 1)
 
 
+def test_a_restart_shutdown_exe_refuses_fails_the_task_with_its_exit_code(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({
+        "info": [info(), info(BOOTED)], "scan": [scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 2, 0, True), reboot_required=True)],
+        # ERROR_ACCESS_DENIED: the account lacks the right to shut down the system.
+        "restart": [{"exit_code": 5}],
+    })
+
+    result = run(server, host, reboot=True)
+
+    assert result["failed"] is True
+    assert "shutdown.exe could not restart the host (exit code 5)" in result["msg"]
+    # Nothing is aborted, and nobody waits for a restart that will not come.
+    assert host.params("restart") == [RESTART]
+    assert host.operations[-1] == "restart"
+
+
 def test_reboot_required_before_installation_is_an_error_without_reboot(server: FakeServer) -> None:
     server.report_answers.append(plan())
     host = RecordedHost({
