@@ -7,8 +7,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import bridge_client
 import pytest
 from bridge_client import CAB_URL, Lab
+from shipped_scripts import write_scripts_at
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.pki import ensure_lab_ca
@@ -40,3 +42,15 @@ def host(lab: Lab, upstream: UpstreamServer, tmp_path: Path) -> WindowsHost:
     return WindowsHost(
         "WIN10-01", tmp_path / "hosts", profile="win10-22h2", trusted_ca=lab.ca.ca_cert, proxy=upstream.url
     )
+
+
+@pytest.fixture
+def shipped_scripts(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder the bridge client sends the scripts from: the working tree's, or those of a commit
+    (``request.param``, see shipped_scripts.py)."""
+    commit = getattr(request, "param", None)
+    if commit is None:
+        return bridge_client.SCRIPTS
+    folder = write_scripts_at(commit, tmp_path / "scripts")
+    monkeypatch.setattr(bridge_client, "SCRIPTS", folder)
+    return folder
