@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Union
 
 
@@ -21,9 +22,12 @@ class SourceFile:
     name: str
     text: str
 
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Extent:
 
     @property
     def text(self) -> str:
-        lines = self.file.text.splitlines()[self.line - 1 : self.end_line]
+        lines = self.file.lines[self.line - 1 : self.end_line]
         if not lines:
             return ""
         if len(lines) == 1:
