@@ -22,9 +22,9 @@ PowerShell's FileSystemProvider.CreateDirectory does
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-from wuacache_lab.powershell.commands import CmdletCall, cmdlet
+from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
 from wuacache_lab.powershell.conversions import enumerate_value, to_string
 from wuacache_lab.powershell.dotnet import register_enum
 from wuacache_lab.powershell.errors import (
@@ -38,10 +38,17 @@ from wuacache_lab.powershell.errors import (
 )
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.filesystem import FileSystemProvider, filter_matches, io_error
-from wuacache_lab.windows.providers import FILESYSTEM, HKLM_ROOT, REGISTRY, ProviderPath, refuse_other_providers_parameters, resolve
+from wuacache_lab.windows.providers import (
+    FILESYSTEM,
+    HKLM_ROOT,
+    REGISTRY,
+    ProviderPath,
+    cmdlet_paths,
+    refuse_other_providers_parameters,
+    resolve,
+)
 from wuacache_lab.windows.registry import RegistryProvider
 from wuacache_lab.windows.runtime import HostRuntime, host_runtime
-from wuacache_lab.windows.security import is_present
 
 # Test-Path -PathType (the Test-Path page of the 5.1 reference: Any, Container, Leaf).
 register_enum("Microsoft.PowerShell.Commands.TestPathType", {"Any": 0, "Container": 1, "Leaf": 2})
@@ -52,19 +59,6 @@ def _refuse(call: CmdletCall, parameters: dict[str, object], *names: str) -> Non
     for name in names:
         if name in parameters:
             raise LabLimitation(f"The lab does not implement {call.name} -{name}.")
-
-
-def _paths(call: CmdletCall, parameters: dict[str, object], *, default: str | None = None) -> Iterator[tuple[str, ProviderPath | None]]:
-    """Each path given (``-LiteralPath``, or ``-Path`` without wildcards) with its provider path; None for a drive that does not exist."""
-    literal = "LiteralPath" in parameters
-    given = parameters.get("LiteralPath" if literal else "Path", default)
-    for text in enumerate_value(given):
-        path = to_string(text)
-        try:
-            yield path, resolve(path, call.runtime.working_directory, literal=literal)
-        except PowerShellError as error:
-            call.write_error(error.exception, "DriveNotFound", OBJECT_NOT_FOUND, path)
-            yield path, None
 
 
 def _shown(location: ProviderPath) -> str:
@@ -116,7 +110,7 @@ def get_item(call: CmdletCall) -> Iterable[object]:
     runtime = host_runtime()
     for parameters in call.records:
         _refuse(call, parameters, "Filter", "Include", "Exclude", "Stream", "Credential", "CodeSigningCert")
-        for _, location in _paths(call, parameters):
+        for location in cmdlet_paths(call, parameters):
             if location is None:
                 continue
             refuse_other_providers_parameters(call, parameters, location.provider)
@@ -134,7 +128,7 @@ def get_child_item(call: CmdletCall) -> Iterable[object]:
     for parameters in call.records:
         _refuse(call, parameters, "Include", "Exclude", "Name", "Depth", "Attributes", "Hidden", "ReadOnly", "System", "Credential")
         pattern = to_string(parameters["Filter"]) if parameters.get("Filter") is not None else None
-        for _, location in _paths(call, parameters, default=runtime.working_directory):
+        for location in cmdlet_paths(call, parameters, default=runtime.working_directory):
             if location is None:
                 continue
             _file_system_only(call, location)
@@ -150,9 +144,9 @@ def get_child_item(call: CmdletCall) -> Iterable[object]:
             yield from provider.children(
                 location,
                 pattern=pattern,
-                recurse=is_present(parameters, "Recurse"),
-                files=is_present(parameters, "File"),
-                folders=is_present(parameters, "Directory"),
+                recurse=is_switch(parameters, "Recurse"),
+                files=is_switch(parameters, "File"),
+                folders=is_switch(parameters, "Directory"),
             )
 
 
@@ -174,7 +168,7 @@ def new_item(call: CmdletCall) -> Iterable[object]:
             _file_system_only(call, location)
             provider = FileSystemProvider(runtime)
             existing = provider.item(location)
-            if existing is not None and not is_present(parameters, "Force"):
+            if existing is not None and not is_switch(parameters, "Force"):
                 call.write_error(
                     DotNetException("System.IO.IOException", f"An item with the specified name {location.path} already exists."),
                     "DirectoryExist",
@@ -194,7 +188,7 @@ def remove_item(call: CmdletCall) -> Iterable[object]:
     runtime = host_runtime()
     for parameters in call.records:
         _refuse(call, parameters, "Filter", "Include", "Exclude", "Stream", "Credential")
-        for _, location in _paths(call, parameters):
+        for location in cmdlet_paths(call, parameters):
             if location is None:
                 continue
             _file_system_only(call, location)
@@ -203,7 +197,7 @@ def remove_item(call: CmdletCall) -> Iterable[object]:
                 _not_found(call, location)
                 continue
             try:
-                provider.remove(location, is_present(parameters, "Recurse"))
+                provider.remove(location, is_switch(parameters, "Recurse"))
             except HResultError as error:
                 call.write_error(io_error(error, location.path).exception, "RemoveItemIOError", WRITE_ERROR, location.path)
     return ()
@@ -217,7 +211,7 @@ def move_item(call: CmdletCall) -> Iterable[object]:
         _refuse(call, parameters, "Filter", "Include", "Exclude", "Credential")
         destination = resolve(to_string(parameters.get("Destination", runtime.working_directory)), runtime.working_directory, literal=True)
         _file_system_only(call, destination)
-        for _, location in _paths(call, parameters):
+        for location in cmdlet_paths(call, parameters):
             if location is None:
                 continue
             _file_system_only(call, location)
@@ -226,11 +220,11 @@ def move_item(call: CmdletCall) -> Iterable[object]:
                 _not_found(call, location)
                 continue
             try:
-                moved = provider.move(location, destination, is_present(parameters, "Force"))
+                moved = provider.move(location, destination, is_switch(parameters, "Force"))
             except HResultError as error:
                 call.write_error(io_error(error, location.path).exception, "MoveFileInfoItemIOError", WRITE_ERROR, location.path)
                 continue
-            if is_present(parameters, "PassThru"):
+            if is_switch(parameters, "PassThru"):
                 yield provider.item(moved)
 
 
@@ -241,7 +235,7 @@ def get_content(call: CmdletCall) -> Iterable[object]:
     for parameters in call.records:
         _refuse(call, parameters, "Filter", "Include", "Exclude", "Stream", "Credential", "ReadCount", "TotalCount", "Tail", "Delimiter", "Wait")
         encoding = to_string(parameters["Encoding"]) if "Encoding" in parameters else None
-        for _, location in _paths(call, parameters):
+        for location in cmdlet_paths(call, parameters):
             if location is None:
                 continue
             refuse_other_providers_parameters(call, parameters, location.provider)
@@ -259,7 +253,7 @@ def get_content(call: CmdletCall) -> Iterable[object]:
                 )
                 continue
             text = provider.content(location, encoding)
-            if is_present(parameters, "Raw"):
+            if is_switch(parameters, "Raw"):
                 if text:
                     yield text
             else:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from wuacache_lab.powershell.contracts import cmdlet as cmdlet_contract
+from wuacache_lab.powershell.conversions import enumerate_value, to_string
 from wuacache_lab.powershell.dotnet import dotnet_type
-from wuacache_lab.powershell.errors import DotNetException, LabLimitation, PowerShellError, runtime_error
+from wuacache_lab.powershell.errors import OBJECT_NOT_FOUND, DotNetException, LabLimitation, PowerShellError, runtime_error
 from wuacache_lab.powershell.values import PSObject
 
 if TYPE_CHECKING:
@@ -152,6 +154,20 @@ def resolve(text: str, working_directory: str, *, literal: bool = True) -> Provi
     if name in _OTHER_DRIVES:
         raise LabLimitation(f"The lab has no {drive['drive']}: drive.")
     raise drive_not_found(drive["drive"])
+
+
+def cmdlet_paths(call: CmdletCall, parameters: dict[str, object], *, default: str | None = None) -> Iterator[ProviderPath | None]:
+    """The provider path of each path a cmdlet is given (``-LiteralPath``, or ``-Path`` without
+    wildcards); None, after a non-terminating error, for a drive that does not exist."""
+    literal = "LiteralPath" in parameters
+    given = parameters.get("LiteralPath" if literal else "Path", default)
+    for text in enumerate_value(given):
+        path = to_string(text)
+        try:
+            yield resolve(path, call.runtime.working_directory, literal=literal)
+        except PowerShellError as error:
+            call.write_error(error.exception, "DriveNotFound", OBJECT_NOT_FOUND, path)
+            yield None
 
 
 def drive_not_found(name: str) -> PowerShellError:

@@ -12,10 +12,10 @@ folders; an owner the process may not assign fails
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from wuacache_lab.powershell.commands import CmdletCall, cmdlet
-from wuacache_lab.powershell.conversions import SwitchParameter, to_string
+from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
+from wuacache_lab.powershell.conversions import to_string
 from wuacache_lab.powershell.dotnet import constructor, dotnet_type
 from wuacache_lab.powershell.errors import (
     OBJECT_NOT_FOUND,
@@ -27,7 +27,7 @@ from wuacache_lab.powershell.values import base_object
 from wuacache_lab.windows.disk import SecurityDescriptor
 from wuacache_lab.windows.errors import HResultError
 from wuacache_lab.windows.owners import check_owner
-from wuacache_lab.windows.providers import FILESYSTEM, ProviderPath, resolve
+from wuacache_lab.windows.providers import FILESYSTEM, ProviderPath, cmdlet_paths
 from wuacache_lab.windows.runtime import host_runtime
 
 
@@ -109,20 +109,13 @@ def descriptor_of(security: object, method: str) -> SecurityDescriptor:
 # ---------------------------------------------------------------- Microsoft.PowerShell.Security
 
 
-def is_present(parameters: dict[str, object], name: str) -> bool:
-    """A switch parameter given (``-Force``, ``-Force:$true``)."""
-    value = parameters.get(name)
-    return isinstance(value, SwitchParameter) and value.is_present
-
-
-def _file_system_path(call: CmdletCall, parameters: dict[str, object]) -> list[ProviderPath]:
-    literal = "LiteralPath" in parameters
-    texts = parameters["LiteralPath" if literal else "Path"]
-    locations = [resolve(to_string(text), call.runtime.working_directory, literal=literal) for text in texts]  # type: ignore[union-attr]
-    for location in locations:
+def _file_system_paths(call: CmdletCall, parameters: dict[str, object]) -> Iterator[ProviderPath]:
+    for location in cmdlet_paths(call, parameters):
+        if location is None:
+            continue
         if location.provider != FILESYSTEM:
             raise LabLimitation(f"The lab reads and writes the security of files and folders only, not of {location.ps_path}.")
-    return locations
+        yield location
 
 
 def _path_not_found(call: CmdletCall, location: ProviderPath) -> None:
@@ -141,7 +134,7 @@ def get_acl(call: CmdletCall) -> Iterable[object]:
     for parameters in call.records:
         if call.parameter_set == "ByInputObject":
             raise LabLimitation("The lab's Get-Acl takes -Path or -LiteralPath.")
-        for location in _file_system_path(call, parameters):
+        for location in _file_system_paths(call, parameters):
             disk = runtime.host.disk
             try:
                 descriptor = disk.security(location.path)
@@ -160,7 +153,7 @@ def set_acl(call: CmdletCall) -> Iterable[object]:
         if call.parameter_set == "ByInputObject":
             raise LabLimitation("The lab's Set-Acl takes -Path or -LiteralPath.")
         descriptor = descriptor_of(parameters["AclObject"], "Set-Acl")
-        for location in _file_system_path(call, parameters):
+        for location in _file_system_paths(call, parameters):
             try:
                 runtime.host.disk.security(location.path)
             except HResultError:
@@ -172,5 +165,5 @@ def set_acl(call: CmdletCall) -> Iterable[object]:
                 call.write_error(error.exception, "System.InvalidOperationException", "InvalidOperation", location.path)
                 continue
             runtime.host.disk.set_security(location.path, descriptor)
-            if is_present(parameters, "PassThru"):
+            if is_switch(parameters, "PassThru"):
                 yield DirectorySecurity(descriptor, location) if runtime.host.disk.is_folder(location.path) else FileSecurity(descriptor, location)
