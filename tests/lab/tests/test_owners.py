@@ -16,6 +16,7 @@ from wuacache_lab.windows.owners import account_sid
 
 CAB = f"{ROOT}\\wsusscn2.cab"
 E_ACCESSDENIED = -2147024891
+ERROR_INVALID_OWNER = 0x8007051B - (1 << 32)
 LSA = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Lsa"
 
 
@@ -91,3 +92,20 @@ def test_a_root_that_a_user_made_is_refused_under_object_creator(lab: Lab, host:
     assert (exit_code, response["error"]["hresult"]) == (1, E_ACCESSDENIED)
     assert host.disk.security(ROOT).owner == account_sid(STANDARD_USER)
     assert not host.disk.exists(CAB)
+
+
+def test_a_standard_user_cannot_create_a_folder_administrators_own(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    script = (
+        "$acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity\n"
+        "$acl.SetSecurityDescriptorSddlForm('O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')\n"
+        "try { [System.IO.Directory]::CreateDirectory('C:\\ProgramData\\theirs', $acl) }\n"
+        "catch { $_.Exception.GetType().FullName; $_.Exception.InnerException.GetType().FullName; $_.Exception.InnerException.HResult }"
+    )
+
+    assert output(runtime_of(host, STANDARD_USER), script) == [
+        "System.Management.Automation.MethodInvocationException",
+        "System.IO.IOException",
+        ERROR_INVALID_OWNER,
+    ]
+    assert not host.disk.is_folder("C:\\ProgramData\\theirs")

@@ -46,7 +46,7 @@ from wuacache_lab.windows.errors import (
 )
 from wuacache_lab.windows.providers import FILESYSTEM, ProviderPath, normalized_path, resolve, with_notes
 from wuacache_lab.windows.runtime import host_runtime
-from wuacache_lab.windows.owners import check_owner, default_owner
+from wuacache_lab.windows.owners import default_owner, may_own
 from wuacache_lab.windows.security import descriptor_of
 
 if TYPE_CHECKING:
@@ -358,8 +358,9 @@ class Directory:
         full = dotnet_path(path)
         disk = runtime.host.disk
         descriptor = descriptor_of(directorySecurity, "Directory.CreateDirectory") if directorySecurity is not None else None
-        if descriptor is not None:
-            check_owner(runtime.logon, descriptor.owner)
+        if descriptor is not None and not may_own(runtime.logon, descriptor.owner):
+            # CreateDirectory fails with ERROR_INVALID_OWNER, which WinIOError makes an IOException.
+            raise dotnet_error("System.IO.IOException", "This security ID may not be assigned as the owner of this object.", hresult=0x8007051B)
         if disk.exists(full):
             raise dotnet_error("System.IO.IOException", f"Cannot create \"{full}\" because a file or directory with the same name already exists.", hresult=0x800700B7)
         try:

@@ -18,7 +18,7 @@ group" on servers and "Object creator" on client computers. The lab's
 A process may make an item its own account's, or, when its token holds the
 Administrators group, that group's (a SID the token holds with
 SE_GROUP_OWNER, desktop-src/SecAuthZ/owner-of-a-new-object.md); any other
-owner fails as .NET reports ERROR_INVALID_OWNER.
+owner fails with ERROR_INVALID_OWNER.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING
 
-from wuacache_lab.powershell.errors import dotnet_error
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID
 
 if TYPE_CHECKING:
@@ -70,10 +69,6 @@ def default_owner(host: WindowsHost, logon: LogonSession) -> str:
     return account_sid(logon)
 
 
-def check_owner(logon: LogonSession, owner: str) -> None:
-    """Refuse an owner the process's token may not assign, as .NET reports ERROR_INVALID_OWNER."""
-    allowed = {account_sid(logon)} | ({ADMINISTRATORS_SID} if holds_administrators(logon) else set())
-    if owner not in allowed:
-        raise dotnet_error(
-            "System.InvalidOperationException", "The security identifier is not allowed to be the owner of this object."
-        )
+def may_own(logon: LogonSession, owner: str) -> bool:
+    """Whether the process's token may make ``owner`` the owner of an item (else ERROR_INVALID_OWNER)."""
+    return owner == account_sid(logon) or (owner == ADMINISTRATORS_SID and holds_administrators(logon))

@@ -7,7 +7,8 @@ PowerShell's types.ps1xml adds (the Get-Acl page of the 5.1 reference), over
 the lab's :class:`~wuacache_lab.windows.disk.SecurityDescriptor`. ``Get-Acl``
 and ``Set-Acl`` read and write the descriptors of the host's files and
 folders; an owner the process may not assign fails
-(:func:`~wuacache_lab.windows.owners.check_owner`).
+(:func:`~wuacache_lab.windows.owners.may_own`): .NET's
+NativeObjectSecurity.Persist reports ERROR_INVALID_OWNER as an InvalidOperationException.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from wuacache_lab.powershell.errors import (
     OBJECT_NOT_FOUND,
     DotNetException,
     LabLimitation,
-    PowerShellError,
 )
 from wuacache_lab.powershell.values import base_object
 from wuacache_lab.windows.disk import SecurityDescriptor
 from wuacache_lab.windows.errors import HResultError
-from wuacache_lab.windows.owners import check_owner
+from wuacache_lab.windows.owners import may_own
 from wuacache_lab.windows.providers import FILESYSTEM, ProviderPath, cmdlet_paths
 from wuacache_lab.windows.runtime import host_runtime
 
@@ -159,10 +159,13 @@ def set_acl(call: CmdletCall) -> Iterable[object]:
             except HResultError:
                 _path_not_found(call, location)
                 continue
-            try:
-                check_owner(runtime.logon, descriptor.owner)
-            except PowerShellError as error:
-                call.write_error(error.exception, "System.InvalidOperationException", "InvalidOperation", location.path)
+            if not may_own(runtime.logon, descriptor.owner):
+                call.write_error(
+                    DotNetException("System.InvalidOperationException", "The security identifier is not allowed to be the owner of this object."),
+                    "System.InvalidOperationException",
+                    "InvalidOperation",
+                    location.path,
+                )
                 continue
             runtime.host.disk.set_security(location.path, descriptor)
             if is_switch(parameters, "PassThru"):
