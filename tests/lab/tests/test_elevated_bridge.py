@@ -35,7 +35,7 @@ SCHED_S_TASK_TERMINATED = 0x41306
 E_ACCESSDENIED = -2147024891
 ERROR_FILE_NOT_FOUND = -2147024894
 E_INVALIDARG = -2147024809
-COR_E_INVALIDOPERATION = -2146233079
+ERROR_INVALID_OWNER = 0x8007051B - (1 << 32)
 
 
 def new_host(tmp_path: Path) -> WindowsHost:
@@ -147,8 +147,8 @@ def test_a_standard_user_cannot_secure_the_root_and_registers_nothing(tmp_path: 
     exit_code, response = start(host, "denied", bridge_request("reboot_required"), STANDARD_USER)
 
     assert exit_code == 1
-    # Only an elevated token may make Administrators the owner.
-    assert response["error"]["hresult"] == COR_E_INVALIDOPERATION
+    # Only an elevated token may make Administrators the owner: CreateDirectory fails with ERROR_INVALID_OWNER.
+    assert response["error"]["hresult"] == ERROR_INVALID_OWNER
     assert response["error"]["call"] == "Initialize-PrivateFolder"
     assert host.state.scheduled_tasks == {}
     assert not host.disk.path(RUNS).exists()
