@@ -28,6 +28,8 @@ same way.
 System.String. One compressed JSON document, unless ResponsePath is given; the
 exit code is 0 on success and 1 on failure.
 #>
+# Advanced, like every function of the script: a parameter name nobody declared fails to bind.
+[CmdletBinding()]
 param($Request, $ResponsePath)
 
 Set-StrictMode -Version 3.0
@@ -218,6 +220,7 @@ function Get-HostInfo {
     .SYNOPSIS
     The "info" operation: what the controller needs to know about this host before patching it.
     #>
+    [CmdletBinding()]
     param(
         # Also what the root holds of downloads (Get-DownloadState), which hashes the catalog.
         [switch]$Downloads
@@ -411,6 +414,7 @@ function Get-RunFolder {
     .SYNOPSIS
     The folder of an elevated run, once its name is known to be safe in a path and a task name.
     #>
+    [CmdletBinding()]
     param([string]$Name)
     # \z, not $: $ also matches before a final newline.
     if ($Name -cnotmatch '\A[A-Za-z0-9-]{1,64}\z') {
@@ -700,6 +704,7 @@ function Remove-CatalogService {
     .SYNOPSIS
     Removes the catalog's scan package service with the service manager that added it, if it was added.
     #>
+    [CmdletBinding()]
     param([AllowNull()] $Catalog)
     if ($null -eq $Catalog) {
         return
