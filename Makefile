@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SYSTEM_PACKAGES := cabextract osslsigncode
 
-.PHONY: demo test lint ps-syntax ps-contracts ansible-lint sanity pytest bench-catalog system-packages venv clean
+.PHONY: demo test lint ps-syntax ps-contracts ansible-lint sanity pytest mutants bench-catalog system-packages venv clean
 
 demo: system-packages venv
 	scripts/demo
@@ -31,9 +31,19 @@ sanity: venv
 
 # Last, so that the run ends on pytest's summary line. pytest exits 5 when it
 # collected no test, which fails the target like any other failure. The
-# database tests run on SQLite and on a throwaway PostgreSQL server.
+# database tests run on SQLite and on a throwaway PostgreSQL server. The run
+# fails when the lab executed less than 95% of the bridge's statements (those
+# tests/lab/ps-coverage-exclusions.txt excuses count), and records what each
+# test executed, from which the mutation tests (tests/mutation, last) choose
+# the tests a changed line of the bridge must fail.
+PS_COVERAGE := .build/ps-coverage
 pytest: system-packages venv
-	scripts/with-postgres $(PYTHON) -m pytest
+	rm -rf $(PS_COVERAGE)
+	scripts/with-postgres $(PYTHON) -m pytest --ps-coverage-min=95 --ps-coverage-per-test=$(PS_COVERAGE)
+
+# Every systematic mutant of the bridge, not the sample of make test.
+mutants: system-packages venv
+	$(PYTHON) -m pytest tests/mutation --all-mutants
 
 # Benchmarks are run by hand, never as part of the tests.
 bench-catalog: system-packages venv

@@ -61,11 +61,14 @@ class Mutant:
     id: str
     kind: str  # "parameter", "member", "known", "semantic" or "valid"
     line: int
+    column: int
     description: str
     edit: Edit
     # The exception types PowerShell raises for it; None when only the answer is wrong,
     # and empty for a valid variant, which must work.
     expected: tuple[str, ...] | None
+    # For a change that fails another statement than its own: what that error's message says.
+    symptom: str | None = None
 
     def apply(self, text: str) -> str:
         return text[: self.edit.start] + self.edit.text + text[self.edit.end :]
@@ -101,6 +104,7 @@ def systematic(text: str, name: str = BRIDGE.name) -> list[Mutant]:
                     id=f"parameter-{node.extent.line}-{node.extent.column}",
                     kind="parameter",
                     line=node.extent.line,
+                    column=node.extent.column,
                     description=f"-{node.name} renamed -{node.name}{MISSPELLING}",
                     edit=Edit(start, end, f"-{node.name}{MISSPELLING}"),
                     expected=(PARAMETER_BINDING,),
@@ -120,6 +124,7 @@ def systematic(text: str, name: str = BRIDGE.name) -> list[Mutant]:
                     id=f"member-{node.member.extent.line}-{node.member.extent.column}",
                     kind="member",
                     line=node.member.extent.line,
+                    column=node.member.extent.column,
                     description=f".{member} misspelt .{member}{MISSPELLING}",
                     edit=Edit(start, end, member + MISSPELLING),
                     expected=expected,
@@ -160,11 +165,14 @@ def by_pattern(
     replacement: str,
     expected: tuple[str, ...] | None,
     occurrence: int = 1,
+    symptom: str | None = None,
 ) -> Mutant:
     """A hand-written mutant: the ``occurrence``-th match of ``pattern`` replaced (``\\1``... allowed)."""
     start, end = find(text, pattern, occurrence=occurrence)
     new_text = re.compile(pattern, re.MULTILINE).sub(replacement, text[start:end], count=1)
-    return Mutant(mutant_id, kind, line_of(text, start), description, Edit(start, end, new_text), expected)
+    line = line_of(text, start)
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Mutant(mutant_id, kind, line, column, description, Edit(start, end, new_text), expected, symptom)
 
 
 def hand_written(text: str) -> Iterator[Mutant]:
@@ -208,6 +216,7 @@ def hand_written(text: str) -> Iterator[Mutant]:
         text, "variable-of-another-function", "semantic",
         "the session New-UpdateSession makes is not assigned where it is read: its local $session is unset there",
         r"\$session = New-UpdateSession", "$null = New-UpdateSession", (RUNTIME_EXCEPTION,),
+        symptom="The variable '$session' cannot be retrieved because it has not been set.",
     )
     yield by_pattern(
         text, "catch-type", "semantic", "catch [MethodInvocationException] changed to another type",

@@ -24,8 +24,10 @@ from pathlib import Path
 
 from mutants import BRIDGE, Mutant
 
-from wuacache_lab.coverage_report import TestRun
-from wuacache_lab.powershell import raised
+from wuacache_lab.coverage_report import RecordedTest
+from wuacache_lab.powershell import coverage, raised
+from wuacache_lab.powershell.lower import parse
+from wuacache_lab.powershell.raised import RaisedError
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPTS = REPOSITORY / "plugins" / "plugin_utils"
@@ -39,17 +41,44 @@ TESTS_PER_MUTANT = 12
 class Outcome:
     # Whether a test failed with the mutant.
     caught: bool
-    # The .NET type of the first error the mutated line raised in a lab process, if any.
-    first_error: str | None
-    # The .NET types of every error the lab's processes raised.
-    error_types: frozenset[str]
+    # The errors the scripts' statements raised in the lab's processes, in order.
+    errors: tuple[RaisedError, ...]
     tests: tuple[str, ...]
     output: str
 
+    def raised_on(self, line: int) -> RaisedError | None:
+        """The first error the bridge's statement starting at ``line`` raised."""
+        return next((error for error in self.errors if error.file_name == BRIDGE.name and error.line == line), None)
 
-def tests_running(runs: Sequence[TestRun], line: int) -> list[str]:
-    """The quickest tests whose processes ran a statement of ``line``."""
-    return [run.nodeid for run in runs if any(statement_line == line for statement_line, _ in run.statements)]
+
+def statement_line(text: str, line: int, column: int) -> int:
+    """The line where the innermost statement holding a place of the bridge starts: what coverage records."""
+    holding = [
+        statement.extent
+        for statement in coverage.statements(parse(text, BRIDGE.name)).values()
+        if (statement.extent.line, statement.extent.column) <= (line, column) <= (statement.extent.end_line, statement.extent.end_column)
+    ]
+    return max(holding, key=lambda extent: (extent.line, extent.column)).line
+
+
+def covering_tests(runs: Sequence[RecordedTest], line: int) -> list[str]:
+    """Up to :data:`TESTS_PER_MUTANT` lab tests that run the statement at ``line``, each chosen for running
+    the most statements the tests before it do not (the quicker on a tie): a change may show only where
+    the script goes on far past it, as a result too deep for ``ConvertTo-Json`` does.
+
+    A test that runs the scripts of an earlier commit (a regression test's "before" case) cannot see a change.
+    """
+    candidates = [run for run in runs if "[before-" not in run.nodeid and any(start == line for start, _ in run.statements)]
+    chosen: list[RecordedTest] = []
+    seen: set[tuple[int, int]] = set()
+    while candidates and len(chosen) < TESTS_PER_MUTANT:
+        best = max(candidates, key=lambda run: (len(run.statements - seen), -run.seconds))
+        if chosen and not best.statements - seen:
+            break
+        chosen.append(best)
+        seen |= best.statements
+        candidates.remove(best)
+    return [run.nodeid for run in chosen]
 
 
 def record_baseline(per_test: Path) -> None:
@@ -76,7 +105,7 @@ def run_mutant(mutant: Mutant, tests: Sequence[str]) -> Outcome:
         environment = dict(os.environ, WUACACHE_LAB_SCRIPTS=str(scripts), **{raised.ENVIRONMENT_VARIABLE: str(errors)})
         environment.pop("WUACACHE_PS_COVERAGE", None)
         completed = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:wuacache_lab.coverage_report", *tests],
             cwd=REPOSITORY,
             env=environment,
             capture_output=True,
@@ -84,11 +113,9 @@ def run_mutant(mutant: Mutant, tests: Sequence[str]) -> Outcome:
             check=False,
         )
         every = [error for process in raised.read(errors) for error in process] if errors.is_dir() else []
-        on_line = [error for error in every if error.file_name == BRIDGE.name and error.line == mutant.line]
         return Outcome(
             caught=completed.returncode != 0,
-            first_error=on_line[0].type_name if on_line else None,
-            error_types=frozenset(error.type_name for error in every),
+            errors=tuple(every),
             tests=tuple(tests),
             output=completed.stdout[-3000:],
         )

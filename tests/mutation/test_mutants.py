@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mutants import BRIDGE, PARSE_EXCEPTION, SAMPLE_SIZE, Mutant, hand_written, sample, systematic
-from runner import TESTS_PER_MUTANT, Outcome, record_baseline, run_mutant, tests_running
+from runner import Outcome, covering_tests, record_baseline, run_mutant, statement_line
 
-from wuacache_lab.coverage_report import TestRun, runs_by_test
+from wuacache_lab.coverage_report import RecordedTest, runs_by_test
 
 # Subprocesses at a time: the mutants' tests keep a core busy each.
 WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -47,7 +48,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[TestRun]:
+def test_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[RecordedTest]:
     """What each lab test runs of the bridge: from this run's own record when it has one, else from a run of its own."""
     per_test: Path | None = request.config.getoption("--ps-coverage-per-test")
     runs = runs_by_test(per_test, BRIDGE.name) if per_test is not None and per_test.is_dir() else []
@@ -60,48 +61,65 @@ def test_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return runs
 
 
-@pytest.fixture(scope="session")
-def outcomes(request: pytest.FixtureRequest, test_runs: list[TestRun]) -> dict[str, Outcome | None]:
-    """Every selected mutant run at once, a few at a time; None for one no lab test reaches."""
+@dataclass(frozen=True)
+class Reached:
+    outcome: Outcome
+    # Where the statement holding the change starts: where its errors are recorded.
+    statement_line: int
 
-    def outcome(mutant: Mutant) -> tuple[str, Outcome | None]:
-        tests = tests_running(test_runs, mutant.line)[:TESTS_PER_MUTANT]
-        return mutant.id, run_mutant(mutant, tests) if tests else None
+
+@pytest.fixture(scope="session")
+def outcomes(request: pytest.FixtureRequest, test_runs: list[RecordedTest]) -> dict[str, Reached | None]:
+    """Every selected mutant run at once, a few at a time; None for one no lab test reaches."""
+    text = BRIDGE.read_text(encoding="utf-8")
+
+    def outcome(mutant: Mutant) -> tuple[str, Reached | None]:
+        line = statement_line(text, mutant.line, mutant.column)
+        tests = covering_tests(test_runs, line)
+        return mutant.id, Reached(run_mutant(mutant, tests), line) if tests else None
 
     with ThreadPoolExecutor(WORKERS) as pool:
         return dict(pool.map(outcome, selected(request.config)))
 
 
-def reached(outcomes: dict[str, Outcome | None], mutant: Mutant) -> Outcome:
+def reached(outcomes: dict[str, Reached | None], mutant: Mutant) -> Reached:
     found = outcomes[mutant.id]
-    if found is None:
-        pytest.skip(f"no lab test runs line {mutant.line} of the bridge")
+    assert found is not None, f"no lab test runs line {mutant.line} of the bridge"
     return found
 
 
-def test_a_systematic_mutant_is_caught(mutant: Mutant, outcomes: dict[str, Outcome | None]) -> None:
-    outcome = reached(outcomes, mutant)
+def test_a_systematic_mutant_is_caught(mutant: Mutant, outcomes: dict[str, Reached | None]) -> None:
+    if outcomes[mutant.id] is None:
+        pytest.skip(f"no lab test runs line {mutant.line} of the bridge")
+    found = reached(outcomes, mutant)
 
-    assert outcome.caught, f"{mutant.description} (line {mutant.line}) passed {outcome.tests}"
-    if mutant.expected and outcome.first_error is not None:
-        assert outcome.first_error in mutant.expected, outcome.output
+    assert found.outcome.caught, f"{mutant.description} (line {mutant.line}) passed {found.outcome.tests}"
+    raised = found.outcome.raised_on(found.statement_line)
+    # A misspelt member of a hashtable reads as $null: then only the answer is wrong, and a test saw it.
+    if mutant.expected and raised is not None:
+        assert raised.type_name in mutant.expected, raised
 
 
-def test_a_known_bad_change_fails_as_powershell_would(mutant: Mutant, outcomes: dict[str, Outcome | None]) -> None:
-    outcome = outcomes[mutant.id]
+def test_a_known_bad_change_fails_as_powershell_would(mutant: Mutant, outcomes: dict[str, Reached | None]) -> None:
+    found = reached(outcomes, mutant)
 
-    assert outcome is not None, f"no lab test runs line {mutant.line} of the bridge"
-    assert outcome.caught, f"{mutant.description} (line {mutant.line}) passed {outcome.tests}"
+    assert found.outcome.caught, f"{mutant.description} (line {mutant.line}) passed {found.outcome.tests}"
     if mutant.expected == (PARSE_EXCEPTION,):
-        # The script does not parse: [scriptblock]::Create fails in the bootstrap.
-        assert PARSE_EXCEPTION in outcome.error_types, outcome.output
+        # The script does not parse: [scriptblock]::Create fails in the bootstrap, before any of its statements.
+        assert any(PARSE_EXCEPTION in (error.type_name, *error.inner_type_names) for error in found.outcome.errors), (
+            found.outcome.errors
+        )
+    elif mutant.symptom is not None:
+        assert any(
+            error.type_name in mutant.expected and mutant.symptom in error.message for error in found.outcome.errors
+        ), found.outcome.errors
     elif mutant.expected:
-        assert outcome.first_error in mutant.expected, outcome.output
+        raised = found.outcome.raised_on(found.statement_line)
+        assert raised is not None and raised.type_name in mutant.expected, (raised, found.outcome.output)
 
 
-def test_a_valid_variant_still_works(mutant: Mutant, outcomes: dict[str, Outcome | None]) -> None:
-    outcome = outcomes[mutant.id]
+def test_a_valid_variant_still_works(mutant: Mutant, outcomes: dict[str, Reached | None]) -> None:
+    found = reached(outcomes, mutant)
 
-    assert outcome is not None, f"no lab test runs line {mutant.line} of the bridge"
-    assert not outcome.caught, outcome.output
-    assert outcome.tests
+    assert not found.outcome.caught, found.outcome.output
+    assert found.outcome.tests

@@ -17,6 +17,9 @@ from wuacache_lab.windows.process import MAX_COMMAND_LINE, ProcessResult
 
 BRIDGE = script("_wua_bridge.ps1")
 
+# ParameterBindingException, a RuntimeException: SystemException's HRESULT.
+COR_E_SYSTEM = -2146233087
+
 
 def command_line() -> str:
     return "PowerShell " + powershell_arguments(script("_wua_bootstrap.ps1"))
@@ -184,8 +187,16 @@ def test_powershell_is_found_whatever_its_spelling(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["result"]["os"]["build_number"] == "19045"
 
 
-def test_a_simple_function_takes_a_parameter_it_does_not_know(tmp_path: Path) -> None:
-    # Get-HostInfo has no [Parameter()] attribute: PowerShell gives an unknown -verbose to $args.
+def test_an_operation_refuses_a_parameter_it_does_not_declare(tmp_path: Path) -> None:
+    # Every function of the bridge is advanced: PowerShell binds no name it does not declare.
+    result, response = run(new_host(tmp_path), request(params={"colour": "blue"}))
+
+    assert result.exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_SYSTEM, "bridge request")
+    assert "'colour'" in response["error"]["message"]
+
+
+def test_an_operation_takes_the_common_parameters(tmp_path: Path) -> None:
     result, response = run(new_host(tmp_path), request(params={"verbose": True}))
 
     assert result.exit_code == 0

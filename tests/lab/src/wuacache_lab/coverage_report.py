@@ -80,14 +80,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 @dataclass(frozen=True)
-class TestRun:
+class RecordedTest:
     nodeid: str
     seconds: float
     # The lines and columns of the script's statements its processes started.
     statements: frozenset[tuple[int, int]]
 
 
-def runs_by_test(per_test: Path, script_name: str) -> list[TestRun]:
+def runs_by_test(per_test: Path, script_name: str) -> list[RecordedTest]:
     """What ``--ps-coverage-per-test`` recorded, for the tests that ran ``script_name``, quickest first."""
     runs = []
     for folder in per_test.iterdir():
@@ -97,7 +97,7 @@ def runs_by_test(per_test: Path, script_name: str) -> list[TestRun]:
         if statements:
             duration = folder / DURATION_FILE
             seconds = float(duration.read_text()) if duration.is_file() else float("inf")
-            runs.append(TestRun((folder / TEST_ID_FILE).read_text(encoding="utf-8"), seconds, frozenset(statements)))
+            runs.append(RecordedTest((folder / TEST_ID_FILE).read_text(encoding="utf-8"), seconds, frozenset(statements)))
     return sorted(runs, key=lambda run: (run.seconds, run.nodeid))
 
 

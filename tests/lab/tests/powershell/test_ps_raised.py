@@ -34,6 +34,16 @@ def test_the_errors_raised_are_kept_even_when_a_catch_handles_them() -> None:
     assert "ChildPathX" in runtime.raised[0].message
 
 
+def test_an_error_keeps_the_types_of_its_inner_exceptions() -> None:
+    runtime = Runtime(ENVIRONMENT)
+
+    run("$block = [scriptblock]::Create('1 &&')", runtime=runtime)
+
+    [error] = runtime.raised
+    assert error.type_name == "System.Management.Automation.MethodInvocationException"
+    assert error.inner_type_names == ("System.Management.Automation.ParseException",)
+
+
 def test_the_errors_of_each_process_go_to_the_folder_the_environment_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -178,12 +178,17 @@ class Interpreter:
                     error.record.invocation = InvocationInfo(None, statement.extent)
                 if error.raised_by is None:
                     error.raised_by = statement.extent
+                    inner, inner_types = error.exception.inner, []
+                    while inner is not None:
+                        inner_types.append(inner.type_name)
+                        inner = inner.inner
                     self.runtime.raised.append(
                         RaisedError(
                             error.exception.type_name,
                             error.exception.message,
                             statement.extent.file_name,
                             statement.extent.line,
+                            tuple(inner_types),
                         )
                     )
                 raise

@@ -27,6 +27,8 @@ class RaisedError:
     message: str
     file_name: str
     line: int
+    # The types of its InnerException chain, outermost first (a MethodInvocationException's cause).
+    inner_type_names: tuple[str, ...] = ()
 
 
 class ErrorLog:
@@ -56,5 +58,7 @@ def read(folder: Path) -> list[list[RaisedError]]:
     processes = []
     for log in sorted(folder.glob("*.jsonl")):
         for line in log.read_text(encoding="utf-8").splitlines():
-            processes.append([RaisedError(**row) for row in json.loads(line)])
+            processes.append(
+                [RaisedError(**{**row, "inner_type_names": tuple(row["inner_type_names"])}) for row in json.loads(line)]
+            )
     return processes
