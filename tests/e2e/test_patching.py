@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from wuacache_lab.windows.state import HostState, read_host_state
 # Away from the other e2e labs (127.0.3.1...) and from `make demo` (127.0.1.x).
 PATCH_BASE_ADDRESS = "127.0.3.21"
 PLAYBOOKS = Path(__file__).parent / "playbooks"
+REPO = Path(__file__).resolve().parents[2]
 STATUSES = {"OK", "PENDING", "MISSING", "DISCARDED", "ERROR"}
 WU_E_UH_INSTALLERFAILURE = "0x8024200B"
 
@@ -531,3 +533,50 @@ def test_os_upgrade_from_media_reaches_the_new_build(patch_lab: PatchLab, tmp_pa
     rc, result, output = patch_lab.playbook(tmp_path, "os_upgrade", host.name, "-e", "wua_setup_path=C:\\Media\\Win11_24H2\\setup.exe")
     assert rc == 2, output
     assert "0xC1900204" in result["msg"].upper().replace("0X", "0x")
+
+
+# A copy of the collection whose bridge cannot run
+
+
+@pytest.fixture(scope="module")
+def throwing_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collection installed as users install it, then its bridge made to begin with ``throw 'x'``:
+    its first statement, right after the script's param block, which PowerShell wants first."""
+    path = tmp_path_factory.mktemp("throwing-collections")
+    subprocess.run([REPO / "scripts" / "install-collection", path], check=True, capture_output=True)
+    bridge = path / "ansible_collections" / "wuacache" / "wua" / "plugins" / "plugin_utils" / "_wua_bridge.ps1"
+    text = bridge.read_text(encoding="utf-8")
+    param_block = "param($Request, $ResponsePath)\n"
+    assert param_block in text
+    bridge.write_text(text.replace(param_block, param_block + "throw 'x'\n", 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "module", ["host_info", "scan", "download", "install", "uninstall", "package", "os_upgrade", "cleanup"]
+)
+def test_every_operation_runs_the_shipped_bridge(
+    patch_lab: PatchLab, throwing_collections: Path, tmp_path: Path, module: str
+) -> None:
+    host = patch_lab.spec.hosts[0]
+    extra: tuple[str, ...] = {
+        "uninstall": ("-e", "wua_kb=5034441"),
+        "os_upgrade": ("-e", "wua_setup_path=C:\\media\\setup.exe"),
+    }.get(module, ())
+    if module == "package":
+        package = build_msu(tmp_path / "windows10.0-kb5099009-x64.msu", kb="5099009", target=host.profile, restart=False)
+        patch_lab.upload_package(package, kb="5099009")
+        extra = ("-e", f"wua_package={package.name}")
+    before = patch_lab.truth(host.name)
+
+    rc, _, output = run_playbook(
+        throwing_collections, patch_lab.spec.inventory_file, tmp_path, PLAYBOOKS / f"{module}.yml", "-e", f"wua_hosts={host.name}", *extra
+    )
+
+    assert rc != 0, output
+    assert f"fatal: [{host.name}]: FAILED!" in output, output
+    # The host ran the bridge it was sent, and its first statement failed it.
+    assert "did not answer with one JSON document" in output, output
+    assert "throw 'x'" in output, output
+    after = patch_lab.truth(host.name)
+    assert (after.installed, after.scheduled_tasks, after.reboot_at) == (before.installed, before.scheduled_tasks, before.reboot_at)
