@@ -45,17 +45,8 @@ _ORDERED = "ordered"
 _IMPLICIT_NAMESPACE = "System."
 
 
-@dataclasses.dataclass(frozen=True)
-class ContractProblem:
-    """One name a script uses that Windows PowerShell 5.1 does not document (1-based line and column)."""
-
-    path: pathlib.Path
-    line: int
-    column: int
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.problem}"
+# One name a script uses that Windows PowerShell 5.1 does not document, where it stands.
+ContractProblem = ps_syntax.SyntaxProblem
 
 
 def check_script(path: pathlib.Path) -> list[ContractProblem]:

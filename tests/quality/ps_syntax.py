@@ -32,7 +32,8 @@ _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.languag
 
 @dataclasses.dataclass(frozen=True)
 class SyntaxProblem:
-    """One place where the grammar could not make sense of a script (1-based line and column)."""
+    """One problem of a script and where it stands (1-based line and column): one the grammar
+    could not make sense of, or (ps_contracts.py) a name Windows PowerShell 5.1 does not document."""
 
     path: pathlib.Path
     line: int

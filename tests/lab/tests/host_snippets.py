@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from wuacache_lab.powershell.lower import parse
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.windows.process import LogonSession
 from wuacache_lab.windows.runtime import HostRuntime
+from wuacache_lab.windows.taskscheduler import RegisteredTask
 
 ADMINISTRATOR = LogonSession(user="Administrator", logon_type="network")
 STANDARD_USER = LogonSession(user="alice", logon_type="network", administrator=False)
@@ -60,3 +62,18 @@ def chain(error: PowerShellError) -> list[str]:
         names.append(exception.type_name)
         exception = exception.inner
     return names
+
+
+def run_system_task(host: WindowsHost, name: str, script: str) -> RegisteredTask:
+    """A SYSTEM task of the root folder that runs ``script`` in powershell.exe, registered and started."""
+    service = host.wua(ADMINISTRATOR).create_object("Schedule.Service")
+    service.Connect()
+    definition = service.NewTask(0)
+    definition.Principal.UserId = "SYSTEM"
+    definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
+    action = definition.Actions.Create(0)  # TASK_ACTION_EXEC
+    action.Path = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
+    action.Arguments = "-NoProfile -EncodedCommand " + base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    task = service.GetFolder("\\").RegisterTaskDefinition(name, definition, 6, None, None, 5)
+    task.Run(None)
+    return task

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from bridge_client import NETWORK, powershell_arguments, script
-from host_snippets import ADMINISTRATOR, new_host
+from host_snippets import new_host, run_system_task
 from wuacache_lab.windows import host as host_module
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
@@ -55,16 +55,7 @@ def processes_ended(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[threading.
 
 def start_task(host: WindowsHost, text: str) -> RegisteredTask:
     """A SYSTEM task running ``text`` in powershell.exe, started and seen asleep."""
-    service = host.wua(ADMINISTRATOR).create_object("Schedule.Service")
-    service.Connect()
-    definition = service.NewTask(0)
-    definition.Principal.UserId = "SYSTEM"
-    definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
-    action = definition.Actions.Create(0)  # TASK_ACTION_EXEC
-    action.Path = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
-    action.Arguments = "-NoProfile -EncodedCommand " + base64.b64encode(text.encode("utf-16-le")).decode("ascii")
-    task = service.GetFolder("\\").RegisterTaskDefinition("sleeps", definition, 6, None, None, 5)
-    task.Run(None)
+    task = run_system_task(host, "sleeps", text)
     deadline = time.monotonic() + 5
     while not host.disk.exists(BEFORE):
         assert time.monotonic() < deadline, "the task's script did not start"

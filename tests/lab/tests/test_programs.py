@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from host_snippets import ADMINISTRATOR, STANDARD_USER, SYSTEM, chain, failure, new_host, output, runtime_of
+from host_snippets import ADMINISTRATOR, STANDARD_USER, SYSTEM, chain, failure, new_host, output, run_system_task, runtime_of
 from wuacache_lab.packages import build_cbs_cab, build_msu
 from wuacache_lab.powershell.errors import ProcessKilled
 from wuacache_lab.windows.dism import CBS_E_NOT_APPLICABLE
@@ -135,16 +134,7 @@ def test_a_stopped_task_ends_its_script_in_wait_for_exit(host: WindowsHost) -> N
     script = """$program = Start-Process powershell.exe -ArgumentList '-Command', 'Start-Sleep -Seconds 5' -PassThru
 $program.WaitForExit()
 [System.IO.File]::WriteAllText('C:\\ProgramData\\after.txt', 'the wait ended')"""
-    service = host.wua(ADMINISTRATOR).create_object("Schedule.Service")
-    service.Connect()
-    definition = service.NewTask(0)
-    definition.Principal.UserId = "SYSTEM"
-    definition.Principal.LogonType = 5  # TASK_LOGON_SERVICE_ACCOUNT
-    action = definition.Actions.Create(0)  # TASK_ACTION_EXEC
-    action.Path = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
-    action.Arguments = "-NoProfile -EncodedCommand " + base64.b64encode(script.encode("utf-16-le")).decode("ascii")
-    task = service.GetFolder("\\").RegisterTaskDefinition("waits", definition, 6, None, None, 5)
-    task.Run(None)
+    task = run_system_task(host, "waits", script)
     time.sleep(0.5)
     assert task.State == TASK_STATE_RUNNING
 

@@ -45,7 +45,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from wuacache_lab.powershell.contracts import ComMember
-from wuacache_lab.powershell.dotnet import argument_count_error
+from wuacache_lab.powershell.dotnet import argument_count_error, property_not_found_strict
 from wuacache_lab.powershell.errors import (
     DotNetException,
     LabLimitation,
@@ -119,13 +119,7 @@ class ComObject:
             if contract and attribute is None:
                 raise LabLimitation(f"The lab's {self.interface} does not implement {name}.")
             if strict >= 2:
-                raise runtime_error(
-                    f"The property '{name}' cannot be found on this object. Verify that the property exists.",
-                    "PropertyNotFoundStrict",
-                    type_name="System.Management.Automation.PropertyNotFoundException",
-                    category="NotSpecified",
-                    extent=extent,
-                )
+                raise property_not_found_strict(name, extent)
             return None
         try:
             value = getattr(self.target, attribute)

@@ -429,11 +429,11 @@ class TypeRegistry:
                 return results[0]
             if not results:
                 if strict >= 2:
-                    raise _property_not_found_strict(name, extent)
+                    raise property_not_found_strict(name, extent)
                 return None
             return results
         if strict >= 2:
-            raise _property_not_found_strict(name, extent)
+            raise property_not_found_strict(name, extent)
         if name.casefold() in ("count", "length"):
             return 0 if value is None else 1
         return None
@@ -521,7 +521,7 @@ class TypeRegistry:
         if member is not None and member.kind == "static property":
             return _call(member.implementation, "get", member.name, 0, extent)  # type: ignore[arg-type]
         if strict >= 2:
-            raise _property_not_found_strict(name, extent)
+            raise property_not_found_strict(name, extent)
         return None
 
     def set_static(self, owner: DotNetType, name: str, new_value: object, extent: Extent | None = None) -> None:
@@ -663,7 +663,8 @@ def _unwrap(value: object) -> object:
     return value
 
 
-def _property_not_found_strict(name: str, extent: Extent | None) -> PowerShellError:
+def property_not_found_strict(name: str, extent: Extent | None) -> PowerShellError:
+    """Reading a property an object does not have, under Set-StrictMode -Version 2.0 or later."""
     return runtime_error(
         f"The property '{name}' cannot be found on this object. Verify that the property exists.",
         "PropertyNotFoundStrict",

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from wuacache_lab.powershell import contracts
 from wuacache_lab.powershell.commands import CmdletCall, cmdlet
 from wuacache_lab.powershell.conversions import to_string
-from wuacache_lab.powershell.dotnet import dotnet_type
-from wuacache_lab.powershell.errors import LabLimitation, runtime_error
+from wuacache_lab.powershell.dotnet import dotnet_type, property_not_found_strict
+from wuacache_lab.powershell.errors import LabLimitation
 from wuacache_lab.powershell.nodes import Extent
 from wuacache_lab.powershell.values import (
     TICKS_PER_SECOND,
@@ -56,13 +56,7 @@ class CimInstance:
         prop = self._class.properties.get(name.lower())
         if prop is None:
             if strict >= 2:
-                raise runtime_error(
-                    f"The property '{name}' cannot be found on this object. Verify that the property exists.",
-                    "PropertyNotFoundStrict",
-                    type_name="System.Management.Automation.PropertyNotFoundException",
-                    category="NotSpecified",
-                    extent=extent,
-                )
+                raise property_not_found_strict(name, extent)
             return None
         found = next((value for key, value in self._values.items() if key.casefold() == prop.name.casefold()), _MISSING)
         if found is _MISSING:
