@@ -97,7 +97,7 @@ def systematic(text: str, name: str = BRIDGE.name) -> list[Mutant]:
     mutants = []
     for node in n.walk(tree):
         if isinstance(node, n.CommandParameter):
-            start, _ = offsets.span(node.extent)
+            start = offsets.span(node.extent)[0]
             end = start + 1 + len(node.name)  # "-Name", before any ":argument"
             mutants.append(
                 Mutant(

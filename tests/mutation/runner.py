@@ -68,7 +68,7 @@ def covering_tests(runs: Sequence[RecordedTest], line: int) -> list[str]:
 
     A test that runs the scripts of an earlier commit (a regression test's "before" case) cannot see a change.
     """
-    candidates = [run for run in runs if "[before-" not in run.nodeid and any(start == line for start, _ in run.statements)]
+    candidates = [run for run in runs if "[before-" not in run.nodeid and any(start_line == line for start_line, _column in run.statements)]
     chosen: list[RecordedTest] = []
     seen: set[tuple[int, int]] = set()
     while candidates and len(chosen) < TESTS_PER_MUTANT:

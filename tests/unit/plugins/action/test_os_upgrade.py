@@ -14,7 +14,7 @@ from ansible_collections.wuacache.wua.plugins.action.os_upgrade import SETUP_ARG
 from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import RESTART
 
 from .conftest import FakeServer
-from .recorded import SHUTDOWN_ACCEPTED, Failure, RecordedHost, cab, info, make_action, plan, scan_answer
+from .recorded import SHUTDOWN_ACCEPTED, Failure, RecordedHost, info, make_action, plan, scan_answer
 
 SETUP = "\\\\fileserver\\iso\\ws2025\\setup.exe"
 LOGS = "C:\\ProgramData\\wuacache\\logs\\os_upgrade"

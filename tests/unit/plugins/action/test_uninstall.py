@@ -14,7 +14,7 @@ from ansible_collections.wuacache.wua.plugins.action.uninstall import ActionModu
 from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import RESTART
 
 from .conftest import FakeServer
-from .recorded import SHUTDOWN_ACCEPTED, RecordedHost, cab, info, make_action, plan, scan_answer
+from .recorded import SHUTDOWN_ACCEPTED, RecordedHost, info, make_action, plan, scan_answer
 
 REBOOTED = "2024-05-14T07:40:02.1000000Z"
 
