@@ -118,7 +118,8 @@ def systematic(text: str, name: str = BRIDGE.name) -> list[Mutant]:
             elif id(node) in assigned:
                 expected = None  # setting a missing key of a hashtable adds it
             else:
-                expected = (PROPERTY_NOT_FOUND,)
+                # A missing key of a hashtable reads as $null, which the next call on it fails with.
+                expected = (PROPERTY_NOT_FOUND, RUNTIME_EXCEPTION)
             mutants.append(
                 Mutant(
                     id=f"member-{node.member.extent.line}-{node.member.extent.column}",

@@ -158,6 +158,19 @@ def test_requests_the_bridge_cannot_run_get_an_error_response(
     assert "result" not in response
 
 
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (request(operation="reticulate"), "Unknown bridge operation 'reticulate'."),
+        (request(protocol=2), "This bridge speaks protocol 1, not 2."),
+    ],
+)
+def test_a_refused_request_says_what_was_asked(tmp_path: Path, stdin: bytes, message: str) -> None:
+    _, response = run(new_host(tmp_path), stdin)
+
+    assert response["error"]["message"] == message
+
+
 def test_the_collections_own_bootstrap_and_bridge_run(tmp_path: Path) -> None:
     scripts = Path(__file__).resolve().parents[3] / "plugins" / "plugin_utils"
     bootstrap = (scripts / "_wua_bootstrap.ps1").read_text(encoding="utf-8")
