@@ -22,7 +22,7 @@ PowerShell's FileSystemProvider.CreateDirectory does
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
 from wuacache_lab.powershell.conversions import enumerate_value, to_string
@@ -81,6 +81,21 @@ def _not_found(call: CmdletCall, location: ProviderPath) -> None:
 def _file_system_only(call: CmdletCall, location: ProviderPath) -> None:
     if location.provider != FILESYSTEM:
         raise LabLimitation(f"The lab's {call.name} works on the FileSystem provider only, not on {location.ps_path}.")
+
+
+def _existing_files(
+    call: CmdletCall, parameters: dict[str, object], runtime: HostRuntime
+) -> Iterator[tuple[ProviderPath, FileSystemProvider]]:
+    """The file system items a cmdlet's paths name that exist; each missing one is a PathNotFound error."""
+    for location in cmdlet_paths(call, parameters):
+        if location is None:
+            continue
+        _file_system_only(call, location)
+        provider = FileSystemProvider(runtime)
+        if provider.item(location) is None:
+            _not_found(call, location)
+            continue
+        yield location, provider
 
 
 def _provider(runtime: HostRuntime, location: ProviderPath) -> FileSystemProvider | RegistryProvider:
@@ -188,14 +203,7 @@ def remove_item(call: CmdletCall) -> Iterable[object]:
     runtime = host_runtime()
     for parameters in call.records:
         _refuse(call, parameters, "Filter", "Include", "Exclude", "Stream", "Credential")
-        for location in cmdlet_paths(call, parameters):
-            if location is None:
-                continue
-            _file_system_only(call, location)
-            provider = FileSystemProvider(runtime)
-            if provider.item(location) is None:
-                _not_found(call, location)
-                continue
+        for location, provider in _existing_files(call, parameters, runtime):
             try:
                 provider.remove(location, is_switch(parameters, "Recurse"))
             except HResultError as error:
@@ -211,14 +219,7 @@ def move_item(call: CmdletCall) -> Iterable[object]:
         _refuse(call, parameters, "Filter", "Include", "Exclude", "Credential")
         destination = resolve(to_string(parameters.get("Destination", runtime.working_directory)), runtime.working_directory, literal=True)
         _file_system_only(call, destination)
-        for location in cmdlet_paths(call, parameters):
-            if location is None:
-                continue
-            _file_system_only(call, location)
-            provider = FileSystemProvider(runtime)
-            if provider.item(location) is None:
-                _not_found(call, location)
-                continue
+        for location, provider in _existing_files(call, parameters, runtime):
             try:
                 moved = provider.move(location, destination, is_switch(parameters, "Force"))
             except HResultError as error:
