@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from bridge_client import STANDARD_USER, call
 from host_snippets import new_host
+from shipped_scripts import before_and_after
 from wuacache_lab.windows.host import WindowsHost
 
 COMMENT = "wuacache.wua: restarting to complete Windows updates"
@@ -37,7 +38,12 @@ def reboot_at(host: WindowsHost) -> datetime | None:
     return None if scheduled is None else datetime.fromisoformat(scheduled)
 
 
-def test_a_restart_is_scheduled_after_its_delay_and_a_second_finds_it_scheduled(host: WindowsHost) -> None:
+@before_and_after(
+    "c2434256090aab449328c9fd4dc5d3442a29230f",
+    "shutdown.exe ran as a raw command, whose exit code a connection that wraps commands in powershell.exe turns into 1: "
+    "no bridge operation answered 1190 (a restart is scheduled already)",
+)
+def test_a_restart_is_scheduled_after_its_delay_and_a_second_finds_it_scheduled(shipped_scripts: object, host: WindowsHost) -> None:
     requested = datetime.now(timezone.utc)
 
     assert restart(host, delay=600, comment=COMMENT) == 0
