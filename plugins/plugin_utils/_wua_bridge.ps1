@@ -36,8 +36,12 @@ Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
 # Progress records would reach the controller as CLIXML on standard error.
 $ProgressPreference = 'SilentlyContinue'
-# Windows PowerShell's .NET may offer only SSL 3 and TLS 1.0, which a server over HTTPS refuses.
-[System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
+# Unless the registry says otherwise, Windows PowerShell's .NET offers only SSL 3.0 and TLS 1.0, which
+# servers refuse: TLS 1.2 is added to such an explicit set. SystemDefault (0) lets Windows choose,
+# TLS 1.3 included where it has it, and stays: adding a flag to it would allow that flag alone.
+if ([System.Net.ServicePointManager]::SecurityProtocol -ne [System.Net.SecurityProtocolType]::SystemDefault) {
+    [System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
+}
 
 $BridgeProtocol = 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge_client import ALL_UPDATES, DISABLED_AND_STOPPED, Lab, call, elevated, ensure_cab, run_elevated
+from http_servers import Server, serving, tls_context
 from shipped_scripts import before_and_after
 
 from wuacache_lab.windows.faults import set_host_fault
@@ -64,3 +65,19 @@ def test_the_bridge_accepts_its_own_files_where_their_creator_owns_them(
     ensure_cab(lab, host)
 
     assert elevated(host, "history", wuauserv_after=DISABLED_AND_STOPPED) == {"history": []}
+
+
+@before_and_after(
+    "711075a1b30a1e7f4bf47480d34edb8cc1cd808b",
+    "TLS 1.2 added to SystemDefault made TLS 1.2 the only protocol: no TLS 1.3 where Windows has it",
+)
+def test_where_windows_chooses_the_protocol_a_download_gets_tls_1_3(shipped_scripts: object, lab: Lab, tmp_path: Path) -> None:
+    # Windows 11 offers TLS 1.3, and the registry lets it choose (SystemDefault).
+    host = WindowsHost("WIN11-01", tmp_path / "hosts", profile="win11-23h2", trusted_ca=lab.ca.ca_cert)
+    set_host_fault(tmp_path / "hosts", host.name, "net_framework_tls", system_default_tls_versions=1, sch_use_strong_crypto=1)
+
+    with serving(Server(body=lab.catalog.cab.read_bytes()), tls_context(lab.ca.directory)) as server:
+        fetched = ensure_cab(lab, host, url=f"{server.url}/wua/wsusscn2.cab")
+
+    assert fetched["status"] == "downloaded"
+    assert server.tls_versions == ["TLSv1.3"]
