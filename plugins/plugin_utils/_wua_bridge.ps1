@@ -604,8 +604,15 @@ function Get-RebootRequired {
     .SYNOPSIS
     The "reboot_required" operation (elevated): whether Windows Update waits for a restart.
     #>
-    [ordered]@{
-        reboot_required = Get-SystemRebootRequired
+    param([Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter)
+    try {
+        Start-WindowsUpdateService
+        [ordered]@{
+            reboot_required = Get-SystemRebootRequired
+        }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 

@@ -81,3 +81,18 @@ def test_where_windows_chooses_the_protocol_a_download_gets_tls_1_3(shipped_scri
 
     assert fetched["status"] == "downloaded"
     assert server.tls_versions == ["TLSv1.3"]
+
+
+@before_and_after(
+    "711075a1b30a1e7f4bf47480d34edb8cc1cd808b",
+    "reboot_required asked the Update Agent without starting its service: 0x80070422 while wuauserv is disabled",
+)
+def test_reboot_required_starts_the_windows_update_service_and_leaves_it_as_asked(shipped_scripts: object, host: WindowsHost) -> None:
+    host.system().set_service_start_mode("wuauserv", "Disabled")
+    host.set_reboot_marker("wu_reboot_required")
+
+    result = elevated(host, "reboot_required", wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert result == {"reboot_required": True}
+    state = host.state
+    assert (state.wuauserv_start_mode, state.wuauserv_state) == ("Disabled", "Stopped")

@@ -96,7 +96,7 @@ def plant_root(host: WindowsHost) -> None:
 def test_a_root_planted_by_a_user_is_refused_before_a_run_starts(host: WindowsHost) -> None:
     plant_root(host)
 
-    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+    exit_code, response = start(host, "planted", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
@@ -123,7 +123,7 @@ def test_a_folder_planted_inside_the_root_is_refused(host: WindowsHost) -> None:
     host.disk.make_dirs(ROOT, owner=ADMINISTRATORS_SID)
     host.disk.make_dirs(RUNS, owner=account_sid(STANDARD_USER))
 
-    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+    exit_code, response = start(host, "planted", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
@@ -135,7 +135,7 @@ def test_a_run_folder_that_exists_already_is_not_used(lab: Lab, host: WindowsHos
     ensure_cab(lab, host)
     host.disk.make_dirs(f"{RUNS}\\run-1")
 
-    exit_code, response = start(host, "run-1", bridge_request("reboot_required"))
+    exit_code, response = start(host, "run-1", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_IO, "New-Item run folder")
