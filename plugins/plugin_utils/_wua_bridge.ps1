@@ -357,7 +357,7 @@ function Initialize-PrivateFolder {
     What a SYSTEM task reads from the root runs as SYSTEM. A new root is created with its own
     ACL at once (full control for SYSTEM and Administrators only, nothing inherited from
     ProgramData, where every user may create files), so that no moment exists when another
-    user could create something in it. An existing root must belong to SYSTEM or
+    user could create something in it. The root, new or not, must belong to SYSTEM or
     Administrators and be no link. Once it has its own DACL, only SYSTEM and administrators
     can have created anything in it. Otherwise everything in it must belong to SYSTEM or
     Administrators and hold no link (a junction would redirect the ACL and the deletes
@@ -368,8 +368,9 @@ function Initialize-PrivateFolder {
     $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
     $acl.SetSecurityDescriptorSddlForm($PrivateFolderSddl)
     if (-not (Test-Path -LiteralPath $RootFolder)) {
+        # CreateDirectory returns a folder that exists as it is: one another user created since
+        # Test-Path is checked below like any other.
         $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
-        return
     }
     $root = Get-Item -LiteralPath $RootFolder -Force
     # What an administrator creates in a private root belongs to that administrator where the

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge_client import ALL_UPDATES, DISABLED_AND_STOPPED, Lab, call, elevated, ensure_cab, run_elevated
+import pytest
+from bridge_client import ALL_UPDATES, CAB_URL, DISABLED_AND_STOPPED, ROOT, STANDARD_USER, Lab, call, elevated, ensure_cab, run_elevated
 from http_servers import Server, serving, tls_context
 from shipped_scripts import before_and_after
 
+from wuacache_lab.windows import filesystem
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.owners import account_sid
+from wuacache_lab.windows.providers import ProviderPath
 
 ERROR_FILE_NOT_FOUND = -2147024894
+E_ACCESSDENIED = -2147024891
 
 
 @before_and_after(
@@ -96,3 +101,28 @@ def test_reboot_required_starts_the_windows_update_service_and_leaves_it_as_aske
     assert result == {"reboot_required": True}
     state = host.state
     assert (state.wuauserv_start_mode, state.wuauserv_state) == ("Disabled", "Stopped")
+
+
+@before_and_after(
+    "711075a1b30a1e7f4bf47480d34edb8cc1cd808b",
+    "a root another user created between Test-Path and CreateDirectory was taken as private: CreateDirectory returns a folder that exists",
+)
+def test_a_root_another_user_creates_while_the_bridge_creates_it_is_refused(
+    shipped_scripts: object, lab: Lab, host: WindowsHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exists = filesystem.FileSystemProvider.exists
+
+    def losing_the_race(provider: filesystem.FileSystemProvider, location: ProviderPath, path_type: str) -> bool:
+        found = exists(provider, location, path_type)
+        if not found and location.path.casefold() == ROOT.casefold():
+            # An ordinary user creates the root right after Test-Path found none.
+            host.disk.make_dirs(ROOT, owner=account_sid(STANDARD_USER))
+        return found
+
+    monkeypatch.setattr(filesystem.FileSystemProvider, "exists", losing_the_race)
+
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=0)
+
+    assert exit_code == 1, response
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
+    assert host.disk.children(ROOT) == []
