@@ -680,8 +680,10 @@ function Add-CatalogService {
     Returns the service manager ("manager") and the service (IUpdateService, "service"). The
     operation calls Remove-CatalogService in its finally, whatever happens.
     #>
-    # IUpdateServiceManager::AddScanPackageService; without usoNonVolatileService (0), the
-    # registration lasts as long as the service manager object, kept until RemoveService.
+    # IUpdateServiceManager::AddScanPackageService. Without usoNonVolatileService (0), the Update Agent
+    # removes the registration when the IUpdateService it returns is released (UpdateServiceOption,
+    # MicrosoftDocs/sdk-api sdk-api-src/content/wuapi/ne-wuapi-updateserviceoption.md): the operation
+    # keeps that service until RemoveService.
     $script:BridgeCall = 'AddScanPackageService'
     $serviceManager = New-Object -ComObject Microsoft.Update.ServiceManager
     $catalogService = $serviceManager.AddScanPackageService('wuacache offline catalog', $CatalogPath, 0)

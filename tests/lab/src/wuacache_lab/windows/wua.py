@@ -197,8 +197,12 @@ class UpdateAgent:
 
 
 class WuaClient:
-    """The WUA objects one process creates; volatile scan services registered
-    through them disappear with the process, as when Windows releases them."""
+    """The WUA objects one process creates. A scan service registered without
+    usoNonVolatileService goes when its IUpdateService is released
+    (UpdateServiceOption, MicrosoftDocs/sdk-api
+    sdk-api-src/content/wuapi/ne-wuapi-updateserviceoption.md): the lab, which
+    counts no COM references, removes it when the process ends, which
+    releases them all."""
 
     def __init__(self, agent: UpdateAgent, logon: LogonSession) -> None:
         self.agent = agent
