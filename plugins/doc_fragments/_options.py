@@ -34,7 +34,7 @@ options:
   ca_path:
     description:
       - A PEM file of the certificate authorities the controller trusts for the server.
-      - The hosts do not use it: a private CA must be in their Local Machine Trusted Root Certification Authorities store.
+      - The hosts do not use it; a private CA must be in their Local Machine Trusted Root Certification Authorities store.
       - Falls back to C(wua_ca_path).
     type: path
   enabled:

@@ -87,10 +87,11 @@ DEFAULT_READ_WRITE_TIMEOUT = 300_000
 # What one read of the body takes at most: Stream.CopyTo's default buffer.
 COPY_BUFFER_SIZE = 81_920
 
+# A handshake with no protocol both sides speak.
+SECURE_CHANNEL_FAILURE = "The request was aborted: Could not create SSL/TLS secure channel."
+
 _security_protocols: weakref.WeakKeyDictionary[Runtime, int] = weakref.WeakKeyDictionary()
 _protocols_lock = threading.Lock()
-
-SECURE_CHANNEL_FAILURE = "The request was aborted: Could not create SSL/TLS secure channel."
 
 
 def _security_protocol(runtime: HostRuntime) -> int:
@@ -114,7 +115,7 @@ def _set_security_protocol(value: object) -> None:
         _security_protocols[runtime] = protocol
 
 
-def offered_tls_versions(profile: OsProfile, protocols: int) -> list[ssl.TLSVersion]:
+def _offered_tls_versions(profile: OsProfile, protocols: int) -> list[ssl.TLSVersion]:
     """The TLS versions, of 1.2 and 1.3, a process whose SecurityProtocol is ``protocols`` offers a server."""
     enabled = {TLS12: ssl.TLSVersion.TLSv1_2}
     if profile.supports_tls13:
@@ -227,7 +228,7 @@ class HttpWebRequest(WebRequest):
         runtime = host_runtime()
         runtime.check_alive()
         secure = urlsplit(self._url).scheme.casefold() == "https"
-        versions = offered_tls_versions(runtime.host.profile, _security_protocol(runtime)) if secure else []
+        versions = _offered_tls_versions(runtime.host.profile, _security_protocol(runtime)) if secure else []
         if secure and not versions:
             raise web_exception(SECURE_CHANNEL_FAILURE, "SecureChannelFailure")
         # HttpWebRequest sends no User-Agent, Accept or Accept-Encoding of its own.
