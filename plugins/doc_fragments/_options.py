@@ -27,12 +27,14 @@ options:
   validate_certs:
     description:
       - Whether the controller checks the server's TLS certificate.
+      - The hosts always check it, against their Windows certificate store (see C(docs/server.md) of the collection).
       - Falls back to C(wua_validate_certs).
     type: bool
     default: true
   ca_path:
     description:
       - A PEM file of the certificate authorities the controller trusts for the server.
+      - The hosts do not use it; a private CA must be in their Local Machine Trusted Root Certification Authorities store.
       - Falls back to C(wua_ca_path).
     type: path
   enabled:
@@ -112,9 +114,10 @@ options:
       - Defaults to C(inventory_hostname) in lowercase. Falls back to C(wua_host_name).
     type: str
 notes:
-  - The host needs Windows PowerShell 5.1. Works over the C(ansible.builtin.winrm), C(ansible.builtin.psrp) and
-    C(ansible.builtin.ssh) connections, without C(become). The Windows Update Agent refuses most of its calls to a
-    remote logon, so the action runs them in a transient scheduled task as SYSTEM, which it removes afterwards.
+  - The host needs Windows PowerShell 5.1. Works over the C(ansible.builtin.winrm) and C(ansible.builtin.ssh)
+    connections, without C(become); the C(ansible.builtin.psrp) connection is untested. The Windows Update Agent
+    refuses most of its calls to a remote logon, so the action runs them in a transient scheduled task as SYSTEM,
+    which it removes afterwards.
   - The action keeps the catalog in C(%ProgramData%\\wuacache), a folder only SYSTEM and Administrators may write to.
   - Every scan is reported to the server, which decides per update a status (V(OK), V(PENDING), V(MISSING),
     V(DISCARDED) or V(ERROR)) and a reason, and starts fetching the files the host needs.

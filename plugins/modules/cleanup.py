@@ -24,8 +24,8 @@ attributes:
   diff_mode:
     support: none
 notes:
-  - Needs no elevation; works over the C(ansible.builtin.winrm), C(ansible.builtin.psrp) and C(ansible.builtin.ssh)
-    connections.
+  - Needs no elevation; works over the C(ansible.builtin.winrm) and C(ansible.builtin.ssh) connections. The
+    C(ansible.builtin.psrp) connection is untested.
   - Skipped in check mode, since what would be removed is only known by removing it.
 author:
   - wuacache contributors (@wuacache)

@@ -21,7 +21,8 @@ extends_documentation_fragment:
 notes:
   - Needs no elevation. None of the calls it makes is refused to a remote (network) logon such as WinRM, so it runs
     without C(become).
-  - Works over the C(ansible.builtin.winrm), C(ansible.builtin.psrp) and C(ansible.builtin.ssh) connections.
+  - Works over the C(ansible.builtin.winrm) and C(ansible.builtin.ssh) connections; the C(ansible.builtin.psrp)
+    connection is untested.
     The host needs Windows PowerShell 5.1.
 author:
   - wuacache contributors (@wuacache)

@@ -36,8 +36,12 @@ Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
 # Progress records would reach the controller as CLIXML on standard error.
 $ProgressPreference = 'SilentlyContinue'
-# Windows PowerShell's .NET may offer only SSL 3 and TLS 1.0, which a server over HTTPS refuses.
-[System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
+# Unless the registry says otherwise, Windows PowerShell's .NET offers only SSL 3.0 and TLS 1.0, which
+# servers refuse: TLS 1.2 is added to such an explicit set. SystemDefault (0) lets Windows choose,
+# TLS 1.3 included where it has it, and stays: adding a flag to it would allow that flag alone.
+if ([System.Net.ServicePointManager]::SecurityProtocol -ne [System.Net.SecurityProtocolType]::SystemDefault) {
+    [System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
+}
 
 $BridgeProtocol = 1
 
@@ -353,7 +357,7 @@ function Initialize-PrivateFolder {
     What a SYSTEM task reads from the root runs as SYSTEM. A new root is created with its own
     ACL at once (full control for SYSTEM and Administrators only, nothing inherited from
     ProgramData, where every user may create files), so that no moment exists when another
-    user could create something in it. An existing root must belong to SYSTEM or
+    user could create something in it. The root, new or not, must belong to SYSTEM or
     Administrators and be no link. Once it has its own DACL, only SYSTEM and administrators
     can have created anything in it. Otherwise everything in it must belong to SYSTEM or
     Administrators and hold no link (a junction would redirect the ACL and the deletes
@@ -364,8 +368,9 @@ function Initialize-PrivateFolder {
     $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
     $acl.SetSecurityDescriptorSddlForm($PrivateFolderSddl)
     if (-not (Test-Path -LiteralPath $RootFolder)) {
+        # CreateDirectory returns a folder that exists as it is: one another user created since
+        # Test-Path is checked below like any other.
         $null = [System.IO.Directory]::CreateDirectory($RootFolder, $acl)
-        return
     }
     $root = Get-Item -LiteralPath $RootFolder -Force
     # What an administrator creates in a private root belongs to that administrator where the
@@ -600,8 +605,15 @@ function Get-RebootRequired {
     .SYNOPSIS
     The "reboot_required" operation (elevated): whether Windows Update waits for a restart.
     #>
-    [ordered]@{
-        reboot_required = Get-SystemRebootRequired
+    param([Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter)
+    try {
+        Start-WindowsUpdateService
+        [ordered]@{
+            reboot_required = Get-SystemRebootRequired
+        }
+    }
+    finally {
+        Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
 }
 
@@ -668,8 +680,10 @@ function Add-CatalogService {
     Returns the service manager ("manager") and the service (IUpdateService, "service"). The
     operation calls Remove-CatalogService in its finally, whatever happens.
     #>
-    # IUpdateServiceManager::AddScanPackageService; without usoNonVolatileService (0), the
-    # registration lasts as long as the service manager object, kept until RemoveService.
+    # IUpdateServiceManager::AddScanPackageService. Without usoNonVolatileService (0), the Update Agent
+    # removes the registration when the IUpdateService it returns is released (UpdateServiceOption,
+    # MicrosoftDocs/sdk-api sdk-api-src/content/wuapi/ne-wuapi-updateserviceoption.md): the operation
+    # keeps that service until RemoveService.
     $script:BridgeCall = 'AddScanPackageService'
     $serviceManager = New-Object -ComObject Microsoft.Update.ServiceManager
     $catalogService = $serviceManager.AddScanPackageService('wuacache offline catalog', $CatalogPath, 0)

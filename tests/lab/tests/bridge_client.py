@@ -122,9 +122,9 @@ def elevated(host: WindowsHost, operation: str, **params: Any) -> dict[str, Any]
     return response["result"]
 
 
-def ensure_cab(lab: Lab, host: WindowsHost, offset: int = 0) -> dict[str, Any]:
+def ensure_cab(lab: Lab, host: WindowsHost, offset: int = 0, url: str = CAB_URL) -> dict[str, Any]:
     """The server's catalog, with the digest the server publishes, fetched from ``offset``."""
-    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=offset)
+    exit_code, response = call(host, "ensure_cab", url=url, sha256=lab.catalog.cab_sha256, offset=offset)
     assert exit_code == 0, response
     return response["result"]
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge_client import ALL_UPDATES, DISABLED_AND_STOPPED, Lab, call, elevated, ensure_cab, run_elevated
+import pytest
+from bridge_client import ALL_UPDATES, CAB_URL, DISABLED_AND_STOPPED, ROOT, STANDARD_USER, Lab, call, elevated, ensure_cab, run_elevated
+from http_servers import Server, serving, tls_context
 from shipped_scripts import before_and_after
 
+from wuacache_lab.windows import filesystem
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.owners import account_sid
+from wuacache_lab.windows.providers import ProviderPath
 
 ERROR_FILE_NOT_FOUND = -2147024894
+E_ACCESSDENIED = -2147024891
 
 
 @before_and_after(
@@ -64,3 +70,59 @@ def test_the_bridge_accepts_its_own_files_where_their_creator_owns_them(
     ensure_cab(lab, host)
 
     assert elevated(host, "history", wuauserv_after=DISABLED_AND_STOPPED) == {"history": []}
+
+
+@before_and_after(
+    "711075a1b30a1e7f4bf47480d34edb8cc1cd808b",
+    "TLS 1.2 added to SystemDefault made TLS 1.2 the only protocol: no TLS 1.3 where Windows has it",
+)
+def test_where_windows_chooses_the_protocol_a_download_gets_tls_1_3(shipped_scripts: object, lab: Lab, tmp_path: Path) -> None:
+    # Windows 11 offers TLS 1.3, and the registry lets it choose (SystemDefault).
+    host = WindowsHost("WIN11-01", tmp_path / "hosts", profile="win11-23h2", trusted_ca=lab.ca.ca_cert)
+    set_host_fault(tmp_path / "hosts", host.name, "net_framework_tls", system_default_tls_versions=1, sch_use_strong_crypto=1)
+
+    with serving(Server(body=lab.catalog.cab.read_bytes()), tls_context(lab.ca.directory)) as server:
+        fetched = ensure_cab(lab, host, url=f"{server.url}/wua/wsusscn2.cab")
+
+    assert fetched["status"] == "downloaded"
+    assert server.tls_versions == ["TLSv1.3"]
+
+
+@before_and_after(
+    "711075a1b30a1e7f4bf47480d34edb8cc1cd808b",
+    "reboot_required asked the Update Agent without starting its service: 0x80070422 while wuauserv is disabled",
+)
+def test_reboot_required_starts_the_windows_update_service_and_leaves_it_as_asked(shipped_scripts: object, host: WindowsHost) -> None:
+    host.system().set_service_start_mode("wuauserv", "Disabled")
+    host.set_reboot_marker("wu_reboot_required")
+
+    result = elevated(host, "reboot_required", wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert result == {"reboot_required": True}
+    state = host.state
+    assert (state.wuauserv_start_mode, state.wuauserv_state) == ("Disabled", "Stopped")
+
+
+@before_and_after(
+    "711075a1b30a1e7f4bf47480d34edb8cc1cd808b",
+    "a root another user created between Test-Path and CreateDirectory was taken as private: CreateDirectory returns a folder that exists",
+)
+def test_a_root_another_user_creates_while_the_bridge_creates_it_is_refused(
+    shipped_scripts: object, lab: Lab, host: WindowsHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exists = filesystem.FileSystemProvider.exists
+
+    def losing_the_race(provider: filesystem.FileSystemProvider, location: ProviderPath, path_type: str) -> bool:
+        found = exists(provider, location, path_type)
+        if not found and location.path.casefold() == ROOT.casefold():
+            # An ordinary user creates the root right after Test-Path found none.
+            host.disk.make_dirs(ROOT, owner=account_sid(STANDARD_USER))
+        return found
+
+    monkeypatch.setattr(filesystem.FileSystemProvider, "exists", losing_the_race)
+
+    exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=0)
+
+    assert exit_code == 1, response
+    assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
+    assert host.disk.children(ROOT) == []

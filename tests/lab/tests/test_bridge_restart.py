@@ -4,6 +4,8 @@ response, whatever powershell.exe itself exits with."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ import pytest
 from bridge_client import STANDARD_USER, call
 from host_snippets import new_host
 from shipped_scripts import before_and_after
+from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.process import ConnectionDropped
 
 COMMENT = "wuacache.wua: restarting to complete Windows updates"
 ERROR_ACCESS_DENIED = 5
@@ -87,3 +91,45 @@ def test_a_restart_and_an_abort_together_are_refused(host: WindowsHost) -> None:
     assert response["error"]["call"] == "bridge request"
     assert response["error"]["message"].startswith("Parameter set cannot be resolved")
     assert reboot_at(host) is None
+
+
+def info(host: WindowsHost) -> dict[str, Any]:
+    exit_code, response = call(host, "info")
+    assert exit_code == 0, response
+    return response["result"]
+
+
+def info_from_a_new_boot(host: WindowsHost, booted: str) -> dict[str, Any]:
+    """``info`` polled as the controller polls it after a restart, until the host answers from a
+    boot after ``booted`` and has started up. Only a host that does not answer is expected: down,
+    or going down during the request, which then answers nothing."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            current = info(host)
+        except (ConnectionDropped, json.JSONDecodeError):
+            pass
+        else:
+            if current["os"]["last_boot_up_time"] != booted and current["startup"]["logon_ui_ready"]:
+                return current
+        assert time.monotonic() < deadline, "the host did not come back from its restart"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("start_mode", ["Disabled", "Manual"], ids=["disabled", "stopped"])
+def test_info_the_restart_and_the_wait_after_it_leave_the_windows_update_service_alone(
+    tmp_path: Path, host: WindowsHost, start_mode: str
+) -> None:
+    # Any call to the Update Agent fails while its service is disabled, and starts it while it is
+    # stopped: a hidden call would show either way.
+    set_host_fault(tmp_path / "hosts", host.name, "reboot_seconds", seconds=0.2)
+    host.system().set_service_start_mode("wuauserv", start_mode)
+    untouched = {"start_mode": start_mode, "state": "Stopped"}
+    before = info(host)
+    assert before["wuauserv"] == untouched
+
+    assert restart(host, delay=1, comment=COMMENT) == 0
+    after = info_from_a_new_boot(host, before["os"]["last_boot_up_time"])
+
+    assert after["wuauserv"] == untouched
+    assert (host.state.wuauserv_start_mode, host.state.wuauserv_state) == (start_mode, "Stopped")

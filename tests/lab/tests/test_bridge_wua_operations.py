@@ -6,6 +6,7 @@ catalog served by the lab's upstream."""
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from bridge_client import (
     scan,
     start,
 )
+from http_servers import Server, serving, tls_context
 from wuacache_lab.catalog.payloads import upstream_path
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID, SYSTEM_SID, SecurityDescriptor
@@ -94,7 +96,7 @@ def plant_root(host: WindowsHost) -> None:
 def test_a_root_planted_by_a_user_is_refused_before_a_run_starts(host: WindowsHost) -> None:
     plant_root(host)
 
-    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+    exit_code, response = start(host, "planted", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
@@ -121,7 +123,7 @@ def test_a_folder_planted_inside_the_root_is_refused(host: WindowsHost) -> None:
     host.disk.make_dirs(ROOT, owner=ADMINISTRATORS_SID)
     host.disk.make_dirs(RUNS, owner=account_sid(STANDARD_USER))
 
-    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+    exit_code, response = start(host, "planted", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_ACCESSDENIED, "Initialize-PrivateFolder")
@@ -133,7 +135,7 @@ def test_a_run_folder_that_exists_already_is_not_used(lab: Lab, host: WindowsHos
     ensure_cab(lab, host)
     host.disk.make_dirs(f"{RUNS}\\run-1")
 
-    exit_code, response = start(host, "run-1", bridge_request("reboot_required"))
+    exit_code, response = start(host, "run-1", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (COR_E_IO, "New-Item run folder")
@@ -197,6 +199,28 @@ def test_ensure_cab_fetches_the_catalog_with_the_servers_digest(
     assert fetched == {"status": "downloaded", "size": size, "transferred": size}
     assert transfers(upstream, tmp_path, CAB_URL) == [(200, size)]
     assert not host.disk.exists(f"{CAB}.part")
+
+
+@pytest.mark.parametrize(
+    ("profile", "setting"),
+    [
+        ("win11-23h2", {}),
+        ("win11-23h2", {"sch_use_strong_crypto": 1}),
+        ("win11-23h2", {"system_default_tls_versions": 1, "sch_use_strong_crypto": 1}),
+        ("win10-22h2", {"system_default_tls_versions": 1, "sch_use_strong_crypto": 1}),
+    ],
+    ids=["win11-registry-unset", "win11-strong-crypto", "win11-system-default", "win10-system-default"],
+)
+def test_ensure_cab_reaches_a_server_that_speaks_tls_1_2_only(lab: Lab, tmp_path: Path, profile: str, setting: dict[str, int]) -> None:
+    host = WindowsHost("HOST-01", tmp_path / "hosts", profile=profile, trusted_ca=lab.ca.ca_cert)
+    set_host_fault(tmp_path / "hosts", host.name, "net_framework_tls", **setting)
+    context = tls_context(lab.ca.directory, maximum=ssl.TLSVersion.TLSv1_2)
+
+    with serving(Server(body=lab.catalog.cab.read_bytes()), context) as server:
+        fetched = ensure_cab(lab, host, url=f"{server.url}/wua/wsusscn2.cab")
+
+    assert fetched["status"] == "downloaded"
+    assert server.tls_versions == ["TLSv1.2"]
 
 
 def test_info_tells_what_the_root_holds_of_downloads(lab: Lab, host: WindowsHost) -> None:

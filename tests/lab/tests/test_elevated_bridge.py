@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from bridge_client import (
+    DISABLED_AND_STOPPED,
     NETWORK,
     RUNS,
     STANDARD_USER,
@@ -47,7 +48,7 @@ def run_exists(host: WindowsHost, name: str) -> bool:
 
 
 def test_reboot_required_is_refused_to_a_network_logon(tmp_path: Path) -> None:
-    exit_code, response = call(new_host(tmp_path), "reboot_required")
+    exit_code, response = call(new_host(tmp_path), "reboot_required", wuauserv_after=DISABLED_AND_STOPPED)
 
     assert exit_code == 1
     assert response["error"]["hresult"] == E_ACCESSDENIED
@@ -58,7 +59,7 @@ def test_an_elevated_run_answers_what_the_network_logon_may_not_read(tmp_path: P
     host = new_host(tmp_path)
     answers = []
     for name in ("first", "second"):
-        exit_code, started = start(host, name, bridge_request("reboot_required"))
+        exit_code, started = start(host, name, bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
         assert (exit_code, started["result"]) == (0, {"task": f"\\wuacache-{name}", "folder": f"{RUNS}\\{name}"})
 
         poll = poll_until_ended(host, name)
@@ -133,7 +134,7 @@ def test_collecting_a_run_that_left_nothing_behind_is_not_an_error(tmp_path: Pat
 def test_run_names_are_validated_before_anything_is_created(tmp_path: Path, name: str | None) -> None:
     host = new_host(tmp_path)
 
-    exit_code, response = start(host, name, bridge_request("reboot_required"))
+    exit_code, response = start(host, name, bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
 
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (E_INVALIDARG, "bridge request")
@@ -144,7 +145,7 @@ def test_run_names_are_validated_before_anything_is_created(tmp_path: Path, name
 def test_a_standard_user_cannot_secure_the_root_and_registers_nothing(tmp_path: Path) -> None:
     host = new_host(tmp_path)
 
-    exit_code, response = start(host, "denied", bridge_request("reboot_required"), STANDARD_USER)
+    exit_code, response = start(host, "denied", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED), STANDARD_USER)
 
     assert exit_code == 1
     # Only an elevated token may make Administrators the owner: CreateDirectory fails with ERROR_INVALID_OWNER.
@@ -203,7 +204,7 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldTasks]:
 def test_a_restart_ends_the_run_without_a_response(tmp_path: Path, held: HeldTasks) -> None:
     host = new_host(tmp_path)
     set_host_fault(tmp_path, host.name, "reboot_seconds", seconds=0)
-    start(host, "restarted", bridge_request("reboot_required"))
+    start(host, "restarted", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
     assert held.started.wait(timeout=10)
 
     host.reboot(0)
@@ -224,7 +225,7 @@ def test_a_restart_ends_the_run_without_a_response(tmp_path: Path, held: HeldTas
 
 def test_a_run_given_up_on_is_collected_all_the_same(tmp_path: Path, held: HeldTasks) -> None:
     host = new_host(tmp_path)
-    start(host, "abandoned", bridge_request("reboot_required"))
+    start(host, "abandoned", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
     assert held.started.wait(timeout=10)
 
     assert collect(host, "abandoned") is None
@@ -239,7 +240,7 @@ def test_a_run_given_up_on_is_collected_all_the_same(tmp_path: Path, held: HeldT
 
 def test_a_stopped_run_writes_no_response(tmp_path: Path, held: HeldTasks) -> None:
     host = new_host(tmp_path)
-    start(host, "stopped", bridge_request("reboot_required"))
+    start(host, "stopped", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
     assert held.started.wait(timeout=10)
     service = host.wua(NETWORK).create_object("Schedule.Service")
     service.Connect()

@@ -100,6 +100,25 @@ def test_create_directory_gives_each_folder_it_creates_the_security_given(host: 
     assert run(host, script) == [f"{FOLDER}\\a\\b", "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)", "O:SYD:AI"]
 
 
+def test_create_directory_returns_a_folder_that_exists_as_it_is_and_refuses_a_file(host: WindowsHost) -> None:
+    host.disk.make_dirs(f"{FOLDER}\\there")
+    host.disk.write(f"{FOLDER}\\file", [b"x"])
+    script = (
+        "$acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity\n"
+        "$acl.SetSecurityDescriptorSddlForm('O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')\n"
+        f"([System.IO.Directory]::CreateDirectory('{FOLDER}\\there', $acl)).FullName\n"
+        f"(Get-Acl -LiteralPath '{FOLDER}\\there').Sddl\n"
+        f"try {{ [System.IO.Directory]::CreateDirectory('{FOLDER}\\file') }} catch {{ $_.Exception.InnerException.HResult; $_.Exception.InnerException.Message }}"
+    )
+
+    assert run(host, script) == [
+        f"{FOLDER}\\there",
+        "O:SYD:AI",
+        0x800700B7 - (1 << 32),
+        f'Cannot create "{FOLDER}\\file" because a file or directory with the same name already exists.',
+    ]
+
+
 def test_file_hash_gives_the_algorithm_the_upper_case_digest_and_the_path(host: WindowsHost) -> None:
     host.disk.write(f"{FOLDER}\\f.bin", [b"payload"])
     script = f"$h = Get-FileHash -LiteralPath '{FOLDER}\\f.bin' -Algorithm SHA1\n$h.Algorithm; $h.Hash; $h.Path; (Get-FileHash -LiteralPath '{FOLDER}\\f.bin').Algorithm"

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from host_snippets import chain, failure, new_host, output, runtime_of
-from wuacache_lab.pki import ensure_lab_ca, ensure_server_certificate
+from http_servers import Server, serving, tls_context
+from wuacache_lab.pki import ensure_lab_ca
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
 from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
@@ -166,50 +164,10 @@ def test_a_full_disk_fails_the_copy_with_what_fitted_written(host: WindowsHost, 
 # ---------------------------------------------------------------- a server of its own: ranges ignored, HTTPS
 
 
-@dataclass
-class Server:
-    """A tiny HTTP server honouring Range (or ignoring it, as some servers do)."""
-
-    body: bytes
-    ignore_range: bool = False
-    requests: list[dict[str, str]] = field(default_factory=list)
-    url: str = ""
-
-
-def serve(state: Server, context: ssl.SSLContext | None = None) -> Iterator[Server]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.requests.append(dict(self.headers))
-            body, status = state.body, 200
-            if (ranged := self.headers.get("Range")) is not None and not state.ignore_range:
-                start = int(ranged.removeprefix("bytes=").rstrip("-"))
-                body, status = body[start:], 206 if start < len(body) else 416
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body) if status != 416 else 0))
-            self.end_headers()
-            if status != 416:
-                self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"{'https' if context else 'http'}://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.fixture
 def server() -> Iterator[Server]:
-    yield from serve(Server(body=hashlib.shake_256(b"payload").digest(200_000)))
+    with serving(Server(body=hashlib.shake_256(b"payload").digest(200_000))) as state:
+        yield state
 
 
 def test_a_server_that_ignores_the_range_answers_200_and_the_file_is_replaced(tmp_path: Path, server: Server) -> None:
@@ -255,17 +213,58 @@ def test_security_protocol_starts_from_ssl3_and_tls_in_every_process(tmp_path: P
     assert output(runtime_of(host), "[int][System.Net.ServicePointManager]::SecurityProtocol") == [240]
 
 
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({"sch_use_strong_crypto": 1}, "Tls, Tls11, Tls12"),
+        ({"system_default_tls_versions": 1}, "SystemDefault"),
+        ({"system_default_tls_versions": 1, "sch_use_strong_crypto": 1}, "SystemDefault"),
+        ({"system_default_tls_versions": 0, "sch_use_strong_crypto": 0}, "Ssl3, Tls"),
+        # The 32-bit view only: the native powershell.exe reads the other.
+        ({"system_default_tls_versions": 1, "sch_use_strong_crypto": 1, "view": "wow6432node"}, "Ssl3, Tls"),
+    ],
+    ids=["strong-crypto", "system-default", "both", "both-0", "wow6432node-only"],
+)
+def test_security_protocol_starts_from_the_net_framework_registry_values(tmp_path: Path, setting: dict, expected: str) -> None:
+    host = new_host(tmp_path)
+    set_host_fault(tmp_path / "hosts", host.name, "net_framework_tls", **setting)
+
+    assert output(runtime_of(host), "[string][System.Net.ServicePointManager]::SecurityProtocol") == [expected]
+
+
+@pytest.mark.parametrize(("profile", "twin"), [("win10-22h2", True), ("win10-22h2-x86", False)])
+def test_the_net_framework_values_are_in_the_registry_and_only_64_bit_windows_has_a_32_bit_view(
+    tmp_path: Path, profile: str, twin: bool
+) -> None:
+    host = new_host(tmp_path, profile=profile)
+    set_host_fault(tmp_path / "hosts", host.name, "net_framework_tls", system_default_tls_versions=1)
+    script = """(Get-Item -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319').GetValue('SystemDefaultTlsVersions')
+(Get-Item -LiteralPath 'HKLM:\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319').GetValue('SchUseStrongCrypto')
+Test-Path -LiteralPath 'HKLM:\\SOFTWARE\\WOW6432Node\\Microsoft\\.NETFramework\\v4.0.30319'"""
+
+    assert output(runtime_of(host), script) == [1, None, twin]
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> Path:
+    return ensure_lab_ca(tmp_path / "ca").ca_cert
+
+
 @pytest.fixture
 def https_server(tmp_path: Path) -> Iterator[Server]:
-    certificate = ensure_server_certificate(tmp_path / "ca", ["127.0.0.1"])
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(certificate.cert, certificate.key)
-    yield from serve(Server(body=b"over tls"), context)
+    """A server that speaks TLS 1.2 and 1.3."""
+    with serving(Server(body=b"over tls"), tls_context(tmp_path / "ca")) as state:
+        yield state
 
 
-def test_https_needs_tls_1_2_in_security_protocol(tmp_path: Path, https_server: Server) -> None:
-    host = new_host(tmp_path, trusted_ca=ensure_lab_ca(tmp_path / "ca").ca_cert)
+def get(url: str, security_protocol: str | None = None) -> str:
+    """A GET of ``url`` that answers its status, with SecurityProtocol set to ``security_protocol`` first if given."""
+    setting = "" if security_protocol is None else f"[System.Net.ServicePointManager]::SecurityProtocol = {security_protocol}\n"
+    return f"{setting}$response = [System.Net.HttpWebRequest]::Create('{url}').GetResponse()\n[int]$response.StatusCode\n$response.Close()"
+
+
+def test_https_needs_tls_1_2_in_security_protocol(tmp_path: Path, ca: Path, https_server: Server) -> None:
+    host = new_host(tmp_path, trusted_ca=ca)
     host.disk.make_dirs(FOLDER)
     url = f"{https_server.url}/file.bin"
 
@@ -276,6 +275,62 @@ def test_https_needs_tls_1_2_in_security_protocol(tmp_path: Path, https_server: 
     enable = "[System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor 'Tls12'\n"
     assert output(runtime_of(host), enable + fetch(url)) == [200]
     assert held(host) == b"over tls"
+    assert https_server.tls_versions == ["TLSv1.2"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "negotiated"),
+    [("win10-22h2", "TLSv1.2"), ("server2019", "TLSv1.2"), ("win11-23h2", "TLSv1.3"), ("server2022", "TLSv1.3")],
+)
+def test_system_default_offers_what_windows_enables(tmp_path: Path, ca: Path, https_server: Server, profile: str, negotiated: str) -> None:
+    host = new_host(tmp_path, profile=profile, trusted_ca=ca)
+    set_host_fault(tmp_path / "hosts", host.name, "net_framework_tls", system_default_tls_versions=1)
+
+    assert output(runtime_of(host), get(f"{https_server.url}/x")) == [200]
+
+    assert https_server.tls_versions == [negotiated]
+
+
+@pytest.mark.parametrize(
+    "security_protocol",
+    [
+        "'Tls12'",
+        # A flag added to SystemDefault (0) is that flag alone.
+        "[System.Net.SecurityProtocolType]::SystemDefault -bor [System.Net.SecurityProtocolType]::Tls12",
+        "'Tls, Tls11, Tls12'",
+    ],
+)
+def test_an_explicit_set_offers_only_its_own_versions(tmp_path: Path, ca: Path, https_server: Server, security_protocol: str) -> None:
+    host = new_host(tmp_path, profile="win11-23h2", trusted_ca=ca)
+
+    assert output(runtime_of(host), get(f"{https_server.url}/x", security_protocol)) == [200]
+
+    assert https_server.tls_versions == ["TLSv1.2"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "security_protocol", "server_maximum"),
+    [
+        ("win11-23h2", "'Tls12'", ssl.TLSVersion.TLSv1_3),
+        ("win11-23h2", "'Tls13'", ssl.TLSVersion.TLSv1_2),
+        # Windows 10 has no TLS 1.3 to offer.
+        ("win10-22h2", "'Tls13'", ssl.TLSVersion.TLSv1_3),
+    ],
+    ids=["tls12-to-tls13-only", "tls13-to-tls12-only", "tls13-on-windows-10"],
+)
+def test_no_version_both_sides_speak_is_a_secure_channel_failure(
+    tmp_path: Path, ca: Path, profile: str, security_protocol: str, server_maximum: ssl.TLSVersion
+) -> None:
+    host = new_host(tmp_path, profile=profile, trusted_ca=ca)
+    context = tls_context(tmp_path / "ca", minimum=server_maximum, maximum=server_maximum)
+
+    with serving(Server(body=b"over tls"), context) as server:
+        error = failure(runtime_of(host), get(f"{server.url}/x", security_protocol))
+
+    exception = error.reported_exception.inner
+    assert exception is not None and exception.message == "The request was aborted: Could not create SSL/TLS secure channel."
+    assert str(exception.properties["Status"]) == "SecureChannelFailure"
+    assert server.requests == []
 
 
 def test_https_from_a_host_that_does_not_trust_the_issuer_fails_trust(tmp_path: Path, https_server: Server) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bridge_client import CAB_URL, NETWORK, ROOT, Lab, bridge_request, call, elevated, ensure_cab, start
+from bridge_client import CAB_URL, DISABLED_AND_STOPPED, NETWORK, ROOT, Lab, bridge_request, call, elevated, ensure_cab, start
 from host_snippets import ADMINISTRATOR, STANDARD_USER, SYSTEM, new_host, output, runtime_of
 from wuacache_lab.windows.disk import ADMINISTRATORS_SID
 from wuacache_lab.windows.faults import set_host_fault
@@ -78,8 +78,8 @@ def test_the_bridge_uses_its_own_root_under_either_value(lab: Lab, host: Windows
     assert host.disk.security(ROOT).owner == ADMINISTRATORS_SID
 
     # Each run secures the root again, with the catalog and the folders of earlier runs in it.
-    assert elevated(host, "reboot_required") == {"reboot_required": False}
-    assert elevated(host, "reboot_required") == {"reboot_required": False}
+    assert elevated(host, "reboot_required", wuauserv_after=DISABLED_AND_STOPPED) == {"reboot_required": False}
+    assert elevated(host, "reboot_required", wuauserv_after=DISABLED_AND_STOPPED) == {"reboot_required": False}
 
 
 def test_a_root_that_a_user_made_is_refused_under_object_creator(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_a_root_that_a_user_made_is_refused_under_object_creator(lab: Lab, host:
 
     exit_code, response = call(host, "ensure_cab", url=CAB_URL, sha256=lab.catalog.cab_sha256, offset=0)
     assert (exit_code, response["error"]["hresult"], response["error"]["call"]) == (1, E_ACCESSDENIED, "Initialize-PrivateFolder")
-    exit_code, response = start(host, "planted", bridge_request("reboot_required"))
+    exit_code, response = start(host, "planted", bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
     assert (exit_code, response["error"]["hresult"]) == (1, E_ACCESSDENIED)
     assert host.disk.security(ROOT).owner == account_sid(STANDARD_USER)
     assert not host.disk.exists(CAB)

@@ -180,6 +180,11 @@ def test_a_host_answers_before_it_has_finished_starting_up(lab: Lab, host: Windo
         (["slow_startup", "--seconds", "30"], {"seconds": 30.0}),
         (["upgrade_rollback"], {}),
         (["upgrade_blocked"], {}),
+        (
+            ["net_framework_tls", "--system-default-tls-versions", "1", "--sch-use-strong-crypto", "1"],
+            {"system_default_tls_versions": 1, "sch_use_strong_crypto": 1},
+        ),
+        (["net_framework_tls", "--sch-use-strong-crypto", "1", "--view", "wow6432node"], {"sch_use_strong_crypto": 1, "view": "wow6432node"}),
     ],
 )
 def test_the_lab_command_sets_the_faults(tmp_path: Path, arguments: list[str], expected: dict) -> None:

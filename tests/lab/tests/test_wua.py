@@ -385,6 +385,9 @@ def test_disabled_wuauserv_fails_every_wua_call(lab: Lab, tmp_path: Path) -> Non
         lambda: searcher.Search("IsInstalled=0"),
         lambda: searcher.GetTotalHistoryCount(),
         lambda: offline_searcher(host.wua()),
+        lambda: host.wua().create_object("Microsoft.Update.ServiceManager").Services,
+        lambda: host.wua().create_object("Microsoft.Update.SystemInfo").RebootRequired,
+        lambda: host.wua().create_object("Microsoft.Update.AgentInfo").GetInfo("ProductVersionString"),
     ):
         with pytest.raises(COMError) as error:
             call()

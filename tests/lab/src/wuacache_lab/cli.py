@@ -162,6 +162,11 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
         "upgrade_rollback": {},
         "upgrade_blocked": {},
         "default_owner": {"owner": args.owner},
+        "net_framework_tls": {
+            "system_default_tls_versions": args.system_default_tls_versions,
+            "sch_use_strong_crypto": args.sch_use_strong_crypto,
+            "view": args.view,
+        },
     }[args.kind]
     if args.kind == "default_owner" and args.owner is None:
         raise ValueError("default_owner needs --owner administrators or --owner creator")
@@ -245,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--count", type=int, help="commands a drop_connection drops")
     host.add_argument("--delay", type=float, help="seconds before a drop_connection drops")
     host.add_argument("--owner", choices=DEFAULT_OWNER_VALUES, help="default_owner: who owns what an administrator creates")
+    host.add_argument("--system-default-tls-versions", type=int, choices=(0, 1), help="net_framework_tls: the SystemDefaultTlsVersions value")
+    host.add_argument("--sch-use-strong-crypto", type=int, choices=(0, 1), help="net_framework_tls: the SchUseStrongCrypto value")
+    host.add_argument("--view", choices=("both", "native", "wow6432node"), help="net_framework_tls: the registry views that hold the values (default: both)")
     host.set_defaults(handler=cmd_fault_host)
     clear = fault.add_parser("clear", help="remove the faults of one host, or all faults")
     clear.add_argument("--host", help="only this host's")

@@ -31,6 +31,7 @@ FAULT_KINDS = (
     "upgrade_blocked",
     "cache_refuses_files",
     "default_owner",
+    "net_framework_tls",
 )
 
 # ERROR_INSTALL_FAILURE: "Fatal error during installation."
@@ -65,6 +66,12 @@ not shown yet, servicing still completing the changes of the restart).
     ("administrators" or "creator"), the value of the security policy
     "System objects: Default owner for objects created by members of the
     Administrators group" (:mod:`wuacache_lab.windows.security`).
+    ``net_framework_tls``: the .NET Framework 4 values that decide each new
+    process's ``ServicePointManager.SecurityProtocol``
+    (:mod:`wuacache_lab.windows.net`), ``system_default_tls_versions`` and
+    ``sch_use_strong_crypto`` (DWORDs; absent unless given), in ``view``
+    ``both`` (the default: the native key and its WOW6432Node twin, as
+    Microsoft's sample sets them), ``native`` or ``wow6432node``.
     """
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
@@ -160,6 +167,10 @@ class HostFaults:
         """The ``default_owner`` setting, when the host's differs from its edition's default."""
         setting = self.current().get("default_owner")
         return None if setting is None else str(setting["owner"])
+
+    def net_framework_tls(self) -> dict[str, Any]:
+        """The ``net_framework_tls`` setting; empty when the registry holds none of its values."""
+        return dict(self.current().get("net_framework_tls", {}))
 
     def disk_full(self) -> bool:
         return "disk_full" in self.current()

@@ -353,7 +353,11 @@ class File:
 class Directory:
     @static
     def CreateDirectory(path: object, directorySecurity: object = None) -> DirectoryInfo:  # noqa: N802, N803
-        """The folder and its missing parents; given a DirectorySecurity, each folder it creates gets it at once."""
+        """The folder and its missing parents; given a DirectorySecurity, each folder it creates gets it at once.
+
+        A folder that exists already is returned as it is, its security untouched; a file in its place
+        fails with ERROR_ALREADY_EXISTS (dotnet/dotnet-api-docs, xml/System.IO/Directory.xml, CreateDirectory).
+        """
         runtime = host_runtime()
         full = dotnet_path(path)
         disk = runtime.host.disk
@@ -361,6 +365,8 @@ class Directory:
         if descriptor is not None and not may_own(runtime.logon, descriptor.owner):
             # CreateDirectory fails with ERROR_INVALID_OWNER, which WinIOError makes an IOException.
             raise dotnet_error("System.IO.IOException", "This security ID may not be assigned as the owner of this object.", hresult=0x8007051B)
+        if disk.is_folder(full):
+            return DirectoryInfo(full)
         if disk.exists(full):
             raise dotnet_error("System.IO.IOException", f"Cannot create \"{full}\" because a file or directory with the same name already exists.", hresult=0x800700B7)
         try:

@@ -13,11 +13,27 @@ Behaviour the scripts depend on:
 
 - ``ServicePointManager.SecurityProtocol`` starts, in each process, from the
   registry as .NET Framework reads it ("Transport Layer Security (TLS) best
-  practices with the .NET Framework", MicrosoftDocs/dotnet-docs
+  practices with the .NET Framework", dotnet/docs
   docs/framework/network-programming/tls.md): ``SystemDefaultTlsVersions``
   1 gives SystemDefault, ``SchUseStrongCrypto`` 1 gives TLS 1.0 to 1.2, and
-  neither gives SSL 3.0 and TLS 1.0, which the servers of the lab, like
-  today's, refuse over HTTPS;
+  neither gives SSL 3.0 and TLS 1.0. That page makes the defaults depend on
+  the .NET Framework version an app targets, which it does not say for
+  powershell.exe, a native program that hosts the CLR: the lab follows what
+  Windows PowerShell 5.1 is commonly seen to answer without the values,
+  "Ssl3, Tls", the defaults of an app that targets a version before 4.6. A
+  process reads the key of its registry view: the native one for the
+  System32 powershell.exe, the only one the lab runs (WOW6432Node is the view
+  of 32-bit processes on 64-bit Windows);
+- an HTTPS request offers the server exactly the protocols SecurityProtocol
+  allows, as Schannel does ("Protocols in TLS/SSL (Schannel SSP)",
+  MicrosoftDocs/win32 desktop-src/SecAuthN/protocols-in-tls-ssl--schannel-ssp-.md):
+  SystemDefault offers what the OS enables for clients by default, explicit
+  flags those of them the OS supports. TLS 1.2 is enabled on every Windows
+  the lab emulates, TLS 1.3 on Windows 11 and Server 2022 only. Of the
+  others, SSL 3.0 is disabled for clients (from Windows 10 1607), and TLS
+  1.0 and 1.1, which Windows still offers, no server of the lab accepts, like
+  today's servers: the lab leaves them out, and a request allowed neither TLS
+  1.2 nor 1.3 fails as the handshake would, with SecureChannelFailure;
 - ``AddRange(from)`` asks for ``bytes=<from>-``;
 - ``GetResponse()`` throws a WebException for an HTTP error status (its
   ``Response`` holds the answer) and when no answer comes, with the
@@ -29,11 +45,15 @@ Behaviour the scripts depend on:
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import threading
 import weakref
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 import urllib3
 from urllib3.util import SKIP_HEADER
 
@@ -45,15 +65,15 @@ from wuacache_lab.powershell.reference import ReferenceContracts
 from wuacache_lab.powershell.runtime import Runtime
 from wuacache_lab.powershell.values import EnumValue
 from wuacache_lab.windows.filesystem import Stream, enum_argument
+from wuacache_lab.windows.profiles import OsProfile
 from wuacache_lab.windows.runtime import HostRuntime, host_runtime
+from wuacache_lab.windows.system import NET_FRAMEWORK_KEY
 
 SECURITY_PROTOCOL = ReferenceContracts.enum_definition("System.Net.SecurityProtocolType")
 STATUS_CODE = ReferenceContracts.enum_definition("System.Net.HttpStatusCode")
 EXCEPTION_STATUS = ReferenceContracts.enum_definition("System.Net.WebExceptionStatus")
 assert SECURITY_PROTOCOL is not None and STATUS_CODE is not None and EXCEPTION_STATUS is not None
 
-# Where .NET Framework 4 reads its TLS settings.
-NET_FRAMEWORK_KEY = "HKLM:\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319"
 SSL3 = 48
 TLS = 192
 TLS11 = 768
@@ -67,6 +87,9 @@ DEFAULT_READ_WRITE_TIMEOUT = 300_000
 # What one read of the body takes at most: Stream.CopyTo's default buffer.
 COPY_BUFFER_SIZE = 81_920
 
+# A handshake with no protocol both sides speak.
+SECURE_CHANNEL_FAILURE = "The request was aborted: Could not create SSL/TLS secure channel."
+
 _security_protocols: weakref.WeakKeyDictionary[Runtime, int] = weakref.WeakKeyDictionary()
 _protocols_lock = threading.Lock()
 
@@ -75,7 +98,7 @@ def _security_protocol(runtime: HostRuntime) -> int:
     """The process's ServicePointManager.SecurityProtocol, first read from the registry."""
     with _protocols_lock:
         if runtime not in _security_protocols:
-            values = runtime.system.registry_values(NET_FRAMEWORK_KEY)
+            values = runtime.system.registry_values(f"HKLM:\\{NET_FRAMEWORK_KEY}")
             if values.get("SystemDefaultTlsVersions") == 1:
                 _security_protocols[runtime] = SYSTEM_DEFAULT
             elif values.get("SchUseStrongCrypto") == 1:
@@ -90,6 +113,35 @@ def _set_security_protocol(value: object) -> None:
     protocol = enum_argument(value, "System.Net.SecurityProtocolType")
     with _protocols_lock:
         _security_protocols[runtime] = protocol
+
+
+def _offered_tls_versions(profile: OsProfile, protocols: int) -> list[ssl.TLSVersion]:
+    """The TLS versions, of 1.2 and 1.3, a process whose SecurityProtocol is ``protocols`` offers a server."""
+    enabled = {TLS12: ssl.TLSVersion.TLSv1_2}
+    if profile.supports_tls13:
+        enabled[TLS13] = ssl.TLSVersion.TLSv1_3
+    return [version for flag, version in enabled.items() if protocols == SYSTEM_DEFAULT or protocols & flag]
+
+
+def _client_context(versions: list[ssl.TLSVersion], trusted_ca: Path) -> ssl.SSLContext:
+    """A client that offers exactly ``versions`` and trusts what the host's root store holds."""
+    context = ssl.create_default_context(cafile=str(trusted_ca))
+    context.minimum_version, context.maximum_version = min(versions), max(versions)
+    return context
+
+
+class _SchannelAdapter(requests.adapters.HTTPAdapter):
+    """Connections, direct or through the proxy, made with one client context."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, ssl_context=self._context, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, ssl_context=self._context, **proxy_kwargs)
 
 
 @dotnet_type("System.Net.ServicePointManager")
@@ -176,9 +228,9 @@ class HttpWebRequest(WebRequest):
         runtime = host_runtime()
         runtime.check_alive()
         secure = urlsplit(self._url).scheme.casefold() == "https"
-        protocols = _security_protocol(runtime)
-        if secure and protocols != SYSTEM_DEFAULT and not protocols & (TLS12 | TLS13):
-            raise web_exception("The request was aborted: Could not create SSL/TLS secure channel.", "SecureChannelFailure")
+        versions = _offered_tls_versions(runtime.host.profile, _security_protocol(runtime)) if secure else []
+        if secure and not versions:
+            raise web_exception(SECURE_CHANNEL_FAILURE, "SecureChannelFailure")
         # HttpWebRequest sends no User-Agent, Accept or Accept-Encoding of its own.
         headers: dict[str, str | None] = {"User-Agent": SKIP_HEADER, "Accept": None, "Accept-Encoding": SKIP_HEADER}
         if self._range is not None:
@@ -186,6 +238,8 @@ class HttpWebRequest(WebRequest):
         proxy = None if _is_loopback(self._url) else runtime.host.proxy
         session = requests.Session()
         session.trust_env = False  # the host's own proxy setting only
+        if secure:
+            session.mount("https://", _SchannelAdapter(_client_context(versions, runtime.host.trusted_ca)))
         try:
             response = session.get(
                 self._url,
@@ -208,7 +262,10 @@ class HttpWebRequest(WebRequest):
 def _request_failure(url: str, proxy: str | None, error: requests.RequestException) -> PowerShellError:
     """The WebException .NET gives a request that got no answer."""
     if isinstance(error, requests.exceptions.SSLError):
-        return web_exception("The underlying connection was closed: Could not establish trust relationship for the SSL/TLS secure channel.", "TrustFailure")
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return web_exception("The underlying connection was closed: Could not establish trust relationship for the SSL/TLS secure channel.", "TrustFailure")
+        # No version both sides speak, or another failure of the handshake.
+        return web_exception(SECURE_CHANNEL_FAILURE, "SecureChannelFailure")
     if isinstance(error, requests.Timeout):
         return web_exception("The operation has timed out", "Timeout")
     text = str(error)

@@ -20,6 +20,10 @@ OS_ARCHITECTURES = {"x86": "32-bit", "x64": "64-bit", "arm64": "ARM 64-bit Proce
 ENVIRONMENT_ARCHITECTURES = {"x86": "x86", "x64": "AMD64", "arm64": "ARM64"}
 # Win32_OperatingSystem.OSLanguage (LCID) of the display languages used here.
 LANGUAGE_LCIDS = {"en-US": 1033, "fr-FR": 1036}
+# Schannel supports TLS 1.3, enabled by default, from Windows Server 2022 (build 20348) and Windows 11
+# on ("Protocols in TLS/SSL (Schannel SSP)", MicrosoftDocs/win32,
+# desktop-src/SecAuthN/protocols-in-tls-ssl--schannel-ssp-.md); Windows 10 does not support it.
+FIRST_TLS13_BUILD = 20348
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class OsProfile:
     @property
     def os_language(self) -> int:
         return LANGUAGE_LCIDS[self.display_languages[0]]
+
+    @property
+    def supports_tls13(self) -> bool:
+        return self.build >= FIRST_TLS13_BUILD
 
 
 _WIN10 = OsProfile(

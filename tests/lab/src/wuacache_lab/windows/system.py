@@ -41,6 +41,16 @@ LSA_KEY = r"SYSTEM\CurrentControlSet\Control\Lsa"
 AUTOLOGON_CHECKED_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\AutoLogonChecked"
 # ServicingInProgress there: 0 idle, 1 changes waiting for a restart, 2 servicing at work.
 CBS_INTERFACE_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\Interface"
+# .NET Framework 4's key, and its twin in the registry view of 32-bit processes on 64-bit Windows
+# ("Transport Layer Security (TLS) best practices with the .NET Framework", dotnet/docs,
+# docs/framework/network-programming/tls.md, "Configuring security via the Windows Registry").
+NET_FRAMEWORK_KEY = r"SOFTWARE\Microsoft\.NETFramework\v4.0.30319"
+NET_FRAMEWORK_WOW64_KEY = r"SOFTWARE\WOW6432Node\Microsoft\.NETFramework\v4.0.30319"
+# The values of the host's net_framework_tls setting (wuacache_lab.windows.faults) there.
+_NET_FRAMEWORK_TLS_VALUES = {
+    "system_default_tls_versions": "SystemDefaultTlsVersions",
+    "sch_use_strong_crypto": "SchUseStrongCrypto",
+}
 
 # Reboot markers the host's state can hold, and what each leaves in the registry.
 CBS_REBOOT_PENDING = "cbs_reboot_pending"
@@ -219,6 +229,7 @@ class WindowsSystem:
                 "ServicingInProgress": 2 if state.startup_until is not None else 1 if state.pending_changes else 0
             },
         }
+        keys.update(self._net_framework_keys())
         if state.startup_until is None:
             keys[AUTOLOGON_CHECKED_KEY] = {}
         if CBS_REBOOT_PENDING in state.reboot_markers:
@@ -230,6 +241,17 @@ class WindowsSystem:
                 "\\??\\C:\\Windows\\WinSxS\\Temp\\PendingRenames\\pending.dll",
                 "",
             ]
+        return keys
+
+    def _net_framework_keys(self) -> dict[str, dict[str, Any]]:
+        """.NET Framework 4's keys, holding the TLS values of the host's ``net_framework_tls`` setting
+        (none by default): only 64-bit Windows has the 32-bit view, WOW6432Node."""
+        setting = self._host.faults.net_framework_tls()
+        values = {name: setting[option] for option, name in _NET_FRAMEWORK_TLS_VALUES.items() if option in setting}
+        view = setting.get("view", "both")
+        keys = {NET_FRAMEWORK_KEY: values if view in ("both", "native") else {}}
+        if self._host.profile.architecture != "x86":
+            keys[NET_FRAMEWORK_WOW64_KEY] = values if view in ("both", "wow6432node") else {}
         return keys
 
     # Service control manager (wuauserv is the only service that can change)

@@ -168,7 +168,12 @@ class UpdateAgent:
             raise COMError(E_ACCESSDENIED)
 
     def ensure_running(self) -> None:
-        """WUA needs wuauserv: refused when disabled, trigger-started when stopped."""
+        """Every call that reaches the Update Agent needs wuauserv: refused while it is disabled with
+        ERROR_SERVICE_DISABLED (0x80070422, "The service cannot be started, either because it is disabled
+        or because it has no enabled devices associated with it.", MicrosoftDocs/win32
+        desktop-src/Debug/system-error-codes--1000-1299-.md), started on demand while it is stopped.
+        Microsoft's Update Agent reference documents neither; 0x80070422 is what Windows is commonly
+        seen to return, and the lab holds every call to it, so that no call goes unnoticed."""
         if self.host.store.peek(lambda state: state.wuauserv_state) == "Running":
             return
         with self.host.store.update() as state:
@@ -192,8 +197,12 @@ class UpdateAgent:
 
 
 class WuaClient:
-    """The WUA objects one process creates; volatile scan services registered
-    through them disappear with the process, as when Windows releases them."""
+    """The WUA objects one process creates. A scan service registered without
+    usoNonVolatileService goes when its IUpdateService is released
+    (UpdateServiceOption, MicrosoftDocs/sdk-api
+    sdk-api-src/content/wuapi/ne-wuapi-updateserviceoption.md): the lab, which
+    counts no COM references, removes it when the process ends, which
+    releases them all."""
 
     def __init__(self, agent: UpdateAgent, logon: LogonSession) -> None:
         self.agent = agent
@@ -221,8 +230,7 @@ class WuaClient:
 
 
 class WindowsUpdateAgentInfo:
-    """``Microsoft.Update.AgentInfo``: answered by wuapi.dll in the calling
-    process, so it needs neither the service nor a local logon."""
+    """``Microsoft.Update.AgentInfo``, which needs no local logon."""
 
     __com_interface__ = "IWindowsUpdateAgentInfo"
     _API_MAJOR_VERSION = 8
@@ -232,6 +240,7 @@ class WindowsUpdateAgentInfo:
         self._client = client
 
     def GetInfo(self, varInfoIdentifier: str) -> Any:
+        self._client.agent.ensure_running()
         values = {
             "productversionstring": self._client.host.profile.wua_version,
             "apimajorversion": self._API_MAJOR_VERSION,
@@ -282,6 +291,7 @@ class UpdateServiceManager:
 
     @property
     def Services(self) -> UpdateServiceCollection:
+        self._client.agent.ensure_running()
         services = {**self._client.host.store.read().scan_services, **self._client.volatile_services}
         return UpdateServiceCollection(UpdateService(service.name, service.service_id) for service in services.values())
 
