@@ -14,7 +14,9 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
     Scan,
     failures_message,
     install_outcome,
+    not_installed_outcome,
     plan_result,
+    user_input_outcome,
 )
 from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import reboot_host
 
@@ -34,7 +36,9 @@ class ActionModule(PatchingAction):
         if self._task.check_mode:
             result.update(plan_result(scan))
             to_patch = scan.to_patch()
-            result["installs"] = [{"update_id": update["update_id"], "title": update["title"]} for update in to_patch]
+            result["installs"] = [{"update_id": update["update_id"], "title": update["title"]} for update in to_patch] + [
+                user_input_outcome(update["update_id"], update["title"]) for update in scan.needing_user_input()
+            ]
             result["changed"] = result["cab"]["transferred"] or bool(to_patch)
             return
 
@@ -91,6 +95,15 @@ class Rounds:
 
             outcomes = [install_outcome(update) for update in answer["updates"]]
             self.installs.update((outcome["update_id"], outcome) for outcome in outcomes)
+            # Another revision than the scan's, found by the install's own search, that can ask for user input.
+            self.installs.update(
+                (skipped["update_id"].lower(), user_input_outcome(skipped["update_id"], skipped["title"])) for skipped in answer["skipped"]
+            )
+            answered = {update["update_id"].lower() for update in answer["updates"] + answer["skipped"]}
+            for update_id in set(to_install) - answered:
+                self.installs[update_id] = not_installed_outcome(
+                    update_id, self.scan.updates[update_id]["title"], "the host's search did not return the update", skipped=False
+                )
             self.reboot_pending = self.reboot_pending or answer["reboot_required"]
             if self.reboot_pending and self.options["reboot"]:
                 self._reboot()
@@ -102,6 +115,8 @@ class Rounds:
     def _download(self) -> list[str]:
         """Download what the current scan lacks; return the updates to install."""
         plan = self.patching.wait_for_files(self.scan, self.options["wait_for_files"])
+        for update in self.scan.needing_user_input(plan):
+            self.installs[update["update_id"]] = user_input_outcome(update["update_id"], update["title"])
         outcomes = self.patching.download(self.scan, plan)
         self.downloads.update((outcome["update_id"], outcome) for outcome in outcomes)
         downloaded = {outcome["update_id"] for outcome in outcomes if outcome["downloaded"]}
@@ -120,16 +135,22 @@ class Rounds:
         result = plan_result(self.scan)
         installs = list(self.installs.values())
         downloads = list(self.downloads.values())
+        attempted = any(not outcome["skipped"] for outcome in installs)
         result.update(
-            changed=self.cab_transferred or self.rebooted or any(outcome["downloaded"] for outcome in downloads) or bool(installs),
+            changed=self.cab_transferred or self.rebooted or any(outcome["downloaded"] for outcome in downloads) or attempted,
             downloads=downloads,
             installs=installs,
             installed=sum(outcome["installed"] for outcome in installs),
-            failed_installs=sum(not outcome["installed"] for outcome in installs),
+            failed_installs=sum(not outcome["installed"] and not outcome["skipped"] for outcome in installs),
+            skipped_installs=sum(outcome["skipped"] for outcome in installs),
             reboot_required=result["reboot_required"] or self.reboot_pending,
             rebooted=self.rebooted,
             rounds=self.rounds,
         )
+        skipped = [outcome for outcome in installs if outcome["skipped"]]
+        if skipped:
+            titles = ", ".join(f"{outcome['title']} ({outcome['update_id']})" for outcome in skipped)
+            result["warnings"] = [*result["warnings"], f"Not installed, since their installers can ask for user input: {titles}"]
         message = "; ".join(filter(None, (failures_message("downloaded", downloads), failures_message("installed", installs))))
         if message:
             result.update(failed=True, msg=message)

@@ -755,6 +755,7 @@ function ConvertTo-UpdateRecord {
         eula_accepted = $Update.EulaAccepted
         reboot_required = $Update.RebootRequired
         reboot_behavior = $Update.InstallationBehavior.RebootBehavior
+        can_request_user_input = $Update.InstallationBehavior.CanRequestUserInput
         max_download_size = $Update.MaxDownloadSize
         superseded_update_ids = @($Update.SupersededUpdateIDs)
         download_urls = @(Get-DownloadUrl -Update $Update)
@@ -1016,7 +1017,20 @@ function Install-Update {
         $catalog = Add-CatalogService
         $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
         $updates = New-Object -ComObject Microsoft.Update.UpdateColl
+        $skipped = @()
         foreach ($update in $searchResult.Updates) {
+            # Nobody can answer an update that asks for user input in a SYSTEM task; Microsoft's
+            # sample leaves them out ("Searching, Downloading, and Installing Updates"). The
+            # controller leaves them out of the criteria already, but the search may return another
+            # revision than the scan did, so the installer must never be given one.
+            $script:BridgeCall = 'IUpdate.InstallationBehavior'
+            if ($update.InstallationBehavior.CanRequestUserInput) {
+                $skipped += [ordered]@{
+                    update_id = $update.Identity.UpdateID
+                    title = $update.Title
+                }
+                continue
+            }
             if (-not $update.EulaAccepted) {
                 $script:BridgeCall = 'IUpdate.AcceptEula'
                 $update.AcceptEula()
@@ -1028,13 +1042,16 @@ function Install-Update {
         # Nobody can answer a prompt for source media in a SYSTEM task.
         $installer.AllowSourcePrompts = $false
         $script:BridgeCall = 'IUpdateInstaller.RebootRequiredBeforeInstallation'
-        if ($installer.RebootRequiredBeforeInstallation) {
+        $rebootFirst = $installer.RebootRequiredBeforeInstallation
+        # IUpdateInstaller::Install refuses an empty collection (WU_E_NO_UPDATE).
+        if ($rebootFirst -or $updates.Count -eq 0) {
             return [ordered]@{
-                reboot_required_before_installation = $true
+                reboot_required_before_installation = $rebootFirst
                 result_code = $null
                 hresult = $null
                 reboot_required = $null
                 updates = @()
+                skipped = @($skipped)
             }
         }
         # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
@@ -1059,6 +1076,7 @@ function Install-Update {
             hresult = $installation.HResult
             reboot_required = $installation.RebootRequired
             updates = @($results)
+            skipped = @($skipped)
         }
     }
     finally {

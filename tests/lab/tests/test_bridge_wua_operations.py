@@ -64,7 +64,7 @@ WUSA_NOT_INSTALLED = 2359303
 UPDATE_MEMBERS = {
     "update_id", "revision_number", "title", "kb_article_ids", "msrc_severity", "categories",
     "last_deployment_change_time", "is_installed", "is_hidden", "is_downloaded", "is_mandatory",
-    "eula_accepted", "reboot_required", "reboot_behavior", "max_download_size", "superseded_update_ids",
+    "eula_accepted", "reboot_required", "reboot_behavior", "can_request_user_input", "max_download_size", "superseded_update_ids",
     "download_urls", "bundled",
 }  # fmt: skip
 
@@ -335,6 +335,7 @@ def test_scan_reports_what_the_agent_finds(lab: Lab, host: WindowsHost) -> None:
         assert set(record) == UPDATE_MEMBERS
         update = found[record["update_id"]]
         assert record["kb_article_ids"] == list(update.KBArticleIDs)
+        assert record["can_request_user_input"] is update.InstallationBehavior.CanRequestUserInput
         assert {category["type"] for category in record["categories"]} == {"Product", "UpdateClassification"}
         assert record["last_deployment_change_time"].endswith("Z")
         assert record["bundled"] == [
@@ -469,6 +470,7 @@ def test_install_installs_and_records_it(lab: Lab, host: WindowsHost) -> None:
             {"update_id": update["update_id"], "title": update["title"], "result_code": 2, "hresult": 0,
              "reboot_required": False},
         ],
+        "skipped": [],
     }  # fmt: skip
     [entry] = elevated(host, "history", wuauserv_after=DISABLED_AND_STOPPED)["history"]
     assert (entry["operation"], entry["result_code"], entry["update_id"], entry["title"]) == (
@@ -510,6 +512,7 @@ def test_an_install_that_needs_a_restart_blocks_the_next_one(lab: Lab, host: Win
         "hresult": None,
         "reboot_required": None,
         "updates": [],
+        "skipped": [],
     }
     assert scan(host, criteria_for(second))["updates"][0]["is_installed"] is False
     assert scan(host)["reboot_required"] is True

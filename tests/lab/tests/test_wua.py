@@ -535,6 +535,22 @@ def test_install_that_needs_a_restart_completes_at_the_next_boot(lab: Lab, tmp_p
     assert install(host, other).ResultCode == OperationResultCode.Succeeded
 
 
+def test_an_update_that_can_ask_for_user_input_fails_where_nobody_can_answer(lab: Lab, tmp_path: Path) -> None:
+    host = new_host(lab, tmp_path, "win10-22h2-fr")
+    found = search(host)
+    # The catalog's CanRequestUserInput attribute, as the model sets it (the French language pack only).
+    marked = {update_id for update_id, update in found.items() if model_bundle(lab, update).can_request_user_input}
+    [asking] = [update for update in found.values() if update.InstallationBehavior.CanRequestUserInput]
+    assert marked == {asking.Identity.UpdateID}
+    stage_content(lab, host, asking)
+
+    result = install(host, asking)
+
+    # WU_E_UH_CANREQUIREINPUT: no interactive user to answer it on a lab host.
+    assert (result.ResultCode, result.GetUpdateResult(0).HResult) == (4, 0x8024200A - (1 << 32))
+    assert not asking.IsInstalled
+
+
 def test_install_failure_fault_fails_the_chosen_update_only(lab: Lab, tmp_path: Path) -> None:
     host = new_host(lab, tmp_path, "win10-22h2")
     found = search(host)

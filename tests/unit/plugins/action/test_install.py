@@ -59,7 +59,7 @@ def test_downloads_installs_and_rescans_so_that_the_server_learns_the_result(ser
     assert "failed" not in result
     assert (result["installed"], result["failed_installs"], result["rounds"]) == (1, 0, 1)
     assert result["installs"][0] == {
-        "update_id": CU, "title": f"update {CU}", "installed": True, "result_code": 2, "result": "succeeded",
+        "update_id": CU, "title": f"update {CU}", "installed": True, "skipped": False, "result_code": 2, "result": "succeeded",
         "hresult": "0x00000000", "hresult_name": None, "reboot_required": False,
     }
     assert result["counts"]["OK"] == 2
@@ -342,3 +342,64 @@ def test_with_reboot_a_pending_restart_comes_first(server: FakeServer) -> None:
     assert host.params("restart") == [RESTART]
     assert "install" not in host.operations
     assert (result["rebooted"], result["reboot_required"], result["counts"]["OK"]) == (True, False, 2)
+
+
+def test_an_update_that_can_ask_for_user_input_is_left_out_with_a_warning(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "scan": [scan_answer(cu_user_input=True)]})
+
+    result = run(server, host)
+
+    # Neither downloaded nor installed: nobody could answer it in the task that installs.
+    assert host.operations == ["info", "scan"]
+    [outcome] = result["installs"]
+    assert (outcome["update_id"], outcome["installed"], outcome["skipped"], outcome["result"]) == (CU, False, True, "skipped")
+    assert "CanRequestUserInput" in outcome["msg"]
+    assert (result["installed"], result["failed_installs"], result["skipped_installs"]) == (0, 0, 1)
+    assert "failed" not in result
+    assert result["changed"] is False
+    assert any(CU in warning for warning in result["warnings"])
+
+
+def test_check_mode_names_the_updates_that_would_be_left_out(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "scan": [scan_answer(cu_user_input=True)]})
+
+    result = run(server, host, check_mode=True)
+
+    [outcome] = result["installs"]
+    assert (outcome["update_id"], outcome["skipped"]) == (CU, True)
+    assert result["changed"] is False
+
+
+def test_an_update_the_host_leaves_out_of_the_install_is_reported_as_skipped(server: FakeServer) -> None:
+    # The scan saw a revision that installs unattended; the install's own search found one that can ask for input.
+    server.report_answers.extend([plan(), plan()])
+    host = RecordedHost({
+        "info": [info(), info()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True, cu_user_input=True)],
+        "install": [dict(installed(), result_code=None, hresult=None, reboot_required=None,
+                         skipped=[{"update_id": CU.upper(), "title": "2024-01 Cumulative Update"}])],
+    })
+
+    result = run(server, host)
+
+    [outcome] = result["installs"]
+    assert (outcome["update_id"], outcome["skipped"], outcome["installed"]) == (CU, True, False)
+    assert (result["failed_installs"], result["skipped_installs"]) == (0, 1)
+    assert "failed" not in result
+
+
+def test_an_update_the_install_search_does_not_return_fails_the_task(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan()])
+    host = RecordedHost({
+        "info": [info(), info()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "install": [dict(installed(), result_code=None, hresult=None, reboot_required=None)],
+    })
+
+    result = run(server, host)
+
+    assert result["failed"] is True
+    assert "the host's search did not return the update" in result["msg"]
+    assert (result["installs"][0]["update_id"], result["failed_installs"]) == (CU, 1)

@@ -46,6 +46,7 @@ from wuacache_lab.windows.errors import (
     WU_E_NO_UPDATE,
     WU_E_NOT_APPLICABLE,
     WU_E_PT_WINHTTP_NAME_NOT_RESOLVED,
+    WU_E_UH_CANREQUIREINPUT,
     WU_E_UH_NEEDANOTHERDOWNLOAD,
     COMError,
     signed,
@@ -483,7 +484,10 @@ class Update:
 
     @property
     def InstallationBehavior(self) -> InstallationBehavior:
-        return InstallationBehavior(REBOOT_BEHAVIORS.get(self._details.reboot_behavior, 0))
+        return InstallationBehavior(
+            REBOOT_BEHAVIORS.get(self._details.reboot_behavior, 0),
+            CanRequestUserInput=self._details.can_request_user_input,
+        )
 
     @property
     def BundledUpdates(self) -> UpdateCollection:
@@ -882,6 +886,14 @@ class UpdateInstaller:
             return WU_E_EULAS_DECLINED
         if not update.IsDownloaded:
             return WU_E_DM_NOTDOWNLOADED
+        if update.InstallationBehavior.CanRequestUserInput:
+            # Nobody is ever logged on interactively to a lab host to answer it. Microsoft does not say
+            # what the installer does then; its handler's error for an update that requires user input
+            # is WU_E_UH_CANREQUIREINPUT (wuerror.h, microsoft/win32metadata
+            # generation/WinSDK/RecompiledIdlHeaders/um/wuerror.h), and Microsoft's sample leaves such
+            # updates out of an install ("Searching, Downloading, and Installing Updates",
+            # MicrosoftDocs/win32 desktop-src/Wua_Sdk/searching--downloading--and-installing-updates.md).
+            return WU_E_UH_CANREQUIREINPUT
         if delay := faults.install_delay():
             time.sleep(delay)
         return faults.install_failure(update.Identity.UpdateID)
