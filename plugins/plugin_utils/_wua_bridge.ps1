@@ -1088,10 +1088,18 @@ function Install-Update {
 function Uninstall-Update {
     <#
     .SYNOPSIS
-    The "uninstall" operation (elevated): the Windows Update Standalone Installer removes the update of a KB.
+    The "uninstall" operation (elevated): the update of a KB removed by the Windows Update Standalone Installer, or a package by DISM.
+
+    .DESCRIPTION
+    wusa.exe /uninstall does not work on a combined package, the cumulative update that carries
+    the servicing stack update: Microsoft's KB articles have the cumulative update's own package
+    removed with DISM instead. The controller finds that package (Get-ServicingPackage) and names
+    it; without a package name, wusa.exe removes the KB's update.
     #>
     param(
         [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Kb,
+        # A cumulative update's package, for DISM; none for wusa.exe.
+        [Parameter()] [AllowNull()] [Alias('package_name')] [string]$PackageName,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
     # The number goes on wusa's command line.
@@ -1101,14 +1109,53 @@ function Uninstall-Update {
     # wusa.exe works through the Windows Update service.
     try {
         Start-WindowsUpdateService
+        if ($PackageName) {
+            $script:BridgeCall = 'Remove-WindowsPackage'
+            $image = Remove-WindowsPackage -Online -PackageName $PackageName -NoRestart
+            return [ordered]@{
+                method = 'dism'
+                exit_code = $null
+                restart_needed = $image.RestartNeeded
+            }
+        }
         $script:BridgeCall = 'wusa.exe'
         $exitCode = Invoke-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart'
         [ordered]@{
+            method = 'wusa'
             exit_code = $exitCode
+            restart_needed = $null
         }
     }
     finally {
         Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
+    }
+}
+
+function Get-ServicingPackage {
+    <#
+    .SYNOPSIS
+    The "servicing_packages" operation: the servicing packages of the running Windows whose names are like a pattern, in detail.
+
+    .DESCRIPTION
+    A cumulative update's package (Package_for_RollupFix~...) does not carry its KB in its name:
+    its description and support information do. Only the packages the controller names by
+    pattern are read in detail, each with a call of its own.
+    #>
+    param([Parameter(Mandatory = $true)] [Alias('name_like')] [string]$NameLike)
+    $script:BridgeCall = 'Get-WindowsPackage'
+    $packages = foreach ($package in @(Get-WindowsPackage -Online)) {
+        if ($package.PackageName -like $NameLike) {
+            $details = Get-WindowsPackage -Online -PackageName $package.PackageName
+            [ordered]@{
+                name = $details.PackageName
+                state = [string]$details.PackageState
+                description = $details.Description
+                support_information = $details.SupportInformation
+            }
+        }
+    }
+    [ordered]@{
+        packages = @($packages)
     }
 }
 
@@ -1316,6 +1363,7 @@ $operations = @{
     download = 'Save-Update'
     install = 'Install-Update'
     uninstall = 'Uninstall-Update'
+    servicing_packages = 'Get-ServicingPackage'
     history = 'Get-UpdateHistory'
     install_package = 'Install-Package'
     os_upgrade = 'Start-OsUpgrade'

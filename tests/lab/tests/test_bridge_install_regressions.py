@@ -9,13 +9,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bridge_client import NEVER_REBOOTS, Lab, download, ensure_cab, install, pending, scan
+from bridge_client import (
+    DISABLED_AND_STOPPED,
+    NEVER_REBOOTS,
+    Lab,
+    call,
+    download,
+    elevated,
+    ensure_cab,
+    install,
+    install_package,
+    pending,
+    publish,
+    run_elevated,
+    scan,
+)
 from shipped_scripts import before_and_after
 
+from wuacache_lab.packages import build_msu
 from wuacache_lab.upstream import UpstreamServer
+from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 
 BEFORE_FIXES = "711075a1b30a1e7f4bf47480d34edb8cc1cd808b"
+# A combined package: the cumulative update KB5099101 with the servicing stack update KB5099100.
+CUMULATIVE_KB = "5099101"
+SERVICING_STACK_KB = "5099100"
+CBS_E_CANNOT_UNINSTALL = 0x800F0825 - (1 << 32)
+ERROR_SUCCESS_REBOOT_REQUIRED = 3010
 
 
 @pytest.fixture
@@ -78,3 +99,77 @@ def test_an_install_of_nothing_but_updates_that_ask_for_input_installs_nothing(l
         "skipped": [{"update_id": asking["update_id"], "title": asking["title"]}],
     }
     assert host.state.history == []
+
+
+@pytest.fixture
+def combined_package(lab: Lab, host: WindowsHost, tmp_path: Path) -> WindowsHost:
+    """The host, with a combined package installed by wusa.exe and its restart done."""
+    set_host_fault(tmp_path / "hosts", host.name, "reboot_seconds", seconds=0)
+    package = publish(
+        lab, f"windows10.0-kb{CUMULATIVE_KB}-x64.msu", build_msu, kb=CUMULATIVE_KB, servicing_stack_kb=SERVICING_STACK_KB
+    )
+    assert install_package(host, package)["exit_code"] == ERROR_SUCCESS_REBOOT_REQUIRED
+    host.reboot()
+    assert host.is_reachable()
+    return host
+
+
+def installed_kbs(host: WindowsHost) -> list[str]:
+    """The KB of each servicing package installed."""
+    return sorted(package.kb for package in host.state.packages.values())
+
+
+@before_and_after(
+    BEFORE_FIXES,
+    "the cumulative update of a combined package could not be removed: wusa.exe refuses the package that holds the servicing stack",
+)
+def test_the_cumulative_update_of_a_combined_package_is_removed_by_dism_and_the_servicing_stack_stays(
+    shipped_scripts: object, combined_package: WindowsHost
+) -> None:
+    host = combined_package
+    exit_code, response = call(host, "servicing_packages", name_like="Package_for_RollupFix*")
+    assert exit_code == 0, response
+    [cumulative] = response["result"]["packages"]
+
+    exit_code, response = run_elevated(
+        host, "uninstall", kb=CUMULATIVE_KB, package_name=cumulative["name"], wuauserv_after=DISABLED_AND_STOPPED
+    )
+
+    assert (exit_code, response.get("result")) == (0, {"method": "dism", "exit_code": None, "restart_needed": True})
+    host.reboot()
+    assert installed_kbs(host) == [SERVICING_STACK_KB]
+
+
+def test_a_cumulative_update_package_names_its_kb_in_its_details(combined_package: WindowsHost) -> None:
+    exit_code, response = call(combined_package, "servicing_packages", name_like="Package_for_*")
+
+    assert exit_code == 0, response
+    details = {package["name"]: package for package in response["result"]["packages"]}
+    assert details.keys() == combined_package.state.packages.keys()
+    [cumulative] = [package for name, package in details.items() if name.startswith("Package_for_RollupFix~")]
+    assert (cumulative["state"], cumulative["description"], cumulative["support_information"]) == (
+        "Installed",
+        f"Fix for KB{CUMULATIVE_KB}",
+        f"https://support.microsoft.com/help/{CUMULATIVE_KB}",
+    )
+
+
+def test_wusa_does_not_remove_a_combined_package(combined_package: WindowsHost) -> None:
+    assert installed_kbs(combined_package) == [SERVICING_STACK_KB, CUMULATIVE_KB]
+
+    result = elevated(combined_package, "uninstall", kb=CUMULATIVE_KB, wuauserv_after=DISABLED_AND_STOPPED)
+
+    assert result == {"method": "wusa", "exit_code": CBS_E_CANNOT_UNINSTALL, "restart_needed": None}
+    assert installed_kbs(combined_package) == [SERVICING_STACK_KB, CUMULATIVE_KB]
+
+
+def test_dism_does_not_remove_a_servicing_stack(combined_package: WindowsHost) -> None:
+    [servicing_stack] = [name for name in combined_package.state.packages if name.startswith("Package_for_ServicingStack")]
+
+    exit_code, response = run_elevated(
+        combined_package, "uninstall", kb=SERVICING_STACK_KB, package_name=servicing_stack, wuauserv_after=DISABLED_AND_STOPPED
+    )
+
+    assert exit_code == 1
+    assert (response["error"]["hresult"], response["error"]["call"]) == (CBS_E_CANNOT_UNINSTALL, "Remove-WindowsPackage")
+    assert servicing_stack in combined_package.state.packages

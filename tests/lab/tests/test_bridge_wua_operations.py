@@ -538,7 +538,7 @@ def test_uninstall_removes_the_update_of_a_kb(lab: Lab, host: WindowsHost, tmp_p
 
     result = elevated(host, "uninstall", kb=update["kb_article_ids"][0], wuauserv_after=DISABLED_AND_STOPPED)
 
-    assert result == {"exit_code": 0}
+    assert result == {"method": "wusa", "exit_code": 0, "restart_needed": None}
     after = scan(host, criteria_for(update))
     assert after["updates"][0]["is_installed"] is False
     assert (after["history"][0]["operation"], after["history"][0]["update_id"]) == (2, update["update_id"])
@@ -549,7 +549,7 @@ def test_uninstall_that_needs_a_restart_completes_with_it(lab: Lab, host: Window
 
     result = elevated(host, "uninstall", kb=update["kb_article_ids"][0], wuauserv_after=DISABLED_AND_STOPPED)
 
-    assert result == {"exit_code": 3010}
+    assert result == {"method": "wusa", "exit_code": 3010, "restart_needed": None}
     assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is True
     host.reboot()
     assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is False
@@ -559,12 +559,12 @@ def test_wusa_needs_the_windows_update_service(host: WindowsHost) -> None:
     host.system().set_service_start_mode("wuauserv", "Disabled")
     assert host.run_process("wusa.exe /uninstall /kb:1 /quiet /norestart", b"", SYSTEM).exit_code == ERROR_SERVICE_DISABLED
     # The bridge starts the service around wusa, and leaves it as asked.
-    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": WUSA_NOT_INSTALLED}
+    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"method": "wusa", "exit_code": WUSA_NOT_INSTALLED, "restart_needed": None}
     assert (host.state.wuauserv_start_mode, host.state.wuauserv_state) == ("Disabled", "Stopped")
 
 
 def test_uninstall_of_a_kb_nothing_installed_has(host: WindowsHost) -> None:
-    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": WUSA_NOT_INSTALLED}
+    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"method": "wusa", "exit_code": WUSA_NOT_INSTALLED, "restart_needed": None}
     assert host.state.history == []
 
 
@@ -578,7 +578,7 @@ def test_uninstall_refuses_a_kb_that_is_not_a_number(host: WindowsHost) -> None:
 def test_wusa_is_refused_to_a_network_logon(host: WindowsHost) -> None:
     exit_code, response = call(host, "uninstall", NETWORK, kb="1", wuauserv_after=DISABLED_AND_STOPPED)
 
-    assert (exit_code, response["result"]) == (0, {"exit_code": E_ACCESSDENIED})
+    assert (exit_code, response["result"]) == (0, {"method": "wusa", "exit_code": E_ACCESSDENIED, "restart_needed": None})
 
 
 def watched_run(host: WindowsHost, operation: str, **params: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
