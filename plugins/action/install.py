@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ansible_collections.wuacache.wua.plugins.plugin_utils._action import PatchingAction
+from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import BridgeError
+from ansible_collections.wuacache.wua.plugins.plugin_utils._hresult import describe
 from ansible_collections.wuacache.wua.plugins.plugin_utils._patching import (
+    FAILED,
     Patching,
     PatchingError,
     Scan,
@@ -62,6 +65,8 @@ class Rounds:
         self.downloads: dict[str, dict[str, Any]] = {}
         self.installs: dict[str, dict[str, Any]] = {}
         self.rounds = 0
+        # The excerpt of the servicing log read after the last install that failed.
+        self.servicing_log: dict[str, Any] | None = None
         self.rebooted = False
         # An install asked for a reboot that has not happened.
         self.reboot_pending = False
@@ -85,7 +90,11 @@ class Rounds:
                 raise PatchingError(f"{len(to_install)} updates are still to install after {self.rounds} rounds (max_rounds)")
             self.rounds += 1
 
-            answer = self.patching.install(to_install, self.scan.info)
+            try:
+                answer = self.patching.install(to_install, self.scan.info)
+            except BridgeError:
+                self.servicing_log = self.patching.servicing_log([])
+                raise
             if answer["reboot_required_before_installation"]:
                 if not self.options["reboot"]:
                     raise PatchingError("Windows Update requires a reboot before it installs anything: set reboot to true to allow it")
@@ -95,6 +104,10 @@ class Rounds:
 
             outcomes = [install_outcome(update) for update in answer["updates"]]
             self.installs.update((outcome["update_id"], outcome) for outcome in outcomes)
+            failures = [outcome["hresult"] for outcome in outcomes if not outcome["installed"]]
+            if failures or answer["result_code"] in FAILED:
+                # Read before a restart or another install adds to it.
+                self.servicing_log = self.patching.servicing_log([*failures, describe(answer["hresult"] or 0).code])
             # Another revision than the scan's, found by the install's own search, that can ask for user input.
             self.installs.update(
                 (skipped["update_id"].lower(), user_input_outcome(skipped["update_id"], skipped["title"])) for skipped in answer["skipped"]
@@ -147,6 +160,8 @@ class Rounds:
             rebooted=self.rebooted,
             rounds=self.rounds,
         )
+        if self.servicing_log is not None:
+            result["servicing_log"] = self.servicing_log
         skipped = [outcome for outcome in installs if outcome["skipped"]]
         if skipped:
             titles = ", ".join(f"{outcome['title']} ({outcome['update_id']})" for outcome in skipped)

@@ -15,7 +15,7 @@ description:
     and not installed.
   - Updates the plan does not allow (V(DISCARDED)) are never touched, and installed updates are never uninstalled.
   - Updates whose installer can ask for user input (C(InstallationBehavior.CanRequestUserInput)) are neither downloaded
-    nor installed, as Microsoft's install sample does: nobody can answer them in the unattended task that installs.
+    nor installed, as Microsoft's install sample does, since nobody can answer them in the unattended task that installs.
     They are reported as skipped, with a warning, and stay to install interactively.
   - With O(reboot), it restarts the host when an install asks for it and goes on in rounds, rescanning each time,
     until nothing is left to install. It stops with an error when updates installed in an earlier round are still
@@ -153,4 +153,25 @@ rounds:
   description: How many install rounds ran.
   returned: success, except in check mode
   type: int
+servicing_log:
+  description:
+    - The lines of the host's servicing log, C(%windir%\Logs\CBS\CBS.log), about the last install that failed (an
+      update that failed, an install that failed or was aborted, or an install the host could not run), read right
+      after it.
+    - The lines that name a failing HRESULT, or else servicing's errors and failures, each with the 5 lines around it;
+      at most the last 200 lines of the log's last 64 KiB. C(...) stands between parts that are not next to each other.
+  returned: when an install failed
+  type: dict
+  contains:
+    path:
+      description: The log's path on the host; V(null) when it could not be read.
+      type: str
+      sample: C:\Windows\Logs\CBS\CBS.log
+    lines:
+      description: The lines.
+      type: list
+      elements: str
+    error:
+      description: Why the log could not be read (such as a sharing violation); V(null) when it was read.
+      type: str
 """

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Removes the update of the KB from the host, then scans and reports to the wuacache server, so that the server
     learns the new state.
-  - A cumulative update is removed with DISM (C(Remove-WindowsPackage -Online -NoRestart)): its servicing package,
+  - A cumulative update is removed with DISM (C(Remove-WindowsPackage -Online -NoRestart)). Its servicing package,
     C(Package_for_RollupFix~...), is the installed one whose description or support information names the KB
     (C(Get-WindowsPackage -Online)). Microsoft documents that C(wusa.exe /uninstall) does not work on the combined
     packages that carry the cumulative update with the servicing stack update (Windows 10 21H2 and later, Windows 11,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.wuacache.wua.plugins.plugin_utils import _servicing_log
 from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
     BridgeError,
     run_bridge,
@@ -46,6 +48,8 @@ STATUSES_TO_PATCH = frozenset({"PENDING", "MISSING", "ERROR"})
 # OperationResultCode
 RESULT_CODES = {0: "not_started", 1: "in_progress", 2: "succeeded", 3: "succeeded_with_errors", 4: "failed", 5: "aborted"}
 SUCCEEDED = frozenset({2, 3})
+# orcFailed, orcAborted
+FAILED = frozenset({4, 5})
 display = Display()
 
 # How often the plan is read again while waiting for the server to fetch files.
@@ -265,6 +269,18 @@ class Patching:
             {"criteria": update_criteria(update_ids), "wuauserv_after": wuauserv_after(self.options, info)},
             timeout=self.options["timeout"],
         )
+
+    def servicing_log(self, hresults: Iterable[str]) -> dict[str, Any]:
+        """The lines of the host's servicing log (CBS.log) about the failure of ``hresults``, for an install that failed.
+
+        Whatever keeps the log from being read is reported with it, never as the task's failure: the install's
+        own result is what the task reports.
+        """
+        try:
+            log = run_bridge(self.action, "servicing_log", {"max_bytes": _servicing_log.MAX_BYTES})
+        except AnsibleError as error:
+            return {"path": None, "lines": [], "error": str(error)}
+        return {"path": log["path"], "lines": _servicing_log.excerpt(log["text"], log["offset"], hresults), "error": None}
 
 
 def _planned_files_by_child(scanned: dict[str, Any], update: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

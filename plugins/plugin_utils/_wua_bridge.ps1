@@ -47,6 +47,8 @@ $CatalogPath = Join-Path -Path $RootFolder -ChildPath 'wsusscn2.cab'
 $StagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
 $PackagesFolder = Join-Path -Path $RootFolder -ChildPath 'packages'
 $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
+# Where the end of the servicing log is copied to be read, and deleted.
+$ServicingLogTailPath = Join-Path -Path $RootFolder -ChildPath 'CBS.log.tail'
 # The root's security descriptor ("Security Descriptor String Format", "ACE Strings" and "SID
 # Strings", MicrosoftDocs/win32 desktop-src/SecAuthZ/): owner Administrators (BA); a DACL protected
 # from inheritance (P), auto-inherited (AI), whose only entries allow (A) full control (FA) to SYSTEM
@@ -1159,6 +1161,59 @@ function Get-ServicingPackage {
     }
 }
 
+function Get-ServicingLog {
+    <#
+    .SYNOPSIS
+    The "servicing_log" operation: the end of the servicing log, CBS.log, from MaxBytes before its end.
+
+    .DESCRIPTION
+    The controller reads it after an install failed and picks the lines it reports. TrustedInstaller
+    keeps the log open for writing while it runs: only a reader that lets others write opens it
+    (FileShare.ReadWrite, dotnet/dotnet-api-docs xml/System.IO/FileShare.xml). The tail is copied
+    into the root and read from there; it may begin inside a line, "offset" says where.
+    #>
+    param([Parameter(Mandatory = $true)] [Alias('max_bytes')] [long]$MaxBytes)
+    $log = [ordered]@{
+        path = Join-Path -Path $env:SystemRoot -ChildPath 'Logs\CBS\CBS.log'
+        size = $null
+        offset = $null
+        text = $null
+    }
+    if (-not (Test-Path -LiteralPath $log.path -PathType Leaf)) {
+        return $log
+    }
+    Initialize-PrivateFolder
+    $script:BridgeCall = 'Read CBS.log'
+    $source = [System.IO.File]::Open($log.path, 'Open', 'Read', 'ReadWrite')
+    try {
+        $log.size = $source.Length
+        $log.offset = $log.size - $MaxBytes
+        if ($log.offset -lt 0) {
+            $log.offset = 0
+        }
+        $source.Position = $log.offset
+        $tail = [System.IO.File]::Open($ServicingLogTailPath, 'Create', 'Write')
+        try {
+            $source.CopyTo($tail)
+        }
+        finally {
+            $tail.Dispose()
+        }
+    }
+    finally {
+        $source.Dispose()
+    }
+    try {
+        # Servicing writes its log in the system's ANSI code page (plain ASCII in the logs that
+        # Microsoft's customers publish; the encoding is not documented).
+        $log.text = Get-Content -LiteralPath $ServicingLogTailPath -Raw -Encoding Default
+    }
+    finally {
+        Remove-Item -LiteralPath $ServicingLogTailPath -Force
+    }
+    $log
+}
+
 function Get-UpdateHistory {
     <#
     .SYNOPSIS
@@ -1364,6 +1419,7 @@ $operations = @{
     install = 'Install-Update'
     uninstall = 'Uninstall-Update'
     servicing_packages = 'Get-ServicingPackage'
+    servicing_log = 'Get-ServicingLog'
     history = 'Get-UpdateHistory'
     install_package = 'Install-Package'
     os_upgrade = 'Start-OsUpgrade'

@@ -12,6 +12,7 @@ import pytest
 from bridge_client import (
     DISABLED_AND_STOPPED,
     NEVER_REBOOTS,
+    ROOT,
     Lab,
     call,
     download,
@@ -36,6 +37,7 @@ BEFORE_FIXES = "711075a1b30a1e7f4bf47480d34edb8cc1cd808b"
 CUMULATIVE_KB = "5099101"
 SERVICING_STACK_KB = "5099100"
 CBS_E_CANNOT_UNINSTALL = 0x800F0825 - (1 << 32)
+CBS_LOG = "C:\\Windows\\Logs\\CBS\\CBS.log"
 ERROR_SUCCESS_REBOOT_REQUIRED = 3010
 
 
@@ -173,3 +175,43 @@ def test_dism_does_not_remove_a_servicing_stack(combined_package: WindowsHost) -
     assert exit_code == 1
     assert (response["error"]["hresult"], response["error"]["call"]) == (CBS_E_CANNOT_UNINSTALL, "Remove-WindowsPackage")
     assert servicing_stack in combined_package.state.packages
+
+
+@before_and_after(BEFORE_FIXES, "a failed install returned nothing of the servicing log, CBS.log, which tells why it failed")
+def test_after_a_failed_install_the_end_of_the_servicing_log_tells_why(
+    shipped_scripts: object, lab: Lab, host: WindowsHost, tmp_path: Path
+) -> None:
+    ensure_cab(lab, host)
+    [update] = pending(host, NEVER_REBOOTS)
+    download(lab, host, update)
+    set_host_fault(tmp_path / "hosts", host.name, "install_failure")
+    assert install(host, update)["updates"][0]["result_code"] == 4
+
+    # As the controller reads it: over the network logon, while TrustedInstaller holds the log open for writing.
+    exit_code, response = call(host, "servicing_log", max_bytes=65536)
+
+    assert exit_code == 0, response
+    log = response["result"]
+    assert (log["path"], log["offset"]) == (CBS_LOG, 0)
+    assert log["size"] == len(log["text"]) == len(b"".join(host.disk.read(CBS_LOG)))
+    [failed] = [line for line in log["text"].splitlines() if ", Error " in line]
+    assert failed.endswith(f"Exec: Failed to install Package_for_KB{update['kb_article_ids'][0]}. [HRESULT = 0x80070643 - ERROR_INSTALL_FAILURE]")
+    # The copy of the tail does not stay in the root.
+    assert not host.disk.exists(f"{ROOT}\\CBS.log.tail")
+
+
+def test_the_servicing_log_comes_from_the_given_bytes_before_its_end(lab: Lab, host: WindowsHost) -> None:
+    host.disk.make_dirs(CBS_LOG.rsplit("\\", 1)[0])
+    text = "".join(f"2024-05-14 07:46:{second:02d}, Info                  CBS    Line {second}\r\n" for second in range(60))
+    host.disk.write(CBS_LOG, [text.encode("ascii")])
+
+    exit_code, response = call(host, "servicing_log", max_bytes=100)
+
+    assert exit_code == 0, response
+    assert response["result"] == {"path": CBS_LOG, "size": len(text), "offset": len(text) - 100, "text": text[-100:]}
+
+
+def test_a_host_without_a_servicing_log_answers_no_text(host: WindowsHost) -> None:
+    exit_code, response = call(host, "servicing_log", max_bytes=100)
+
+    assert (exit_code, response["result"]) == (0, {"path": CBS_LOG, "size": None, "offset": None, "text": None})

@@ -51,6 +51,7 @@ from wuacache_lab.windows.errors import (
     COMError,
     signed,
 )
+from wuacache_lab.windows import servicinglog
 from wuacache_lab.windows.process import LogonSession
 from wuacache_lab.windows.profiles import OsProfile
 from wuacache_lab.windows.scanfile import CatalogEntry, ScanPackage, UpdateDetails, scan_packages
@@ -845,7 +846,7 @@ class UpdateInstaller:
         host = self._client.host
         update_id = update.Identity.UpdateID
         if operation == OPERATION_INSTALLATION:
-            failure = self._install_failure(update)
+            failure = self._refusal(update) or self._serviced_install(update)
         else:
             failure = None if update.IsInstalled else WU_E_NOT_APPLICABLE
         reboot = failure is None and update._reboot_behavior == "AlwaysRequiresReboot"
@@ -880,8 +881,8 @@ class UpdateInstaller:
         host.log.info("%s of %s succeeded%s", verb, update_id, ", restart required" if reboot else "")
         return UpdateInstallationResult(OperationResultCode.Succeeded, 0, reboot)
 
-    def _install_failure(self, update: Update) -> int | None:
-        faults = self._client.host.faults
+    def _refusal(self, update: Update) -> int | None:
+        """Why the Update Agent does not hand ``update`` to its installer, if it does not."""
         if not update.EulaAccepted:
             return WU_E_EULAS_DECLINED
         if not update.IsDownloaded:
@@ -894,9 +895,18 @@ class UpdateInstaller:
             # updates out of an install ("Searching, Downloading, and Installing Updates",
             # MicrosoftDocs/win32 desktop-src/Wua_Sdk/searching--downloading--and-installing-updates.md).
             return WU_E_UH_CANREQUIREINPUT
-        if delay := faults.install_delay():
+        return None
+
+    def _serviced_install(self, update: Update) -> int | None:
+        """The install by servicing, which logs its session: the HRESULT it fails with, if it does."""
+        host = self._client.host
+        if delay := host.faults.install_delay():
             time.sleep(delay)
-        return faults.install_failure(update.Identity.UpdateID)
+        failure = host.faults.install_failure(update.Identity.UpdateID)
+        reboot = failure is None and update._reboot_behavior == "AlwaysRequiresReboot"
+        for kb in update.KBArticleIDs:
+            servicinglog.log_install(host, f"Package_for_KB{kb}", failure or 0, reboot=reboot)
+        return failure
 
 
 # What ``New-Object -ComObject <ProgID>`` creates in a process of the lab.
