@@ -34,7 +34,8 @@ def excerpt(text: str | None, offset: int | None, hresults: Iterable[str]) -> li
     if offset:
         # The end of the log began inside a line.
         lines = lines[1:]
-    codes = {code.lower() for code in hresults}
+    # S_OK marks the sessions that went well.
+    codes = {code.lower() for code in hresults if int(code, 16)}
     marked = [index for index, line in enumerate(lines) if any(code in line.lower() for code in codes)]
     if not marked:
         marked = [index for index, line in enumerate(lines) if _FAILURE.search(line)]

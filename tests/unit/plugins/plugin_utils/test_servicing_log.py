@@ -27,9 +27,11 @@ def test_the_lines_of_the_failing_hresult_come_with_their_context_and_a_gap_betw
 def test_without_the_hresult_in_the_log_its_errors_and_failures_are_kept() -> None:
     lines = [info(number) for number in range(20)]
     lines[5] = "2024-05-14 07:46:05, Error                 CBS    Failed to resolve package [HRESULT = 0x800f0831 - CBS_E_STORE_CORRUPTION]"
+    lines[16] = "2024-05-14 07:46:16, Info                  CBS    Session finalized. [HRESULT = 0x00000000 - S_OK]"
     lines[19] = "2024-05-14 07:46:19, Info                  CBS    Failed to get next element"
 
-    result = excerpt("\n".join(lines), 0, ["0x80240022"])
+    # The install's own result, S_OK, marks nothing.
+    result = excerpt("\n".join(lines), 0, ["0x80240022", "0x00000000"])
 
     assert lines[5] in result and lines[19] in result
     assert lines[0] in result and lines[12] not in result
