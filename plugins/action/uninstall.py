@@ -27,10 +27,12 @@ _KB = re.compile(r"(?:KB)?([1-9][0-9]{0,9})", re.IGNORECASE)
 _UNINSTALLED = 0
 _UNINSTALLED_REBOOT_REQUIRED = 3010
 _NOT_INSTALLED = 0x00240007
+# A cumulative update's servicing package, whose name carries its build, not its KB.
+_CUMULATIVE_PACKAGES = "Package_for_RollupFix*"
 
 
 class ActionModule(PatchingAction):
-    """Run wusa.exe /uninstall for the KB, then rescan so that the server learns of it."""
+    """Remove the KB's update (wusa.exe) or cumulative update package (DISM), then rescan so that the server learns of it."""
 
     OWN_OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {
         "kb": {"type": "str", "required": True},
@@ -52,17 +54,25 @@ class ActionModule(PatchingAction):
             return
 
         info = run_bridge(self, "info")
-        exit_code = run_elevated(
-            self, "uninstall", {"kb": kb, "wuauserv_after": wuauserv_after(options, info)}, timeout=options["timeout"]
-        )["exit_code"]
-        result["exit_code"] = exit_code
-        changed = exit_code in (_UNINSTALLED, _UNINSTALLED_REBOOT_REQUIRED)
-        reboot_required = exit_code == _UNINSTALLED_REBOOT_REQUIRED
+        package = cumulative_package_of(run_bridge(self, "servicing_packages", {"name_like": _CUMULATIVE_PACKAGES})["packages"], kb)
+        answer = run_elevated(
+            self,
+            "uninstall",
+            {"kb": kb, "package_name": package, "wuauserv_after": wuauserv_after(options, info)},
+            timeout=options["timeout"],
+        )
+        exit_code = answer["exit_code"]
+        result.update(method=answer["method"], package_name=package, exit_code=exit_code)
+        if answer["method"] == "dism":
+            changed, reboot_required = True, answer["restart_needed"]
+        else:
+            changed = exit_code in (_UNINSTALLED, _UNINSTALLED_REBOOT_REQUIRED)
+            reboot_required = exit_code == _UNINSTALLED_REBOOT_REQUIRED
         rebooted = reboot_required and options["reboot"]
         if rebooted:
             reboot_host(self, timeout=options["reboot_timeout"])
 
-        # Whatever wusa.exe did, the server learns the host's state and its history.
+        # Whatever the uninstall did, the server learns the host's state and its history.
         scan = patching.scan()
         result.update(plan_result(scan))
         result.update(
@@ -76,3 +86,23 @@ class ActionModule(PatchingAction):
                 hresult=describe(exit_code).code,
                 msg=f"wusa.exe could not uninstall KB{kb}: exit code {hresult_text(exit_code)}",
             )
+
+
+def cumulative_package_of(packages: list[dict[str, Any]], kb: str) -> str | None:
+    """The installed cumulative update package of ``kb``, if any: its description (``Fix for KB5034441``) or support
+    information (``https://support.microsoft.com/help/5034441``) names the KB, as its update.mum does.
+
+    wusa.exe /uninstall does not work on the combined package that carries a cumulative update with the servicing
+    stack update; Microsoft's KB articles have the cumulative update's own package removed with DISM instead
+    ("If you want to remove the LCU", MicrosoftDocs/azure-stack-docs azure-local/security-update/security-update.md).
+    """
+    names_kb = re.compile(rf"(?<![0-9]){kb}(?![0-9])")
+    return next(
+        (
+            package["name"]
+            for package in packages
+            if package["state"] == "Installed"
+            and any(names_kb.search(package[field] or "") for field in ("description", "support_information"))
+        ),
+        None,
+    )

@@ -172,6 +172,11 @@ updates:
     downloaded:
       description: Whether its files are in the Windows Update Agent's cache.
       type: bool
+    can_request_user_input:
+      description:
+        - Whether its installer can ask for user input (C(InstallationBehavior.CanRequestUserInput)); M(wuacache.wua.install)
+          leaves such updates out.
+      type: bool
 counts:
   description: The number of updates per status, every status included.
   returned: success

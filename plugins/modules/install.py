@@ -14,6 +14,9 @@ description:
     (V(PENDING), V(MISSING) once their files arrived, and V(ERROR), whose last install failed) that are downloaded
     and not installed.
   - Updates the plan does not allow (V(DISCARDED)) are never touched, and installed updates are never uninstalled.
+  - Updates whose installer can ask for user input (C(InstallationBehavior.CanRequestUserInput)) are neither downloaded
+    nor installed, as Microsoft's install sample does, since nobody can answer them in the unattended task that installs.
+    They are reported as skipped, with a warning, and stay to install interactively.
   - With O(reboot), it restarts the host when an install asks for it and goes on in rounds, rescanning each time,
     until nothing is left to install. It stops with an error when updates installed in an earlier round are still
     not installed (an update loop), or after O(max_rounds) rounds.
@@ -79,7 +82,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 installs:
-  description: The outcome of each install (the last one per update); in check mode, the updates that would be installed.
+  description:
+    - The outcome of each install (the last one per update), and the updates left out of the install.
+    - In check mode, the updates that would be installed (C(update_id) and C(title) only), and those that would be left out.
   returned: success
   type: list
   elements: dict
@@ -93,16 +98,23 @@ installs:
     installed:
       description: Whether the install succeeded (C(OperationResultCode) 2 or 3).
       type: bool
+    skipped:
+      description:
+        - Whether the update was left out of the install on purpose, because its installer can ask for user input
+          (C(InstallationBehavior.CanRequestUserInput)); C(msg) says so. It is no failure.
+      type: bool
     result_code:
-      description: The C(OperationResultCode) of C(IUpdateInstallationResult).
+      description: The C(OperationResultCode) of C(IUpdateInstallationResult); V(null) for an update the installer was not given.
       type: int
       sample: 2
     result:
-      description: The result code in words.
+      description:
+        - The result code in words; V(skipped) for an update left out, V(not_started) for one the host's search did not
+          return.
       type: str
-      choices: [not_started, in_progress, succeeded, succeeded_with_errors, failed, aborted]
+      choices: [not_started, in_progress, succeeded, succeeded_with_errors, failed, aborted, skipped]
     hresult:
-      description: The HRESULT of the install.
+      description: The HRESULT of the install; V(null) for an update the installer was not given.
       type: str
       sample: "0x80240022"
     hresult_name:
@@ -112,6 +124,10 @@ installs:
     reboot_required:
       description: Whether the update waits for a restart.
       type: bool
+    msg:
+      description: Why the update is not installed.
+      type: str
+      returned: when the update is not installed
 downloads:
   description: The outcome per downloaded update, as M(wuacache.wua.download) returns it.
   returned: success, except in check mode
@@ -122,7 +138,11 @@ installed:
   returned: success, except in check mode
   type: int
 failed_installs:
-  description: How many updates could not be installed.
+  description: How many updates could not be installed, those left out on purpose excepted.
+  returned: success, except in check mode
+  type: int
+skipped_installs:
+  description: How many updates were left out of the install because their installer can ask for user input.
   returned: success, except in check mode
   type: int
 rebooted:
@@ -133,4 +153,25 @@ rounds:
   description: How many install rounds ran.
   returned: success, except in check mode
   type: int
+servicing_log:
+  description:
+    - The lines of the host's servicing log, C(%windir%\Logs\CBS\CBS.log), about the last install that failed (an
+      update that failed, an install that failed or was aborted, or an install the host could not run), read right
+      after it.
+    - The lines that name a failing HRESULT, or else servicing's errors and failures, each with the 5 lines around it;
+      at most the last 200 lines of the log's last 64 KiB. C(...) stands between parts that are not next to each other.
+  returned: when an install failed
+  type: dict
+  contains:
+    path:
+      description: The log's path on the host; V(null) when it could not be read.
+      type: str
+      sample: C:\Windows\Logs\CBS\CBS.log
+    lines:
+      description: The lines.
+      type: list
+      elements: str
+    error:
+      description: Why the log could not be read (such as a sharing violation); V(null) when it was read.
+      type: str
 """

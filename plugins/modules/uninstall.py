@@ -10,15 +10,17 @@ module: uninstall
 short_description: Uninstall an update from a Windows host by its KB
 version_added: 0.1.0
 description:
-  - Runs C(wusa.exe /uninstall /kb:<kb> /quiet /norestart) on the host, then scans and reports to the wuacache
-    server, so that the server learns the new state.
-  - An update that is not installed is no change. Any other exit code of C(wusa.exe) than success, success waiting
-    for a restart (3010) or not installed fails the task, naming it.
-notes:
-  - Microsoft documents that C(wusa.exe /uninstall) cannot remove the cumulative updates that carry the servicing
-    stack update in the same package (Windows 10 21H2 and later, Windows 11, Windows Server 2022 and later);
-    C(wusa.exe) then fails and the task names its exit code. Those are removed with C(DISM /Online /Remove-Package)
-    and the name of the cumulative update's own package.
+  - Removes the update of the KB from the host, then scans and reports to the wuacache server, so that the server
+    learns the new state.
+  - A cumulative update is removed with DISM (C(Remove-WindowsPackage -Online -NoRestart)). Its servicing package,
+    C(Package_for_RollupFix~...), is the installed one whose description or support information names the KB
+    (C(Get-WindowsPackage -Online)). Microsoft documents that C(wusa.exe /uninstall) does not work on the combined
+    packages that carry the cumulative update with the servicing stack update (Windows 10 21H2 and later, Windows 11,
+    Windows Server 2022 and later), and that the cumulative update's own package is removed with DISM; the servicing
+    stack update stays, as it cannot be removed. A failure of DISM fails the task, naming its HRESULT.
+  - Any other KB is removed by C(wusa.exe /uninstall /kb:<kb> /quiet /norestart). An update that is not installed
+    is no change. Any other exit code of C(wusa.exe) than success, success waiting for a restart (3010) or not
+    installed fails the task, naming it.
 options:
   kb:
     description:
@@ -64,8 +66,18 @@ kb:
   returned: always
   type: str
   sample: KB5034441
+method:
+  description: How the update was removed.
+  returned: success, except in check mode
+  type: str
+  choices: [wusa, dism]
+package_name:
+  description: The servicing package DISM removed; V(null) when C(wusa.exe) removed the update.
+  returned: success, except in check mode
+  type: str
+  sample: Package_for_RollupFix~31bf3856ad364e35~amd64~~20348.2227.1.10
 exit_code:
-  description: The exit code of C(wusa.exe).
+  description: The exit code of C(wusa.exe); V(null) when DISM removed the package.
   returned: success, except in check mode
   type: int
   sample: 3010

@@ -145,6 +145,10 @@ _HRESULTS: dict[int, tuple[str, str]] = {
                  "The requested operation is successful. Changes will not be effective until the system is rebooted"),
     0x80070BC9: ("ERROR_FAIL_REBOOT_REQUIRED",
                  "The requested operation failed. A system reboot is required to roll back changes made"),
+    # Component Based Servicing, as DISM and wusa.exe report its errors
+    0x800F0805: ("CBS_E_INVALID_PACKAGE", "The package is not a valid Windows package, or servicing does not know it"),
+    0x800F081E: ("CBS_E_NOT_APPLICABLE", "The package is not applicable to this computer"),
+    0x800F0825: ("CBS_E_CANNOT_UNINSTALL", "The package cannot be uninstalled"),
     # Authenticode (WinVerifyTrust), as reported for a scan package that is not properly signed
     0x800B0004: ("TRUST_E_SUBJECT_NOT_TRUSTED", "The subject is not trusted for the specified action"),
     0x800B0100: ("TRUST_E_NOSIGNATURE", "No signature was present in the subject"),

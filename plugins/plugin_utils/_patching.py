@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.wuacache.wua.plugins.plugin_utils import _servicing_log
 from ansible_collections.wuacache.wua.plugins.plugin_utils._bridge import (
     BridgeError,
     run_bridge,
@@ -46,12 +48,19 @@ STATUSES_TO_PATCH = frozenset({"PENDING", "MISSING", "ERROR"})
 # OperationResultCode
 RESULT_CODES = {0: "not_started", 1: "in_progress", 2: "succeeded", 3: "succeeded_with_errors", 4: "failed", 5: "aborted"}
 SUCCEEDED = frozenset({2, 3})
+# orcFailed, orcAborted
+FAILED = frozenset({4, 5})
 display = Display()
 
 # How often the plan is read again while waiting for the server to fetch files.
 PLAN_POLL_INTERVAL = 10.0
 # The call of a failed transfer of the catalog.
 CATALOG_TRANSFER_CALL = "Save-HttpFile wsusscn2.cab"
+# Why an update that can ask for user input is not installed.
+USER_INPUT_SKIPPED = (
+    "skipped: Windows Update says that its installer can ask for user input (InstallationBehavior.CanRequestUserInput), "
+    "which nobody can give to an unattended install; install it interactively"
+)
 
 
 class PatchingError(AnsibleError):
@@ -74,7 +83,16 @@ class Scan:
 
     def to_patch(self, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """The plan's updates to download and install, that the scan found neither installed nor
-        installed until the next restart."""
+        installed until the next restart, and that install unattended."""
+        return [update for update in self._outstanding(plan) if not self.updates[update["update_id"]]["can_request_user_input"]]
+
+    def needing_user_input(self, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The plan's updates to patch that the scan says can ask for user input while they install
+        (``InstallationBehavior.CanRequestUserInput``): left out, as Microsoft's install sample does,
+        since nobody can answer in the SYSTEM task that installs."""
+        return [update for update in self._outstanding(plan) if self.updates[update["update_id"]]["can_request_user_input"]]
+
+    def _outstanding(self, plan: dict[str, Any] | None) -> list[dict[str, Any]]:
         return [
             update
             for update in (plan or self.plan)["updates"]
@@ -252,6 +270,18 @@ class Patching:
             timeout=self.options["timeout"],
         )
 
+    def servicing_log(self, hresults: Iterable[str]) -> dict[str, Any]:
+        """The lines of the host's servicing log (CBS.log) about the failure of ``hresults``, for an install that failed.
+
+        Whatever keeps the log from being read is reported with it, never as the task's failure: the install's
+        own result is what the task reports.
+        """
+        try:
+            log = run_bridge(self.action, "servicing_log", {"max_bytes": _servicing_log.MAX_BYTES})
+        except AnsibleError as error:
+            return {"path": None, "lines": [], "error": str(error)}
+        return {"path": log["path"], "lines": _servicing_log.excerpt(log["text"], log["offset"], hresults), "error": None}
+
 
 def _planned_files_by_child(scanned: dict[str, Any], update: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The plan's files of an update, per bundled child that lists them: CopyToCache takes each child's own files."""
@@ -283,6 +313,7 @@ def install_outcome(result: dict[str, Any]) -> dict[str, Any]:
         "update_id": result["update_id"].lower(),
         "title": result["title"],
         "installed": result["result_code"] in SUCCEEDED,
+        "skipped": False,
         "result_code": result["result_code"],
         "result": RESULT_CODES.get(result["result_code"], "unknown"),
         "hresult": hresult.code,
@@ -292,6 +323,27 @@ def install_outcome(result: dict[str, Any]) -> dict[str, Any]:
     if not outcome["installed"]:
         outcome["msg"] = f"{outcome['result']}, {hresult_text(result['hresult'])}"
     return outcome
+
+
+def not_installed_outcome(update_id: str, title: str, msg: str, *, skipped: bool) -> dict[str, Any]:
+    """An update the installer was not given: ``skipped`` on purpose, or missing from the host's search."""
+    return {
+        "update_id": update_id.lower(),
+        "title": title,
+        "installed": False,
+        "skipped": skipped,
+        "result_code": None,
+        "result": "skipped" if skipped else "not_started",
+        "hresult": None,
+        "hresult_name": None,
+        "reboot_required": False,
+        "msg": msg,
+    }
+
+
+def user_input_outcome(update_id: str, title: str) -> dict[str, Any]:
+    """An update left out of the install because it can ask for user input."""
+    return not_installed_outcome(update_id, title, USER_INPUT_SKIPPED, skipped=True)
 
 
 def hresult_text(hresult: int, message: str | None = None) -> str:
@@ -322,9 +374,12 @@ def plan_result(scan: Scan) -> dict[str, Any]:
 def failures_message(done: str, outcomes: list[dict[str, Any]]) -> str:
     """What went wrong with the outcomes of a step, in one message; empty when nothing did.
 
-    An update still waiting for its files on the server is no failure: a later run takes it.
+    An update still waiting for its files on the server is no failure: a later run takes it. Nor is
+    an update skipped on purpose: the task warns of it.
     """
-    failures = [outcome for outcome in outcomes if not outcome.get(done, False) and not outcome.get("waiting")]
+    failures = [
+        outcome for outcome in outcomes if not outcome.get(done, False) and not outcome.get("waiting") and not outcome.get("skipped")
+    ]
     if not failures:
         return ""
     details = "; ".join(f"{outcome['title']} ({outcome['update_id']}): {outcome['msg']}" for outcome in failures)
@@ -345,6 +400,7 @@ def _update_result(update: dict[str, Any], scanned: dict[str, Any] | None) -> di
         "delayed_until": update["delayed_until"],
         "installed": scanned.get("is_installed", False),
         "downloaded": scanned.get("is_downloaded", False),
+        "can_request_user_input": scanned.get("can_request_user_input", False),
     }
 
 

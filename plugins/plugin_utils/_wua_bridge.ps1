@@ -51,6 +51,8 @@ $CatalogPath = Join-Path -Path $RootFolder -ChildPath 'wsusscn2.cab'
 $StagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
 $PackagesFolder = Join-Path -Path $RootFolder -ChildPath 'packages'
 $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
+# Where the end of the servicing log is copied to be read, and deleted.
+$ServicingLogTailPath = Join-Path -Path $RootFolder -ChildPath 'CBS.log.tail'
 # The root's security descriptor ("Security Descriptor String Format", "ACE Strings" and "SID
 # Strings", MicrosoftDocs/win32 desktop-src/SecAuthZ/): owner Administrators (BA); a DACL protected
 # from inheritance (P), auto-inherited (AI), whose only entries allow (A) full control (FA) to SYSTEM
@@ -769,6 +771,7 @@ function ConvertTo-UpdateRecord {
         eula_accepted = $Update.EulaAccepted
         reboot_required = $Update.RebootRequired
         reboot_behavior = $Update.InstallationBehavior.RebootBehavior
+        can_request_user_input = $Update.InstallationBehavior.CanRequestUserInput
         max_download_size = $Update.MaxDownloadSize
         superseded_update_ids = @($Update.SupersededUpdateIDs)
         download_urls = @(Get-DownloadUrl -Update $Update)
@@ -1030,7 +1033,20 @@ function Install-Update {
         $catalog = Add-CatalogService
         $searchResult = Search-Catalog -Session $session -Catalog $catalog -Criteria $Criteria
         $updates = New-Object -ComObject Microsoft.Update.UpdateColl
+        $skipped = @()
         foreach ($update in $searchResult.Updates) {
+            # Nobody can answer an update that asks for user input in a SYSTEM task; Microsoft's
+            # sample leaves them out ("Searching, Downloading, and Installing Updates"). The
+            # controller leaves them out of the criteria already, but the search may return another
+            # revision than the scan did, so the installer must never be given one.
+            $script:BridgeCall = 'IUpdate.InstallationBehavior'
+            if ($update.InstallationBehavior.CanRequestUserInput) {
+                $skipped += [ordered]@{
+                    update_id = $update.Identity.UpdateID
+                    title = $update.Title
+                }
+                continue
+            }
             if (-not $update.EulaAccepted) {
                 $script:BridgeCall = 'IUpdate.AcceptEula'
                 $update.AcceptEula()
@@ -1042,13 +1058,16 @@ function Install-Update {
         # Nobody can answer a prompt for source media in a SYSTEM task.
         $installer.AllowSourcePrompts = $false
         $script:BridgeCall = 'IUpdateInstaller.RebootRequiredBeforeInstallation'
-        if ($installer.RebootRequiredBeforeInstallation) {
+        $rebootFirst = $installer.RebootRequiredBeforeInstallation
+        # IUpdateInstaller::Install refuses an empty collection (WU_E_NO_UPDATE).
+        if ($rebootFirst -or $updates.Count -eq 0) {
             return [ordered]@{
-                reboot_required_before_installation = $true
+                reboot_required_before_installation = $rebootFirst
                 result_code = $null
                 hresult = $null
                 reboot_required = $null
                 updates = @()
+                skipped = @($skipped)
             }
         }
         # IUpdateInstaller::Install; GetUpdateResult(i) follows the installer's order.
@@ -1073,6 +1092,7 @@ function Install-Update {
             hresult = $installation.HResult
             reboot_required = $installation.RebootRequired
             updates = @($results)
+            skipped = @($skipped)
         }
     }
     finally {
@@ -1084,10 +1104,18 @@ function Install-Update {
 function Uninstall-Update {
     <#
     .SYNOPSIS
-    The "uninstall" operation (elevated): the Windows Update Standalone Installer removes the update of a KB.
+    The "uninstall" operation (elevated): the update of a KB removed by the Windows Update Standalone Installer, or a package by DISM.
+
+    .DESCRIPTION
+    wusa.exe /uninstall does not work on a combined package, the cumulative update that carries
+    the servicing stack update: Microsoft's KB articles have the cumulative update's own package
+    removed with DISM instead. The controller finds that package (Get-ServicingPackage) and names
+    it; without a package name, wusa.exe removes the KB's update.
     #>
     param(
         [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Kb,
+        # A cumulative update's package, for DISM; none for wusa.exe.
+        [Parameter()] [AllowNull()] [Alias('package_name')] [string]$PackageName,
         [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
     )
     # The number goes on wusa's command line.
@@ -1097,15 +1125,107 @@ function Uninstall-Update {
     # wusa.exe works through the Windows Update service.
     try {
         Start-WindowsUpdateService
+        if ($PackageName) {
+            $script:BridgeCall = 'Remove-WindowsPackage'
+            $image = Remove-WindowsPackage -Online -PackageName $PackageName -NoRestart
+            return [ordered]@{
+                method = 'dism'
+                exit_code = $null
+                restart_needed = $image.RestartNeeded
+            }
+        }
         $script:BridgeCall = 'wusa.exe'
         $exitCode = Invoke-Process -FilePath 'wusa.exe' -ArgumentList '/uninstall', "/kb:$Kb", '/quiet', '/norestart'
         [ordered]@{
+            method = 'wusa'
             exit_code = $exitCode
+            restart_needed = $null
         }
     }
     finally {
         Restore-WindowsUpdateService -WuauservAfter $WuauservAfter
     }
+}
+
+function Get-ServicingPackage {
+    <#
+    .SYNOPSIS
+    The "servicing_packages" operation: the servicing packages of the running Windows whose names are like a pattern, in detail.
+
+    .DESCRIPTION
+    A cumulative update's package (Package_for_RollupFix~...) does not carry its KB in its name:
+    its description and support information do. Only the packages the controller names by
+    pattern are read in detail, each with a call of its own.
+    #>
+    param([Parameter(Mandatory = $true)] [Alias('name_like')] [string]$NameLike)
+    $script:BridgeCall = 'Get-WindowsPackage'
+    $packages = foreach ($package in @(Get-WindowsPackage -Online)) {
+        if ($package.PackageName -like $NameLike) {
+            $details = Get-WindowsPackage -Online -PackageName $package.PackageName
+            [ordered]@{
+                name = $details.PackageName
+                state = [string]$details.PackageState
+                description = $details.Description
+                support_information = $details.SupportInformation
+            }
+        }
+    }
+    [ordered]@{
+        packages = @($packages)
+    }
+}
+
+function Get-ServicingLog {
+    <#
+    .SYNOPSIS
+    The "servicing_log" operation: the end of the servicing log, CBS.log, from MaxBytes before its end.
+
+    .DESCRIPTION
+    The controller reads it after an install failed and picks the lines it reports. TrustedInstaller
+    keeps the log open for writing while it runs: only a reader that lets others write opens it
+    (FileShare.ReadWrite, dotnet/dotnet-api-docs xml/System.IO/FileShare.xml). The tail is copied
+    into the root and read from there; it may begin inside a line, "offset" says where.
+    #>
+    param([Parameter(Mandatory = $true)] [Alias('max_bytes')] [long]$MaxBytes)
+    $log = [ordered]@{
+        path = Join-Path -Path $env:SystemRoot -ChildPath 'Logs\CBS\CBS.log'
+        size = $null
+        offset = $null
+        text = $null
+    }
+    if (-not (Test-Path -LiteralPath $log.path -PathType Leaf)) {
+        return $log
+    }
+    Initialize-PrivateFolder
+    $script:BridgeCall = 'Read CBS.log'
+    $source = [System.IO.File]::Open($log.path, 'Open', 'Read', 'ReadWrite')
+    try {
+        $log.size = $source.Length
+        $log.offset = $log.size - $MaxBytes
+        if ($log.offset -lt 0) {
+            $log.offset = 0
+        }
+        $source.Position = $log.offset
+        $tail = [System.IO.File]::Open($ServicingLogTailPath, 'Create', 'Write')
+        try {
+            $source.CopyTo($tail)
+        }
+        finally {
+            $tail.Dispose()
+        }
+    }
+    finally {
+        $source.Dispose()
+    }
+    try {
+        # Servicing writes its log in the system's ANSI code page (plain ASCII in the logs that
+        # Microsoft's customers publish; the encoding is not documented).
+        $log.text = Get-Content -LiteralPath $ServicingLogTailPath -Raw -Encoding Default
+    }
+    finally {
+        Remove-Item -LiteralPath $ServicingLogTailPath -Force
+    }
+    $log
 }
 
 function Get-UpdateHistory {
@@ -1312,6 +1432,8 @@ $operations = @{
     download = 'Save-Update'
     install = 'Install-Update'
     uninstall = 'Uninstall-Update'
+    servicing_packages = 'Get-ServicingPackage'
+    servicing_log = 'Get-ServicingLog'
     history = 'Get-UpdateHistory'
     install_package = 'Install-Package'
     os_upgrade = 'Start-OsUpgrade'

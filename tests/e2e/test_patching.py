@@ -458,6 +458,26 @@ def test_a_package_of_the_server_is_installed_and_the_server_learns_of_it(patch_
     assert (again["changed"], again["exit_code"], again["package_state"]) == (False, None, "Installed")
 
 
+def test_the_cumulative_update_of_a_combined_package_is_uninstalled_by_dism(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = patch_lab.spec.hosts[0]
+    # KB5099011 with the servicing stack update KB5099010, in one .msu.
+    combined = build_msu(
+        tmp_path / "windows10.0-kb5099011-x64.msu", kb="5099011", target=host.profile, restart=False, servicing_stack_kb="5099010"
+    )
+    patch_lab.upload_package(combined, kb="5099011")
+    rc, result, output = patch_lab.playbook(tmp_path, "package", host.name, "-e", f"wua_package={combined.name}")
+    assert rc == 0, output
+
+    rc, result, output = patch_lab.playbook(tmp_path, "uninstall", host.name, "-e", "wua_kb=KB5099011")
+
+    assert rc == 0, output
+    assert (result["changed"], result["method"], result["exit_code"]) == (True, "dism", None)
+    assert result["package_name"].startswith("Package_for_RollupFix~")
+    kbs = {installed.kb for installed in patch_lab.truth(host.name).packages.values()}
+    # The servicing stack stays for good.
+    assert "5099010" in kbs and "5099011" not in kbs
+
+
 def test_after_a_restart_the_controller_waits_until_windows_has_started_up(patch_lab: PatchLab, tmp_path: Path) -> None:
     host = patch_lab.spec.hosts[0]
     # A package whose install completes at the restart; the host answers 5 s before it has finished starting up.

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ ALL_UPDATES = "IsInstalled=0 or IsInstalled=1"
 # InstallationBehavior.RebootBehavior
 NEVER_REBOOTS = 0
 ALWAYS_REQUIRES_REBOOT = 1
+# Where the server publishes packages.
+PACKAGES_URL = "http://wuacache.example/packages"
+# What the controller sends: DISM is not run for a package in these states.
+INSTALLED_STATES = ["InstallPending", "Installed", "Superseded"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +183,24 @@ def download(lab: Lab, host: WindowsHost, *updates: dict[str, Any], files: Any =
 
 def install(host: WindowsHost, *updates: dict[str, Any]) -> dict[str, Any]:
     return elevated(host, "install", criteria=criteria_for(*updates), wuauserv_after=DISABLED_AND_STOPPED)
+
+
+def publish(lab: Lab, name: str, build: Callable[..., Path], **options: Any) -> dict[str, Any]:
+    """Build a package where the server serves it; returns what the
+    controller sends to install it."""
+    url = f"{PACKAGES_URL}/{name}"
+    path = upstream_path(lab.docroot, url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build(path, **options)
+    return {
+        "url": url,
+        "name": name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "kind": name.rsplit(".", 1)[1],
+        "installed_states": INSTALLED_STATES,
+        "wuauserv_after": DISABLED_AND_STOPPED,
+    }
+
+
+def install_package(host: WindowsHost, package: dict[str, Any]) -> dict[str, Any]:
+    return elevated(host, "install_package", **package)

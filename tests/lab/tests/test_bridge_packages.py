@@ -5,8 +5,6 @@ codes are those of Windows, and whose install the Update Agent sees."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,9 @@ from bridge_client import (
     criteria_for,
     elevated,
     ensure_cab,
+    install_package,
     pending,
+    publish,
     run_elevated,
     scan,
 )
@@ -35,7 +35,6 @@ from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 
 PACKAGES = f"{ROOT}\\packages"
-PACKAGES_URL = "http://wuacache.example/packages"
 
 E_ACCESSDENIED = -2147024891
 E_INVALIDARG = -2147024809
@@ -46,30 +45,6 @@ WU_E_NOT_APPLICABLE = 0x80240017 - (1 << 32)
 CBS_E_NOT_APPLICABLE = 0x800F081E - (1 << 32)
 ERROR_ELEVATION_REQUIRED = 740
 HRESULT_ELEVATION_REQUIRED = 0x800702E4
-# What the controller sends: DISM is not run for a package in these states.
-INSTALLED_STATES = ["InstallPending", "Installed", "Superseded"]
-
-
-def publish(lab: Lab, name: str, build: Callable[..., Path], **options: Any) -> dict[str, Any]:
-    """Build a package where the server serves it; returns what the
-    controller sends to install it."""
-    url = f"{PACKAGES_URL}/{name}"
-    path = upstream_path(lab.docroot, url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    build(path, **options)
-    return {
-        "url": url,
-        "name": name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "kind": name.rsplit(".", 1)[1],
-        "installed_states": INSTALLED_STATES,
-        "wuauserv_after": DISABLED_AND_STOPPED,
-    }
-
-
-def install_package(host: WindowsHost, package: dict[str, Any]) -> dict[str, Any]:
-    return elevated(host, "install_package", **package)
-
 
 def catalog_update(lab: Lab, host: WindowsHost, reboot_behavior: int = NEVER_REBOOTS) -> dict[str, Any]:
     """An update of the catalog that is not installed, and its KB."""
@@ -158,7 +133,7 @@ def test_a_kb_installed_by_wusa_can_be_removed_by_wusa(lab: Lab, host: WindowsHo
     [kb] = update["kb_article_ids"]
     install_package(host, publish(lab, f"windows10.0-kb{kb}-x64-removable.msu", build_msu, kb=kb, restart=False))
 
-    assert elevated(host, "uninstall", kb=kb, wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": 0}
+    assert elevated(host, "uninstall", kb=kb, wuauserv_after=DISABLED_AND_STOPPED) == {"method": "wusa", "exit_code": 0, "restart_needed": None}
     assert not is_installed(host, update)
 
 

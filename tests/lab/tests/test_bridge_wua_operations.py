@@ -66,7 +66,7 @@ WUSA_NOT_INSTALLED = 2359303
 UPDATE_MEMBERS = {
     "update_id", "revision_number", "title", "kb_article_ids", "msrc_severity", "categories",
     "last_deployment_change_time", "is_installed", "is_hidden", "is_downloaded", "is_mandatory",
-    "eula_accepted", "reboot_required", "reboot_behavior", "max_download_size", "superseded_update_ids",
+    "eula_accepted", "reboot_required", "reboot_behavior", "can_request_user_input", "max_download_size", "superseded_update_ids",
     "download_urls", "bundled",
 }  # fmt: skip
 
@@ -359,6 +359,7 @@ def test_scan_reports_what_the_agent_finds(lab: Lab, host: WindowsHost) -> None:
         assert set(record) == UPDATE_MEMBERS
         update = found[record["update_id"]]
         assert record["kb_article_ids"] == list(update.KBArticleIDs)
+        assert record["can_request_user_input"] is update.InstallationBehavior.CanRequestUserInput
         assert {category["type"] for category in record["categories"]} == {"Product", "UpdateClassification"}
         assert record["last_deployment_change_time"].endswith("Z")
         assert record["bundled"] == [
@@ -493,6 +494,7 @@ def test_install_installs_and_records_it(lab: Lab, host: WindowsHost) -> None:
             {"update_id": update["update_id"], "title": update["title"], "result_code": 2, "hresult": 0,
              "reboot_required": False},
         ],
+        "skipped": [],
     }  # fmt: skip
     [entry] = elevated(host, "history", wuauserv_after=DISABLED_AND_STOPPED)["history"]
     assert (entry["operation"], entry["result_code"], entry["update_id"], entry["title"]) == (
@@ -534,6 +536,7 @@ def test_an_install_that_needs_a_restart_blocks_the_next_one(lab: Lab, host: Win
         "hresult": None,
         "reboot_required": None,
         "updates": [],
+        "skipped": [],
     }
     assert scan(host, criteria_for(second))["updates"][0]["is_installed"] is False
     assert scan(host)["reboot_required"] is True
@@ -559,7 +562,7 @@ def test_uninstall_removes_the_update_of_a_kb(lab: Lab, host: WindowsHost, tmp_p
 
     result = elevated(host, "uninstall", kb=update["kb_article_ids"][0], wuauserv_after=DISABLED_AND_STOPPED)
 
-    assert result == {"exit_code": 0}
+    assert result == {"method": "wusa", "exit_code": 0, "restart_needed": None}
     after = scan(host, criteria_for(update))
     assert after["updates"][0]["is_installed"] is False
     assert (after["history"][0]["operation"], after["history"][0]["update_id"]) == (2, update["update_id"])
@@ -570,7 +573,7 @@ def test_uninstall_that_needs_a_restart_completes_with_it(lab: Lab, host: Window
 
     result = elevated(host, "uninstall", kb=update["kb_article_ids"][0], wuauserv_after=DISABLED_AND_STOPPED)
 
-    assert result == {"exit_code": 3010}
+    assert result == {"method": "wusa", "exit_code": 3010, "restart_needed": None}
     assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is True
     host.reboot()
     assert scan(host, criteria_for(update))["updates"][0]["is_installed"] is False
@@ -580,12 +583,12 @@ def test_wusa_needs_the_windows_update_service(host: WindowsHost) -> None:
     host.system().set_service_start_mode("wuauserv", "Disabled")
     assert host.run_process("wusa.exe /uninstall /kb:1 /quiet /norestart", b"", SYSTEM).exit_code == ERROR_SERVICE_DISABLED
     # The bridge starts the service around wusa, and leaves it as asked.
-    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": WUSA_NOT_INSTALLED}
+    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"method": "wusa", "exit_code": WUSA_NOT_INSTALLED, "restart_needed": None}
     assert (host.state.wuauserv_start_mode, host.state.wuauserv_state) == ("Disabled", "Stopped")
 
 
 def test_uninstall_of_a_kb_nothing_installed_has(host: WindowsHost) -> None:
-    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"exit_code": WUSA_NOT_INSTALLED}
+    assert elevated(host, "uninstall", kb="1", wuauserv_after=DISABLED_AND_STOPPED) == {"method": "wusa", "exit_code": WUSA_NOT_INSTALLED, "restart_needed": None}
     assert host.state.history == []
 
 
@@ -599,7 +602,7 @@ def test_uninstall_refuses_a_kb_that_is_not_a_number(host: WindowsHost) -> None:
 def test_wusa_is_refused_to_a_network_logon(host: WindowsHost) -> None:
     exit_code, response = call(host, "uninstall", NETWORK, kb="1", wuauserv_after=DISABLED_AND_STOPPED)
 
-    assert (exit_code, response["result"]) == (0, {"exit_code": E_ACCESSDENIED})
+    assert (exit_code, response["result"]) == (0, {"method": "wusa", "exit_code": E_ACCESSDENIED, "restart_needed": None})
 
 
 def watched_run(host: WindowsHost, operation: str, **params: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -13,6 +13,8 @@ from wuacache_lab.windows.host import WindowsHost
 FOLDER = r"C:\ProgramData\io"
 ERROR_FILE_EXISTS = -2147024816
 ERROR_DISK_FULL = -2147024784
+ERROR_SHARING_VIOLATION = 0x80070020 - (1 << 32)
+CBS_LOG = r"C:\Windows\Logs\CBS\CBS.log"
 
 
 @pytest.fixture
@@ -61,6 +63,38 @@ def test_a_stream_appends_and_tells_its_length(host: WindowsHost) -> None:
 
     assert run(host, script) == [3, 5]
     assert b"".join(host.disk.read(f"{FOLDER}\\f.part")) == b"abcde"
+
+
+def test_a_stream_opened_for_reading_copies_from_its_position(host: WindowsHost) -> None:
+    host.disk.write(f"{FOLDER}\\log.txt", [b"abcdef"])
+    script = (
+        f"$source = [System.IO.File]::Open('{FOLDER}\\log.txt', 'Open', 'Read', 'Read')\n"
+        "$source.Length; $source.Position = 2\n"
+        f"$copy = [System.IO.File]::Open('{FOLDER}\\tail.txt', 'Create', 'Write')\n"
+        "$source.CopyTo($copy); $source.Position; $copy.Dispose(); $source.Dispose()"
+    )
+
+    assert run(host, script) == [6, 6]
+    assert b"".join(host.disk.read(f"{FOLDER}\\tail.txt")) == b"cdef"
+
+
+@pytest.mark.parametrize(
+    "opening",
+    ["[System.IO.File]::Open($log, 'Open', 'Read', 'Read')", "[System.IO.File]::Open($log, 'Open', 'Read')", "[System.IO.File]::ReadAllText($log)"],
+)
+def test_the_servicing_log_refuses_a_reader_that_does_not_share_write_access(host: WindowsHost, opening: str) -> None:
+    host.disk.make_dirs(r"C:\Windows\Logs\CBS")
+    line = b"2024-05-14 07:46:51, Info                  CBS    Starting TrustedInstaller initialization.\r\n"
+    host.disk.write(CBS_LOG, [line])
+
+    error = failure(runtime_of(host), f"$log = '{CBS_LOG}'; {opening}")
+
+    # TrustedInstaller holds it open for writing: ERROR_SHARING_VIOLATION.
+    assert chain(error)[-1] == "System.IO.IOException"
+    assert error.reported_exception.inner.hresult == ERROR_SHARING_VIOLATION  # type: ignore[union-attr]
+    assert f"The process cannot access the file '{CBS_LOG}' because it is being used by another process." in error.exception.message
+    # Sharing write access, it opens.
+    assert run(host, f"$s = [System.IO.File]::Open('{CBS_LOG}', 'Open', 'Read', 'ReadWrite'); $s.Length; $s.Dispose()") == [len(line)]
 
 
 def test_create_new_refuses_a_file_that_exists(host: WindowsHost) -> None:

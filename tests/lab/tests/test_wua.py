@@ -27,6 +27,7 @@ SCAN_FILE = r"C:\ProgramData\wuacache\wsusscn2.cab"
 STAGING = r"C:\ProgramData\wuacache\staging"
 NETWORK = LogonSession(user="Administrator", logon_type="network")
 SECURITY_UPDATES = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
+CBS_LOG = r"C:\Windows\Logs\CBS\CBS.log"
 
 
 @dataclass(frozen=True)
@@ -536,6 +537,41 @@ def test_install_that_needs_a_restart_completes_at_the_next_boot(lab: Lab, tmp_p
     assert cumulative.IsInstalled and not cumulative.RebootRequired
     assert not host.state.reboot_markers
     assert install(host, other).ResultCode == OperationResultCode.Succeeded
+
+
+def test_an_update_that_can_ask_for_user_input_fails_where_nobody_can_answer(lab: Lab, tmp_path: Path) -> None:
+    host = new_host(lab, tmp_path, "win10-22h2-fr")
+    found = search(host)
+    # The catalog's CanRequestUserInput attribute, as the model sets it (the French language pack only).
+    marked = {update_id for update_id, update in found.items() if model_bundle(lab, update).can_request_user_input}
+    [asking] = [update for update in found.values() if update.InstallationBehavior.CanRequestUserInput]
+    assert marked == {asking.Identity.UpdateID}
+    stage_content(lab, host, asking)
+
+    result = install(host, asking)
+
+    # WU_E_UH_CANREQUIREINPUT: no interactive user to answer it on a lab host.
+    assert (result.ResultCode, result.GetUpdateResult(0).HResult) == (4, 0x8024200A - (1 << 32))
+    assert not asking.IsInstalled
+
+
+def test_servicing_logs_the_sessions_of_the_installs_that_reach_it(lab: Lab, tmp_path: Path) -> None:
+    host = new_host(lab, tmp_path, "win10-22h2")
+    found = search(host)
+    cumulative = first_of_kind(lab, found, "cumulative")
+    definition = first_of_kind(lab, found, "definition")
+    stage_content(lab, host, cumulative)
+    stage_content(lab, host, definition)
+    [kb] = cumulative.KBArticleIDs
+
+    install(host, definition)
+    install(host, cumulative)
+
+    lines = b"".join(host.disk.read(CBS_LOG)).decode("ascii").splitlines()
+    # A definition update has no servicing package (no KB): only the cumulative update's session.
+    assert [line.split(", ", 1)[1].split()[0] for line in lines] == ["Info"] * 4
+    assert lines[1].endswith(f"Package: Package_for_KB{kb}")
+    assert lines[-1].endswith("Reboot required: yes [HRESULT = 0x00000000 - S_OK]")
 
 
 def test_install_failure_fault_fails_the_chosen_update_only(lab: Lab, tmp_path: Path) -> None:

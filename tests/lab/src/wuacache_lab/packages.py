@@ -4,7 +4,9 @@
   takes, holding ``update.mum``;
 - :func:`build_msu`: a Microsoft Update Standalone Package, the cabinet
   ``wusa.exe`` takes, holding that package as ``<name>.cab``, ``WSUSSCAN.cab``,
-  ``<name>-pkgProperties.txt`` and ``<name>.xml``;
+  ``<name>-pkgProperties.txt`` and ``<name>.xml``; or a combined package,
+  whose ``<name>.cab`` is the cumulative update (``Package_for_RollupFix``)
+  and which also holds the servicing stack update, ``SSU-<version>-<arch>.cab``;
 - :func:`build_upgrade_media`: the content of a Windows installation ISO as
   far as Windows Setup reads it, ``setup.exe`` and ``sources\\install.wim``.
 
@@ -44,13 +46,32 @@ def build_cbs_cab(path: Path, *, kb: str, target: str | OsProfile = "win10-22h2"
     return path
 
 
-def build_msu(path: Path, *, kb: str, target: str | OsProfile = "win10-22h2", restart: bool = True) -> Path:
+def build_msu(
+    path: Path,
+    *,
+    kb: str,
+    target: str | OsProfile = "win10-22h2",
+    restart: bool = True,
+    servicing_stack_kb: str | None = None,
+) -> Path:
     """Write the .msu of ``kb`` for ``target`` to ``path``; its members are
-    named after the package, as Microsoft names them (``Windows10.0-KB<kb>-x64``)."""
+    named after the package, as Microsoft names them (``Windows10.0-KB<kb>-x64``).
+
+    ``servicing_stack_kb``: make it a combined package, a cumulative update
+    with the servicing stack update of that KB.
+    """
     profile = _profile(target)
     architecture = {"x86": "x86", "x64": "x64", "arm64": "arm64"}[profile.architecture]
     name = f"Windows{profile.major_version}.{profile.minor_version}-KB{kb}-{architecture}"
-    package = _cabinet({MANIFEST: _manifest(kb, profile, restart)})
+    members = {}
+    package_name = f"Package_for_KB{kb}" if servicing_stack_kb is None else "Package_for_RollupFix"
+    package = _cabinet({MANIFEST: _manifest(kb, profile, restart, package_name=package_name)})
+    if servicing_stack_kb is not None:
+        # Named after the servicing stack's version, as Microsoft names it (SSU-19041.3570-x64.cab).
+        servicing_stack = _manifest(
+            servicing_stack_kb, profile, False, package_name=f"Package_for_ServicingStack_{profile.ubr + 1}", permanent=True
+        )
+        members[f"SSU-{profile.build}.{profile.ubr + 1}-{architecture}.cab"] = _cabinet({MANIFEST: servicing_stack})
     properties = "".join(
         f'{key}="{value}"\r\n'
         for key, value in (
@@ -73,7 +94,7 @@ def build_msu(path: Path, *, kb: str, target: str | OsProfile = "win10-22h2", re
     unattend = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<unattend xmlns="urn:schemas-microsoft-com:unattend"><servicing>'
-        f'<package action="install"><assemblyIdentity name="Package_for_KB{kb}" '
+        f'<package action="install"><assemblyIdentity name="{package_name}" '
         f'version="{_package_version(profile)}" language="neutral" '
         f'processorArchitecture="{CBS_ARCHITECTURES[profile.architecture]}" publicKeyToken="{PUBLIC_KEY_TOKEN}"/>'
         f'<source location="%configsetroot%\\{name}.cab"/></package>'
@@ -85,6 +106,7 @@ def build_msu(path: Path, *, kb: str, target: str | OsProfile = "win10-22h2", re
         _cabinet(
             {
                 "WSUSSCAN.cab": scan,
+                **members,
                 f"{name}.cab": package,
                 f"{name}-pkgProperties.txt": properties.encode("utf-16"),
                 f"{name}.xml": unattend.encode(),
@@ -114,15 +136,20 @@ def _package_version(profile: OsProfile) -> str:
     return f"{profile.build}.{profile.ubr + 1}.1.1"
 
 
-def _manifest(kb: str, profile: OsProfile, restart: bool) -> bytes:
+def _manifest(kb: str, profile: OsProfile, restart: bool, *, package_name: str | None = None, permanent: bool = False) -> bytes:
+    """``update.mum``: the package is ``Package_for_KB<kb>`` unless named otherwise; its assembly's
+    description and support information name the KB, as Microsoft's do."""
     architecture = CBS_ARCHITECTURES[profile.architecture]
     common = f'language="neutral" processorArchitecture="{architecture}" publicKeyToken="{PUBLIC_KEY_TOKEN}" buildType="release"'
+    permanence = ' permanence="permanent"' if permanent else ""
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        f'<assembly xmlns="{ASSEMBLY_NAMESPACE}" manifestVersion="1.0" '
-        'copyright="Copyright (c) Microsoft Corporation. All Rights Reserved.">\n'
-        f'  <assemblyIdentity name="Package_for_KB{kb}" version="{_package_version(profile)}" {common}/>\n'
-        f'  <package identifier={quoteattr("KB" + kb)} releaseType="Update" restart="{"required" if restart else "possible"}">\n'
+        f'<assembly xmlns="{ASSEMBLY_NAMESPACE}" manifestVersion="1.0" description={quoteattr("Fix for KB" + kb)} '
+        'displayName="default" company="Microsoft Corporation" '
+        'copyright="Copyright (c) Microsoft Corporation. All Rights Reserved." '
+        f'supportInformation={quoteattr("https://support.microsoft.com/help/" + kb)}>\n'
+        f'  <assemblyIdentity name="{package_name or "Package_for_KB" + kb}" version="{_package_version(profile)}" {common}/>\n'
+        f'  <package identifier={quoteattr("KB" + kb)} releaseType="Update" restart="{"required" if restart else "possible"}"{permanence}>\n'
         '    <parent buildCompare="EQ" revisionCompare="GE" integrate="separate" disposition="detect">\n'
         f'      <assemblyIdentity name="{FOUNDATION_PACKAGE}" version="{foundation_version(profile)}" {common}/>\n'
         "    </parent>\n"

@@ -66,6 +66,7 @@ def scanned_update(update_id: str, title: str, kb: str, **fields: Any) -> dict[s
         "eula_accepted": True,
         "reboot_required": False,
         "reboot_behavior": 1,
+        "can_request_user_input": False,
         "max_download_size": 123456,
         "superseded_update_ids": [],
         "download_urls": [],
@@ -76,10 +77,15 @@ def scanned_update(update_id: str, title: str, kb: str, **fields: Any) -> dict[s
 
 
 def scan_answer(
-    *, cu_installed: bool = False, cu_downloaded: bool = False, cu_awaiting_restart: bool = False, reboot_required: bool = False
+    *,
+    cu_installed: bool = False,
+    cu_downloaded: bool = False,
+    cu_awaiting_restart: bool = False,
+    cu_user_input: bool = False,
+    reboot_required: bool = False,
 ) -> dict[str, Any]:
     """What ``scan`` answers; the history records the cumulative update's install once it is installed
-    (or installed until the next restart)."""
+    (or installed until the next restart). ``cu_user_input``: its installer can ask for user input."""
     history = []
     if cu_installed or cu_awaiting_restart:
         history.append({
@@ -98,6 +104,7 @@ def scan_answer(
                 is_installed=cu_installed,
                 is_downloaded=cu_downloaded or cu_awaiting_restart,
                 reboot_required=cu_awaiting_restart,
+                can_request_user_input=cu_user_input,
                 bundled=[
                     {"update_id": CU_X64, "revision_number": 201, "title": "CU x64", "download_urls": [CU_FILE, SHARED_FILE]},
                     {"update_id": CU_ARM64, "revision_number": 201, "title": "CU arm64", "download_urls": [SHARED_FILE]},
@@ -193,6 +200,7 @@ def installed(*results: tuple[str, int, int, bool], reboot_required: bool = Fals
             {"update_id": update_id, "title": f"update {update_id}", "result_code": code, "hresult": hresult, "reboot_required": reboot}
             for update_id, code, hresult, reboot in results
         ],
+        "skipped": [],
     }
 
 

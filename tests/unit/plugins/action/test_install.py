@@ -16,6 +16,7 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._reboot import ABORT,
 from .conftest import FakeServer
 from .recorded import (
     CU,
+    Failure,
     PREVIEW,
     SHUTDOWN_ACCEPTED,
     SSU,
@@ -28,10 +29,27 @@ from .recorded import (
     scan_answer,
 )
 
+CBS_LOG = "C:\\Windows\\Logs\\CBS\\CBS.log"
+# The end of a servicing log, from inside a line: an older session that went well, then the failed one.
+CBS_LOG_TAIL = """\
+Package_for_KB5034000 [HRESULT = 0x00000000 - S_OK]
+2024-05-14 07:40:01, Info                  CBS    Session: 31099380_1 initialized by client WindowsUpdateAgent.
+2024-05-14 07:40:02, Info                  CBS    Session: 31099380_1 finalized. Reboot required: no [HRESULT = 0x00000000 - S_OK]
+2024-05-14 07:46:51, Info                  CBS    Session: 31099381_2 initialized by client WindowsUpdateAgent.
+2024-05-14 07:46:51, Info                  CBS    Exec: Processing started.  Client: WindowsUpdateAgent, Session: 31099381_2
+2024-05-14 07:46:58, Error                 CBS    Exec: Failed to install Package_for_KB5034129. [HRESULT = 0x80240022 - Unknown Error]
+2024-05-14 07:46:59, Info                  CBS    Session: 31099381_2 finalized. Reboot required: no [HRESULT = 0x80240022 - Unknown Error]
+"""
+
 BOOTED = "2024-05-14T06:12:31.5000000Z"
 REBOOTED = "2024-05-14T07:40:02.1000000Z"
 # WU_E_ALL_UPDATES_FAILED, as IUpdateInstallationResult.HResult gives it.
 ALL_UPDATES_FAILED = 0x80240022 - 2**32
+
+
+def servicing_log(text: str | None = CBS_LOG_TAIL, offset: int | None = 1000) -> dict[str, Any]:
+    """``servicing_log``'s answer: the end of CBS.log."""
+    return {"path": CBS_LOG, "size": None if text is None else offset + len(text), "offset": offset, "text": text}
 
 
 def run(server: FakeServer, host: RecordedHost, *, check_mode: bool = False, **args: Any) -> dict[str, Any]:
@@ -59,7 +77,7 @@ def test_downloads_installs_and_rescans_so_that_the_server_learns_the_result(ser
     assert "failed" not in result
     assert (result["installed"], result["failed_installs"], result["rounds"]) == (1, 0, 1)
     assert result["installs"][0] == {
-        "update_id": CU, "title": f"update {CU}", "installed": True, "result_code": 2, "result": "succeeded",
+        "update_id": CU, "title": f"update {CU}", "installed": True, "skipped": False, "result_code": 2, "result": "succeeded",
         "hresult": "0x00000000", "hresult_name": None, "reboot_required": False,
     }
     assert result["counts"]["OK"] == 2
@@ -85,6 +103,7 @@ def test_a_failed_install_fails_the_task_with_the_wu_error_name(server: FakeServ
     host = RecordedHost({
         "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
         "install": [installed((CU, 4, ALL_UPDATES_FAILED, False))],
+        "servicing_log": [servicing_log()],
     })
 
     result = run(server, host)
@@ -342,3 +361,130 @@ def test_with_reboot_a_pending_restart_comes_first(server: FakeServer) -> None:
     assert host.params("restart") == [RESTART]
     assert "install" not in host.operations
     assert (result["rebooted"], result["reboot_required"], result["counts"]["OK"]) == (True, False, 2)
+
+
+def test_an_update_that_can_ask_for_user_input_is_left_out_with_a_warning(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "scan": [scan_answer(cu_user_input=True)]})
+
+    result = run(server, host)
+
+    # Neither downloaded nor installed: nobody could answer it in the task that installs.
+    assert host.operations == ["info", "scan"]
+    [outcome] = result["installs"]
+    assert (outcome["update_id"], outcome["installed"], outcome["skipped"], outcome["result"]) == (CU, False, True, "skipped")
+    assert "CanRequestUserInput" in outcome["msg"]
+    assert (result["installed"], result["failed_installs"], result["skipped_installs"]) == (0, 0, 1)
+    assert "failed" not in result
+    assert result["changed"] is False
+    assert any(CU in warning for warning in result["warnings"])
+
+
+def test_check_mode_names_the_updates_that_would_be_left_out(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({"info": [info()], "scan": [scan_answer(cu_user_input=True)]})
+
+    result = run(server, host, check_mode=True)
+
+    [outcome] = result["installs"]
+    assert (outcome["update_id"], outcome["skipped"]) == (CU, True)
+    assert result["changed"] is False
+
+
+def test_an_update_the_host_leaves_out_of_the_install_is_reported_as_skipped(server: FakeServer) -> None:
+    # The scan saw a revision that installs unattended; the install's own search found one that can ask for input.
+    server.report_answers.extend([plan(), plan()])
+    host = RecordedHost({
+        "info": [info(), info()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True, cu_user_input=True)],
+        "install": [dict(installed(), result_code=None, hresult=None, reboot_required=None,
+                         skipped=[{"update_id": CU.upper(), "title": "2024-01 Cumulative Update"}])],
+    })
+
+    result = run(server, host)
+
+    [outcome] = result["installs"]
+    assert (outcome["update_id"], outcome["skipped"], outcome["installed"]) == (CU, True, False)
+    assert (result["failed_installs"], result["skipped_installs"]) == (0, 1)
+    assert "failed" not in result
+
+
+def test_an_update_the_install_search_does_not_return_fails_the_task(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan()])
+    host = RecordedHost({
+        "info": [info(), info()],
+        "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "install": [dict(installed(), result_code=None, hresult=None, reboot_required=None)],
+    })
+
+    result = run(server, host)
+
+    assert result["failed"] is True
+    assert "the host's search did not return the update" in result["msg"]
+    assert (result["installs"][0]["update_id"], result["failed_installs"]) == (CU, 1)
+
+
+def test_a_failed_install_returns_the_lines_of_the_servicing_log_about_it(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("ERROR")])
+    host = RecordedHost({
+        "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 4, ALL_UPDATES_FAILED, False))],
+        "servicing_log": [servicing_log()],
+    })
+
+    result = run(server, host)
+
+    # Read right after the install, before the rescan.
+    assert host.operations == ["info", "scan", "install", "servicing_log", "info", "scan"]
+    assert host.params("servicing_log") == [{"max_bytes": 65536}]
+    lines = result["servicing_log"]["lines"]
+    assert result["servicing_log"]["path"] == CBS_LOG and result["servicing_log"]["error"] is None
+    assert any("Failed to install Package_for_KB5034129. [HRESULT = 0x80240022" in line for line in lines)
+    # The line cut by the start of the tail is left out.
+    assert not any(line.startswith("Package_for_KB5034000") for line in lines)
+
+
+def test_a_servicing_log_that_cannot_be_read_is_reported_and_the_install_failure_stays_the_task_failure(
+    server: FakeServer,
+) -> None:
+    server.report_answers.extend([plan(), plan("ERROR")])
+    locked = Failure(0x80070020 - 2**32, "The process cannot access the file because it is being used by another process.", "Read CBS.log")
+    host = RecordedHost({
+        "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_downloaded=True)],
+        "install": [installed((CU, 4, ALL_UPDATES_FAILED, False))],
+        "servicing_log": [locked],
+    })
+
+    result = run(server, host)
+
+    assert (result["servicing_log"]["lines"], result["servicing_log"]["path"]) == ([], None)
+    assert "0x80070020 ERROR_SHARING_VIOLATION" in result["servicing_log"]["error"]
+    assert "0x80240022 WU_E_ALL_UPDATES_FAILED" in result["msg"]
+
+
+def test_an_install_that_fails_on_the_host_returns_the_servicing_log_with_its_failure(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    host = RecordedHost({
+        "info": [info()], "scan": [scan_answer(cu_downloaded=True)],
+        "install": [Failure(0x80240022 - 2**32, "", "IUpdateInstaller.Install")],
+        "servicing_log": [servicing_log()],
+    })
+
+    result = run(server, host)
+
+    assert result["failed"] is True
+    assert "IUpdateInstaller.Install" in result["msg"]
+    assert any("[HRESULT = 0x80240022" in line for line in result["servicing_log"]["lines"])
+
+
+def test_a_successful_install_reads_no_servicing_log(server: FakeServer) -> None:
+    server.report_answers.extend([plan(), plan("OK")])
+    host = RecordedHost({
+        "info": [info(), info()], "scan": [scan_answer(cu_downloaded=True), scan_answer(cu_installed=True)],
+        "install": [installed((CU, 2, 0, False))],
+    })
+
+    result = run(server, host)
+
+    assert "servicing_log" not in host.operations
+    assert "servicing_log" not in result

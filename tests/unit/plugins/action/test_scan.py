@@ -77,7 +77,7 @@ def test_scan_reports_to_the_server_and_returns_its_plan(server: FakeServer) -> 
         "update_id": CU, "revision_number": 200, "title": "2024-01 Cumulative Update", "kb": ["KB5034129"],
         "severity": "Critical", "status": "PENDING",
         "reason": "rule set 'prod': allowed_severities Critical; files available on the server",
-        "allowed": True, "delayed_until": None, "installed": False, "downloaded": False,
+        "allowed": True, "delayed_until": None, "installed": False, "downloaded": False, "can_request_user_input": False,
     }
     assert next(update for update in result["updates"] if update["update_id"] == SSU)["installed"] is True
 

@@ -353,6 +353,8 @@ class Bundle:
     supersedes: tuple[Bundle, ...] = ()
     superseded_by: list[Bundle] = field(default_factory=list)
     revised: bool = False
+    # InstallationBehavior/@CanRequestUserInput: its installer may ask whoever installs it a question.
+    can_request_user_input: bool = False
 
     @property
     def classification(self) -> Category:
@@ -465,6 +467,7 @@ class _Showcase:
     architectures: tuple[Architecture, ...]
     severity: str | None = None
     language: str | None = None
+    can_request_user_input: bool = False
 
     @property
     def size(self) -> int:
@@ -472,7 +475,9 @@ class _Showcase:
 
 
 _SHOWCASE = (
-    _Showcase(LANGUAGE_PACK, WINDOWS_10, (X64,), language="fr"),
+    # Microsoft marks a few updates as able to ask the user something while they install; which
+    # update of the lab's catalog is one is arbitrary, the attribute is the point.
+    _Showcase(LANGUAGE_PACK, WINDOWS_10, (X64,), language="fr", can_request_user_input=True),
     _Showcase(DEFINITION, WINDOWS_10, (X64, X86, ARM64)),
     _Showcase(DOTNET, WINDOWS_10, (X64, X86), severity="Moderate"),
     _Showcase(SECURITY, SERVER_2022, (X64,), severity="Low"),
@@ -582,7 +587,8 @@ class _Builder:
                 self._bundle(rng, kind, os, os.architectures, month, severity)
         if showcase:
             for item in _SHOWCASE:
-                self._bundle(rng, item.kind, item.os, item.architectures, month, item.severity, item.language)
+                bundle = self._bundle(rng, item.kind, item.os, item.architectures, month, item.severity, item.language)
+                bundle.can_request_user_input = item.can_request_user_input
                 remaining -= item.size
             self._unreferenced_file(rng, month)
         # Random bundles hold 2..4 updates, so stopping at 6 leaves 2..5 to

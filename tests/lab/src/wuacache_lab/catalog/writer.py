@@ -412,7 +412,12 @@ def _extended(update: Bundle | BundledUpdate) -> bytes:
     )
     if isinstance(update, Bundle) and update.severity is not None:
         properties.set("MsrcSeverity", update.severity)
-    _sub(properties, "InstallationBehavior", RebootBehavior=bundle.kind.reboot, CanRequestUserInput="false")
+    _sub(
+        properties,
+        "InstallationBehavior",
+        RebootBehavior=bundle.kind.reboot,
+        CanRequestUserInput="true" if bundle.can_request_user_input else "false",
+    )
     parts = [properties]
     if isinstance(update, Bundle):
         if update.kb is not None:

@@ -13,8 +13,18 @@ install waits for a restart exits with 3010 again, still waiting.
 ``Get-WindowsPackage -Online -PackagePath <path.cab>`` (the DISM PowerShell
 module, :func:`get_windows_package`) gives the cabinet's package as an
 ``AdvancedPackageObject``: its ``PackageName``, its ``PackageState`` on the
-running Windows and whether it is ``Applicable``. Like dism.exe, it serves
-elevated administrators only.
+running Windows and whether it is ``Applicable``. ``Get-WindowsPackage
+-Online`` lists the packages of the running Windows (``BasicPackageObject``:
+``PackageName``, ``PackageState``), and ``-PackageName <name>`` gives one of
+them in detail, with the ``Description`` and ``SupportInformation`` of its
+manifest. ``Remove-WindowsPackage -Online -PackageName <name> -NoRestart``
+removes one, at once or at the next restart (``RestartNeeded`` of the
+``ImageObject`` it answers), and refuses a permanent one. The members of these
+objects are those of the DISM API's ``DismPackage`` and ``DismPackageInfo``
+structures (learn.microsoft.com
+windows-hardware/manufacture/desktop/dism/dismpackage-structure and
+dismpackageinfo-structure); Microsoft's PowerShell reference names the output
+types only. Like dism.exe, the cmdlets serve elevated administrators only.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from wuacache_lab.powershell.commands import CmdletCall, cmdlet
+from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
 from wuacache_lab.powershell.conversions import to_string
 from wuacache_lab.powershell.dotnet import dotnet_type, register_enum
 from wuacache_lab.powershell.errors import NOT_SPECIFIED, DotNetException, ErrorRecord, InvocationInfo, LabLimitation, PowerShellError
@@ -31,7 +41,14 @@ from wuacache_lab.windows import cbs
 from wuacache_lab.windows.errors import ERROR_ELEVATION_REQUIRED, HResultError, default_message, signed
 from wuacache_lab.windows.process import LogonSession, ProcessResult
 from wuacache_lab.windows.runtime import host_runtime
-from wuacache_lab.windows.state import OPERATION_INSTALLATION, OPERATION_UNINSTALLATION, HostState
+from wuacache_lab.windows.state import (
+    OPERATION_INSTALLATION,
+    OPERATION_UNINSTALLATION,
+    HostState,
+    PackageManifest,
+    to_iso,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.host import WindowsHost
@@ -101,22 +118,42 @@ def package_state(state: HostState, identity: str) -> str:
     return INSTALL_PENDING if OPERATION_INSTALLATION in changes else NOT_PRESENT
 
 
-@dotnet_type("Microsoft.Dism.Commands.AdvancedPackageObject")
-class AdvancedPackageObject:
-    """What ``Get-WindowsPackage -PackagePath`` gives of a package."""
+def online_packages(state: HostState) -> list[str]:
+    """The packages of the running Windows: installed, or waiting for a restart to be."""
+    pending = [change.package for change in state.pending_changes if change.package and change.operation == OPERATION_INSTALLATION]
+    return list(dict.fromkeys([*state.packages, *pending]))
 
-    def __init__(self, package: cbs.ServicingPackage, state: str, applicable: bool) -> None:
-        self._package = package
+
+def _state_value(state: str) -> EnumValue:
+    return EnumValue(PACKAGE_FEATURE_STATE, PACKAGE_FEATURE_STATE.value_of(state))  # type: ignore[arg-type]
+
+
+@dotnet_type("Microsoft.Dism.Commands.BasicPackageObject")
+class BasicPackageObject:
+    """What ``Get-WindowsPackage -Online`` lists of each package (``DismPackage``)."""
+
+    def __init__(self, identity: str, state: str) -> None:
+        self._identity = identity
         self._state = state
-        self._applicable = applicable
 
     @property
     def PackageName(self) -> str:  # noqa: N802 - the DISM module's member name
-        return self._package.identity
+        return self._identity
 
     @property
     def PackageState(self) -> EnumValue:  # noqa: N802
-        return EnumValue(PACKAGE_FEATURE_STATE, PACKAGE_FEATURE_STATE.value_of(self._state))  # type: ignore[arg-type]
+        return _state_value(self._state)
+
+
+@dotnet_type("Microsoft.Dism.Commands.AdvancedPackageObject", base="Microsoft.Dism.Commands.BasicPackageObject")
+class AdvancedPackageObject(BasicPackageObject):
+    """What ``Get-WindowsPackage -PackagePath`` or ``-PackageName`` gives of a package (``DismPackageInfo``)."""
+
+    def __init__(self, identity: str, state: str, *, applicable: bool, restart: bool, manifest: PackageManifest | None) -> None:
+        super().__init__(identity, state)
+        self._applicable = applicable
+        self._restart = restart
+        self._manifest = manifest or PackageManifest(identity)
 
     @property
     def Applicable(self) -> bool:  # noqa: N802
@@ -124,30 +161,109 @@ class AdvancedPackageObject:
 
     @property
     def RestartRequired(self) -> str:  # noqa: N802
-        return "Required" if self._package.restart else "Possible"
+        return "Required" if self._restart else "Possible"
+
+    @property
+    def Description(self) -> str:  # noqa: N802
+        return self._manifest.description
+
+    @property
+    def SupportInformation(self) -> str:  # noqa: N802
+        return self._manifest.support_information
+
+
+@dotnet_type("Microsoft.Dism.Commands.ImageObject")
+class ImageObject:
+    """What ``Remove-WindowsPackage -Online`` answers: the running Windows, and whether a restart completes the change."""
+
+    def __init__(self, restart_needed: bool) -> None:
+        self._restart_needed = restart_needed
+
+    @property
+    def Online(self) -> bool:  # noqa: N802
+        return True
+
+    @property
+    def RestartNeeded(self) -> bool:  # noqa: N802
+        return self._restart_needed
+
+
+def _servicing_error(call: CmdletCall, error: HResultError) -> PowerShellError:
+    """A failure of the servicing stack: a terminating COMException with its HRESULT, whose
+    FullyQualifiedErrorId is the cmdlet's class alone, as the DISM module reports its errors."""
+    exception = DotNetException("System.Runtime.InteropServices.COMException", error.message or default_message(error.hresult), hresult=error.hresult)
+    record = ErrorRecord(exception, call.error_source, NOT_SPECIFIED, None, InvocationInfo(call.name, call.extent))
+    return PowerShellError(exception, record)
+
+
+def _require_elevation() -> None:
+    if not host_runtime().logon.administrator:
+        raise HResultError(ERROR_ELEVATION_REQUIRED, "The requested operation requires elevation.")
 
 
 @cmdlet("Get-WindowsPackage")
 def get_windows_package(call: CmdletCall) -> Iterable[object]:
-    """``-Online -PackagePath <cab>``: the package of a cabinet and its state on the running Windows.
-
-    A failure of the servicing stack is a terminating COMException with its
-    HRESULT, whose FullyQualifiedErrorId is the cmdlet's class alone, as the
-    DISM module reports its errors.
-    """
-    runtime = host_runtime()
-    host = runtime.host
+    """``-Online``: the packages of the running Windows; ``-PackagePath <cab>``: the package of a
+    cabinet and its state; ``-PackageName <name>``: one package of the running Windows in detail."""
+    host = host_runtime().host
     for parameters in call.records:
-        if call.parameter_set != "Online" or "PackagePath" not in parameters:
-            raise LabLimitation("The lab's Get-WindowsPackage reads one package of the running Windows (-Online -PackagePath).")
-        path = to_string(parameters["PackagePath"])
+        if call.parameter_set != "Online" or ("PackagePath" in parameters and "PackageName" in parameters):
+            raise LabLimitation("The lab's Get-WindowsPackage reads the running Windows (-Online), by -PackagePath or -PackageName.")
         try:
-            if not runtime.logon.administrator:
-                raise HResultError(ERROR_ELEVATION_REQUIRED, "The requested operation requires elevation.")
-            package = cbs.read_package(b"".join(host.disk.read(path)))
+            _require_elevation()
+            if "PackagePath" in parameters:
+                package = cbs.read_package(b"".join(host.disk.read(to_string(parameters["PackagePath"]))))
+                state = host.store.peek(lambda current: package_state(current, package.identity))
+                yield AdvancedPackageObject(
+                    package.identity, state, applicable=package.applies_to(host.profile), restart=package.restart, manifest=None
+                )
+            elif "PackageName" in parameters:
+                yield _package_details(host, to_string(parameters["PackageName"]))
+            else:
+                listed = host.store.peek(lambda current: [(name, package_state(current, name)) for name in online_packages(current)])
+                yield from (BasicPackageObject(name, state) for name, state in listed)
         except HResultError as error:
-            exception = DotNetException("System.Runtime.InteropServices.COMException", error.message or default_message(error.hresult), hresult=error.hresult)
-            record = ErrorRecord(exception, call.error_source, NOT_SPECIFIED, None, InvocationInfo(call.name, call.extent))
-            raise PowerShellError(exception, record) from None
-        state = host.store.peek(lambda current: package_state(current, package.identity))
-        yield AdvancedPackageObject(package, state, package.applies_to(host.profile))
+            raise _servicing_error(call, error) from None
+
+
+def _package_details(host: WindowsHost, name: str) -> AdvancedPackageObject:
+    state = host.store.read()
+    identity = next((known for known in online_packages(state) if known.casefold() == name.casefold()), None)
+    if identity is None:
+        raise HResultError(cbs.CBS_E_INVALID_PACKAGE, "The specified package is not valid Windows package.")
+    installed = state.packages.get(identity)
+    pending = next(change for change in state.pending_changes if change.package == identity) if installed is None else None
+    reboot_behavior = installed.reboot_behavior if installed is not None else pending.reboot_behavior  # type: ignore[union-attr]
+    return AdvancedPackageObject(
+        identity,
+        package_state(state, identity),
+        applicable=True,
+        restart=reboot_behavior == "AlwaysRequiresReboot",
+        manifest=state.package_manifests.get(identity),
+    )
+
+
+@cmdlet("Remove-WindowsPackage")
+def remove_windows_package(call: CmdletCall) -> Iterable[object]:
+    """``-Online -PackageName <name> -NoRestart``: remove an installed package of the running Windows."""
+    host = host_runtime().host
+    for parameters in call.records:
+        if call.parameter_set != "Online" or "PackageName" not in parameters or "PackagePath" in parameters:
+            raise LabLimitation("The lab's Remove-WindowsPackage removes a package of the running Windows by name (-Online -PackageName).")
+        if not is_switch(parameters, "NoRestart"):
+            raise LabLimitation("The lab's Remove-WindowsPackage runs with -NoRestart only: without it, DISM asks whether to restart.")
+        name = to_string(parameters["PackageName"])
+        try:
+            _require_elevation()
+            with host.store.update() as state:
+                package = next((known for identity, known in state.packages.items() if identity.casefold() == name.casefold()), None)
+                if package is None or package_state(state, package.identity) != INSTALLED:
+                    raise HResultError(cbs.CBS_E_INVALID_PACKAGE, "The specified package is not valid Windows package.")
+                manifest = state.package_manifests.get(package.identity)
+                if manifest is not None and manifest.permanent:
+                    raise HResultError(cbs.CBS_E_CANNOT_UNINSTALL, "The package cannot be uninstalled.")
+                restart_needed = cbs.uninstall_package(state, package, to_iso(utc_now()))
+        except HResultError as error:
+            raise _servicing_error(call, error) from None
+        host.log.info("dism removed %s%s", package.identity, ", restart required" if restart_needed else "")
+        yield ImageObject(restart_needed)

@@ -20,12 +20,13 @@ function of the Microsoft.PowerShell.Utility module over the file's bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from wuacache_lab.powershell.commands import CmdletCall, cmdlet
-from wuacache_lab.powershell.conversions import convert_to, to_string
+from wuacache_lab.powershell.conversions import convert_to, to_integer, to_string
 from wuacache_lab.powershell.dotnet import dotnet_type, static
 from wuacache_lab.powershell.errors import (
     OBJECT_NOT_FOUND,
@@ -37,17 +38,19 @@ from wuacache_lab.powershell.errors import (
 from wuacache_lab.powershell.reference import ReferenceContracts
 from wuacache_lab.powershell.runtime import current_runtime
 from wuacache_lab.powershell.values import DotNetType, EnumValue, Int64, PSObject, base_object
-from wuacache_lab.windows.disk import DiskWriter
+from wuacache_lab.windows.disk import CHUNK_SIZE, DiskWriter
 from wuacache_lab.windows.errors import (
     E_ACCESSDENIED,
     ERROR_FILE_NOT_FOUND,
     ERROR_PATH_NOT_FOUND,
+    ERROR_SHARING_VIOLATION,
     HResultError,
 )
 from wuacache_lab.windows.providers import FILESYSTEM, ProviderPath, normalized_path, resolve, with_notes
 from wuacache_lab.windows.runtime import host_runtime
 from wuacache_lab.windows.owners import default_owner, may_own
 from wuacache_lab.windows.security import descriptor_of
+from wuacache_lab.windows.servicinglog import is_held_open
 
 if TYPE_CHECKING:
     from wuacache_lab.windows.disk import HostDisk
@@ -264,22 +267,38 @@ class Stream:
 
 @dotnet_type("System.IO.FileStream", base="System.IO.Stream")
 class FileStream(Stream):
-    """A file of drive C: open for writing (the modes ``File.Open`` takes with FileAccess.Write)."""
+    """A file of drive C: open for writing (the modes ``File.Open`` takes with FileAccess.Write), or
+    for reading (FileMode.Open with FileAccess.Read)."""
 
-    def __init__(self, path: str, writer: DiskWriter, start: int) -> None:
+    def __init__(self, path: str, *, writer: DiskWriter | None = None, start: int = 0, reader: BinaryIO | None = None) -> None:
         self._path = path
         self._writer = writer
         self._start = start
+        self._reader = reader
 
     def write_chunk(self, chunk: bytes) -> None:
+        if self._writer is None:
+            raise dotnet_error("System.NotSupportedException", "Stream does not support writing.")
         try:
             self._writer.write(chunk)
         except HResultError as error:
             raise io_error(error, self._path) from None
 
+    def read_chunk(self) -> bytes:
+        return self._reading().read(CHUNK_SIZE)
+
     def close(self) -> None:
         super().close()
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def _reading(self) -> BinaryIO:
+        self._check_open()
+        if self._reader is None:
+            raise dotnet_error("System.NotSupportedException", "Stream does not support reading.")
+        return self._reader
 
     @property
     def Name(self) -> str:  # noqa: N802
@@ -288,18 +307,53 @@ class FileStream(Stream):
     @property
     def Length(self) -> Int64:  # noqa: N802
         self._check_open()
-        return Int64(self._start + self._writer.written)
+        if self._reader is not None:
+            return Int64(os.fstat(self._reader.fileno()).st_size)
+        return Int64(self._start + self._writer.written)  # type: ignore[union-attr]
+
+    @property
+    def Position(self) -> Int64:  # noqa: N802
+        return Int64(self._reading().tell())
+
+    @Position.setter
+    def Position(self, value: object) -> None:  # noqa: N802
+        position = to_integer(value, "System.Int64")
+        if position < 0:
+            raise dotnet_error(
+                "System.ArgumentOutOfRangeException", "Non-negative number required.\r\nParameter name: value", ParamName="value"
+            )
+        self._reading().seek(position)
 
     @property
     def CanWrite(self) -> bool:  # noqa: N802
-        return not self._closed
+        return self._writer is not None and not self._closed
 
     @property
     def CanRead(self) -> bool:  # noqa: N802
-        return False
+        return self._reader is not None and not self._closed
+
+    @property
+    def CanSeek(self) -> bool:  # noqa: N802
+        return self._reader is not None and not self._closed
 
 
 # ---------------------------------------------------------------- File, Directory
+
+# System.IO.FileMode.Open, System.IO.FileAccess.Read, System.IO.FileShare.Read and Write.
+OPEN = 3
+READ = 1
+SHARE_READ = 1
+SHARE_WRITE = 2
+
+
+def _check_sharing(path: str, share: int) -> None:
+    """Another process holding the file open for writing lets in only a reader that shares write
+    access: the FileShare of an open must allow what others opened it for (FileShare,
+    dotnet/dotnet-api-docs xml/System.IO/FileShare.xml; CreateFile's dwShareMode)."""
+    if is_held_open(path) and not share & SHARE_WRITE:
+        raise HResultError(
+            ERROR_SHARING_VIOLATION, f"The process cannot access the file '{path}' because it is being used by another process."
+        )
 
 
 def _new_file_owner(runtime: HostRuntime) -> str:
@@ -320,24 +374,40 @@ class File:
 
     @static
     def ReadAllText(path: object) -> str:  # noqa: N802
-        """The text of a file, decoded as its byte order mark says, UTF-8 without one."""
+        """The text of a file, decoded as its byte order mark says, UTF-8 without one; opened with FileShare.Read."""
         runtime = host_runtime()
         full = dotnet_path(path)
         try:
+            _check_sharing(full, SHARE_READ)
             return decoded(b"".join(runtime.host.disk.read(full)))
         except HResultError as error:
             raise io_error(error, full) from None
 
     @static
     def Open(path: object, mode: object, access: object = None, share: object = None) -> FileStream:  # noqa: N802
-        """FileMode Create, CreateNew or Append, for writing."""
+        """FileMode Create, CreateNew or Append, for writing; FileMode Open with FileAccess Read, for reading.
+
+        Without ``share``, File.Open shares nothing (FileShare.None).
+        """
         runtime = host_runtime()
         full = dotnet_path(path)
         file_mode = enum_argument(mode, "System.IO.FileMode")
         file_access = enum_argument(access, "System.IO.FileAccess") if access is not None else 3
+        if file_mode == OPEN and file_access == READ:
+            try:
+                _check_sharing(full, enum_argument(share, "System.IO.FileShare") if share is not None else 0)
+                if not runtime.host.disk.exists(full):
+                    raise HResultError(ERROR_FILE_NOT_FOUND)
+                reader = open(runtime.host.disk.path(full), "rb")  # noqa: SIM115 - closed with the stream
+            except HResultError as error:
+                raise io_error(error, full) from None
+            return FileStream(full, reader=reader)
         names = {1: "CreateNew", 2: "Create", 6: "Append"}
         if file_mode not in names or file_access != 2:
-            raise LabLimitation("The lab opens files for writing only: File.Open with FileMode Create, CreateNew or Append and FileAccess Write.")
+            raise LabLimitation(
+                "The lab opens files for writing (File.Open with FileMode Create, CreateNew or Append and FileAccess Write) "
+                "or for reading (FileMode Open and FileAccess Read) only."
+            )
         disk = runtime.host.disk
         if file_mode == 1 and (disk.exists(full) or disk.is_folder(full)):
             raise dotnet_error("System.IO.IOException", f"The file '{full}' already exists.", hresult=0x80070050)
@@ -346,7 +416,7 @@ class File:
             writer = disk.open_writer(full, append=file_mode == 6, owner=_new_file_owner(runtime))
         except HResultError as error:
             raise io_error(error, full) from None
-        return FileStream(full, writer, start)
+        return FileStream(full, writer=writer, start=start)
 
 
 @dotnet_type("System.IO.Directory")

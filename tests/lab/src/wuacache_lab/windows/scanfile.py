@@ -71,6 +71,7 @@ class UpdateDetails:
     min_download_size: int
     max_download_size: int
     reboot_behavior: str
+    can_request_user_input: bool
     title: str
     description: str
     more_info_url: str
@@ -332,6 +333,7 @@ def _update_details(
         min_download_size=int(extended_attribute("MinDownloadSize", "0")),
         max_download_size=int(extended_attribute("MaxDownloadSize", "0")),
         reboot_behavior=behavior.get("RebootBehavior", "NeverReboots") if behavior is not None else "NeverReboots",
+        can_request_user_input=behavior is not None and behavior.get("CanRequestUserInput") == "true",
         title=text(localized, "Title"),
         description=text(localized, "Description"),
         more_info_url=text(localized, "MoreInfoUrl"),

@@ -73,6 +73,21 @@ class InstalledPackage:
 
 
 @dataclass
+class PackageManifest:
+    """What servicing keeps of a package it installed, as Windows keeps its ``update.mum`` in
+    ``%windir%\\servicing\\Packages``: what ``Get-WindowsPackage -PackageName`` tells of it."""
+
+    identity: str
+    description: str = ""
+    support_information: str = ""
+    # package/@permanence="permanent": servicing never removes it (servicing stack updates).
+    permanent: bool = False
+    # The servicing stack package that came with it in one combined package, which wusa.exe
+    # cannot remove: the combined package holds the servicing stack.
+    servicing_stack: str | None = None
+
+
+@dataclass
 class HistoryEntry:
     operation: int
     result_code: int
@@ -152,6 +167,7 @@ class HostState:
     wuauserv_state: str = "Stopped"
     installed: dict[str, InstalledUpdate] = field(default_factory=dict)  # by UpdateID
     packages: dict[str, InstalledPackage] = field(default_factory=dict)  # by CBS identity
+    package_manifests: dict[str, PackageManifest] = field(default_factory=dict)  # by CBS identity
     history: list[HistoryEntry] = field(default_factory=list)  # oldest first
     cached_content: dict[str, list[str]] = field(default_factory=dict)  # UpdateID -> cached SHA-1 digests
     hidden_updates: list[str] = field(default_factory=list)
@@ -189,6 +205,9 @@ class HostState:
         data = dict(data)
         data["installed"] = {key: InstalledUpdate(**value) for key, value in data.get("installed", {}).items()}
         data["packages"] = {key: InstalledPackage(**value) for key, value in data.get("packages", {}).items()}
+        data["package_manifests"] = {
+            key: PackageManifest(**value) for key, value in data.get("package_manifests", {}).items()
+        }
         data["history"] = [HistoryEntry(**entry) for entry in data.get("history", [])]
         data["pending_changes"] = [PendingChange(**change) for change in data.get("pending_changes", [])]
         data["scan_services"] = {key: ScanService(**value) for key, value in data.get("scan_services", {}).items()}

@@ -46,10 +46,12 @@ from wuacache_lab.windows.errors import (
     WU_E_NO_UPDATE,
     WU_E_NOT_APPLICABLE,
     WU_E_PT_WINHTTP_NAME_NOT_RESOLVED,
+    WU_E_UH_CANREQUIREINPUT,
     WU_E_UH_NEEDANOTHERDOWNLOAD,
     COMError,
     signed,
 )
+from wuacache_lab.windows import servicinglog
 from wuacache_lab.windows.process import LogonSession
 from wuacache_lab.windows.profiles import OsProfile
 from wuacache_lab.windows.scanfile import CatalogEntry, ScanPackage, UpdateDetails, scan_packages
@@ -493,7 +495,10 @@ class Update:
 
     @property
     def InstallationBehavior(self) -> InstallationBehavior:
-        return InstallationBehavior(REBOOT_BEHAVIORS.get(self._details.reboot_behavior, 0))
+        return InstallationBehavior(
+            REBOOT_BEHAVIORS.get(self._details.reboot_behavior, 0),
+            CanRequestUserInput=self._details.can_request_user_input,
+        )
 
     @property
     def BundledUpdates(self) -> UpdateCollection:
@@ -851,7 +856,7 @@ class UpdateInstaller:
         host = self._client.host
         update_id = update.Identity.UpdateID
         if operation == OPERATION_INSTALLATION:
-            failure = self._install_failure(update)
+            failure = self._refusal(update) or self._serviced_install(update)
         else:
             failure = None if update.IsInstalled else WU_E_NOT_APPLICABLE
         reboot = failure is None and update._reboot_behavior == "AlwaysRequiresReboot"
@@ -886,15 +891,32 @@ class UpdateInstaller:
         host.log.info("%s of %s succeeded%s", verb, update_id, ", restart required" if reboot else "")
         return UpdateInstallationResult(OperationResultCode.Succeeded, 0, reboot)
 
-    def _install_failure(self, update: Update) -> int | None:
-        faults = self._client.host.faults
+    def _refusal(self, update: Update) -> int | None:
+        """Why the Update Agent does not hand ``update`` to its installer, if it does not."""
         if not update.EulaAccepted:
             return WU_E_EULAS_DECLINED
         if not update.IsDownloaded:
             return WU_E_DM_NOTDOWNLOADED
-        if delay := faults.install_delay():
+        if update.InstallationBehavior.CanRequestUserInput:
+            # Nobody is ever logged on interactively to a lab host to answer it. Microsoft does not say
+            # what the installer does then; its handler's error for an update that requires user input
+            # is WU_E_UH_CANREQUIREINPUT (wuerror.h, microsoft/win32metadata
+            # generation/WinSDK/RecompiledIdlHeaders/um/wuerror.h), and Microsoft's sample leaves such
+            # updates out of an install ("Searching, Downloading, and Installing Updates",
+            # MicrosoftDocs/win32 desktop-src/Wua_Sdk/searching--downloading--and-installing-updates.md).
+            return WU_E_UH_CANREQUIREINPUT
+        return None
+
+    def _serviced_install(self, update: Update) -> int | None:
+        """The install by servicing, which logs its session: the HRESULT it fails with, if it does."""
+        host = self._client.host
+        if delay := host.faults.install_delay():
             time.sleep(delay)
-        return faults.install_failure(update.Identity.UpdateID)
+        failure = host.faults.install_failure(update.Identity.UpdateID)
+        reboot = failure is None and update._reboot_behavior == "AlwaysRequiresReboot"
+        for kb in update.KBArticleIDs:
+            servicinglog.log_install(host, f"Package_for_KB{kb}", failure or 0, reboot=reboot)
+        return failure
 
 
 # What ``New-Object -ComObject <ProgID>`` creates in a process of the lab.

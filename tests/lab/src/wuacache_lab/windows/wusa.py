@@ -10,10 +10,18 @@ KB from the properties' ``KB Article Number``. It exits with
 the install completes at the next restart (and without ``/norestart`` the
 restart follows at once), 0 otherwise.
 
+The .msu of a combined package also holds ``SSU-<version>-<arch>.cab``, the
+servicing stack update, which installs first and for good.
+
 ``wusa /uninstall /kb:<number> /quiet [/norestart]`` finds the installed
 update or package of that KB and removes it as servicing does: at once, or at
 the next restart for one whose install needed one (exit code 3010). It
-records the uninstallation of an update in the Windows Update history.
+records the uninstallation of an update in the Windows Update history. It
+cannot remove a permanent package, nor the package of a combined package
+(:mod:`wuacache_lab.windows.cbs`): Microsoft documents only that it "will not
+work", and no exit code; the emulated wusa exits with servicing's error for a
+package that cannot be removed, CBS_E_CANNOT_UNINSTALL (0x800F0825), and
+removes nothing.
 
 Like the Update Agent, wusa refuses network logons (KB2773898), and fails
 with 0x80070422 while the Windows Update service is disabled.
@@ -47,6 +55,8 @@ WU_S_ALREADY_UNINSTALLED = 0x00240007
 # What the history says of the changes wusa makes.
 CLIENT_APPLICATION_ID = "wusa"
 PROPERTIES_SUFFIX = "-pkgProperties.txt"
+# The servicing stack update of a combined package, as Microsoft names it in the .msu.
+SERVICING_STACK_PREFIX = "SSU-"
 
 
 def run_wusa(host: WindowsHost, arguments: list[str], logon: LogonSession) -> ProcessResult:
@@ -81,13 +91,23 @@ def install_msu(host: WindowsHost, path: str) -> int:
     name = properties_name.removesuffix(PROPERTIES_SUFFIX)
     kb = read_properties(cbs.member(msu, properties_name)).get("KB Article Number", "")
     package = cbs.read_package(cbs.member(msu, f"{name}.cab"))
+    servicing_stacks = [
+        cbs.read_package(file.buf)
+        for member_name, file in msu.items()
+        if member_name.upper().startswith(SERVICING_STACK_PREFIX) and member_name.casefold().endswith(".cab")
+    ]
     if host.store.peek(lambda state: state.holder_of_kb(kb) is not None):
         host.log.info("wusa: KB%s is already installed", kb)
         return WU_S_ALREADY_INSTALLED
-    if not package.applies_to(host.profile):
+    if not all(each.applies_to(host.profile) for each in (package, *servicing_stacks)):
         host.log.info("wusa: %s does not apply to this host", package.identity)
         return signed(WU_E_NOT_APPLICABLE)
-    return ERROR_SUCCESS_REBOOT_REQUIRED if cbs.install_package(host, package) else 0
+    installed = host.store.peek(lambda state: frozenset(state.packages))
+    for servicing_stack in servicing_stacks:
+        if servicing_stack.identity not in installed:
+            cbs.install_package(host, servicing_stack)
+    servicing_stack_identity = servicing_stacks[0].identity if servicing_stacks else None
+    return ERROR_SUCCESS_REBOOT_REQUIRED if cbs.install_package(host, package, servicing_stack=servicing_stack_identity) else 0
 
 
 def read_properties(data: bytes) -> dict[str, str]:
@@ -129,18 +149,13 @@ def uninstall_kb(host: WindowsHost, kb: str) -> int:
                     client_application_id=CLIENT_APPLICATION_ID,
                 )
             )
+            reboot = change.reboot_behavior == "AlwaysRequiresReboot"
+            commit_change(state, change, reboot=reboot, when=now)
+        elif not cbs.removable(state, holder):
+            host.log.info("wusa: %s of KB%s cannot be uninstalled", holder.identity, kb)
+            return signed(cbs.CBS_E_CANNOT_UNINSTALL)
         else:
             # A package wusa or DISM installed: no update of the history is its.
-            change = PendingChange(
-                OPERATION_UNINSTALLATION,
-                update_id="",
-                revision_number=0,
-                title=holder.identity,
-                kb_article_ids=[kb],
-                reboot_behavior=holder.reboot_behavior,
-                package=holder.identity,
-            )
-        reboot = change.reboot_behavior == "AlwaysRequiresReboot"
-        commit_change(state, change, reboot=reboot, when=now)
-    host.log.info("wusa removed KB%s (%s)%s", kb, change.package or change.update_id, ", restart required" if reboot else "")
+            reboot = cbs.uninstall_package(state, holder, now)
+    host.log.info("wusa removed KB%s%s", kb, ", restart required" if reboot else "")
     return ERROR_SUCCESS_REBOOT_REQUIRED if reboot else 0
