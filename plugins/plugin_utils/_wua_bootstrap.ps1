@@ -8,7 +8,7 @@ $kept = @{}
 if ($bridge) {
     $kept.KeepAs = $sha256
 }
-elseif ($sha256 -match '^[0-9a-f]{64}$') {
+elseif ($sha256 -cmatch '^[0-9a-f]{64}$') {
     # The bridge the host keeps runs only if the very text read has the SHA-256 asked for.
     $path = "$env:ProgramData\wuacache\bridge\$sha256.ps1"
     if (Test-Path -LiteralPath $path -PathType Leaf) {
