@@ -3,17 +3,15 @@ collection built and installed the way users install it."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from e2e_support import lab, run_playbook
+from e2e_support import install_collection, lab, run_playbook
 
 from wuacache_lab.labspec import LabSpec
 
-REPO = Path(__file__).resolve().parents[2]
 # Away from 127.0.1.x, where `make demo` puts its hosts.
 E2E_BASE_ADDRESS = "127.0.3.1"
 
@@ -33,7 +31,7 @@ def lab_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSpec]:
 @pytest.fixture(scope="session")
 def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("collections")
-    subprocess.run([REPO / "scripts" / "install-collection", path], check=True, capture_output=True)
+    install_collection(path)
     return path
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+# The ansible commands the tests run are those of the environment that runs them.
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ansible_environment(collections_path: Path, tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -21,6 +24,20 @@ def ansible_environment(collections_path: Path, tmp_path: Path, **settings: str)
         ANSIBLE_NOCOLOR="1",
         **settings,
     )
+
+
+def install_collection(collections_path: Path) -> None:
+    """Build the collection and install it into ``collections_path``, as users do."""
+    subprocess.run(
+        [REPO / "scripts" / "install-collection", collections_path, BIN / "ansible-galaxy"], check=True, capture_output=True
+    )
+
+
+def ansible_core_version() -> str:
+    """The version of the ansible-core whose ansible-playbook :func:`run_playbook` runs."""
+    shown = subprocess.run([BIN / "ansible-playbook", "--version"], capture_output=True, text=True, check=True)
+    # Its first line reads "ansible-playbook [core 2.19.15]".
+    return re.match(r"ansible-playbook \[core ([^\]]+)\]", shown.stdout).group(1)
 
 
 def lab(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

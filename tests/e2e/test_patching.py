@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from e2e_support import lab, run_playbook
+from e2e_support import install_collection, lab, run_playbook
 
 from wuacache_lab.labspec import LabSpec
 from wuacache_lab.packages import build_cbs_cab, build_msu, build_upgrade_media
@@ -33,7 +32,6 @@ from wuacache_lab.windows.state import HostState, read_host_state
 # Away from the other e2e labs (127.0.3.1...) and from `make demo` (127.0.1.x).
 PATCH_BASE_ADDRESS = "127.0.3.21"
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-REPO = Path(__file__).resolve().parents[2]
 STATUSES = {"OK", "PENDING", "MISSING", "DISCARDED", "ERROR"}
 WU_E_UH_INSTALLERFAILURE = "0x8024200B"
 
@@ -138,6 +136,7 @@ def assert_plan_shape(result: dict[str, Any]) -> None:
         assert update["reason"]
 
 
+@pytest.mark.oldest_ansible
 def test_scan_reports_to_the_server_and_fetches_the_cab_only_when_it_changed(patch_lab: PatchLab, tmp_path: Path) -> None:
     host = host_names(patch_lab)[0]
     cab_requests = re.compile(r'"GET /wua/wsusscn2\.cab HTTP/1\.1" (\d{3})')
@@ -574,7 +573,7 @@ def throwing_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The collection installed as users install it, then its bridge made to begin with ``throw 'x'``:
     its first statement, right after the script's param block, which PowerShell wants first."""
     path = tmp_path_factory.mktemp("throwing-collections")
-    subprocess.run([REPO / "scripts" / "install-collection", path], check=True, capture_output=True)
+    install_collection(path)
     bridge = path / "ansible_collections" / "wuacache" / "wua" / "plugins" / "plugin_utils" / "_wua_bridge.ps1"
     text = bridge.read_text(encoding="utf-8")
     param_block = "param($Request, $ResponsePath)\n"
