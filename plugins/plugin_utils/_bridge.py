@@ -5,9 +5,11 @@
 
 Action plugins call :func:`run_bridge` with one operation; it runs the bridge
 script on the host over the task's connection and returns the operation's raw
-result, or raises :class:`BridgeError`. :func:`run_elevated` does the same for
-the operations Windows refuses to a network logon, through a transient
-scheduled task that runs as SYSTEM.
+result, or raises :class:`BridgeError`. The host keeps the bridge, checked by
+its SHA-256: a command sends the digest, and the whole script only when the host
+lacks it. :func:`run_elevated` does the same for the operations Windows refuses
+to a network logon, through a transient scheduled task that runs as SYSTEM,
+whose end the host waits for (a long poll) rather than the controller.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY: may change in any release.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import pathlib
 import re
@@ -45,6 +48,9 @@ _TASK_STATES_NOT_ENDED = frozenset({2, 4})
 # right after Run(), the task may still read as ready, for this many seconds at most.
 _TASK_HAS_NOT_RUN = 0x00041303
 _TASK_START_GRACE = 60.0
+# How long one poll may wait on the host for the run to end or move on. WinRM answers a
+# long-running command's Receive with an OperationTimeout fault, which the connection retries.
+LONG_POLL_SECONDS = 300.0
 # What a connection raises when the host drops it: Ansible's own failure, or the
 # transport's (the errors of requests, which pywinrm uses, are OSErrors).
 CONNECTION_ERRORS = (AnsibleConnectionFailure, OSError)
@@ -102,14 +108,26 @@ def run_bridge(action: ActionBase, operation: str, params: dict[str, Any] | None
 
     The command goes through ``_low_level_execute_command``, which hands it
     unchanged to the winrm, psrp and ssh connections (none of them wraps it for
-    Windows), and keeps become out of it.
+    Windows), and keeps become out of it. It sends the bridge's digest; a host
+    that does not keep that bridge says so, and gets it whole.
     """
-    response = action._low_level_execute_command(
-        bridge_command(),
-        in_data=bridge_input(operation, params),
-        sudoable=False,
-    )
+    response = _execute(action, bridge_input(operation, params))
+    if _bridge_missing(response["stdout"]):
+        display.vvv(f"The host does not keep bridge {bridge_sha256()}, sending it whole")
+        response = _execute(action, bridge_input(operation, params, whole=True))
     return parse_response(operation, response["rc"], response["stdout"], response["stderr"])
+
+
+def _execute(action: ActionBase, stdin: bytes) -> dict[str, Any]:
+    return action._low_level_execute_command(bridge_command(), in_data=stdin, sudoable=False)
+
+
+def _bridge_missing(stdout: str) -> bool:
+    """Whether the bootstrap answered that the host keeps no bridge with the digest sent."""
+    try:
+        return json.loads(stdout.lstrip("\ufeff")) == {"bridge_missing": True}
+    except ValueError:
+        return False
 
 
 def run_elevated(
@@ -118,16 +136,18 @@ def run_elevated(
     params: dict[str, Any] | None = None,
     *,
     timeout: float = 3600.0,
-    poll_interval: float = 2.0,
+    poll_interval: float = 1.0,
     name: str | None = None,
 ) -> dict[str, Any]:
     """Run one bridge operation as SYSTEM on the task's host and return its result.
 
     The Windows Update Agent refuses downloads, installs and ``ISystemInformation``
     to a network logon, which is what every Ansible connection to Windows gets.
-    The bridge therefore starts a transient scheduled task for the operation,
-    which is polled until it ends, within ``timeout`` seconds; its task and folder
-    are collected whatever happened, so that none stays behind on the host.
+    The bridge therefore starts a transient scheduled task for the operation and
+    waits on the host, looking every ``poll_interval`` seconds, until the task
+    ends or says where it stands, within ``timeout`` seconds: a command per step
+    of the operation, not per interval. The ended run is collected by the same
+    command; after a failure its task and folder are collected all the same.
     """
     if name is None:
         name = f"run-{uuid.uuid4().hex}"
@@ -135,13 +155,23 @@ def run_elevated(
         raise ValueError(f"an elevated run's name must be 1 to 64 letters, digits or dashes, not {name!r}")
     run = {"name": name}
 
+    waiting = {"interval_milliseconds": round(poll_interval * 1000), "collect": True}
+    begun = time.monotonic()
+    status = None
     try:
         started = run_bridge(
             action,
             "task_start",
-            dict(run, envelope=bridge_envelope(operation, params), task_arguments=task_arguments()),
+            dict(
+                run,
+                envelope={"request": bridge_request(operation, params)},
+                task_arguments=task_arguments(),
+                # Long enough for a short operation to end, and for a task to start.
+                wait_seconds=round(min(timeout, _TASK_START_GRACE)),
+                **waiting,
+            ),
         )
-        status = _wait_for_task(action, operation, run, timeout, poll_interval)
+        status = _wait_for_task(action, operation, run, started["status"], begun, timeout, waiting)
         if not status["response_ready"]:
             # The task's process failed before the bridge could answer: its exit code is all there is.
             raise BridgeError(
@@ -152,12 +182,13 @@ def run_elevated(
             )
     except BaseException:
         # Collecting must not hide why the run failed.
-        _collect_after_failure(action, run)
+        if status is None or status["collected"] is None:
+            _collect_after_failure(action, run)
         raise
 
-    response = run_bridge(action, "task_collect", run)["response"]
+    collected = status["collected"] or run_bridge(action, "task_collect", run)
     # The task's exit code is the bridge's, as the command's would be.
-    return parse_response(operation, status["last_task_result"], response or "", "")
+    return parse_response(operation, status["last_task_result"], collected["response"] or "", "")
 
 
 def bridge_command() -> str:
@@ -170,21 +201,33 @@ def task_arguments() -> str:
     return _encoded_command("_wua_task.ps1")
 
 
-def bridge_envelope(operation: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the bootstrap runs: the bridge script and the request."""
-    return {
-        "bridge": _read_script("_wua_bridge.ps1"),
-        "request": {"protocol": PROTOCOL, "operation": operation, "params": params or {}},
-    }
+def bridge_request(operation: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One operation, as the bridge reads it."""
+    return {"protocol": PROTOCOL, "operation": operation, "params": params or {}}
 
 
-def bridge_input(operation: str, params: dict[str, Any] | None = None) -> bytes:
+def bridge_envelope(operation: str, params: dict[str, Any] | None = None, *, whole: bool = False) -> dict[str, Any]:
+    """What the bootstrap runs: the bridge, by its SHA-256 (and ``whole``, its text), and the request."""
+    envelope: dict[str, Any] = {"bridge_sha256": bridge_sha256(), "request": bridge_request(operation, params)}
+    if whole:
+        envelope["bridge"] = _read_script("_wua_bridge.ps1")
+    return envelope
+
+
+def bridge_input(operation: str, params: dict[str, Any] | None = None, *, whole: bool = False) -> bytes:
     """The standard input of the bootstrap: the envelope as one JSON document.
 
     The document is kept ASCII (JSON escapes the rest) so that no console code
     page on the host can alter it.
     """
-    return json.dumps(bridge_envelope(operation, params), ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    envelope = bridge_envelope(operation, params, whole=whole)
+    return json.dumps(envelope, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+@functools.cache
+def bridge_sha256() -> str:
+    """The SHA-256 of the bridge's UTF-8 text, by which the host keeps it."""
+    return hashlib.sha256(_read_script("_wua_bridge.ps1").encode("utf-8")).hexdigest()
 
 
 def parse_response(operation: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
@@ -223,36 +266,51 @@ def parse_response(operation: str, rc: int, stdout: str, stderr: str) -> dict[st
     return result
 
 
-def _wait_for_task(action: ActionBase, operation: str, run: dict[str, str], timeout: float, poll_interval: float) -> dict[str, Any]:
-    """Poll the run's task until its instance ends and return its last status.
+def _wait_for_task(
+    action: ActionBase,
+    operation: str,
+    run: dict[str, str],
+    status: dict[str, Any] | None,
+    begun: float,
+    timeout: float,
+    waiting: dict[str, Any],
+) -> dict[str, Any]:
+    """Poll the run's task, from the ``status`` task_start answered, until its instance ends, within ``timeout``
+    seconds of ``begun``; return its last status.
 
     An ended task has written its response, if it could: waiting for the end
     rather than for the response also lets its process release the run's folder.
     A task still reading as never run is given a short while to start.
     """
-    started = time.monotonic()
-    deadline = started + timeout
+    deadline = begun + timeout
+    grace_ends = begun + _TASK_START_GRACE
     shown = None
+    starting = False
     while True:
-        try:
-            status = run_bridge(action, "task_poll", run)
-        except CONNECTION_ERRORS as error:
-            # The task runs on without the connection (an install can take the network down for a while):
-            # reconnect and poll again, within the same budget.
-            display.vvv(f"Polling the elevated run {run['name']} lost the connection, reconnecting: {error}")
-            reset_connection(action)
-        else:
+        if status is not None:
             progress = status["progress"]
             if progress and progress != shown:
                 # Long work shows where it stands, at the default verbosity.
                 display.display(f"<{host_label(action)}> {describe_progress(progress)}")
                 shown = progress
-            starting = status["last_task_result"] == _TASK_HAS_NOT_RUN and time.monotonic() < started + _TASK_START_GRACE
-            if status["state"] not in _TASK_STATES_NOT_ENDED and not starting:
+            starting = status["last_task_result"] == _TASK_HAS_NOT_RUN and time.monotonic() < grace_ends
+            if status["collected"] is not None or (status["state"] not in _TASK_STATES_NOT_ENDED and not starting):
                 return status
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             raise BridgeError(operation, f"did not end within {timeout:g} seconds in the elevated run {run['name']}")
-        time.sleep(poll_interval)
+        # A task that has not started yet is waited for until the grace ends, then taken as ended.
+        wait = min(deadline, grace_ends if starting else deadline, now + LONG_POLL_SECONDS) - now
+        poll = dict(run, wait_seconds=max(1, round(wait)), progress_sequence=(shown or {}).get("sequence", 0), **waiting)
+        try:
+            status = run_bridge(action, "task_poll", poll)
+        except CONNECTION_ERRORS as error:
+            # The task runs on without the connection (an install can take the network down for a while):
+            # reconnect and poll again, within the same budget.
+            display.vvv(f"Polling the elevated run {run['name']} lost the connection, reconnecting: {error}")
+            reset_connection(action)
+            status = None
+            time.sleep(waiting["interval_milliseconds"] / 1000)
 
 
 def describe_progress(progress: dict[str, Any]) -> str:

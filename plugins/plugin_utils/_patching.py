@@ -119,19 +119,20 @@ class Patching:
         """Refresh the host's catalog, scan with it, report to the server and return its plan."""
         # What the host holds of downloads comes with it: the catalog's digest, and the partial files.
         info = run_bridge(self.action, "info", {"downloads": True})
-        cab = self.ensure_cab(info["downloads"]["catalog"], self.server.cab_sha256())
+        held = info["downloads"]["catalog"]
+        cab_sha256 = self.server.cab_sha256()
+        params = {"criteria": self.options["criteria"], "wuauserv_after": wuauserv_after(self.options, info)}
+        if held["sha256"] != cab_sha256:
+            # The run fetches the catalog before it scans, resuming the partial file the host holds.
+            params["cab"] = {"url": self.server.cab_url, "sha256": cab_sha256, "offset": held["part_size"] or 0}
         started = time.monotonic()
         try:
-            result = run_elevated(
-                self.action,
-                "scan",
-                {"criteria": self.options["criteria"], "wuauserv_after": wuauserv_after(self.options, info)},
-                timeout=self.options["timeout"],
-            )
+            result = self._scan_run(params)
         except BridgeError as error:
-            if error.hresult is not None:
-                self._report_failed_scan(info, cab["sha256"], error, time.monotonic() - started)
+            if error.hresult is not None and error.call != CATALOG_TRANSFER_CALL:
+                self._report_failed_scan(info, cab_sha256, error, time.monotonic() - started)
             raise
+        cab = cab_status(held, cab_sha256, result["cab"]["transfer"])
         report = build_report(
             host_name=self.options["host_name"],
             info=info,
@@ -166,25 +167,17 @@ class Patching:
             # The scan's own failure is what the task reports.
             display.warning(f"The failed scan could not be reported to the server: {server_error}")
 
-    def ensure_cab(self, held: dict[str, Any], expected_sha256: str) -> dict[str, Any]:
-        """Bring the host's copy of the catalog (``held``, as ``info`` found it) up to date with the server's.
-
-        A copy with the server's SHA-256 costs nothing more; otherwise the host fetches the catalog, resuming
-        its partial file, and checks the digest itself.
-        """
-        cab = {"path": held["path"], "sha256": expected_sha256}
-        if held["sha256"] == expected_sha256:
-            return dict(cab, status="not_modified", size=held["size"], transferred=0)
-        params = {"url": self.server.cab_url, "sha256": expected_sha256, "offset": held["part_size"] or 0}
+    def _scan_run(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The elevated scan, which first fetches the catalog when ``params`` has ``cab``."""
         try:
-            fetched = run_bridge(self.action, "ensure_cab", params)
+            return run_elevated(self.action, "scan", params, timeout=self.options["timeout"])
         except BridgeError as error:
-            if not params["offset"] or error.call != CATALOG_TRANSFER_CALL:
+            offset = params.get("cab", {}).get("offset")
+            if not offset or error.call != CATALOG_TRANSFER_CALL:
                 raise
             # The partial file began another catalog, or is as long as the server's: start over, once.
-            display.vvv(f"Resuming the catalog from byte {params['offset']} failed, fetching it whole: {error}")
-            fetched = run_bridge(self.action, "ensure_cab", dict(params, offset=0))
-        return dict(cab, **fetched)
+            display.vvv(f"Resuming the catalog from byte {offset} failed, fetching it whole: {error}")
+            return run_elevated(self.action, "scan", dict(params, cab=dict(params["cab"], offset=0)), timeout=self.options["timeout"])
 
     def wait_for_files(self, scan: Scan, seconds: float) -> dict[str, Any]:
         """The plan once the files of every update to download are on the server, or when ``seconds`` have passed."""
@@ -281,6 +274,14 @@ class Patching:
         except AnsibleError as error:
             return {"path": None, "lines": [], "error": str(error)}
         return {"path": log["path"], "lines": _servicing_log.excerpt(log["text"], log["offset"], hresults), "error": None}
+
+
+def cab_status(held: dict[str, Any], sha256: str, transfer: dict[str, Any] | None) -> dict[str, Any]:
+    """The host's catalog after a scan: ``held`` as ``info`` found it, brought to the server's ``sha256`` by ``transfer``, if any."""
+    cab = {"path": held["path"], "sha256": sha256}
+    if transfer is None:
+        return dict(cab, status="not_modified", size=held["size"], transferred=0)
+    return dict(cab, **transfer)
 
 
 def _planned_files_by_child(scanned: dict[str, Any], update: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

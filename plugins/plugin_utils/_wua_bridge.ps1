@@ -24,13 +24,22 @@ first and then renamed, so that a reader never sees it half written. The
 long operations write where they stand into progress.json beside it, the
 same way.
 
+.PARAMETER BridgeText
+The text of this script, as the bootstrap ran it: what an elevated run's
+task runs.
+
+.PARAMETER KeepAs
+The SHA-256 the controller gave the script it sent whole: the script keeps
+itself in the root under that name, so that the next commands send only
+the digest.
+
 .OUTPUTS
 System.String. One compressed JSON document, unless ResponsePath is given; the
 exit code is 0 on success and 1 on failure.
 #>
 # Advanced, like every function of the script: a parameter name nobody declared fails to bind.
 [CmdletBinding()]
-param($Request, $ResponsePath)
+param($Request, $ResponsePath, [string]$BridgeText, [string]$KeepAs)
 
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
@@ -50,6 +59,8 @@ $RootFolder = Join-Path -Path $env:ProgramData -ChildPath 'wuacache'
 $CatalogPath = Join-Path -Path $RootFolder -ChildPath 'wsusscn2.cab'
 $StagingFolder = Join-Path -Path $RootFolder -ChildPath 'staging'
 $PackagesFolder = Join-Path -Path $RootFolder -ChildPath 'packages'
+# The bridge the bootstrap runs without the controller sending it, named by its SHA-256.
+$KeptBridgeFolder = Join-Path -Path $RootFolder -ChildPath 'bridge'
 $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
 # Where the end of the servicing log is copied to be read, and deleted.
 $ServicingLogTailPath = Join-Path -Path $RootFolder -ChildPath 'CBS.log.tail'
@@ -65,8 +76,12 @@ $PrivateFolderOwners = 'SY', 'BA'
 # How long the Windows Update service may take to start or stop.
 $ServiceTimeout = [timespan]::FromMinutes(2)
 
-# IRegisteredTask.State (TASK_STATE_RUNNING).
+# IRegisteredTask.State (TASK_STATE_QUEUED, TASK_STATE_RUNNING).
+$TaskStateQueued = 2
 $TaskStateRunning = 4
+# IRegisteredTask.LastTaskResult of a task whose instance has not started yet (SCHED_S_TASK_HAS_NOT_RUN):
+# right after Run(), a task may still read as ready.
+$TaskHasNotRun = 0x00041303
 # HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND), the error of a task that does not exist.
 $HResultFileNotFound = -2147024894
 
@@ -77,6 +92,8 @@ $script:CleanupError = $null
 
 # Where an elevated run says where it stands, for task_poll; none outside a task.
 $ProgressPath = if ($ResponsePath) { Join-Path -Path (Split-Path -Path $ResponsePath -Parent) -ChildPath 'progress.json' }
+# How many times the run has said where it stands: a poll waits for a greater number.
+$script:ProgressSequence = 0
 
 function Set-FileText {
     <#
@@ -107,7 +124,8 @@ function Write-RunProgress {
     if (-not $ProgressPath) {
         return
     }
-    $progress = [ordered]@{ step = $Step; done = $Done; total = $Total; item = $Item }
+    $script:ProgressSequence++
+    $progress = [ordered]@{ sequence = $script:ProgressSequence; step = $Step; done = $Done; total = $Total; item = $Item }
     try {
         Set-FileText -Path $ProgressPath -Text (ConvertTo-AsciiJson -InputObject $progress)
     }
@@ -457,11 +475,18 @@ function Start-ElevatedRun {
     <#
     .SYNOPSIS
     The "task_start" operation: a transient task that runs the envelope's request as SYSTEM.
+
+    .DESCRIPTION
+    The task runs this bridge (BridgeText) with the envelope's request. Its status is then
+    answered as task_poll answers it, after the same wait.
     #>
     param(
         [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name,
         [Parameter(Mandatory = $true)] $Envelope,
-        [Parameter(Mandatory = $true)] [Alias('task_arguments')] [string]$TaskArguments
+        [Parameter(Mandatory = $true)] [Alias('task_arguments')] [string]$TaskArguments,
+        [Alias('wait_seconds')] [int]$WaitSeconds = 0,
+        [Alias('interval_milliseconds')] [int]$IntervalMilliseconds = 1000,
+        [switch]$Collect
     )
     $runFolder = Get-RunFolder -Name $Name
     Initialize-PrivateFolder
@@ -471,7 +496,11 @@ function Start-ElevatedRun {
     $script:BridgeCall = 'New-Item run folder'
     $null = New-Item -ItemType Directory -Path $runFolder
     # File.WriteAllText writes UTF-8 without a byte order mark.
-    [System.IO.File]::WriteAllText((Join-Path -Path $runFolder -ChildPath 'envelope.json'), (ConvertTo-AsciiJson -InputObject $Envelope))
+    $taskEnvelope = [ordered]@{
+        bridge = $BridgeText
+        request = $Envelope.request
+    }
+    [System.IO.File]::WriteAllText((Join-Path -Path $runFolder -ChildPath 'envelope.json'), (ConvertTo-AsciiJson -InputObject $taskEnvelope))
 
     $service = Connect-TaskService
     $root = Get-TaskRootFolder -Service $service
@@ -503,13 +532,47 @@ function Start-ElevatedRun {
     [ordered]@{
         task = $task.Path
         folder = $runFolder
+        status = Get-ElevatedRun -Name $Name -WaitSeconds $WaitSeconds -IntervalMilliseconds $IntervalMilliseconds -Collect:$Collect
     }
 }
 
 function Get-ElevatedRun {
     <#
     .SYNOPSIS
-    The "task_poll" operation: where the task of an elevated run stands.
+    The "task_poll" operation: where the task of an elevated run stands, once that has changed.
+
+    .DESCRIPTION
+    A long poll: waits up to WaitSeconds, looking every IntervalMilliseconds, until the task
+    has ended or has said where it stands after ProgressSequence. With Collect, an ended run is
+    collected at once (task_collect) and its answer returned under "collected".
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name,
+        [Alias('wait_seconds')] [int]$WaitSeconds = 0,
+        [Alias('interval_milliseconds')] [int]$IntervalMilliseconds = 1000,
+        [Alias('progress_sequence')] [int]$ProgressSequence = 0,
+        [switch]$Collect
+    )
+    $deadline = (Get-Date).AddSeconds($WaitSeconds)
+    while ($true) {
+        $status = Read-ElevatedRun -Name $Name
+        $ended = $status.state -notin @($TaskStateQueued, $TaskStateRunning) -and $status.last_task_result -ne $TaskHasNotRun
+        $moved = $null -ne $status.progress -and $status.progress.sequence -gt $ProgressSequence
+        if ($ended -or $moved -or (Get-Date) -ge $deadline) {
+            break
+        }
+        Start-Sleep -Milliseconds $IntervalMilliseconds
+    }
+    if ($ended -and $Collect) {
+        $status.collected = Complete-ElevatedRun -Name $Name
+    }
+    $status
+}
+
+function Read-ElevatedRun {
+    <#
+    .SYNOPSIS
+    Where the task of an elevated run stands: its state, last result and progress, and whether its response is written.
     #>
     param([Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name)
     $runFolder = Get-RunFolder -Name $Name
@@ -524,6 +587,7 @@ function Get-ElevatedRun {
         last_task_result = $task.LastTaskResult
         response_ready = $null
         progress = $null
+        collected = $null
     }
 
     $script:BridgeCall = 'Test-Path response.json'
@@ -902,11 +966,21 @@ function Search-Update {
     <#
     .SYNOPSIS
     The "scan" operation (elevated): what the offline catalog finds for this host, its update history and whether a restart is pending.
+
+    .DESCRIPTION
+    With Cab (the url, sha256 and offset of ensure_cab), the server's catalog is fetched first,
+    in the same run, as ensure_cab fetches it.
     #>
     param(
         [Parameter(Mandatory = $true)] [string]$Criteria,
-        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter
+        [Parameter(Mandatory = $true)] [Alias('wuauserv_after')] $WuauservAfter,
+        $Cab = $null
     )
+    $transfer = $null
+    if ($null -ne $Cab) {
+        $fetch = @{ Url = $Cab.url; Sha256 = $Cab.sha256; Offset = $Cab.offset }
+        $transfer = Sync-Catalog @fetch
+    }
     $catalog = $null
     try {
         Start-WindowsUpdateService
@@ -923,6 +997,7 @@ function Search-Update {
             cab = [ordered]@{
                 path = $CatalogPath
                 service_id = $catalog.service.ServiceID
+                transfer = $transfer
             }
             result_code = $searchResult.ResultCode
             updates = @($updates)
@@ -1420,6 +1495,34 @@ function Clear-Staging {
     }
 }
 
+function Save-KeptBridge {
+    <#
+    .SYNOPSIS
+    Keeps the bridge the controller sent whole in the root, under the SHA-256 it gave, in place of any other.
+
+    .DESCRIPTION
+    The bootstrap runs a kept bridge only when its text has the digest asked for. Keeping it
+    saves sending it again: where that fails (a logon that may not write the root), the
+    controller sends it whole again, and nothing else is lost.
+    #>
+    param([Parameter(Mandatory = $true)] [string]$Digest)
+    try {
+        Initialize-PrivateFolder
+        if (-not (Test-Path -LiteralPath $KeptBridgeFolder -PathType Container)) {
+            $null = New-Item -ItemType Directory -Path $KeptBridgeFolder
+        }
+        Set-FileText -Path (Join-Path -Path $KeptBridgeFolder -ChildPath "$Digest.ps1") -Text $BridgeText
+        foreach ($kept in @(Get-ChildItem -LiteralPath $KeptBridgeFolder -File -Force)) {
+            if ($kept.Name -ne "$Digest.ps1") {
+                Remove-Item -LiteralPath $kept.FullName -Force
+            }
+        }
+    }
+    catch {
+        $null = $_
+    }
+}
+
 # Each operation is the function of that name, called with the request's params as parameters.
 $operations = @{
     info = 'Get-HostInfo'
@@ -1471,6 +1574,10 @@ try {
 catch {
     $response.error = ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall
     $exitCode = 1
+}
+
+if ($KeepAs) {
+    Save-KeptBridge -Digest $KeepAs
 }
 
 $json = ConvertTo-AsciiJson -InputObject $response

@@ -26,6 +26,7 @@ from e2e_support import install_collection, lab, run_playbook
 from wuacache_lab.labspec import LabSpec
 from wuacache_lab.packages import build_cbs_cab, build_msu, build_upgrade_media
 from wuacache_lab.upstream import read_access_log
+from wuacache_lab.windows.host import read_remote_commands
 from wuacache_lab.windows.state import HostState, read_host_state
 
 # Away from the other e2e labs (127.0.3.1...) and from `make demo` (127.0.1.x).
@@ -89,6 +90,10 @@ class PatchLab:
             yield
         finally:
             self.clear_faults(host)
+
+    def commands(self, host: str) -> list[str | None]:
+        """The bridge operation of every command the host ran for a remote client, oldest first."""
+        return [command["operation"] for command in read_remote_commands(self.spec.hosts_dir / host.upper())]
 
     def server_log(self) -> str:
         return (self.spec.log_dir / "server.log").read_text()
@@ -307,6 +312,32 @@ def test_check_mode_shows_the_plan_and_changes_nothing(patch_lab: PatchLab, tmp_
     assert after.cached_content == before.cached_content
     assert after.history == before.history
     assert after.last_boot_up_time == before.last_boot_up_time
+
+
+def test_a_scan_takes_three_commands_and_an_install_as_many_as_its_stages(patch_lab: PatchLab, tmp_path: Path) -> None:
+    host = host_names(patch_lab)[1]
+    for _ in range(2):
+        # The first scan brings the host the bridge and the catalog; the second finds both there.
+        already = len(patch_lab.commands(host))
+        rc, _result, output = patch_lab.playbook(tmp_path, "scan", host)
+        assert rc == 0, output
+        scan = patch_lab.commands(host)[already:]
+        assert len(scan) <= 3, scan
+        assert scan.count("info") + scan.count("task_start") == len(scan), scan
+
+    # However long the install takes, the host answers a poll when something changed.
+    already = len(patch_lab.commands(host))
+    with patch_lab.faulted(host, "slow_install", "--seconds", "8"):
+        rc, result, output = patch_lab.playbook(
+            tmp_path, "install", host, "-e", json.dumps({"wua_default_allow": True, "wua_reboot": False, "wua_wait_for_files": 120})
+        )
+    assert rc == 0, output
+    assert result["installed"] > 0
+    install = patch_lab.commands(host)[already:]
+    stages = re.findall(rf"^<{host}> (?:searching|downloading|installing)", output, re.MULTILINE)
+    elevated_runs = install.count("task_start")
+
+    assert install.count("task_poll") <= len(stages) + elevated_runs, (install, stages)
 
 
 def test_install_downloads_from_the_server_installs_reboots_and_reports(patch_lab: PatchLab, tmp_path: Path) -> None:

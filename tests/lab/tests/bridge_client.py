@@ -66,9 +66,12 @@ def bridge_request(operation: str, **params: Any) -> dict[str, Any]:
 
 
 def call(host: WindowsHost, operation: str, logon: LogonSession = NETWORK, **params: Any) -> tuple[int, Any]:
-    """One bridge request over a WinRM logon: the bootstrap on the command
-    line, the envelope on standard input."""
-    envelope = {"bridge": script("_wua_bridge.ps1"), "request": bridge_request(operation, **params)}
+    """One bridge request over a WinRM logon, the bridge sent whole."""
+    return send(host, {"bridge": script("_wua_bridge.ps1"), "request": bridge_request(operation, **params)}, logon)
+
+
+def send(host: WindowsHost, envelope: dict[str, Any], logon: LogonSession = NETWORK) -> tuple[int, Any]:
+    """One command over a WinRM logon: the bootstrap on the command line, the envelope on standard input."""
     result = host.execute(
         "PowerShell " + powershell_arguments(script("_wua_bootstrap.ps1")),
         json.dumps(envelope).encode("ascii"),

@@ -606,26 +606,26 @@ def test_wusa_is_refused_to_a_network_logon(host: WindowsHost) -> None:
 
 
 def watched_run(host: WindowsHost, operation: str, **params: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """An elevated run polled as the controller polls it: the progress values
-    seen, each once and in order, and the run's result."""
+    """An elevated run polled as the controller polls it, each poll waiting on the host for the run to move
+    on: the progress values seen, in order, and the run's result, collected by the last poll."""
     name = f"run-{time.monotonic_ns()}"
     exit_code, started = start(host, name, bridge_request(operation, **params))
     assert exit_code == 0, started
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
+    sequence = 0
     while True:
-        exit_code, polled = call(host, "task_poll", name=name)
+        exit_code, polled = call(
+            host, "task_poll", name=name, wait_seconds=30, interval_milliseconds=20, progress_sequence=sequence, collect=True
+        )
         assert exit_code == 0, polled
-        progress = polled["result"]["progress"]
-        if progress is not None and (not seen or seen[-1] != progress):
-            seen.append(progress)
-        if polled["result"]["state"] != TASK_STATE_RUNNING:
-            break
-        assert time.monotonic() < deadline, "the run never ended"
-        time.sleep(0.02)
-    exit_code, collected = call(host, "task_collect", name=name)
-    assert exit_code == 0, collected
-    return seen, json.loads(collected["result"]["response"])["result"]
+        status = polled["result"]
+        if status["collected"] is not None:
+            return seen, json.loads(status["collected"]["response"])["result"]
+        # A poll that does not collect answers a step after the last one seen, within its wait.
+        progress = dict(status["progress"])
+        assert progress.pop("sequence") > sequence, status
+        sequence = status["progress"]["sequence"]
+        seen.append(progress)
 
 
 def test_an_elevated_run_tells_task_poll_where_it_stands(lab: Lab, host: WindowsHost, tmp_path: Path) -> None:

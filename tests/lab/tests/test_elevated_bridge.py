@@ -60,12 +60,13 @@ def test_an_elevated_run_answers_what_the_network_logon_may_not_read(tmp_path: P
     answers = []
     for name in ("first", "second"):
         exit_code, started = start(host, name, bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
-        assert (exit_code, started["result"]) == (0, {"task": f"\\wuacache-{name}", "folder": f"{RUNS}\\{name}"})
+        assert exit_code == 0, started
+        assert (started["result"]["task"], started["result"]["folder"]) == (f"\\wuacache-{name}", f"{RUNS}\\{name}")
 
         poll = poll_until_ended(host, name)
 
         # reboot_required is no long operation: it writes no progress.
-        assert poll == {"state": TASK_STATE_READY, "last_task_result": 0, "response_ready": True, "progress": None}
+        assert poll == {"state": TASK_STATE_READY, "last_task_result": 0, "response_ready": True, "progress": None, "collected": None}
         assert not host.disk.exists(f"{RUNS}\\{name}\\response.json.tmp")
         answers.append(json.loads(collect(host, name)))
         assert not run_exists(host, name)
@@ -111,7 +112,7 @@ def test_a_request_the_bridge_cannot_serve_is_collected_as_its_error(tmp_path: P
     poll = poll_until_ended(host, "unknown")
     text = collect(host, "unknown")
 
-    assert poll == {"state": TASK_STATE_READY, "last_task_result": 1, "response_ready": True, "progress": None}
+    assert poll == {"state": TASK_STATE_READY, "last_task_result": 1, "response_ready": True, "progress": None, "collected": None}
     assert text.isascii()
     response = json.loads(text)
     assert (response["operation"], response["error"]["hresult"]) == ("r\u00e9ticulate", E_INVALIDARG)
@@ -218,6 +219,7 @@ def test_a_restart_ends_the_run_without_a_response(tmp_path: Path, held: HeldTas
         "last_task_result": SCHED_S_TASK_TERMINATED,
         "response_ready": False,
         "progress": None,
+        "collected": None,
     }
     assert collect(host, "restarted") is None
     assert not run_exists(host, "restarted")
@@ -256,5 +258,6 @@ def test_a_stopped_run_writes_no_response(tmp_path: Path, held: HeldTasks) -> No
         "last_task_result": SCHED_S_TASK_TERMINATED,
         "response_ready": False,
         "progress": None,
+        "collected": None,
     }
     assert collect(host, "stopped") is None

@@ -160,6 +160,18 @@ def test_file_hash_gives_the_algorithm_the_upper_case_digest_and_the_path(host: 
     assert run(host, script) == ["SHA1", hashlib.sha1(b"payload").hexdigest().upper(), f"{FOLDER}\\f.bin", "SHA256"]
 
 
+def test_file_hash_of_a_stream_digests_the_utf8_of_a_text_and_has_no_path(host: WindowsHost) -> None:
+    script = "$h = Get-FileHash -InputStream ([System.IO.MemoryStream]::new([System.Text.Encoding]::UTF8.GetBytes('caf' + [char]0xE9))) -Algorithm SHA256\n$h.Hash; $null -eq $h.Path"
+
+    assert run(host, script) == [hashlib.sha256("café".encode()).hexdigest().upper(), True]
+
+
+def test_a_memory_stream_is_made_from_a_byte_array_only(host: WindowsHost) -> None:
+    error = failure(runtime_of(host), "[System.IO.MemoryStream]::new($null)")
+
+    assert chain(error)[-1] == "System.ArgumentNullException"
+
+
 def test_an_item_of_the_system_folder_has_its_version_resource(host: WindowsHost) -> None:
     script = "$v = (Get-Item -LiteralPath 'C:\\Windows\\System32\\wuapi.dll').VersionInfo\n'{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart"
 

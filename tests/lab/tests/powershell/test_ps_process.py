@@ -19,7 +19,7 @@ BOOTSTRAP = (PLUGIN_UTILS / "_wua_bootstrap.ps1").read_text(encoding="utf-8")
 TASK = (PLUGIN_UTILS / "_wua_task.ps1").read_text(encoding="utf-8")
 
 # A bridge of this test's own: the real one needs the emulated Windows.
-BRIDGE = """param($Request, $ResponsePath)
+BRIDGE = """param($Request, $ResponsePath, $BridgeText, $KeepAs)
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
 $script:BridgeCall = 'bridge request'

@@ -83,9 +83,11 @@ def scan_answer(
     cu_awaiting_restart: bool = False,
     cu_user_input: bool = False,
     reboot_required: bool = False,
+    transfer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What ``scan`` answers; the history records the cumulative update's install once it is installed
-    (or installed until the next restart). ``cu_user_input``: its installer can ask for user input."""
+    """What ``scan`` answers, after the ``transfer`` of the catalog it was asked for; the history records the
+    cumulative update's install once it is installed (or installed until the next restart). ``cu_user_input``:
+    its installer can ask for user input."""
     history = []
     if cu_installed or cu_awaiting_restart:
         history.append({
@@ -93,7 +95,7 @@ def scan_answer(
             "update_id": CU, "revision_number": 200, "title": "2024-01 Cumulative Update",
         })
     return {
-        "cab": {"path": CAB_PATH, "service_id": SERVICE_ID},
+        "cab": {"path": CAB_PATH, "service_id": SERVICE_ID, "transfer": transfer},
         "result_code": 2,
         "updates": [
             scanned_update(
@@ -180,7 +182,7 @@ def info(
 
 
 def cab(status: str = "downloaded", transferred: int = CAB_SIZE) -> dict[str, Any]:
-    """``ensure_cab``'s answer."""
+    """The transfer of the catalog, as ``ensure_cab`` and ``scan`` answer it."""
     return {"status": status, "size": CAB_SIZE, "transferred": transferred}
 
 
@@ -219,7 +221,7 @@ ELEVATED = frozenset({"scan", "download", "install", "uninstall", "history", "re
 
 
 class RecordedHost:
-    """Answers the bridge's operations from recorded answers, in order; elevated ones through task_start/poll/collect.
+    """Answers the bridge's operations from recorded answers, in order; elevated ones through task_start.
 
     ``answers`` maps an operation to its answers (a result, or a :class:`Failure`);
     ``requests`` records every operation asked for with its params, elevated ones
@@ -245,16 +247,13 @@ class RecordedHost:
         request = json.loads(in_data or b"")["request"]
         operation, params = request["operation"], request["params"]
         if operation == "task_start":
+            # A run that ends before task_start's wait does, collected by it.
             elevated = params["envelope"]["request"]
             self.requests.append((elevated["operation"], elevated["params"]))
-            self._running[params["name"]] = elevated["operation"]
-            return _response("task_start", {"task": f"\\wuacache-{params['name']}", "folder": "C:\\ProgramData\\wuacache\\runs"})
-        if operation == "task_poll":
-            return _response("task_poll", {"state": 3, "last_task_result": 0, "response_ready": True, "progress": None})
-        if operation == "task_collect":
-            elevated = self._running.pop(params["name"])
-            answer = self._answer(elevated)
-            return _response("task_collect", {"response": answer["stdout"]})
+            answer = self._answer(elevated["operation"])
+            status = {"state": 3, "last_task_result": answer["rc"], "response_ready": True, "progress": None}
+            status["collected"] = {"response": answer["stdout"]} if params.get("collect") else None
+            return _response("task_start", {"task": f"\\wuacache-{params['name']}", "folder": "C:\\ProgramData\\wuacache\\runs", "status": status})
         self.requests.append((operation, params))
         return self._answer(operation)
 

@@ -35,11 +35,12 @@ COR_E_SYSTEM = -2146233087
 
 
 def scanning_host(
-    *cabs: Any, held: dict[str, Any] | None = None, scan: dict[str, Any] | None = None
+    *transfers: Any, held: dict[str, Any] | None = None, scan: dict[str, Any] | None = None
 ) -> RecordedHost:
     """A host whose root holds what ``held`` says (``info``'s arguments; the server's catalog by default),
-    answering ``ensure_cab`` with ``cabs``."""
-    return RecordedHost({"info": [info(**(held or {}))], "ensure_cab": list(cabs), "scan": [scan or scan_answer()]})
+    whose scans fetch the catalog as ``transfers`` say (a transfer's answer, or a failure), one per scan."""
+    scans = [transfer if isinstance(transfer, Failure) else scan_answer(transfer=transfer) for transfer in transfers]
+    return RecordedHost({"info": [info(**(held or {}))], "scan": scans or [scan or scan_answer()]})
 
 
 def digest_mismatch(server: FakeServer) -> Failure:
@@ -172,8 +173,8 @@ def test_a_catalog_other_than_the_servers_is_fetched_with_the_servers_digest(ser
 
     result = run(server, host)
 
-    assert host.operations == ["info", "ensure_cab", "scan"]
-    assert host.params("ensure_cab") == [{"url": f"{server.url}/wua/wsusscn2.cab", "sha256": CAB_SHA256, "offset": 0}]
+    assert host.operations == ["info", "scan"]
+    assert [params["cab"] for params in host.params("scan")] == [{"url": f"{server.url}/wua/wsusscn2.cab", "sha256": CAB_SHA256, "offset": 0}]
     assert result["changed"] is True
     assert result["cab"] == {"path": CAB_PATH, "sha256": CAB_SHA256, "status": "downloaded", "transferred": True}
     assert server.reports[0]["cab_sha256"] == CAB_SHA256
@@ -185,7 +186,7 @@ def test_a_partial_catalog_is_resumed_from_its_length(server: FakeServer) -> Non
 
     result = run(server, host)
 
-    assert [params["offset"] for params in host.params("ensure_cab")] == [4096]
+    assert [params["cab"]["offset"] for params in host.params("scan")] == [4096]
     assert (result["cab"]["status"], result["changed"]) == ("resumed", True)
 
 
@@ -196,12 +197,12 @@ def test_a_partial_catalog_that_does_not_resume_into_the_servers_is_fetched_whol
 
     result = run(server, host)
 
-    assert [params["offset"] for params in host.params("ensure_cab")] == [4096, 0]
+    assert [params["cab"]["offset"] for params in host.params("scan")] == [4096, 0]
     assert "failed" not in result
     assert result["cab"]["status"] == "downloaded"
 
 
-def test_a_whole_catalog_without_the_servers_digest_fails_before_the_scan(server: FakeServer) -> None:
+def test_a_whole_catalog_without_the_servers_digest_fails_the_scan_unreported(server: FakeServer) -> None:
     host = scanning_host(digest_mismatch(server), held={"catalog_sha256": None})
 
     result = run(server, host)
@@ -209,7 +210,8 @@ def test_a_whole_catalog_without_the_servers_digest_fails_before_the_scan(server
     assert result["failed"] is True
     assert (result["hresult"], CAB_SHA256 in result["msg"]) == ("0x80131501", True)
     assert "Save-HttpFile wsusscn2.cab" in result["msg"]
-    assert host.operations == ["info", "ensure_cab"]
+    assert host.operations == ["info", "scan"]
+    # A catalog the host could not fetch is no failed scan: the server keeps the last one.
     assert server.reports == []
 
 

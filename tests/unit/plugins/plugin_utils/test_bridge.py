@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import pathlib
 from typing import Any
@@ -33,15 +34,16 @@ CLIXML_PROGRESS = (
 
 
 class RecordedAction:
-    """Stands in for an action plugin: replays one recorded answer and keeps what it was sent."""
+    """Stands in for an action plugin: replays recorded answers (the last one again and again) and keeps what it was sent."""
 
-    def __init__(self, rc: int, stdout: str, stderr: str = "") -> None:
-        self.answer = {"rc": rc, "stdout": stdout, "stderr": stderr}
+    def __init__(self, rc: int, stdout: str, stderr: str = "", *, earlier: tuple[tuple[int, str], ...] = ()) -> None:
+        self.answers = [{"rc": code, "stdout": out, "stderr": ""} for code, out in earlier] + [{"rc": rc, "stdout": stdout, "stderr": stderr}]
         self.calls: list[dict[str, Any]] = []
 
     def _low_level_execute_command(self, cmd: str, sudoable: bool = True, in_data: bytes | None = None) -> dict[str, Any]:
         self.calls.append({"cmd": cmd, "sudoable": sudoable, "in_data": in_data})
-        return dict(self.answer, stdout_lines=self.answer["stdout"].splitlines(), stderr_lines=self.answer["stderr"].splitlines())
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return dict(answer, stdout_lines=answer["stdout"].splitlines(), stderr_lines=answer["stderr"].splitlines())
 
 
 def test_success_returns_the_result_and_sends_one_bridge_command() -> None:
@@ -54,11 +56,24 @@ def test_success_returns_the_result_and_sends_one_bridge_command() -> None:
     assert call["cmd"].startswith(POWERSHELL)
     bootstrap = base64.b64decode(call["cmd"][len(POWERSHELL):]).decode("utf-16-le")
     assert bootstrap == (PLUGIN_UTILS / "_wua_bootstrap.ps1").read_text(encoding="utf-8")
+    # The bridge goes by its digest: the host keeps it.
     envelope = json.loads(call["in_data"])
     assert envelope == {
-        "bridge": (PLUGIN_UTILS / "_wua_bridge.ps1").read_text(encoding="utf-8"),
+        "bridge_sha256": hashlib.sha256((PLUGIN_UTILS / "_wua_bridge.ps1").read_bytes()).hexdigest(),
         "request": {"protocol": 1, "operation": "info", "params": {}},
     }
+
+
+def test_a_host_without_the_bridge_gets_it_whole_once() -> None:
+    action = RecordedAction(0, SUCCESS, earlier=((1, '{"bridge_missing":true}'),))
+
+    assert run_bridge(action, "info") == {"computer_name": "WS2022-01"}
+
+    first, second = (json.loads(call["in_data"]) for call in action.calls)
+    assert "bridge" not in first
+    assert second["bridge"] == (PLUGIN_UTILS / "_wua_bridge.ps1").read_text(encoding="utf-8")
+    assert second["bridge_sha256"] == first["bridge_sha256"] == hashlib.sha256(second["bridge"].encode("utf-8")).hexdigest()
+    assert first["request"] == second["request"]
 
 
 def test_bootstrap_carries_the_marker_on_its_first_line() -> None:
@@ -68,7 +83,8 @@ def test_bootstrap_carries_the_marker_on_its_first_line() -> None:
 
 
 def test_command_line_stays_far_below_the_cmd_exe_limit() -> None:
-    assert len(bridge_command()) < CMD_EXE_LIMIT // 4
+    # Half of it at most: room for a shell that wraps the command in its own.
+    assert len(bridge_command()) < CMD_EXE_LIMIT // 2
 
 
 def test_request_is_ascii_whatever_the_parameters() -> None:

@@ -59,12 +59,21 @@ def answer(operation: str, result: dict[str, Any]) -> tuple[int, str]:
     return 0, json.dumps({"protocol": 1, "operation": operation, "result": result})
 
 
-def started(name: str) -> tuple[int, str]:
-    return answer("task_start", {"task": f"\\wuacache-{name}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{name}"})
+def run_status(
+    status: dict[str, int], response_ready: bool, progress: dict[str, Any] | None = None, collected: str | None | bool = False
+) -> dict[str, Any]:
+    """What task_start and task_poll answer of a run; ``collected``, the response of a run they collected, if they did."""
+    return dict(status, response_ready=response_ready, progress=progress, collected=None if collected is False else {"response": collected})
 
 
-def polled(status: dict[str, int], response_ready: bool, progress: dict[str, Any] | None = None) -> tuple[int, str]:
-    return answer("task_poll", dict(status, response_ready=response_ready, progress=progress))
+def started(name: str, status: dict[str, Any] | None = None) -> tuple[int, str]:
+    """task_start's answer: by default, a run whose task is still running when the wait ends."""
+    folder = f"C:\\ProgramData\\wuacache\\runs\\{name}"
+    return answer("task_start", {"task": f"\\wuacache-{name}", "folder": folder, "status": status or run_status(RUNNING, False)})
+
+
+def polled(status: dict[str, int], response_ready: bool, progress: dict[str, Any] | None = None, collected: str | None | bool = False) -> tuple[int, str]:
+    return answer("task_poll", run_status(status, response_ready, progress, collected))
 
 
 def collected(response: str | None) -> tuple[int, str]:
@@ -72,7 +81,10 @@ def collected(response: str | None) -> tuple[int, str]:
 
 
 class RecordedHost:
-    """Stands in for an action plugin: answers each bridge operation from its recorded answers, in order."""
+    """Stands in for an action plugin: answers each bridge operation from its recorded answers, in order.
+
+    With the fake clock, a task_start or task_poll answered with a run that goes on took the whole wait it asked for.
+    """
 
     def __init__(self, answers: dict[str, list[tuple[int, str]]]) -> None:
         self.answers = answers
@@ -86,6 +98,11 @@ class RecordedHost:
         request = json.loads(in_data)["request"]
         self.requests.append(request)
         rc, stdout = self.answers[request["operation"]].pop(0)
+        status = json.loads(stdout).get("result", {})
+        status = status.get("status", status)
+        goes_on = status.get("state") in (2, 4) or status.get("last_task_result") == NOT_STARTED_YET["last_task_result"]
+        if isinstance(_bridge.time, FakeClock) and goes_on and not status.get("progress"):
+            _bridge.time.now += request["params"]["wait_seconds"]
         return {"rc": rc, "stdout": stdout, "stderr": ""}
 
     @property
@@ -96,23 +113,26 @@ class RecordedHost:
 def test_the_progress_a_run_writes_is_shown_once_per_change(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     shown = MagicMock()
     monkeypatch.setattr(_bridge.display, "display", shown)
-    first = {"step": "download", "done": 0, "total": 2, "item": "windows10.0-kb5034129-x64.cab"}
-    second = {"step": "download", "done": 1, "total": 2, "item": "ssu-20348.2200-x64.psf"}
+    search = {"sequence": 1, "step": "search", "done": 0, "total": 1, "item": None}
+    first = {"sequence": 2, "step": "download", "done": 0, "total": 2, "item": "windows10.0-kb5034129-x64.cab"}
+    second = {"sequence": 3, "step": "download", "done": 1, "total": 2, "item": "ssu-20348.2200-x64.psf"}
+    install = {"sequence": 4, "step": "install", "done": 0, "total": 3, "item": None}
     host = RecordedHost({
         "task_start": [started("run-1")],
         "task_poll": [
             polled(RUNNING, False),
-            polled(RUNNING, False, {"step": "search", "done": 0, "total": 1, "item": None}),
+            polled(RUNNING, False, search),
             polled(RUNNING, False, first),
             polled(RUNNING, False, first),
             polled(RUNNING, False, second),
-            polled(RUNNING, False, {"step": "install", "done": 0, "total": 3, "item": None}),
-            polled(ENDED, True, {"step": "install", "done": 0, "total": 3, "item": None}),
+            polled(RUNNING, False, install),
+            polled(ENDED, True, install, collected=REBOOT_REQUIRED),
         ],
-        "task_collect": [collected(REBOOT_REQUIRED)],
     })
 
     assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
+    # Each poll waits on the host for more than what was shown.
+    assert [request["params"]["progress_sequence"] for request in host.requests[1:]] == [0, 0, 1, 2, 2, 3, 4]
     assert [call.args[0] for call in shown.call_args_list] == [
         "<ws2022-01.example.com> searching the catalog",
         "<ws2022-01.example.com> downloading file 1 of 2: windows10.0-kb5034129-x64.cab",
@@ -121,31 +141,41 @@ def test_the_progress_a_run_writes_is_shown_once_per_change(clock: FakeClock, mo
     ]
 
 
-def test_success_after_two_polls(clock: FakeClock) -> None:
+def test_a_run_that_ends_within_task_starts_wait_takes_one_command(clock: FakeClock) -> None:
+    host = RecordedHost({"task_start": [started("run-1", run_status(ENDED, True, collected=REBOOT_REQUIRED))]})
+
+    assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
+
+    assert host.operations == ["task_start"]
+    assert clock.sleeps == []
+
+
+def test_success_after_two_long_polls_the_last_of_which_collects(clock: FakeClock) -> None:
     host = RecordedHost({
         "task_start": [started("run-1")],
-        "task_poll": [polled(RUNNING, False), polled(ENDED, True)],
+        "task_poll": [polled(RUNNING, False), polled(ENDED, True, collected=REBOOT_REQUIRED)],
+    })
+
+    assert run_elevated(host, "reboot_required", name="run-1", timeout=1000) == {"reboot_required": True}
+
+    assert host.operations == ["task_start", "task_poll", "task_poll"]
+    # The host waits (60 s in task_start, then 300 s a poll), the controller never sleeps.
+    waiting = {"name": "run-1", "progress_sequence": 0, "interval_milliseconds": 1000, "collect": True}
+    assert [request["params"] for request in host.requests[1:]] == [dict(waiting, wait_seconds=300), dict(waiting, wait_seconds=300)]
+    assert clock.sleeps == []
+
+
+def test_a_run_ended_but_not_collected_is_collected_apart(clock: FakeClock) -> None:
+    # A task still reading as never run after the grace is taken as ended, which the host does not collect.
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(ENDED, True)],
         "task_collect": [collected(REBOOT_REQUIRED)],
     })
 
     assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
-
-    assert host.operations == ["task_start", "task_poll", "task_poll", "task_collect"]
-    assert [request["params"] for request in host.requests[1:]] == [{"name": "run-1"}] * 3
-    assert clock.sleeps == [2.0]
-
-
-def test_a_task_that_has_not_started_yet_is_waited_for(clock: FakeClock) -> None:
-    host = RecordedHost({
-        "task_start": [started("run-1")],
-        "task_poll": [polled(NOT_STARTED_YET, False), polled(RUNNING, False), polled(ENDED, True)],
-        "task_collect": [collected(REBOOT_REQUIRED)],
-    })
-
-    assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
-
-    assert host.operations == ["task_start", "task_poll", "task_poll", "task_poll", "task_collect"]
-    assert clock.sleeps == [2.0, 2.0]
+    assert host.operations == ["task_start", "task_poll", "task_collect"]
+    assert clock.sleeps == []
 
 
 @pytest.mark.usefixtures("clock")
@@ -158,14 +188,15 @@ def test_task_start_carries_the_bridge_the_request_and_the_task_bootstrap() -> N
 
     run_elevated(host, "info", {"kb": [5037782]}, name="run-1")
 
+    # The task runs the bridge that runs task_start, which the host keeps.
     params = host.requests[0]["params"]
     assert params == {
         "name": "run-1",
-        "envelope": {
-            "bridge": (PLUGIN_UTILS / "_wua_bridge.ps1").read_text(encoding="utf-8"),
-            "request": {"protocol": 1, "operation": "info", "params": {"kb": [5037782]}},
-        },
+        "envelope": {"request": {"protocol": 1, "operation": "info", "params": {"kb": [5037782]}}},
         "task_arguments": task_arguments(),
+        "wait_seconds": 60,
+        "interval_milliseconds": 1000,
+        "collect": True,
     }
     bootstrap = base64.b64decode(params["task_arguments"].removeprefix(TASK_ARGUMENTS)).decode("utf-16-le")
     assert bootstrap == (PLUGIN_UTILS / "_wua_task.ps1").read_text(encoding="utf-8")
@@ -198,7 +229,9 @@ def test_a_response_written_by_a_running_task_waits_for_its_end(clock: FakeClock
 
     assert run_elevated(host, "reboot_required", name="run-1", poll_interval=5) == {"reboot_required": True}
 
-    assert clock.sleeps == [5, 5]
+    # The host looks every 5 seconds.
+    assert {request["params"]["interval_milliseconds"] for request in host.requests[:-1]} == {5000}
+    assert clock.sleeps == []
 
 
 @pytest.mark.usefixtures("clock")
@@ -256,17 +289,18 @@ def test_task_ended_without_response_names_its_last_result_and_is_collected(last
 
 def test_a_task_that_never_starts_fails_after_a_minute(clock: FakeClock) -> None:
     host = RecordedHost({
-        "task_start": [started("run-1")],
-        "task_poll": [polled(NOT_STARTED_YET, False)] * 31,
+        "task_start": [started("run-1", run_status(NOT_STARTED_YET, False))],
         "task_collect": [collected(None)],
     })
+    start = clock.now
 
     with pytest.raises(BridgeError) as raised:
         run_elevated(host, "reboot_required", name="run-1")
 
     assert str(raised.value).startswith("0x00041303 SCHED_S_TASK_HAS_NOT_RUN: ")
-    assert sum(clock.sleeps) == 60.0
-    assert host.operations[-1] == "task_collect"
+    # task_start waited the minute on the host.
+    assert (host.requests[0]["params"]["wait_seconds"], clock.now - start) == (60, 60)
+    assert host.operations == ["task_start", "task_collect"]
 
 
 def test_timeout_gives_up_and_still_collects(clock: FakeClock) -> None:
@@ -276,12 +310,12 @@ def test_timeout_gives_up_and_still_collects(clock: FakeClock) -> None:
         "task_collect": [collected(None)],
     })
 
-    with pytest.raises(BridgeError, match="did not end within 10 seconds in the elevated run run-1"):
-        run_elevated(host, "reboot_required", name="run-1", timeout=10, poll_interval=4)
+    with pytest.raises(BridgeError, match="did not end within 100 seconds in the elevated run run-1"):
+        run_elevated(host, "reboot_required", name="run-1", timeout=100, poll_interval=4)
 
-    # Polled at 0, 4, 8 and 12 seconds: the last poll is past the deadline.
-    assert host.operations == ["task_start"] + ["task_poll"] * 4 + ["task_collect"]
-    assert clock.sleeps == [4, 4, 4]
+    # task_start waits 60 seconds, the poll the 40 that remain.
+    assert host.operations == ["task_start", "task_poll", "task_collect"]
+    assert [request["params"]["wait_seconds"] for request in host.requests[:2]] == [60, 40]
 
 
 @pytest.mark.parametrize(

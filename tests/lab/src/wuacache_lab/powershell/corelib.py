@@ -47,6 +47,7 @@ from wuacache_lab.powershell.values import (
     SByte,
     ScriptBlock,
     TimeSpan,
+    TypedArray,
     UInt16,
     UInt32,
     UInt64,
@@ -242,6 +243,28 @@ def _characters(characters: tuple[object, ...]) -> str | None:
         return None
     items = list(enumerate_value(characters[0])) if len(characters) == 1 else list(characters)
     return "".join(str(item) for item in items)
+
+
+# ---------------------------------------------------------------- System.Text.Encoding
+
+
+@dotnet_type("System.Text.Encoding")
+class EncodingMembers:
+    """System.Text.Encoding: the UTF-8 encoding only."""
+
+    @static_property
+    def UTF8() -> UTF8Encoding:  # noqa: N802
+        return UTF8Encoding()
+
+
+@dotnet_type("System.Text.UTF8Encoding", base="System.Text.Encoding")
+class UTF8Encoding:
+    """What Encoding.UTF8 returns."""
+
+    def GetBytes(self, s: object) -> TypedArray:  # noqa: N802
+        if s is None:
+            raise dotnet_error("System.ArgumentNullException", "String reference not set to an instance of a String.\r\nParameter name: s", ParamName="s")
+        return TypedArray("System.Byte", (Byte(value) for value in to_string(s).encode("utf-8")))
 
 
 @dotnet_type("System.Char", instances=(Char,), value_type=True)

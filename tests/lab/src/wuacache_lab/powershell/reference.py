@@ -76,18 +76,25 @@ class ReferenceContracts:
         return contracts.dotnet_member(type_name, member_name)
 
     def argument_counts(self, lineage: list[str], member_name: str, static: bool) -> ArgumentCounts | None:
-        """How many arguments a method's or constructor's overloads take, from the first type of the lineage that has it."""
+        """How many arguments a method's or constructor's overloads take.
+
+        A method's overloads are those of every type of the lineage: .NET hides a base method by its
+        signature only, so an override (UTF8Encoding.GetBytes(Char[], ...)) leaves the base's other
+        overloads (Encoding.GetBytes(String)) callable. A constructor is the first type's own.
+        """
+        overloads = []
         for type_name in lineage:
             member = self._documented_member(type_name, member_name)
             if member is None or member.kind not in ("method", "constructor"):
                 continue
-            overloads = [overload for overload in member.overloads if overload.static == static]
-            if not overloads:
-                continue
-            exact = frozenset(len(overload.parameters) for overload in overloads)
-            variadic = [len(overload.parameters) - 1 for overload in overloads if overload.params_array]
-            return ArgumentCounts(exact, min(variadic) if variadic else None)
-        return None
+            overloads += [overload for overload in member.overloads if overload.static == static]
+            if overloads and member.kind == "constructor":
+                break
+        if not overloads:
+            return None
+        exact = frozenset(len(overload.parameters) for overload in overloads)
+        variadic = [len(overload.parameters) - 1 for overload in overloads if overload.params_array]
+        return ArgumentCounts(exact, min(variadic) if variadic else None)
 
     @staticmethod
     @cache

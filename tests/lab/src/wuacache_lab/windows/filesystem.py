@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from wuacache_lab.powershell.commands import CmdletCall, cmdlet
 from wuacache_lab.powershell.conversions import convert_to, to_integer, to_string
-from wuacache_lab.powershell.dotnet import dotnet_type, static
+from wuacache_lab.powershell.dotnet import constructor, dotnet_type, static
 from wuacache_lab.powershell.errors import (
     OBJECT_NOT_FOUND,
     DotNetException,
@@ -37,7 +37,7 @@ from wuacache_lab.powershell.errors import (
 )
 from wuacache_lab.powershell.reference import ReferenceContracts
 from wuacache_lab.powershell.runtime import current_runtime
-from wuacache_lab.powershell.values import DotNetType, EnumValue, Int64, PSObject, base_object
+from wuacache_lab.powershell.values import DotNetType, EnumValue, Int64, PSObject, TypedArray, base_object
 from wuacache_lab.windows.disk import CHUNK_SIZE, DiskWriter
 from wuacache_lab.windows.errors import (
     E_ACCESSDENIED,
@@ -263,6 +263,29 @@ class Stream:
     def Dispose(self) -> None:  # noqa: N802
         if not self._closed:
             self.close()
+
+
+@dotnet_type("System.IO.MemoryStream", base="System.IO.Stream")
+class MemoryStream(Stream):
+    """A stream over a byte array, read from its start (``MemoryStream(Byte[])``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._position = 0
+
+    @constructor
+    def new(_: DotNetType, buffer: object) -> MemoryStream:
+        if buffer is None:
+            raise dotnet_error("System.ArgumentNullException", "Buffer cannot be null.\r\nParameter name: buffer", ParamName="buffer")
+        if not isinstance(buffer, TypedArray) or buffer.element_type != "System.Byte":
+            raise LabLimitation("The lab's MemoryStream is made from a Byte[] only.")
+        return MemoryStream(bytes(buffer))
+
+    def read_chunk(self) -> bytes:
+        self._check_open()
+        chunk = self._data[self._position : self._position + CHUNK_SIZE]
+        self._position += len(chunk)
+        return chunk
 
 
 @dotnet_type("System.IO.FileStream", base="System.IO.Stream")
@@ -550,11 +573,20 @@ def get_file_hash(call: CmdletCall) -> Iterable[object]:
     """An object with ``Algorithm``, ``Hash`` (upper-case hexadecimal) and ``Path``, for each file."""
     runtime = host_runtime()
     for parameters in call.records:
-        if call.parameter_set == "Stream":
-            raise LabLimitation("The lab's Get-FileHash hashes files: -Path or -LiteralPath.")
         algorithm = to_string(parameters.get("Algorithm", "SHA256")).upper()
         if algorithm not in ("SHA1", "SHA256", "SHA384", "SHA512", "MD5"):
             raise LabLimitation(f"The lab's Get-FileHash does not compute {algorithm}.")
+        if call.parameter_set == "Stream":
+            # What remains of the stream, from its position; the result has no Path.
+            stream = base_object(parameters["InputStream"])
+            if not isinstance(stream, Stream):
+                raise LabLimitation("The lab's Get-FileHash reads the lab's streams only.")
+            digest = hashlib.new(algorithm.replace("SHA", "sha").lower())
+            while chunk := stream.read_chunk():
+                runtime.check_alive()
+                digest.update(chunk)
+            yield PSObject.custom([("Algorithm", algorithm), ("Hash", digest.hexdigest().upper()), ("Path", None)])
+            continue
         literal = "LiteralPath" in parameters
         for text in parameters["LiteralPath" if literal else "Path"]:  # type: ignore[union-attr]
             location = resolve(to_string(text), runtime.working_directory, literal=literal)

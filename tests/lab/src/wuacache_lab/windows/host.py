@@ -7,6 +7,7 @@ cmd.exe and powershell.exe would (:mod:`wuacache_lab.windows.commands`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import timedelta
@@ -38,6 +39,32 @@ class _HostLogAdapter(logging.LoggerAdapter):
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return f"{self.host_name}: {msg}", kwargs
+
+
+REMOTE_COMMANDS_LOG = "remote-commands.jsonl"
+
+
+def record_remote_command(directory: Path, logon: LogonSession, stdin: bytes) -> None:
+    """Note a command a remote client ran, with the bridge operation its standard input asks for, if any.
+
+    The lab's own observation, not Windows state: it is how tests count the commands an operation costs.
+    """
+    try:
+        operation = json.loads(stdin)["request"]["operation"]
+    except (ValueError, TypeError, KeyError):
+        operation = None
+    record = {"at": to_iso(utc_now()), "user": logon.user, "operation": operation}
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / REMOTE_COMMANDS_LOG).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def read_remote_commands(directory: Path) -> list[dict[str, Any]]:
+    """The remote commands a host ran, oldest first (:func:`record_remote_command`)."""
+    path = directory / REMOTE_COMMANDS_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 class WindowsHost:
@@ -113,6 +140,7 @@ class WindowsHost:
             self.log.info("dropping the connection of a command after %.1f s", delay)
             time.sleep(delay)
             raise ConnectionDropped(f"{self.name} dropped the connection")
+        record_remote_command(self.directory, logon, stdin)
         # A WinRS shell starts in the user's profile folder.
         return self.run_process(command_line, stdin, logon, working_directory=f"C:\\Users\\{logon.user}")
 
