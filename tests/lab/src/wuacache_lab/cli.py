@@ -162,9 +162,12 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
         "upgrade_rollback": {},
         "upgrade_blocked": {},
         "default_owner": {"owner": args.owner},
+        "file_in_use": {"paths": args.path},
     }[args.kind]
     if args.kind == "default_owner" and args.owner is None:
         raise ValueError("default_owner needs --owner administrators or --owner creator")
+    if args.kind == "file_in_use" and not args.path:
+        raise ValueError("file_in_use needs --path C:\\...\\file")
     set_host_fault(spec.hosts_dir, host.name.upper(), args.kind, **{key: value for key, value in options.items() if value is not None})
     print(f"lab: {host.name} has fault {args.kind}")
     return 0
@@ -245,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--count", type=int, help="commands a drop_connection drops")
     host.add_argument("--delay", type=float, help="seconds before a drop_connection drops")
     host.add_argument("--owner", choices=DEFAULT_OWNER_VALUES, help="default_owner: who owns what an administrator creates")
+    host.add_argument("--path", action="append", help="file_in_use: a file of drive C: another program holds open (repeatable)")
     host.set_defaults(handler=cmd_fault_host)
     clear = fault.add_parser("clear", help="remove the faults of one host, or all faults")
     clear.add_argument("--host", help="only this host's")

@@ -31,6 +31,7 @@ FAULT_KINDS = (
     "upgrade_blocked",
     "cache_refuses_files",
     "default_owner",
+    "file_in_use",
 )
 
 # ERROR_INSTALL_FAILURE: "Fatal error during installation."
@@ -65,6 +66,9 @@ not shown yet, servicing still completing the changes of the restart).
     ("administrators" or "creator"), the value of the security policy
     "System objects: Default owner for objects created by members of the
     Administrators group" (:mod:`wuacache_lab.windows.security`).
+    ``file_in_use``: ``paths``, files of drive C: that another program (a
+    scanner, an indexer) holds open without sharing their deletion: deleting
+    one, or the folder that holds it, fails with ERROR_SHARING_VIOLATION.
     """
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
@@ -163,6 +167,10 @@ class HostFaults:
 
     def disk_full(self) -> bool:
         return "disk_full" in self.current()
+
+    def files_in_use(self) -> tuple[str, ...]:
+        """The Windows paths of the ``file_in_use`` fault."""
+        return tuple(self.current().get("file_in_use", {}).get("paths", ()))
 
     def startup_seconds(self) -> float:
         return float(self.current().get("slow_startup", {}).get("seconds", 0.0))
