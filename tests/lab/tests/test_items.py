@@ -179,7 +179,9 @@ def test_a_file_in_use_stays_with_its_folder_and_the_rest_goes(host: WindowsHost
     assert (exception.type_name, exception.hresult) == ("System.IO.IOException", ERROR_SHARING_VIOLATION)
     assert exception.message == f"The process cannot access the file '{FOLDER}\\sub\\c.part' because it is being used by another process."
     assert (host.disk.children(FOLDER), host.disk.children(f"{FOLDER}\\sub")) == (["sub"], ["c.part"])
-    assert failure(runtime_of(host), f"Remove-Item -LiteralPath '{FOLDER}\\sub\\c.part' -ErrorAction Stop").reported_exception.hresult == ERROR_SHARING_VIOLATION
+    for command in ("Remove-Item", "Move-Item -Destination C:\\c.part"):
+        refused = failure(runtime_of(host), f"{command} -LiteralPath '{FOLDER}\\sub\\c.part' -ErrorAction Stop")
+        assert refused.reported_exception.hresult == ERROR_SHARING_VIOLATION
 
 
 def test_get_content_reads_lines_or_the_whole_text(host: WindowsHost) -> None:

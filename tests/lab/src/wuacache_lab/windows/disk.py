@@ -262,6 +262,10 @@ class HostDisk:
         sdk-api-src/content/winbase/nf-winbase-movefileexw.md): of two renames onto one name, one fails.
         """
         origin, target = self.path(source), self.path(destination)
+        # Renaming needs delete access, which a file open without FILE_SHARE_DELETE refuses (the dwShareMode
+        # of CreateFile, MicrosoftDocs/sdk-api sdk-api-src/content/fileapi/nf-fileapi-createfilew.md).
+        if origin in self._in_use():
+            raise self._sharing_violation(origin)
         if replace:
             origin.replace(target)
         elif origin.is_dir():

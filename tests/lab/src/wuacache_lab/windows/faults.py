@@ -68,7 +68,8 @@ not shown yet, servicing still completing the changes of the restart).
     Administrators group" (:mod:`wuacache_lab.windows.security`).
     ``file_in_use``: ``paths``, files of drive C: that another program (a
     scanner, an indexer) holds open without sharing their deletion: deleting
-    one, or the folder that holds it, fails with ERROR_SHARING_VIOLATION.
+    or renaming one, or deleting the folder that holds it, fails with
+    ERROR_SHARING_VIOLATION.
     """
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
