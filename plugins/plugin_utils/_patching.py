@@ -111,7 +111,8 @@ class Patching:
                 timeout=self.options["timeout"],
             )
         except BridgeError as error:
-            if error.hresult is not None:
+            # A host busy with another run has not scanned: the server keeps what it knew.
+            if error.hresult is not None and not error.host_busy:
                 self._report_failed_scan(info, cab["sha256"], error, time.monotonic() - started)
             raise
         report = build_report(

@@ -158,7 +158,7 @@ def info(
     """``info`` with what the root holds of downloads: by default the server's catalog and no partial file."""
     answer = copy.deepcopy(WS2022_INFO)
     answer["os"]["last_boot_up_time"] = last_boot
-    answer["wuauserv"] = {"start_mode": "Manual", "state": "Stopped"}
+    answer["wuauserv"] = {"start_mode": "Manual", "state": "Stopped", "recorded": None}
     answer["reboot_indicators"] = []
     answer["downloads"] = {
         "catalog": {
@@ -213,7 +213,8 @@ ELEVATED = frozenset({"scan", "download", "install", "uninstall", "history", "re
 class RecordedHost:
     """Answers the bridge's operations from recorded answers, in order; elevated ones through task_start/poll/collect.
 
-    ``answers`` maps an operation to its answers (a result, or a :class:`Failure`);
+    ``answers`` maps an operation to its answers (a result, or a :class:`Failure`),
+    ``task_start`` to its refusals, ``task_collect`` to the errors of its clean-ups;
     ``requests`` records every operation asked for with its params, elevated ones
     under their own name.
     """
@@ -239,14 +240,21 @@ class RecordedHost:
         if operation == "task_start":
             elevated = params["envelope"]["request"]
             self.requests.append((elevated["operation"], elevated["params"]))
+            if self.answers.get("task_start"):
+                # Refused (another run holds the host): the controller collects what the start may have left.
+                self._running[params["name"]] = None
+                return self._answer("task_start")
             self._running[params["name"]] = elevated["operation"]
-            return _response("task_start", {"task": f"\\wuacache-{params['name']}", "folder": "C:\\ProgramData\\wuacache\\runs"})
+            return _response("task_start", {"task": f"\\wuacache\\runs\\{params['name']}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{params['name']}"})
         if operation == "task_poll":
             return _response("task_poll", {"state": 3, "last_task_result": 0, "response_ready": True, "progress": None})
         if operation == "task_collect":
             elevated = self._running.pop(params["name"])
-            answer = self._answer(elevated)
-            return _response("task_collect", {"response": answer["stdout"]})
+            response = None if elevated is None else self._answer(elevated)["stdout"]
+            # The recorded "task_collect" answers are the errors of clean-ups that failed, in order.
+            cleanup_errors = self.answers.get("task_collect")
+            cleanup_error = cleanup_errors.pop(0) if cleanup_errors else None
+            return _response("task_collect", {"response": response, "cleanup_error": cleanup_error})
         self.requests.append((operation, params))
         return self._answer(operation)
 
