@@ -607,6 +607,7 @@ function Get-HostLockHolder {
     $script:BridgeCall = 'host.lock'
     $holder = Get-Content -LiteralPath $HostLockPath -Raw -Encoding UTF8 | ConvertFrom-Json
     $alive = -not (Test-RunExpired -Record $holder) -and $null -ne (Get-RunTask -TaskFolder $TaskFolder -Name $holder.name)
+    # A busy error names the lock, not the task looked for.
     $script:BridgeCall = 'host.lock'
     [ordered]@{
         name = $holder.name
