@@ -20,6 +20,7 @@ import pytest
 from bridge_client import (
     CAB_URL,
     HOST_LOCK,
+    NETWORK,
     RUNS,
     RUNS_TASK_FOLDER,
     WUAUSERV_RECORD,
@@ -46,7 +47,6 @@ BEFORE_THE_FIXES = "711075a1b30a1e7f4bf47480d34edb8cc1cd808b"
 ERROR_BUSY = -2147024726
 ERROR_SHARING_VIOLATION = -2147024864
 SCHED_S_TASK_TERMINATED = 0x41306
-TASK_STATE_RUNNING = 4
 DISABLED_AND_STOPPED = {"start_mode": "Disabled", "running": False}
 AUTOMATIC_AND_RUNNING = {"start_mode": "Automatic", "running": True}
 
@@ -145,11 +145,12 @@ def test_a_run_ended_before_it_restores_the_service_leaves_it_as_it_was(
     # What a controller that keeps the service unchanged reads while the run holds it.
     assert info(host)["wuauserv"].get("recorded") == DISABLED_AND_STOPPED
 
+    # A restart ends the task's process; so does the collect of a controller that gives up on the run,
+    # which stops its task. Neither lets the process run its finally.
     if ended_by == "restart":
         host.reboot(0)
         held.wait_for_the_processes()
         assert poll_until_ended(host, "ended")["last_task_result"] == SCHED_S_TASK_TERMINATED
-    # Otherwise the controller gives up on the run: collecting it stops its task, whose process runs no finally.
     assert collect(host, "ended") is None
     held.wait_for_the_processes()
 
@@ -254,7 +255,7 @@ def test_a_run_takes_the_host_over_from_a_holder_whose_task_is_gone(tmp_path: Pa
     start(host, "gone", bridge_request("reboot_required"))
     poll_until_ended(host, "gone")
     # Deleted by hand, or by a collect cut short: nothing else will release the lock.
-    service = host.wua(LogonSession(user="Administrator", logon_type="network")).create_object("Schedule.Service")
+    service = host.wua(NETWORK).create_object("Schedule.Service")
     service.Connect()
     service.GetFolder(RUNS_TASK_FOLDER).DeleteTask("gone", 0)
 
@@ -367,7 +368,7 @@ def test_runs_sweep_what_runs_left_once_their_time_is_up(tmp_path: Path, clock: 
         poll_until_ended(host, name)
         assert call(host, "task_collect", name=name)[1]["result"]["cleanup_error"]["hresult"] == ERROR_SHARING_VIOLATION
     # A task left in the runs' folder without its run's folder, and a folder that is not a run's.
-    service = host.wua(LogonSession(user="Administrator", logon_type="network")).create_object("Schedule.Service")
+    service = host.wua(NETWORK).create_object("Schedule.Service")
     service.Connect()
     definition = service.NewTask(0)
     definition.Actions.Create(0).Path = "hostname.exe"
