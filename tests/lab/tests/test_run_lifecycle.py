@@ -143,7 +143,7 @@ def test_a_run_ended_before_it_restores_the_service_leaves_it_as_it_was(
     start_history(host, "ended", held)
     assert service_state(host) == ("Manual", "Running")
     # What a controller that keeps the service unchanged reads while the run holds it.
-    assert info(host)["wuauserv"].get("recorded") == DISABLED_AND_STOPPED
+    recorded_during_the_run = info(host)["wuauserv"].get("recorded")
 
     # A restart ends the task's process; so does the collect of a controller that gives up on the run,
     # which stops its task. Neither lets the process run its finally.
@@ -155,6 +155,7 @@ def test_a_run_ended_before_it_restores_the_service_leaves_it_as_it_was(
     held.wait_for_the_processes()
 
     assert service_state(host) == ("Disabled", "Stopped")
+    assert recorded_during_the_run == DISABLED_AND_STOPPED
     assert info(host)["wuauserv"]["recorded"] is None
     assert not run_exists(host, "ended")
 
@@ -352,8 +353,8 @@ def test_what_a_run_whose_controller_died_left_goes_once_its_time_is_up(shipped_
     exit_code, started = start(host, "next", bridge_request("reboot_required"))
 
     assert exit_code == 0, started
-    assert started["result"]["task"] == task_path("next")
     assert not run_exists(host, "dead")
+    assert started["result"]["task"] == task_path("next")
     poll_until_ended(host, "next")
     collect(host, "next")
 
