@@ -46,6 +46,7 @@ def to_host_info(info: dict[str, Any]) -> dict[str, Any]:
             # Win32_Service reports "Auto", "Start Pending"...: Ansible's Windows modules say "auto", "start_pending".
             "start_mode": _snake_case(service["start_mode"]),
             "state": _snake_case(service["state"]),
+            "recorded": _recorded_state(service["recorded"]),
         },
         "reboot_pending": bool(indicators),
         "reboot_indicators": indicators,
@@ -56,6 +57,13 @@ def to_host_info(info: dict[str, Any]) -> dict[str, Any]:
             "size_bytes": drive["size_bytes"],
         },
     }
+
+
+def _recorded_state(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The state a run recorded before it started the service, in the words of the wuauserv_after option."""
+    if recorded is None:
+        return None
+    return {"start_mode": recorded["start_mode"].lower(), "running": recorded["running"]}
 
 
 def _snake_case(value: str) -> str:

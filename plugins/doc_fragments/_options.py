@@ -97,7 +97,9 @@ options:
         for the time of the operation.
       - V(disabled) leaves it stopped and disabled, so that the host does not update itself from the Internet;
         V(manual) stopped with the manual start mode; V(automatic) running with the automatic start mode;
-        V(unchanged) as it was found.
+        V(unchanged) as it was found, before any operation of this collection started it (an operation that
+        ended before it could put the service back left a record of that state, which the host reports and the
+        next operation restores).
       - Falls back to C(wua_wuauserv_after).
     type: str
     choices: [disabled, manual, automatic, unchanged]
@@ -105,6 +107,8 @@ options:
   timeout:
     description:
       - The time budget, in seconds, of one operation that runs elevated on the host (a scan, a download, an install).
+      - The operation's scheduled task on the host gets ten minutes more as its time limit, after which another
+        operation may take the host over from it.
       - Falls back to C(wua_timeout).
     type: int
     default: 7200

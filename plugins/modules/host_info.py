@@ -113,6 +113,24 @@ wuauserv:
       returned: success
       type: str
       sample: stopped
+    recorded:
+      description:
+        - The state an elevated run recorded before it started the service, while that run holds the host, or when it
+          ended before it could put the service back; null otherwise.
+        - The next run puts the service back in this state, and the patching modules' C(wuauserv_after=unchanged)
+          keeps it.
+      returned: success
+      type: dict
+      sample: {start_mode: disabled, running: false}
+      contains:
+        start_mode:
+          description: V(automatic), V(manual) or V(disabled).
+          type: str
+          returned: success
+        running:
+          description: Whether it was running.
+          type: bool
+          returned: success
 reboot_pending:
   description: Whether the host waits for a reboot, that is whether any of RV(reboot_indicators) is present.
   returned: success

@@ -66,11 +66,14 @@ class PatchingAction(ActionBase):
 
     # The host's name in the inventory, as the run's output names it.
     inventory_hostname: str | None = None
+    # What went wrong without failing the task (_bridge.warn): the result's warnings.
+    task_warnings: list[str] | None = None
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
         self.inventory_hostname = (task_vars or {}).get("inventory_hostname")
+        self.task_warnings = []
 
         options = task_options(self, task_vars or {}, argument_spec(**self.OWN_OPTIONS))
         if not options["enabled"]:
@@ -81,6 +84,8 @@ class PatchingAction(ActionBase):
             self.patch(Patching(self, options), options, result)
         except TASK_FAILURES as error:
             result.update(failure_result(error))
+        if self.task_warnings:
+            result["warnings"] = [*result.get("warnings", []), *self.task_warnings]
         return result
 
     def patch(self, patching: Patching, options: dict[str, Any], result: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ import base64
 import functools
 import hashlib
 import json
+import math
 import pathlib
 import re
 import time
@@ -51,6 +52,11 @@ _TASK_START_GRACE = 60.0
 # How long one poll may wait on the host for the run to end or move on. WinRM answers a
 # long-running command's Receive with an OperationTimeout fault, which the connection retries.
 LONG_POLL_SECONDS = 300.0
+# How long past the controller's time budget a run's task may run, and the run hold the host: the
+# controller stops the task itself when its budget is spent, unless it died.
+_TASK_TIME_MARGIN = 600
+# HRESULT_FROM_WIN32(ERROR_BUSY): another run holds the host, as task_start, ensure_cab and clean_staging answer.
+HRESULT_BUSY = 0x800700AA
 # What a connection raises when the host drops it: Ansible's own failure, or the
 # transport's (the errors of requests, which pywinrm uses, are OSErrors).
 CONNECTION_ERRORS = (AnsibleConnectionFailure, OSError)
@@ -79,6 +85,11 @@ class BridgeError(AnsibleError):
         self.stdout = stdout
         self.stderr = stderr
         super().__init__(self._describe(message))
+
+    @property
+    def host_busy(self) -> bool:
+        """Whether another run held the host: the operation did nothing, and trying again at once would not help."""
+        return self.hresult is not None and int(self.hresult.code, 16) == HRESULT_BUSY
 
     def _describe(self, message: str) -> str:
         if self.hresult is not None:
@@ -148,6 +159,10 @@ def run_elevated(
     ends or says where it stands, within ``timeout`` seconds: a command per step
     of the operation, not per interval. The ended run is collected by the same
     command; after a failure its task and folder are collected all the same.
+    The run holds the host from start to collection: while another run holds
+    it, the start fails with ERROR_BUSY (:attr:`BridgeError.host_busy`), which
+    nothing retries. A collection that got the response but could not clean up
+    is a warning of the task.
     """
     if name is None:
         name = f"run-{uuid.uuid4().hex}"
@@ -166,6 +181,7 @@ def run_elevated(
                 run,
                 envelope={"request": bridge_request(operation, params)},
                 task_arguments=task_arguments(),
+                time_limit=task_time_limit(timeout),
                 # Long enough for a short operation to end, and for a task to start.
                 wait_seconds=round(min(timeout, _TASK_START_GRACE)),
                 **waiting,
@@ -187,8 +203,27 @@ def run_elevated(
         raise
 
     collected = status["collected"] or run_bridge(action, "task_collect", run)
+    if collected["cleanup_error"] is not None:
+        # The run's work is done: what is left behind goes with a later run.
+        error = collected["cleanup_error"]
+        cleanup = BridgeError("task_collect", str(error["message"]), hresult=error["hresult"], call=error["call"])
+        warn(action, f"The elevated run {name} left its scheduled task or folder on the host: {cleanup}")
     # The task's exit code is the bridge's, as the command's would be.
     return parse_response(operation, status["last_task_result"], collected["response"] or "", "")
+
+
+def task_time_limit(timeout: float) -> int:
+    """The seconds an elevated run's task may run (its ``ExecutionTimeLimit``) and the run hold the host."""
+    return math.ceil(max(timeout, 0)) + _TASK_TIME_MARGIN
+
+
+def warn(action: ActionBase, message: str) -> None:
+    """A warning of the task: in its result for an action that keeps them (``task_warnings``), shown at once otherwise."""
+    warnings = getattr(action, "task_warnings", None)
+    if warnings is None:
+        display.warning(message)
+    else:
+        warnings.append(message)
 
 
 def bridge_command() -> str:
@@ -342,7 +377,7 @@ def _collect_after_failure(action: ActionBase, run: dict[str, str]) -> None:
     try:
         run_bridge(action, "task_collect", run)
     except AnsibleError as error:
-        display.warning(f"The elevated run {run['name']} may have left its scheduled task or folder on the host: {error}")
+        warn(action, f"The elevated run {run['name']} may have left its scheduled task or folder on the host: {error}")
 
 
 def _encoded_command(script_name: str) -> str:

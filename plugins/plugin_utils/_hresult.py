@@ -132,6 +132,8 @@ _HRESULTS: dict[int, tuple[str, str]] = {
     0x80070057: ("E_INVALIDARG", "One or more arguments are invalid"),
     0x80070070: ("ERROR_DISK_FULL", "There is not enough space on the disk"),
     0x8007007B: ("ERROR_INVALID_NAME", "The filename, directory name, or volume label syntax is incorrect"),
+    0x800700AA: ("ERROR_BUSY", "The requested resource is in use (another wuacache run holds the host)"),
+    0x800700B7: ("ERROR_ALREADY_EXISTS", "Cannot create a file when that file already exists"),
     0x80070422: ("ERROR_SERVICE_DISABLED",
                  "The service cannot be started, either because it is disabled or because it has no enabled devices associated with it"),
     0x8007045B: ("ERROR_SHUTDOWN_IN_PROGRESS", "A system shutdown is in progress"),

@@ -85,8 +85,14 @@ def assignment(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def wuauserv_after(options: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-    """The bridge's ``wuauserv_after`` parameter; ``unchanged`` keeps the state ``info`` read before the run."""
+    """The bridge's ``wuauserv_after`` parameter; ``unchanged`` keeps the state ``info`` read before the run.
+
+    That is the state a run recorded before it started the service, when ``info`` finds one: the run
+    holding the host, or one that died before it could put the service back, changed what ``info`` reads.
+    """
     if options["wuauserv_after"] != "unchanged":
         return dict(WUAUSERV_AFTER[options["wuauserv_after"]])
     service = info["wuauserv"]
+    if service["recorded"] is not None:
+        return {"start_mode": service["recorded"]["start_mode"], "running": service["recorded"]["running"]}
     return {"start_mode": _START_MODES[service["start_mode"]], "running": service["state"] == "Running"}

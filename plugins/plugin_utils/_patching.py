@@ -129,7 +129,9 @@ class Patching:
         try:
             result = self._scan_run(params)
         except BridgeError as error:
-            if error.hresult is not None and error.call != CATALOG_TRANSFER_CALL:
+            # A host busy with another run has not scanned, nor has one that could not fetch the catalog:
+            # the server keeps what it knew.
+            if error.hresult is not None and not error.host_busy and error.call != CATALOG_TRANSFER_CALL:
                 self._report_failed_scan(info, cab_sha256, error, time.monotonic() - started)
             raise
         cab = cab_status(held, cab_sha256, result["cab"]["transfer"])

@@ -64,6 +64,13 @@ $KeptBridgeFolder = Join-Path -Path $RootFolder -ChildPath 'bridge'
 $OsUpgradeLogsFolder = Join-Path -Path $RootFolder -ChildPath 'logs\os_upgrade'
 # Where the end of the servicing log is copied to be read, and deleted.
 $ServicingLogTailPath = Join-Path -Path $RootFolder -ChildPath 'CBS.log.tail'
+$RunsFolder = Join-Path -Path $RootFolder -ChildPath 'runs'
+# The Task Scheduler folder of the elevated runs' tasks: everything in it is a run's.
+$RunsTaskFolder = '\wuacache\runs'
+# Held by one run at a time, from task_start to task_collect (Enter-HostLock).
+$HostLockPath = Join-Path -Path $RootFolder -ChildPath 'host.lock'
+# The Windows Update service's state before a run changed it, until the run restores it.
+$WuauservRecordPath = Join-Path -Path $RootFolder -ChildPath 'wuauserv.json'
 # The root's security descriptor ("Security Descriptor String Format", "ACE Strings" and "SID
 # Strings", MicrosoftDocs/win32 desktop-src/SecAuthZ/): owner Administrators (BA); a DACL protected
 # from inheritance (P), auto-inherited (AI), whose only entries allow (A) full control (FA) to SYSTEM
@@ -82,8 +89,12 @@ $TaskStateRunning = 4
 # IRegisteredTask.LastTaskResult of a task whose instance has not started yet (SCHED_S_TASK_HAS_NOT_RUN):
 # right after Run(), a task may still read as ready.
 $TaskHasNotRun = 0x00041303
-# HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND), the error of a task that does not exist.
+# HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND), the error of a task or task folder that does not exist.
 $HResultFileNotFound = -2147024894
+# HRESULT_FROM_WIN32(ERROR_BUSY): another run holds the host.
+$HResultBusy = -2147024726
+# A run's name becomes a folder and a task name. \z, not $: $ also matches before a final newline.
+$RunNamePattern = '\A[A-Za-z0-9-]{1,64}\z'
 
 # The API call in progress, reported as "call" when it throws.
 $script:BridgeCall = 'bridge request'
@@ -107,6 +118,17 @@ function Set-FileText {
     # File.WriteAllText writes UTF-8 without a byte order mark.
     [System.IO.File]::WriteAllText("$Path.tmp", $Text)
     Move-Item -LiteralPath "$Path.tmp" -Destination $Path -Force
+}
+
+function Read-JsonFile {
+    <#
+    .SYNOPSIS
+    The object of a JSON file the bridge wrote, or null when there is no such file.
+    #>
+    param([Parameter(Mandatory = $true)] [string]$Path)
+    if (Test-Path -LiteralPath $Path -PathType Leaf) {
+        Get-Content -LiteralPath $Path -Raw -Encoding UTF8 | ConvertFrom-Json
+    }
 }
 
 function Write-RunProgress {
@@ -268,6 +290,9 @@ function Get-HostInfo {
     # Win32_Service class, CIMWin32 WMI provider.
     $script:BridgeCall = 'Get-CimInstance Win32_Service'
     $service = Get-CimInstance -ClassName Win32_Service -Filter "Name='wuauserv'"
+    # The state before the run that holds the host, or before a run that died without restoring it.
+    $script:BridgeCall = 'Get-Content wuauserv.json'
+    $recordedService = Read-JsonFile -Path $WuauservRecordPath
 
     # Servicing and Windows Update mark a pending restart with these registry keys, and
     # MoveFileEx(MOVEFILE_DELAY_UNTIL_REBOOT) queues its renames in PendingFileRenameOperations.
@@ -319,6 +344,7 @@ function Get-HostInfo {
         wuauserv = [ordered]@{
             start_mode = $service.StartMode
             state = $service.State
+            recorded = $recordedService
         }
         reboot_indicators = $rebootIndicators
         startup = [ordered]@{
@@ -441,11 +467,10 @@ function Get-RunFolder {
     #>
     [CmdletBinding()]
     param([string]$Name)
-    # \z, not $: $ also matches before a final newline.
-    if ($Name -cnotmatch '\A[A-Za-z0-9-]{1,64}\z') {
+    if ($Name -cnotmatch $RunNamePattern) {
         throw [System.ArgumentException]::new("The run name '$Name' must be 1 to 64 letters, digits or dashes.")
     }
-    Join-Path -Path $RootFolder -ChildPath "runs\$Name"
+    Join-Path -Path $RunsFolder -ChildPath $Name
 }
 
 function Connect-TaskService {
@@ -460,15 +485,314 @@ function Connect-TaskService {
     $service
 }
 
-function Get-TaskRootFolder {
+function Test-ErrorHResult {
     <#
     .SYNOPSIS
-    The Task Scheduler's root folder, which holds the tasks of elevated runs.
+    Whether a failure is the one of an HRESULT, once unwrapped as the bridge reports it.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [System.Management.Automation.ErrorRecord]$ErrorRecord,
+        [Parameter(Mandatory = $true)] [int]$HResult
+    )
+    (ConvertTo-BridgeError -ErrorRecord $ErrorRecord -Call $script:BridgeCall).hresult -eq $HResult
+}
+
+function Get-RunTaskFolder {
+    <#
+    .SYNOPSIS
+    The Task Scheduler folder of the elevated runs' tasks, created the first time.
     #>
     param([Parameter(Mandatory = $true)] $Service)
-    # ITaskService::GetFolder.
+    # ITaskService::GetFolder fails with ERROR_FILE_NOT_FOUND for a folder that does not exist;
+    # ITaskFolder::CreateFolder creates the folders of the path that do not.
     $script:BridgeCall = 'ITaskService.GetFolder'
-    $Service.GetFolder('\')
+    try {
+        return $Service.GetFolder($RunsTaskFolder)
+    }
+    catch [System.Management.Automation.MethodInvocationException] {
+        if (-not (Test-ErrorHResult -ErrorRecord $_ -HResult $HResultFileNotFound)) {
+            throw
+        }
+    }
+    $script:BridgeCall = 'ITaskFolder.CreateFolder'
+    $Service.GetFolder('\').CreateFolder($RunsTaskFolder)
+}
+
+function Get-RunTask {
+    <#
+    .SYNOPSIS
+    The task of an elevated run, or null when it does not exist.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] $TaskFolder,
+        [Parameter(Mandatory = $true)] [string]$Name
+    )
+    # ITaskFolder::GetTask fails with ERROR_FILE_NOT_FOUND for a task that does not exist.
+    $script:BridgeCall = 'ITaskFolder.GetTask'
+    try {
+        $TaskFolder.GetTask($Name)
+    }
+    catch [System.Management.Automation.MethodInvocationException] {
+        if (-not (Test-ErrorHResult -ErrorRecord $_ -HResult $HResultFileNotFound)) {
+            throw
+        }
+    }
+}
+
+function Remove-RunTask {
+    <#
+    .SYNOPSIS
+    Stops the task of an elevated run if it is running, then deletes it, if it exists.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] $TaskFolder,
+        [Parameter(Mandatory = $true)] [string]$Name
+    )
+    $task = Get-RunTask -TaskFolder $TaskFolder -Name $Name
+    if ($null -eq $task) {
+        return
+    }
+    # IRegisteredTask::Stop: deleting a task leaves its running instance alone, and that
+    # instance would keep the run's folder (its working directory) from being removed.
+    $script:BridgeCall = 'IRegisteredTask.Stop'
+    if ($task.State -eq $TaskStateRunning) {
+        $task.Stop(0)
+        # Stop returns before the instance has ended, which may take a while.
+        $deadline = (Get-Date).AddSeconds(60)
+        while ($task.State -eq $TaskStateRunning -and (Get-Date) -lt $deadline) {
+            Start-Sleep -Milliseconds 500
+        }
+    }
+    # ITaskFolder::DeleteTask.
+    $script:BridgeCall = 'ITaskFolder.DeleteTask'
+    $TaskFolder.DeleteTask($Name, 0)
+}
+
+function Get-RunRecordPath {
+    <#
+    .SYNOPSIS
+    Where the record of an elevated run is kept: beside its folder, so that it outlives a folder removed in part.
+    #>
+    param([Parameter(Mandatory = $true)] [string]$Name)
+    Join-Path -Path $RunsFolder -ChildPath "$Name.json"
+}
+
+function Remove-RunFolder {
+    <#
+    .SYNOPSIS
+    Removes the folder of an elevated run, then its record, if they exist.
+    #>
+    param([Parameter(Mandatory = $true)] [string]$Name)
+    $runFolder = Get-RunFolder -Name $Name
+    $script:BridgeCall = 'Remove-Item run folder'
+    foreach ($path in $runFolder, (Get-RunRecordPath -Name $Name)) {
+        if (Test-Path -LiteralPath $path) {
+            Remove-Item -LiteralPath $path -Recurse -Force
+        }
+    }
+}
+
+function New-RunRecord {
+    <#
+    .SYNOPSIS
+    The record of an elevated run: its name, when it started, and until when it may hold the host.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Name,
+        [Parameter(Mandatory = $true)] [int]$TimeLimit
+    )
+    $started = [datetime]::UtcNow
+    [ordered]@{
+        name = $Name
+        started = $started.ToString('o')
+        expires = $started.AddSeconds($TimeLimit).ToString('o')
+    }
+}
+
+function Test-RunExpired {
+    <#
+    .SYNOPSIS
+    Whether the time of a run is up, by its record.
+    #>
+    param([Parameter(Mandatory = $true)] $Record)
+    # Parse reads the round-trip format as local time; both sides compare in UTC.
+    [datetime]::Parse($Record.expires).ToUniversalTime() -le [datetime]::UtcNow
+}
+
+function Get-HostLockHolder {
+    <#
+    .SYNOPSIS
+    The record of the run that holds the host lock, with "alive".
+
+    .DESCRIPTION
+    A holder is alive until its time is up, while its task exists: a run registers its task
+    before it takes the lock, and the task goes when the run is collected.
+    #>
+    param([Parameter(Mandatory = $true)] $TaskFolder)
+    $script:BridgeCall = 'host.lock'
+    $holder = Get-Content -LiteralPath $HostLockPath -Raw -Encoding UTF8 | ConvertFrom-Json
+    $alive = -not (Test-RunExpired -Record $holder) -and $null -ne (Get-RunTask -TaskFolder $TaskFolder -Name $holder.name)
+    # A busy error names the lock, not the task looked for.
+    $script:BridgeCall = 'host.lock'
+    [ordered]@{
+        name = $holder.name
+        started = $holder.started
+        expires = $holder.expires
+        alive = $alive
+    }
+}
+
+function New-HostBusyError {
+    <#
+    .SYNOPSIS
+    The failure of an operation that another run's hold on the host forbids (ERROR_BUSY).
+    #>
+    param([Parameter(Mandatory = $true)] $Holder)
+    [System.IO.IOException]::new("Another run holds this host: '$($Holder.name)', since $($Holder.started), until $($Holder.expires) at the latest.", $HResultBusy)
+}
+
+function Assert-HostLockFree {
+    <#
+    .SYNOPSIS
+    Fails with ERROR_BUSY while a live run holds the host, for the operations that change what a run uses.
+    #>
+    if (-not (Test-Path -LiteralPath $HostLockPath)) {
+        return
+    }
+    $holder = Get-HostLockHolder -TaskFolder (Get-RunTaskFolder -Service (Connect-TaskService))
+    if ($holder.alive) {
+        throw (New-HostBusyError -Holder $holder)
+    }
+}
+
+function Publish-HostLock {
+    <#
+    .SYNOPSIS
+    Renames a run's lock file into place; false when the host lock exists.
+    #>
+    param([Parameter(Mandatory = $true)] [string]$Candidate)
+    # Without -Force, Move-Item renames with FileInfo.MoveTo, which fails when the destination
+    # exists (PowerShell's FileSystemProvider.MoveFileInfoItem; MoveFileEx without
+    # MOVEFILE_REPLACE_EXISTING): of two runs, one only takes the lock, and nobody reads it half written.
+    try {
+        Move-Item -LiteralPath $Candidate -Destination $HostLockPath
+        $true
+    }
+    catch [System.IO.IOException] {
+        if (-not (Test-Path -LiteralPath $HostLockPath)) {
+            throw
+        }
+        $false
+    }
+}
+
+function Enter-HostLock {
+    <#
+    .SYNOPSIS
+    Takes the host lock for a run whose task is registered, taking it over from a run that died.
+
+    .DESCRIPTION
+    The lock spans a whole run, from task_start to task_collect, so that no two runs change
+    the Windows Update service, the staging folder or the Update Agent at once. While a live
+    run holds it, this fails with ERROR_BUSY. A holder whose time is up, or whose task is
+    gone, died without being collected: its task and folder are removed before the lock
+    changes hands. Once the lock is taken, the Windows Update service goes back to the state
+    a run that died recorded. Host-side schedules take the same lock with these functions.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] $Record,
+        [Parameter(Mandatory = $true)] $TaskFolder
+    )
+    $script:BridgeCall = 'host.lock'
+    $candidate = Join-Path -Path $RunsFolder -ChildPath "$($Record.name)\host.lock"
+    [System.IO.File]::WriteAllText($candidate, (ConvertTo-AsciiJson -InputObject $Record))
+    if (-not (Publish-HostLock -Candidate $candidate)) {
+        $holder = Get-HostLockHolder -TaskFolder $TaskFolder
+        if ($holder.alive) {
+            throw (New-HostBusyError -Holder $holder)
+        }
+        Remove-RunTask -TaskFolder $TaskFolder -Name $holder.name
+        Remove-RunFolder -Name $holder.name
+        $script:BridgeCall = 'host.lock'
+        Remove-Item -LiteralPath $HostLockPath -Force
+        # Fails with ERROR_ALREADY_EXISTS if another run took the lock over meanwhile.
+        Move-Item -LiteralPath $candidate -Destination $HostLockPath
+    }
+    # With no other run on the host, a record of the service's state is one a run that died left.
+    Restore-RecordedWindowsUpdateService
+}
+
+function Exit-HostLock {
+    <#
+    .SYNOPSIS
+    Releases the host lock if the run given holds it; first, for a run that died, restores the Windows Update service it left.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] [string]$Name,
+        # The run ended without restoring the service (its process was ended).
+        [switch]$RestoreWindowsUpdateService
+    )
+    $script:BridgeCall = 'host.lock'
+    $holder = Read-JsonFile -Path $HostLockPath
+    if ($null -eq $holder -or $holder.name -cne $Name) {
+        return
+    }
+    try {
+        # Before the next run may start and record the service's state itself.
+        if ($RestoreWindowsUpdateService) {
+            Restore-RecordedWindowsUpdateService
+        }
+    }
+    finally {
+        $script:BridgeCall = 'host.lock'
+        Remove-Item -LiteralPath $HostLockPath -Force
+    }
+}
+
+function Remove-ExpiredRun {
+    <#
+    .SYNOPSIS
+    Removes the tasks and folders that runs left behind once their time is up.
+
+    .DESCRIPTION
+    A run's record says until when it may run. A task of the runs' task folder, or a record,
+    left without the rest of its run is removed too; a folder without a record is not a
+    run's, and stays. What cannot be removed now is tried again at the next start.
+    #>
+    param(
+        [Parameter(Mandatory = $true)] $TaskFolder,
+        # The run starting, which holds the host.
+        [Parameter(Mandatory = $true)] [string]$Except
+    )
+    # The names of the runs' tasks, folders and records; a hashtable's keys are unique, whatever their case.
+    $names = @{}
+    $script:BridgeCall = 'ITaskFolder.GetTasks'
+    foreach ($task in $TaskFolder.GetTasks(0)) {
+        $names[$task.Name] = $true
+    }
+    $script:BridgeCall = 'Get-ChildItem runs'
+    foreach ($folder in @(Get-ChildItem -LiteralPath $RunsFolder -Directory -Force)) {
+        $names[$folder.Name] = $true
+    }
+    foreach ($record in @(Get-ChildItem -LiteralPath $RunsFolder -Filter '*.json' -File -Force)) {
+        $names[$record.BaseName] = $true
+    }
+    foreach ($name in @($names.Keys)) {
+        if ($name -eq $Except -or $name -cnotmatch $RunNamePattern) {
+            continue
+        }
+        $record = Read-JsonFile -Path (Get-RunRecordPath -Name $name)
+        if (($null -ne $record -and -not (Test-RunExpired -Record $record)) -or ($null -eq $record -and (Test-Path -LiteralPath (Get-RunFolder -Name $name)))) {
+            continue
+        }
+        try {
+            Remove-RunTask -TaskFolder $TaskFolder -Name $name
+            Remove-RunFolder -Name $name
+        }
+        catch {
+            $null = $_
+        }
+    }
 }
 
 function Start-ElevatedRun {
@@ -477,6 +801,9 @@ function Start-ElevatedRun {
     The "task_start" operation: a transient task that runs the envelope's request as SYSTEM.
 
     .DESCRIPTION
+    The run holds the host from here to task_collect (Enter-HostLock). Having taken it, it
+    removes what earlier runs left behind once their time is up (Remove-ExpiredRun).
+
     The task runs this bridge (BridgeText) with the envelope's request. Its status is then
     answered as task_poll answers it, after the same wait.
     #>
@@ -484,6 +811,8 @@ function Start-ElevatedRun {
         [Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name,
         [Parameter(Mandatory = $true)] $Envelope,
         [Parameter(Mandatory = $true)] [Alias('task_arguments')] [string]$TaskArguments,
+        # Seconds: the task's execution time limit, and how long the run may hold the host.
+        [Parameter(Mandatory = $true)] [Alias('time_limit')] [int]$TimeLimit,
         [Alias('wait_seconds')] [int]$WaitSeconds = 0,
         [Alias('interval_milliseconds')] [int]$IntervalMilliseconds = 1000,
         [switch]$Collect
@@ -495,7 +824,9 @@ function Start-ElevatedRun {
     # A new folder: one that exists already was not made by this run.
     $script:BridgeCall = 'New-Item run folder'
     $null = New-Item -ItemType Directory -Path $runFolder
+    $record = New-RunRecord -Name $Name -TimeLimit $TimeLimit
     # File.WriteAllText writes UTF-8 without a byte order mark.
+    [System.IO.File]::WriteAllText((Get-RunRecordPath -Name $Name), (ConvertTo-AsciiJson -InputObject $record))
     $taskEnvelope = [ordered]@{
         bridge = $BridgeText
         request = $Envelope.request
@@ -503,7 +834,7 @@ function Start-ElevatedRun {
     [System.IO.File]::WriteAllText((Join-Path -Path $runFolder -ChildPath 'envelope.json'), (ConvertTo-AsciiJson -InputObject $taskEnvelope))
 
     $service = Connect-TaskService
-    $root = Get-TaskRootFolder -Service $service
+    $taskFolder = Get-RunTaskFolder -Service $service
 
     # ITaskService::NewTask, then the principal, action and settings of the ITaskDefinition.
     $script:BridgeCall = 'ITaskService.NewTask'
@@ -515,7 +846,8 @@ function Start-ElevatedRun {
     $action.Path = Join-Path -Path $env:SystemRoot -ChildPath 'System32\WindowsPowerShell\v1.0\powershell.exe'
     $action.Arguments = $TaskArguments
     $action.WorkingDirectory = $runFolder
-    $definition.Settings.ExecutionTimeLimit = 'PT4H'
+    # An ISO 8601 duration. Windows does not stop a task started on demand at its limit.
+    $definition.Settings.ExecutionTimeLimit = "PT$($TimeLimit)S"
     # The default, 7, runs the task and what it starts (setup.exe, DISM) below normal priority.
     $definition.Settings.Priority = 4
     $definition.Settings.DisallowStartIfOnBatteries = $false
@@ -523,7 +855,10 @@ function Start-ElevatedRun {
 
     # ITaskFolder::RegisterTaskDefinition (TASK_CREATE_OR_UPDATE, TASK_LOGON_SERVICE_ACCOUNT).
     $script:BridgeCall = 'ITaskFolder.RegisterTaskDefinition'
-    $task = $root.RegisterTaskDefinition("wuacache-$Name", $definition, 6, $null, $null, 5)
+    $task = $taskFolder.RegisterTaskDefinition($Name, $definition, 6, $null, $null, 5)
+
+    Enter-HostLock -Record $record -TaskFolder $taskFolder
+    Remove-ExpiredRun -TaskFolder $taskFolder -Except $Name
 
     # IRegisteredTask::Run.
     $script:BridgeCall = 'IRegisteredTask.Run'
@@ -576,12 +911,12 @@ function Read-ElevatedRun {
     #>
     param([Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name)
     $runFolder = Get-RunFolder -Name $Name
-    $root = Get-TaskRootFolder -Service (Connect-TaskService)
+    $taskFolder = Get-RunTaskFolder -Service (Connect-TaskService)
 
     # ITaskFolder::GetTask, then IRegisteredTask's State and LastTaskResult. They are read
     # before the response file: a task seen ended has written its response by then.
     $script:BridgeCall = 'ITaskFolder.GetTask'
-    $task = $root.GetTask("wuacache-$Name")
+    $task = $taskFolder.GetTask($Name)
     $status = [ordered]@{
         state = $task.State
         last_task_result = $task.LastTaskResult
@@ -605,7 +940,13 @@ function Read-ElevatedRun {
 function Complete-ElevatedRun {
     <#
     .SYNOPSIS
-    The "task_collect" operation: the run's response, if any, then neither its task nor its folder.
+    The "task_collect" operation: the run's response, if any, then neither its task nor its folder, nor its hold on the host.
+
+    .DESCRIPTION
+    A clean-up that fails does not undo what the run did: the answer carries the response
+    and the first clean-up error. The host lock is released once the run's task is gone;
+    a run whose process was ended before it could answer has left the Windows Update
+    service started, which goes back to the state recorded before the run.
     #>
     param([Parameter(Mandatory = $true)] [AllowEmptyString()] [string]$Name)
     $runFolder = Get-RunFolder -Name $Name
@@ -617,42 +958,27 @@ function Complete-ElevatedRun {
         $response = [System.IO.File]::ReadAllText($responsePath)
     }
 
-    $root = Get-TaskRootFolder -Service (Connect-TaskService)
-    # ITaskFolder::GetTask; a task that does not exist (ERROR_FILE_NOT_FOUND) has nothing to clean.
-    $script:BridgeCall = 'ITaskFolder.GetTask'
-    $task = $null
+    $taskFolder = Get-RunTaskFolder -Service (Connect-TaskService)
     try {
-        $task = $root.GetTask("wuacache-$Name")
+        Remove-RunTask -TaskFolder $taskFolder -Name $Name
+        Exit-HostLock -Name $Name -RestoreWindowsUpdateService:($null -eq $response)
     }
-    catch [System.Management.Automation.MethodInvocationException] {
-        if ((ConvertTo-BridgeError -ErrorRecord $_ -Call $script:BridgeCall).hresult -ne $HResultFileNotFound) {
-            throw
-        }
+    catch {
+        Add-CleanupError -ErrorRecord $_ -Call $script:BridgeCall
     }
-    if ($null -ne $task) {
-        # IRegisteredTask::Stop: deleting a task leaves its running instance alone, and that
-        # instance would keep the run's folder (its working directory) from being removed.
-        $script:BridgeCall = 'IRegisteredTask.Stop'
-        if ($task.State -eq $TaskStateRunning) {
-            $task.Stop(0)
-            # Stop returns before the instance has ended, which may take a while.
-            $deadline = (Get-Date).AddSeconds(60)
-            while ($task.State -eq $TaskStateRunning -and (Get-Date) -lt $deadline) {
-                Start-Sleep -Milliseconds 500
-            }
-        }
-        # ITaskFolder::DeleteTask.
-        $script:BridgeCall = 'ITaskFolder.DeleteTask'
-        $root.DeleteTask("wuacache-$Name", 0)
+    try {
+        Remove-RunFolder -Name $Name
+    }
+    catch {
+        Add-CleanupError -ErrorRecord $_ -Call $script:BridgeCall
     }
 
-    $script:BridgeCall = 'Remove-Item run folder'
-    if (Test-Path -LiteralPath $runFolder) {
-        Remove-Item -LiteralPath $runFolder -Recurse -Force
-    }
-
+    # Reported with the response, not in place of it.
+    $cleanupError = $script:CleanupError
+    $script:CleanupError = $null
     [ordered]@{
         response = $response
+        cleanup_error = $cleanupError
     }
 }
 
@@ -690,9 +1016,20 @@ function Start-WindowsUpdateService {
 
     .DESCRIPTION
     The service may be disabled between operations. An operation calls this first in a try
-    whose finally calls Restore-WindowsUpdateService, whatever happens.
+    whose finally calls Restore-WindowsUpdateService, whatever happens. Its state is recorded
+    first, for a run whose process is ended before its finally: a record that exists already
+    was left by such a run, and holds the state from before that run.
     #>
+    Initialize-PrivateFolder
     $script:BridgeCall = 'Start wuauserv'
+    if (-not (Test-Path -LiteralPath $WuauservRecordPath)) {
+        $service = Get-Service -Name wuauserv
+        $recorded = [ordered]@{
+            start_mode = [string]$service.StartType
+            running = $service.Status -eq 'Running'
+        }
+        Set-FileText -Path $WuauservRecordPath -Text (ConvertTo-AsciiJson -InputObject $recorded)
+    }
     Set-Service -Name wuauserv -StartupType Manual
     # Start-Service has no -NoWait (only Stop-Service has) and would wait without end for a
     # service stuck starting: ServiceController.Start returns at once, and the wait is bounded.
@@ -707,6 +1044,22 @@ function Start-WindowsUpdateService {
     $service.WaitForStatus('Running', $ServiceTimeout)
 }
 
+function Set-WindowsUpdateService {
+    <#
+    .SYNOPSIS
+    Gives the Windows Update service a start mode, and stops it unless it is to keep running; then forgets the state recorded before the run.
+    #>
+    param([Parameter(Mandatory = $true)] $State)
+    Set-Service -Name wuauserv -StartupType $State.start_mode
+    if (-not $State.running) {
+        Stop-Service -Name wuauserv -Force -NoWait
+        (Get-Service -Name wuauserv).WaitForStatus('Stopped', $ServiceTimeout)
+    }
+    if (Test-Path -LiteralPath $WuauservRecordPath) {
+        Remove-Item -LiteralPath $WuauservRecordPath -Force
+    }
+}
+
 function Restore-WindowsUpdateService {
     <#
     .SYNOPSIS
@@ -714,14 +1067,22 @@ function Restore-WindowsUpdateService {
     #>
     param([Parameter(Mandatory = $true)] $WuauservAfter)
     try {
-        Set-Service -Name wuauserv -StartupType $WuauservAfter.start_mode
-        if (-not $WuauservAfter.running) {
-            Stop-Service -Name wuauserv -Force -NoWait
-            (Get-Service -Name wuauserv).WaitForStatus('Stopped', $ServiceTimeout)
-        }
+        Set-WindowsUpdateService -State $WuauservAfter
     }
     catch {
         Add-CleanupError -ErrorRecord $_ -Call 'Restore wuauserv'
+    }
+}
+
+function Restore-RecordedWindowsUpdateService {
+    <#
+    .SYNOPSIS
+    Puts the Windows Update service back as it was before a run that could not restore it, if one did not.
+    #>
+    $script:BridgeCall = 'Restore wuauserv'
+    $recorded = Read-JsonFile -Path $WuauservRecordPath
+    if ($null -ne $recorded) {
+        Set-WindowsUpdateService -State $recorded
     }
 }
 
@@ -958,6 +1319,8 @@ function Sync-Catalog {
         [Parameter(Mandatory = $true)] [string]$Sha256,
         [Parameter(Mandatory = $true)] [long]$Offset
     )
+    # The catalog a run may be scanning with.
+    Assert-HostLockFree
     Initialize-PrivateFolder
     Save-HttpFile -Url $Url -Path $CatalogPath -Offset $Offset -Algorithm SHA256 -Hash $Sha256
 }
@@ -1474,6 +1837,8 @@ function Clear-Staging {
     .OUTPUTS
     The number of files removed and their bytes; the folders themselves stay.
     #>
+    # The files a run may be handing over.
+    Assert-HostLockFree
     $script:BridgeCall = 'Remove-Item staging'
     $removedFiles = 0
     $removedBytes = 0

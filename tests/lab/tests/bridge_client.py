@@ -29,7 +29,14 @@ STANDARD_USER = LogonSession(user="alice", logon_type="network", administrator=F
 ROOT = "C:\\ProgramData\\wuacache"
 RUNS = f"{ROOT}\\runs"
 STAGING = f"{ROOT}\\staging"
+HOST_LOCK = f"{ROOT}\\host.lock"
+WUAUSERV_RECORD = f"{ROOT}\\wuauserv.json"
+# The Task Scheduler folder of the runs' tasks.
+RUNS_TASK_FOLDER = "\\wuacache\\runs"
 TASK_STATE_RUNNING = 4
+# The seconds task_start gives a run (its task's ExecutionTimeLimit, its hold on the host), unless a test
+# gives its own; None for scripts from before task_start took one (see the shipped_scripts fixture).
+TIME_LIMIT: int | None = 3600
 # Where the server publishes the catalog.
 CAB_URL = "http://wuacache.example/wua/wsusscn2.cab"
 DISABLED_AND_STOPPED = {"start_mode": "Disabled", "running": False}
@@ -82,16 +89,30 @@ def send(host: WindowsHost, envelope: dict[str, Any], logon: LogonSession = NETW
 
 
 def start(
-    host: WindowsHost, name: str | None, request: dict[str, Any], logon: LogonSession = NETWORK
+    host: WindowsHost,
+    name: str | None,
+    request: dict[str, Any],
+    logon: LogonSession = NETWORK,
+    time_limit: int | None = None,
 ) -> tuple[int, Any]:
-    return call(
-        host,
-        "task_start",
-        logon,
-        name=name,
-        envelope={"bridge": script("_wua_bridge.ps1"), "request": request},
-        task_arguments=powershell_arguments(script("_wua_task.ps1")),
-    )
+    params: dict[str, Any] = {
+        "name": name,
+        "envelope": {"bridge": script("_wua_bridge.ps1"), "request": request},
+        "task_arguments": powershell_arguments(script("_wua_task.ps1")),
+    }
+    if time_limit is not None or TIME_LIMIT is not None:
+        params["time_limit"] = TIME_LIMIT if time_limit is None else time_limit
+    return call(host, "task_start", logon, **params)
+
+
+def task_path(name: str) -> str:
+    """The path of a run's task in the Task Scheduler."""
+    return f"{RUNS_TASK_FOLDER}\\{name}"
+
+
+def run_exists(host: WindowsHost, name: str) -> bool:
+    """Whether anything of the run is left on the host: its task or its folder."""
+    return task_path(name).casefold() in host.state.scheduled_tasks or host.disk.path(f"{RUNS}\\{name}").exists()
 
 
 def poll_until_ended(host: WindowsHost, name: str) -> dict[str, Any]:
@@ -106,8 +127,10 @@ def poll_until_ended(host: WindowsHost, name: str) -> dict[str, Any]:
 
 
 def collect(host: WindowsHost, name: str) -> str | None:
+    """The run's response, collected with everything it left on the host."""
     exit_code, response = call(host, "task_collect", name=name)
     assert exit_code == 0, response
+    assert response["result"].get("cleanup_error") is None, response
     return response["result"]["response"]
 
 

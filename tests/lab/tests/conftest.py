@@ -53,4 +53,7 @@ def shipped_scripts(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch:
         return bridge_client.SCRIPTS
     folder = write_scripts_at(commit, tmp_path / "scripts")
     monkeypatch.setattr(bridge_client, "SCRIPTS", folder)
+    if "time_limit" not in (folder / "_wua_bridge.ps1").read_text(encoding="utf-8"):
+        # Scripts from before task_start took a time limit refuse one.
+        monkeypatch.setattr(bridge_client, "TIME_LIMIT", None)
     return folder

@@ -124,7 +124,8 @@ def test_info_the_restart_and_the_wait_after_it_leave_the_windows_update_service
     # stopped: a hidden call would show either way.
     set_host_fault(tmp_path / "hosts", host.name, "reboot_seconds", seconds=0.2)
     host.system().set_service_start_mode("wuauserv", start_mode)
-    untouched = {"start_mode": start_mode, "state": "Stopped"}
+    # Nothing recorded either: no operation started the service.
+    untouched = {"start_mode": start_mode, "state": "Stopped", "recorded": None}
     before = info(host)
     assert before["wuauserv"] == untouched
 

@@ -75,7 +75,8 @@ def test_info_reports_the_host_as_windows_would(tmp_path: Path, profile: str) ->
     assert datetime.fromisoformat(os_info["last_boot_up_time"][:26] + "+00:00") == datetime.fromisoformat(
         host.state.last_boot_up_time.replace("Z", "+00:00")
     )
-    assert info["wuauserv"] == {"start_mode": "Manual", "state": "Stopped"}
+    # No run has recorded the state it found.
+    assert info["wuauserv"] == {"start_mode": "Manual", "state": "Stopped", "recorded": None}
     assert info["reboot_indicators"] == []
     drive = info["system_drive"]
     assert drive["device_id"] == "C:"
@@ -100,7 +101,7 @@ def test_info_works_while_wuauserv_is_disabled(tmp_path: Path) -> None:
     result, response = run(host, request())
 
     assert result.exit_code == 0
-    assert response["result"]["wuauserv"] == {"start_mode": "Disabled", "state": "Stopped"}
+    assert response["result"]["wuauserv"] == {"start_mode": "Disabled", "state": "Stopped", "recorded": None}
 
 
 def test_info_sees_a_full_disk(tmp_path: Path) -> None:

@@ -16,14 +16,17 @@ from bridge_client import (
     DISABLED_AND_STOPPED,
     NETWORK,
     RUNS,
+    RUNS_TASK_FOLDER,
     STANDARD_USER,
     bridge_request,
     call,
     collect,
     poll_until_ended,
     powershell_arguments,
+    run_exists,
     script,
     start,
+    task_path,
 )
 from wuacache_lab.windows import host as host_module
 from wuacache_lab.windows import wua
@@ -43,10 +46,6 @@ def new_host(tmp_path: Path) -> WindowsHost:
     return WindowsHost("win10-01", tmp_path, profile="win10-22h2", trusted_ca=tmp_path / "ca.pem")
 
 
-def run_exists(host: WindowsHost, name: str) -> bool:
-    return f"\\wuacache-{name}".casefold() in host.state.scheduled_tasks or host.disk.path(f"{RUNS}\\{name}").exists()
-
-
 def test_reboot_required_is_refused_to_a_network_logon(tmp_path: Path) -> None:
     exit_code, response = call(new_host(tmp_path), "reboot_required", wuauserv_after=DISABLED_AND_STOPPED)
 
@@ -61,7 +60,7 @@ def test_an_elevated_run_answers_what_the_network_logon_may_not_read(tmp_path: P
     for name in ("first", "second"):
         exit_code, started = start(host, name, bridge_request("reboot_required", wuauserv_after=DISABLED_AND_STOPPED))
         assert exit_code == 0, started
-        assert (started["result"]["task"], started["result"]["folder"]) == (f"\\wuacache-{name}", f"{RUNS}\\{name}")
+        assert (started["result"]["task"], started["result"]["folder"]) == (task_path(name), f"{RUNS}\\{name}")
 
         poll = poll_until_ended(host, name)
 
@@ -83,13 +82,13 @@ def test_task_start_registers_the_documented_system_task(tmp_path: Path) -> None
     host = new_host(tmp_path)
     request = bridge_request("r\u00e9ticulate")
 
-    start(host, "run-1", request)
+    start(host, "run-1", request, time_limit=7800)
 
     folder = f"{RUNS}\\run-1"
     envelope = b"".join(host.disk.read(f"{folder}\\envelope.json"))
     assert envelope.isascii() and b"\\u00e9" in envelope
     assert json.loads(envelope) == {"bridge": script("_wua_bridge.ps1"), "request": request}
-    task = host.state.scheduled_tasks["\\wuacache-run-1"]
+    task = host.state.scheduled_tasks[task_path("run-1")]
     assert (task.user_id, task.logon_type, task.run_level) == ("SYSTEM", 5, 1)
     assert [(action.path, action.arguments, action.working_directory) for action in task.actions] == [
         (
@@ -99,7 +98,8 @@ def test_task_start_registers_the_documented_system_task(tmp_path: Path) -> None
         )
     ]
     settings = task.settings
-    assert (settings["ExecutionTimeLimit"], settings["Priority"]) == ("PT4H", 4)
+    # The controller's time budget, as an ISO 8601 duration.
+    assert (settings["ExecutionTimeLimit"], settings["Priority"]) == ("PT7800S", 4)
     assert settings["DisallowStartIfOnBatteries"] is False and settings["StopIfGoingOnBatteries"] is False
     poll_until_ended(host, "run-1")
     collect(host, "run-1")
@@ -247,7 +247,7 @@ def test_a_stopped_run_writes_no_response(tmp_path: Path, held: HeldTasks) -> No
     service = host.wua(NETWORK).create_object("Schedule.Service")
     service.Connect()
 
-    service.GetFolder("\\").GetTask("wuacache-stopped").Stop(0)
+    service.GetFolder(RUNS_TASK_FOLDER).GetTask("stopped").Stop(0)
     held.release.set()
     for ended in held.ended:
         assert ended.wait(timeout=10)

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 from host_snippets import chain, failure, new_host, output, runtime_of
+from wuacache_lab.windows.errors import ERROR_ALREADY_EXISTS, HResultError
+from wuacache_lab.windows.faults import set_host_fault
 from wuacache_lab.windows.host import WindowsHost
 
 FOLDER = r"C:\ProgramData\items"
 COR_E_IO = -2146232800
+ERROR_SHARING_VIOLATION = -2147024864
 
 
 @pytest.fixture
@@ -152,6 +155,33 @@ def test_remove_item_removes_a_folder_with_what_it_holds(host: WindowsHost) -> N
     run(host, f"Remove-Item -LiteralPath '{FOLDER}\\sub' -Recurse -Force; Remove-Item -LiteralPath '{FOLDER}\\a.cab' -Force")
 
     assert host.disk.children(FOLDER) == ["b.part"]
+
+
+def test_of_two_renames_onto_one_name_without_force_one_fails(host: WindowsHost) -> None:
+    host.disk.write(f"{FOLDER}\\one.lock", [b"one"])
+    host.disk.write(f"{FOLDER}\\two.lock", [b"two"])
+
+    host.disk.move(f"{FOLDER}\\one.lock", f"{FOLDER}\\host.lock", replace=False)
+    with pytest.raises(HResultError) as refused:
+        host.disk.move(f"{FOLDER}\\two.lock", f"{FOLDER}\\HOST.LOCK", replace=False)
+
+    assert refused.value.hresult == ERROR_ALREADY_EXISTS
+    assert (b"".join(host.disk.read(f"{FOLDER}\\host.lock")), host.disk.exists(f"{FOLDER}\\two.lock")) == (b"one", True)
+
+
+def test_a_file_in_use_stays_with_its_folder_and_the_rest_goes(host: WindowsHost, tmp_path: Path) -> None:
+    set_host_fault(tmp_path / "hosts", host.name, "file_in_use", paths=[f"{FOLDER}\\SUB\\c.part"])
+    host.disk.write(f"{FOLDER}\\sub\\d.part", [b"4"])
+
+    error = failure(runtime_of(host), f"Remove-Item -LiteralPath '{FOLDER}' -Recurse -Force -ErrorAction Stop")
+
+    exception = error.reported_exception
+    assert (exception.type_name, exception.hresult) == ("System.IO.IOException", ERROR_SHARING_VIOLATION)
+    assert exception.message == f"The process cannot access the file '{FOLDER}\\sub\\c.part' because it is being used by another process."
+    assert (host.disk.children(FOLDER), host.disk.children(f"{FOLDER}\\sub")) == (["sub"], ["c.part"])
+    for command in ("Remove-Item", "Move-Item -Destination C:\\c.part"):
+        refused = failure(runtime_of(host), f"{command} -LiteralPath '{FOLDER}\\sub\\c.part' -ErrorAction Stop")
+        assert refused.reported_exception.hresult == ERROR_SHARING_VIOLATION
 
 
 def test_get_content_reads_lines_or_the_whole_text(host: WindowsHost) -> None:

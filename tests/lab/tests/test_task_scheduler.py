@@ -93,6 +93,7 @@ def register(
     arguments: str = "",
     working_directory: str = "",
     flags: int = TASK_CREATE_OR_UPDATE,
+    folder: str = "\\",
 ) -> RegisteredTask:
     """A task as ansible.windows' win_updates makes one: SYSTEM, highest run level."""
     definition = service.NewTask(0)
@@ -103,7 +104,7 @@ def register(
     definition.Settings.DisallowStartIfOnBatteries = False
     action = definition.Actions.Create(TASK_ACTION_EXEC)
     action.Path, action.Arguments, action.WorkingDirectory = path, arguments, working_directory
-    return service.GetFolder("\\").RegisterTaskDefinition(TASK, definition, flags, None, None, None)
+    return service.GetFolder(folder).RegisterTaskDefinition(TASK, definition, flags, None, None, None)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -165,6 +166,51 @@ def test_create_only_refuses_an_existing_task(tmp_path: Path) -> None:
     assert error.value.hresult == 0x800700B7
 
 
+def test_a_folder_that_does_not_exist_is_not_found(tmp_path: Path) -> None:
+    service = connect(new_host(tmp_path))
+
+    for call in (lambda: service.GetFolder("\\wuacache"), lambda: service.GetFolder("\\").GetFolder("wuacache")):
+        with pytest.raises(COMError) as error:
+            call()
+        assert error.value.hresult == 0x80070002
+
+
+def test_create_folder_creates_the_whole_path_once(tmp_path: Path) -> None:
+    host = new_host(tmp_path)
+    root = connect(host).GetFolder("\\")
+
+    runs = root.CreateFolder("wuacache\\runs")
+
+    assert (runs.Name, runs.Path) == ("runs", "\\wuacache\\runs")
+    parent = connect(host).GetFolder("\\WUACACHE")
+    assert (parent.Name, parent.Path) == ("wuacache", "\\wuacache")
+    assert parent.GetFolder("runs").Path == "\\wuacache\\runs"
+    assert parent.CreateFolder("schedules").Path == "\\wuacache\\schedules"
+    for again in (lambda: root.CreateFolder("\\wuacache\\runs"), lambda: parent.CreateFolder("runs")):
+        with pytest.raises(COMError) as error:
+            again()
+        assert error.value.hresult == 0x800700B7
+    # Folders are kept with the tasks, across restarts of the emulator.
+    assert connect(new_host(tmp_path)).GetFolder("\\wuacache\\runs").Path == "\\wuacache\\runs"
+
+
+def test_a_folder_holds_its_own_tasks(tmp_path: Path) -> None:
+    service = connect(new_host(tmp_path))
+    service.GetFolder("\\").CreateFolder("\\wuacache\\runs")
+    register(service, "hostname")
+
+    task = register(service, "hostname", folder="\\wuacache\\runs")
+
+    runs = service.GetFolder("\\wuacache\\runs")
+    assert (task.Name, task.Path) == (TASK, "\\wuacache\\runs\\" + TASK)
+    assert [listed.Path for listed in runs.GetTasks(0)] == ["\\wuacache\\runs\\" + TASK]
+    assert [listed.Path for listed in service.GetFolder("\\").GetTasks(0)] == ["\\" + TASK]
+    assert service.GetFolder("\\wuacache").GetTasks(0).Count == 0
+    runs.DeleteTask(TASK, 0)
+    assert runs.GetTasks(0).Count == 0
+    assert service.GetFolder("\\").GetTask(TASK).Path == "\\" + TASK
+
+
 def test_the_service_must_be_connected_first(tmp_path: Path) -> None:
     service = new_host(tmp_path).wua(NETWORK).create_object("Schedule.Service")
 
@@ -174,7 +220,7 @@ def test_the_service_must_be_connected_first(tmp_path: Path) -> None:
     assert error.value.hresult == 0x800704E3
 
 
-def test_non_administrators_may_not_register_run_or_delete_tasks(tmp_path: Path) -> None:
+def test_non_administrators_may_not_register_run_or_delete_tasks_or_create_folders(tmp_path: Path) -> None:
     host = new_host(tmp_path)
     register(connect(host), "hostname")
     standard_user = connect(host, STANDARD_USER)
@@ -184,6 +230,7 @@ def test_non_administrators_may_not_register_run_or_delete_tasks(tmp_path: Path)
         lambda: register(standard_user, "hostname"),
         lambda: folder.GetTask(TASK).Run(None),
         lambda: folder.DeleteTask(TASK, 0),
+        lambda: folder.CreateFolder("wuacache"),
     ):
         with pytest.raises(COMError) as error:
             call()

@@ -167,9 +167,12 @@ def cmd_fault_host(args: argparse.Namespace) -> int:
             "sch_use_strong_crypto": args.sch_use_strong_crypto,
             "view": args.view,
         },
+        "file_in_use": {"paths": args.path},
     }[args.kind]
     if args.kind == "default_owner" and args.owner is None:
         raise ValueError("default_owner needs --owner administrators or --owner creator")
+    if args.kind == "file_in_use" and not args.path:
+        raise ValueError("file_in_use needs --path C:\\...\\file")
     set_host_fault(spec.hosts_dir, host.name.upper(), args.kind, **{key: value for key, value in options.items() if value is not None})
     print(f"lab: {host.name} has fault {args.kind}")
     return 0
@@ -253,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--system-default-tls-versions", type=int, choices=(0, 1), help="net_framework_tls: the SystemDefaultTlsVersions value")
     host.add_argument("--sch-use-strong-crypto", type=int, choices=(0, 1), help="net_framework_tls: the SchUseStrongCrypto value")
     host.add_argument("--view", choices=("both", "native", "wow6432node"), help="net_framework_tls: the registry views that hold the values (default: both)")
+    host.add_argument("--path", action="append", help="file_in_use: a file of drive C: another program holds open (repeatable)")
     host.set_defaults(handler=cmd_fault_host)
     clear = fault.add_parser("clear", help="remove the faults of one host, or all faults")
     clear.add_argument("--host", help="only this host's")

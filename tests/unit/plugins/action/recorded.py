@@ -167,7 +167,7 @@ def info(
     """``info`` with what the root holds of downloads: by default the server's catalog and no partial file."""
     answer = copy.deepcopy(WS2022_INFO)
     answer["os"]["last_boot_up_time"] = last_boot
-    answer["wuauserv"] = {"start_mode": "Manual", "state": "Stopped"}
+    answer["wuauserv"] = {"start_mode": "Manual", "state": "Stopped", "recorded": None}
     answer["reboot_indicators"] = []
     answer["downloads"] = {
         "catalog": {
@@ -223,7 +223,8 @@ ELEVATED = frozenset({"scan", "download", "install", "uninstall", "history", "re
 class RecordedHost:
     """Answers the bridge's operations from recorded answers, in order; elevated ones through task_start.
 
-    ``answers`` maps an operation to its answers (a result, or a :class:`Failure`);
+    ``answers`` maps an operation to its answers (a result, or a :class:`Failure`),
+    ``task_start`` to its refusals, ``task_collect`` to the errors of its clean-ups;
     ``requests`` records every operation asked for with its params, elevated ones
     under their own name.
     """
@@ -250,12 +251,27 @@ class RecordedHost:
             # A run that ends before task_start's wait does, collected by it.
             elevated = params["envelope"]["request"]
             self.requests.append((elevated["operation"], elevated["params"]))
+            if self.answers.get("task_start"):
+                # Refused (another run holds the host): the controller collects what the start may have left.
+                self._running[params["name"]] = None
+                return self._answer("task_start")
+            # A run that ends within task_start's wait, collected by it.
             answer = self._answer(elevated["operation"])
-            status = {"state": 3, "last_task_result": answer["rc"], "response_ready": True, "progress": None}
-            status["collected"] = {"response": answer["stdout"]} if params.get("collect") else None
-            return _response("task_start", {"task": f"\\wuacache-{params['name']}", "folder": "C:\\ProgramData\\wuacache\\runs", "status": status})
+            status = {"state": 3, "last_task_result": answer["rc"], "response_ready": True, "progress": None, "collected": None}
+            if params.get("collect"):
+                status["collected"] = {"response": answer["stdout"], "cleanup_error": self._cleanup_error()}
+            return _response("task_start", {"task": f"\\wuacache\\runs\\{params['name']}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{params['name']}", "status": status})
+        if operation == "task_collect":
+            elevated = self._running.pop(params["name"])
+            response = None if elevated is None else self._answer(elevated)["stdout"]
+            return _response("task_collect", {"response": response, "cleanup_error": self._cleanup_error()})
         self.requests.append((operation, params))
         return self._answer(operation)
+
+    def _cleanup_error(self) -> dict[str, Any] | None:
+        """The recorded "task_collect" answers are the errors of clean-ups that failed, in order."""
+        cleanup_errors = self.answers.get("task_collect")
+        return cleanup_errors.pop(0) if cleanup_errors else None
 
     def _answer(self, operation: str) -> dict[str, Any]:
         queue = self.answers.get(operation)

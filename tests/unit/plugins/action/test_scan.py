@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ from .recorded import (
 
 # What a transfer of the catalog without the server's SHA-256 fails with: InvalidDataException's HRESULT.
 COR_E_SYSTEM = -2146233087
+ERROR_BUSY = -2147024726
+ERROR_SHARING_VIOLATION = -2147024864
 
 
 def scanning_host(
@@ -252,6 +255,42 @@ def test_a_failed_scan_names_the_hresult_and_reaches_the_server(server: FakeServ
     # The server records the failure and keeps the host's last plan.
     [report] = server.reports
     assert (report["error_hresult"], report["updates"], report["cab_sha256"]) == (0x80247001, [], CAB_SHA256)
+
+
+def test_a_host_busy_with_another_run_fails_the_scan_without_reporting_or_retrying(server: FakeServer) -> None:
+    busy = "Another run holds this host: 'run-1', since 2024-05-14T06:12:31.5000000Z, until 2024-05-14T08:22:31.5000000Z at the latest."
+    host = RecordedHost({"info": [info()], "task_start": [Failure(ERROR_BUSY, busy, "host.lock")]})
+
+    result = run(server, host)
+
+    assert result["failed"] is True
+    assert (result["hresult"], result["msg"]) == ("0x800700AA", f"0x800700AA ERROR_BUSY: {busy} (bridge operation 'task_start', call host.lock)")
+    # One start, refused, and nothing the host did not do reaches the server.
+    assert host.operations == ["info", "scan"]
+    assert server.reports == []
+
+
+def test_a_run_that_left_its_folder_behind_is_a_warning_of_the_scan(server: FakeServer) -> None:
+    server.report_answers.append(plan())
+    in_use = {
+        "hresult": ERROR_SHARING_VIOLATION,
+        "message": "The process cannot access the file 'C:\\ProgramData\\wuacache\\runs\\run-1\\envelope.json' "
+        "because it is being used by another process.",
+        "call": "Remove-Item run folder",
+    }
+    host = RecordedHost({"info": [info()], "scan": [scan_answer()], "task_collect": [in_use]})
+
+    result = run(server, host)
+
+    assert "failed" not in result
+    assert result["counts"]["PENDING"] == 1
+    [warning] = result["warnings"]
+    assert re.fullmatch(
+        r"The elevated run run-[0-9a-f]{32} left its scheduled task or folder on the host: 0x80070020 ERROR_SHARING_VIOLATION: "
+        r"The process cannot access the file .*envelope\.json' because it is being used by another process\. "
+        r"\(bridge operation 'task_collect', call Remove-Item run folder\)",
+        warning,
+    )
 
 
 def test_an_unreachable_server_fails_clearly() -> None:

@@ -48,6 +48,16 @@ NO_SUCH_TASK = (
     '"message":"The system cannot find the file specified. (Exception from HRESULT: 0x80070002)",'
     '"call":"ITaskFolder.GetTask"}}'
 )
+BUSY = (
+    '{"protocol":1,"operation":"task_start","error":{"hresult":-2147024726,'
+    '"message":"Another run holds this host: \'run-0\', since 2024-05-14T06:12:31.5000000Z, until 2024-05-14T08:22:31.5000000Z at the latest.",'
+    '"call":"host.lock"}}'
+)
+FOLDER_IN_USE = {
+    "hresult": -2147024864,
+    "message": "The process cannot access the file 'C:\\ProgramData\\wuacache\\runs\\run-1\\envelope.json' because it is being used by another process.",
+    "call": "Remove-Item run folder",
+}
 RPC_UNAVAILABLE_AT_COLLECT = (
     '{"protocol":1,"operation":"task_collect","error":{"hresult":-2147023174,'
     '"message":"The RPC server is unavailable. (Exception from HRESULT: 0x800706BA)",'
@@ -63,21 +73,22 @@ def run_status(
     status: dict[str, int], response_ready: bool, progress: dict[str, Any] | None = None, collected: str | None | bool = False
 ) -> dict[str, Any]:
     """What task_start and task_poll answer of a run; ``collected``, the response of a run they collected, if they did."""
-    return dict(status, response_ready=response_ready, progress=progress, collected=None if collected is False else {"response": collected})
+    done = None if collected is False else {"response": collected, "cleanup_error": None}
+    return dict(status, response_ready=response_ready, progress=progress, collected=done)
 
 
 def started(name: str, status: dict[str, Any] | None = None) -> tuple[int, str]:
     """task_start's answer: by default, a run whose task is still running when the wait ends."""
     folder = f"C:\\ProgramData\\wuacache\\runs\\{name}"
-    return answer("task_start", {"task": f"\\wuacache-{name}", "folder": folder, "status": status or run_status(RUNNING, False)})
+    return answer("task_start", {"task": f"\\wuacache\\runs\\{name}", "folder": folder, "status": status or run_status(RUNNING, False)})
 
 
 def polled(status: dict[str, int], response_ready: bool, progress: dict[str, Any] | None = None, collected: str | None | bool = False) -> tuple[int, str]:
     return answer("task_poll", run_status(status, response_ready, progress, collected))
 
 
-def collected(response: str | None) -> tuple[int, str]:
-    return answer("task_collect", {"response": response})
+def collected(response: str | None, cleanup_error: dict[str, Any] | None = None) -> tuple[int, str]:
+    return answer("task_collect", {"response": response, "cleanup_error": cleanup_error})
 
 
 class RecordedHost:
@@ -85,6 +96,9 @@ class RecordedHost:
 
     With the fake clock, a task_start or task_poll answered with a run that goes on took the whole wait it asked for.
     """
+
+    # A patching action keeps the task's warnings for its result; others have none.
+    task_warnings: list[str] | None = None
 
     def __init__(self, answers: dict[str, list[tuple[int, str]]]) -> None:
         self.answers = answers
@@ -194,6 +208,8 @@ def test_task_start_carries_the_bridge_the_request_and_the_task_bootstrap() -> N
         "name": "run-1",
         "envelope": {"request": {"protocol": 1, "operation": "info", "params": {"kb": [5037782]}}},
         "task_arguments": task_arguments(),
+        # The task's ExecutionTimeLimit: the time budget and ten minutes.
+        "time_limit": 4200,
         "wait_seconds": 60,
         "interval_milliseconds": 1000,
         "collect": True,
@@ -283,7 +299,7 @@ def test_task_ended_without_response_names_its_last_result_and_is_collected(last
     message = str(raised.value)
     assert message.startswith(reported)
     assert "ended without writing a response" in message
-    assert "\\wuacache-run-1" in message
+    assert "\\wuacache\\runs\\run-1" in message
     assert host.operations[-1] == "task_collect"
 
 
@@ -355,6 +371,53 @@ def test_collect_failure_after_a_failure_is_a_warning(monkeypatch: pytest.Monkey
     [warning] = warnings
     assert "run-1" in warning
     assert "0x800706BA RPC_S_SERVER_UNAVAILABLE" in warning
+
+
+@pytest.mark.parametrize(("timeout", "time_limit"), [(7200, 7800), (0.5, 601), (-5, 600)])
+@pytest.mark.usefixtures("clock")
+def test_the_tasks_time_limit_is_the_time_budget_and_ten_minutes(timeout: float, time_limit: int) -> None:
+    host = RecordedHost({"task_start": [started("run-1", run_status(ENDED, True, collected=REBOOT_REQUIRED))]})
+
+    run_elevated(host, "reboot_required", name="run-1", timeout=timeout)
+
+    assert host.requests[0]["params"]["time_limit"] == time_limit
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_host_busy_with_another_run_fails_at_once_and_is_not_tried_again() -> None:
+    host = RecordedHost({"task_start": [(1, BUSY)], "task_collect": [collected(None)]})
+
+    with pytest.raises(BridgeError) as raised:
+        run_elevated(host, "reboot_required", name="run-1")
+
+    assert raised.value.host_busy
+    assert str(raised.value).startswith("0x800700AA ERROR_BUSY: Another run holds this host: 'run-0', since ")
+    # Its own start is collected; the run holding the host is not touched.
+    assert host.operations == ["task_start", "task_collect"]
+    assert host.requests[1]["params"] == {"name": "run-1"}
+
+
+@pytest.mark.parametrize("keeps_warnings", [True, False], ids=["in-the-result", "shown"])
+@pytest.mark.usefixtures("clock")
+def test_a_clean_up_that_failed_after_the_run_is_a_warning(keeps_warnings: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(_bridge.display, "warning", shown.append)
+    host = RecordedHost({
+        "task_start": [started("run-1")],
+        "task_poll": [polled(ENDED, True)],
+        "task_collect": [collected(REBOOT_REQUIRED, FOLDER_IN_USE)],
+    })
+    if keeps_warnings:
+        host.task_warnings = []
+
+    assert run_elevated(host, "reboot_required", name="run-1") == {"reboot_required": True}
+
+    [warning] = host.task_warnings if keeps_warnings else shown
+    assert warning == (
+        "The elevated run run-1 left its scheduled task or folder on the host: 0x80070020 ERROR_SHARING_VIOLATION: "
+        f"{FOLDER_IN_USE['message']} (bridge operation 'task_collect', call Remove-Item run folder)"
+    )
+    assert shown == ([] if keeps_warnings else [warning])
 
 
 @pytest.mark.usefixtures("clock")

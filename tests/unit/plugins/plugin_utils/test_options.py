@@ -26,6 +26,15 @@ from ansible_collections.wuacache.wua.plugins.plugin_utils._options import (
     ],
 )
 def test_wuauserv_after(option: str, found: tuple[str, str], expected: dict[str, Any]) -> None:
-    info = {"wuauserv": {"start_mode": found[0], "state": found[1]}}
+    info = {"wuauserv": {"start_mode": found[0], "state": found[1], "recorded": None}}
 
+    assert wuauserv_after({"wuauserv_after": option}, info) == expected
+
+
+@pytest.mark.parametrize("option", ["unchanged", "manual"])
+def test_unchanged_keeps_the_state_from_before_a_run_that_changed_it(option: str) -> None:
+    # A run that died left the service started; it had found it disabled.
+    info = {"wuauserv": {"start_mode": "Manual", "state": "Running", "recorded": {"start_mode": "Disabled", "running": False}}}
+
+    expected = {"unchanged": {"start_mode": "Disabled", "running": False}, "manual": {"start_mode": "Manual", "running": False}}[option]
     assert wuauserv_after({"wuauserv_after": option}, info) == expected

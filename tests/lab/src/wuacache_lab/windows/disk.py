@@ -25,9 +25,11 @@ from pathlib import Path
 
 from wuacache_lab.windows.errors import (
     E_ACCESSDENIED,
+    ERROR_ALREADY_EXISTS,
     ERROR_DISK_FULL,
     ERROR_FILE_NOT_FOUND,
     ERROR_PATH_NOT_FOUND,
+    ERROR_SHARING_VIOLATION,
     HResultError,
 )
 from wuacache_lab.windows.faults import HostFaults
@@ -252,10 +254,31 @@ class HostDisk:
     def copy(self, source: str, destination: str) -> int:
         return self.write(destination, self.read(source))
 
-    def move(self, source: str, destination: str) -> None:
-        """Rename a file or folder, replacing a destination file; it keeps its security."""
+    def move(self, source: str, destination: str, *, replace: bool = True) -> None:
+        """Rename a file or folder, replacing a destination file only when ``replace``; it keeps its security.
+
+        Without ``replace`` the rename fails with ERROR_ALREADY_EXISTS when the destination exists, in the
+        same step, as MoveFileEx without MOVEFILE_REPLACE_EXISTING does (MicrosoftDocs/sdk-api
+        sdk-api-src/content/winbase/nf-winbase-movefileexw.md): of two renames onto one name, one fails.
+        """
         origin, target = self.path(source), self.path(destination)
-        origin.replace(target)
+        # Renaming needs delete access, which a file open without FILE_SHARE_DELETE refuses (the dwShareMode
+        # of CreateFile, MicrosoftDocs/sdk-api sdk-api-src/content/fileapi/nf-fileapi-createfilew.md).
+        if origin in self._in_use():
+            raise self._sharing_violation(origin)
+        if replace:
+            origin.replace(target)
+        elif origin.is_dir():
+            with self._security_lock:
+                if target.exists():
+                    raise HResultError(ERROR_ALREADY_EXISTS)
+                origin.rename(target)
+        else:
+            try:
+                os.link(origin, target)
+            except FileExistsError:
+                raise HResultError(ERROR_ALREADY_EXISTS) from None
+            origin.unlink()
         with self._security_lock:
             table = self._read_security()
             moved, renamed = self._security_key(origin), self._security_key(target)
@@ -266,15 +289,45 @@ class HostDisk:
 
     def remove(self, windows_path: str) -> None:
         path = self.path(windows_path)
+        if path in self._in_use():
+            raise self._sharing_violation(path)
         path.unlink(missing_ok=True)
         self._forget(path)
 
     def remove_tree(self, windows_path: str) -> None:
-        """``Remove-Item -Recurse -Force``: a folder and everything in it."""
+        """``Remove-Item -Recurse -Force``: a folder and everything in it. A file in use
+        stays, with the folders that hold it, and the rest goes."""
         path = self.path(windows_path)
-        if path.is_dir():
+        if not path.is_dir():
+            return
+        in_use = self._in_use()
+        kept = [file for file in path.rglob("*") if file in in_use]
+        if not kept:
             shutil.rmtree(path)
             self._forget(path)
+            return
+        for folder, folders, files in os.walk(path, topdown=False):
+            for name in files:
+                file = Path(folder) / name
+                if file not in in_use:
+                    file.unlink()
+                    self._forget(file)
+            for name in folders:
+                with suppress(OSError):  # a folder that still holds a file in use
+                    (Path(folder) / name).rmdir()
+                    self._forget(Path(folder) / name)
+        raise self._sharing_violation(kept[0])
+
+    def _in_use(self) -> set[Path]:
+        """The files of the ``file_in_use`` fault."""
+        return {self.path(windows_path) for windows_path in self._faults.files_in_use()}
+
+    def _sharing_violation(self, file: Path) -> HResultError:
+        """DeleteFile fails on a file that another process has open without sharing its deletion
+        (MicrosoftDocs/sdk-api sdk-api-src/content/fileapi/nf-fileapi-deletefilew.md), with the text
+        .NET's WinIOError gives ERROR_SHARING_VIOLATION."""
+        name = "C:\\" + str(file.relative_to(self.root / "C")).replace("/", "\\")
+        return HResultError(ERROR_SHARING_VIOLATION, f"The process cannot access the file '{name}' because it is being used by another process.")
 
     def size(self, windows_path: str) -> int:
         return self.path(windows_path).stat().st_size

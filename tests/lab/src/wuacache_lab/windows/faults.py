@@ -32,6 +32,7 @@ FAULT_KINDS = (
     "cache_refuses_files",
     "default_owner",
     "net_framework_tls",
+    "file_in_use",
 )
 
 # ERROR_INSTALL_FAILURE: "Fatal error during installation."
@@ -72,6 +73,10 @@ not shown yet, servicing still completing the changes of the restart).
     ``sch_use_strong_crypto`` (DWORDs; absent unless given), in ``view``
     ``both`` (the default: the native key and its WOW6432Node twin, as
     Microsoft's sample sets them), ``native`` or ``wow6432node``.
+    ``file_in_use``: ``paths``, files of drive C: that another program (a
+    scanner, an indexer) holds open without sharing their deletion: deleting
+    or renaming one, or deleting the folder that holds it, fails with
+    ERROR_SHARING_VIOLATION.
     """
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
@@ -174,6 +179,10 @@ class HostFaults:
 
     def disk_full(self) -> bool:
         return "disk_full" in self.current()
+
+    def files_in_use(self) -> tuple[str, ...]:
+        """The Windows paths of the ``file_in_use`` fault."""
+        return tuple(self.current().get("file_in_use", {}).get("paths", ()))
 
     def startup_seconds(self) -> float:
         return float(self.current().get("slow_startup", {}).get("seconds", 0.0))

@@ -548,11 +548,11 @@ class FileSystemProvider:
             self.disk.remove(location.path)
 
     def move(self, location: ProviderPath, destination: ProviderPath, force: bool) -> ProviderPath:
-        """Rename or move an item; into a folder that ``destination`` names, under its own name."""
+        """Rename or move an item; into a folder that ``destination`` names, under its own name. FileInfo.MoveTo
+        replaces no file, and the FileSystem provider deletes one first only with ``-Force`` (PowerShell/PowerShell,
+        src/System.Management.Automation/namespaces/FileSystemProvider.cs, MoveFileInfoItem)."""
         target = destination.child(location.name) if self.disk.is_folder(destination.path) else destination
-        if self.disk.exists(target.path) and not force:
-            raise HResultError(0x800700B7, "Cannot create a file when that file already exists.")
-        self.disk.move(location.path, target.path)
+        self.disk.move(location.path, target.path, replace=force)
         return target
 
     def content(self, location: ProviderPath, encoding: str | None) -> str:

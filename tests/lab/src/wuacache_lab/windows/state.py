@@ -145,7 +145,7 @@ class ScheduledTask:
     """A task registered with the Task Scheduler; its running instances are
     not kept, as a restart ends them."""
 
-    path: str  # "\\name" in the root folder
+    path: str  # "\\name" in the root folder, "\\folder\\name" in another
     user_id: str
     logon_type: int
     run_level: int
@@ -176,6 +176,8 @@ class HostState:
     pending_changes: list[PendingChange] = field(default_factory=list)
     scan_services: dict[str, ScanService] = field(default_factory=dict)  # by ServiceID
     scheduled_tasks: dict[str, ScheduledTask] = field(default_factory=dict)  # by case-folded path
+    # The Task Scheduler's folders under the root, by path as created ("\\wuacache\\runs").
+    task_folders: list[str] = field(default_factory=list)
     # A restart in progress: down from reboot_at for reboot_seconds.
     reboot_at: str | None = None
     reboot_seconds: float = 0.0

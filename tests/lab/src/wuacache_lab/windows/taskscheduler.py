@@ -4,11 +4,17 @@
 ``ITaskFolder``, ``ITaskDefinition``, ``IRegisteredTask``, ``IRunningTask``),
 with the SDK's names so callers read like the PowerShell they stand for. Only
 what a transient, on-demand task running as local SYSTEM needs is modelled:
-the root folder, exec actions, the SYSTEM principal. Registering, running and
-deleting tasks needs an administrator. A task's process runs in the
-background through the host's command interpreter with no console (empty
-standard input, output discarded); its exit code becomes ``LastTaskResult``,
-unless ``Stop`` or a restart of the host kills it first.
+task folders, exec actions, the SYSTEM principal. Creating folders, and
+registering, running and deleting tasks, needs an administrator. A task's
+process runs in the background through the host's command interpreter with no
+console (empty standard input, output discarded); its exit code becomes
+``LastTaskResult``, unless ``Stop`` or a restart of the host kills it first.
+
+Tasks only run on demand (``IRegisteredTask::Run``), and Microsoft documents
+that a task started on demand is not stopped when it runs past its
+``ExecutionTimeLimit`` (the note of ITaskSettings::ExecutionTimeLimit,
+MicrosoftDocs/sdk-api sdk-api-src/content/taskschd/nf-taskschd-itasksettings-get_executiontimelimit.md):
+the lab keeps the setting and stops nothing at it.
 """
 
 from __future__ import annotations
@@ -162,6 +168,13 @@ class TaskScheduler:
     def service(self, logon: LogonSession) -> TaskService:
         return TaskService(self, logon)
 
+    def folder(self, path: str) -> str | None:
+        """The folder at ``path`` as it was created (the root always exists), or None."""
+        if path == ROOT_FOLDER:
+            return ROOT_FOLDER
+        folders = self.host.store.peek(lambda state: tuple(state.task_folders))
+        return next((folder for folder in folders if folder.casefold() == path.casefold()), None)
+
     def task(self, path: str) -> ScheduledTask:
         """A copy of the registered task at ``path``."""
         self._end_instances_of_a_past_boot()
@@ -307,9 +320,7 @@ class TaskService:
     def GetFolder(self, path: str) -> TaskFolder:
         if not self.Connected:
             raise COMError(ERROR_ONLY_IF_CONNECTED)
-        if path != ROOT_FOLDER:
-            raise NotImplementedError(f"the emulated Task Scheduler only has the root folder, not {path}")
-        return TaskFolder(self._scheduler, self._logon)
+        return TaskFolder(self._scheduler, self._logon, ROOT_FOLDER).GetFolder(path)
 
     def NewTask(self, flags: int) -> TaskDefinition:
         if not self.Connected:
@@ -318,21 +329,55 @@ class TaskService:
 
 
 class TaskFolder:
-    """``ITaskFolder`` for the root folder."""
+    """``ITaskFolder``: the root folder (``\\``) or a folder under it (``\\wuacache\\runs``)."""
 
     __com_interface__ = "ITaskFolder"
 
-    def __init__(self, scheduler: TaskScheduler, logon: LogonSession) -> None:
+    def __init__(self, scheduler: TaskScheduler, logon: LogonSession, path: str) -> None:
         self._scheduler = scheduler
         self._logon = logon
+        self._path = path
 
     @property
     def Name(self) -> str:
-        return ROOT_FOLDER
+        return ROOT_FOLDER if self._path == ROOT_FOLDER else self._path.rsplit("\\", 1)[-1]
 
     @property
     def Path(self) -> str:
-        return ROOT_FOLDER
+        return self._path
+
+    def GetFolder(self, path: str) -> TaskFolder:
+        """Microsoft does not document the error for a folder that does not exist: Windows answers
+        ERROR_FILE_NOT_FOUND, as users of the API report (dahall/TaskScheduler issue 427)."""
+        folder_path = _folder_path(self._path, path)
+        existing = self._scheduler.folder(folder_path)
+        if existing is None:
+            raise COMError(ERROR_FILE_NOT_FOUND)
+        return TaskFolder(self._scheduler, self._logon, existing)
+
+    def CreateFolder(self, subFolderName: str, sddl: Any = None) -> TaskFolder:
+        """The folder and those of its path that do not exist (ITaskFolder::CreateFolder,
+        MicrosoftDocs/sdk-api sdk-api-src/content/taskschd/nf-taskschd-itaskfolder-createfolder.md):
+        0x800700B7 when it exists already."""
+        _require_administrator(self._logon)
+        if sddl is not None:
+            raise NotImplementedError("the emulated Task Scheduler gives folders the default security descriptor")
+        folder_path = _folder_path(self._path, subFolderName)
+        if folder_path == ROOT_FOLDER:
+            raise NotImplementedError("the emulated Task Scheduler does not create the root folder")
+        host = self._scheduler.host
+        with host.store.update() as state:
+            known = {folder.casefold() for folder in state.task_folders}
+            if folder_path.casefold() in known:
+                raise COMError(ERROR_ALREADY_EXISTS)
+            names = folder_path.split("\\")[1:]
+            for depth in range(1, len(names) + 1):
+                ancestor = "\\" + "\\".join(names[:depth])
+                if ancestor.casefold() not in known:
+                    state.task_folders.append(ancestor)
+                    known.add(ancestor.casefold())
+        host.log.info("task folder %s created by %s", folder_path, self._logon.user)
+        return self.GetFolder(folder_path)
 
     def RegisterTaskDefinition(
         self,
@@ -357,7 +402,7 @@ class TaskFolder:
             raise NotImplementedError("the emulated Task Scheduler only runs tasks as SYSTEM (a service account logon)")
         if not pDefinition.Actions:
             raise COMError(SCHED_E_MISSINGNODE)
-        task_path = _task_path(path)
+        task_path = _task_path(self._path, path)
         host = self._scheduler.host
         with host.store.update() as state:
             existing = state.scheduled_tasks.get(_key(task_path))
@@ -380,22 +425,23 @@ class TaskFolder:
                 last_run_time=existing.last_run_time if existing else None,
             )
         host.log.info("task %s registered by %s", task_path, self._logon.user)
-        return self.GetTask(task_path)
+        return RegisteredTask(self._scheduler, self._logon, self._scheduler.task(task_path).path)
 
     def GetTask(self, path: str) -> RegisteredTask:
-        return RegisteredTask(self._scheduler, self._logon, self._scheduler.task(_task_path(path)).path)
+        return RegisteredTask(self._scheduler, self._logon, self._scheduler.task(_task_path(self._path, path)).path)
 
     def GetTasks(self, flags: int) -> RegisteredTaskCollection:
+        """The tasks of this folder, not those of its subfolders."""
         tasks = self._scheduler.host.store.read().scheduled_tasks.values()
         return RegisteredTaskCollection(
             RegisteredTask(self._scheduler, self._logon, task.path)
             for task in sorted(tasks, key=lambda task: task.path.casefold())
-            if flags & TASK_ENUM_HIDDEN or not task.settings["Hidden"]
+            if _parent(task.path).casefold() == self._path.casefold() and (flags & TASK_ENUM_HIDDEN or not task.settings["Hidden"])
         )
 
     def DeleteTask(self, name: str, flags: int) -> None:
         _require_administrator(self._logon)
-        task_path = _task_path(name)
+        task_path = _task_path(self._path, name)
         with self._scheduler.host.store.update() as state:
             if state.scheduled_tasks.pop(_key(task_path), None) is None:
                 raise COMError(ERROR_FILE_NOT_FOUND)
@@ -505,12 +551,32 @@ def _require_administrator(logon: LogonSession) -> None:
         raise COMError(E_ACCESSDENIED)
 
 
-def _task_path(path: str) -> str:
-    """Tasks of the root folder are named ``name`` or ``\\name``."""
-    name = path.removeprefix(ROOT_FOLDER)
+def _folder_path(base: str, path: str) -> str:
+    """A folder's path from the root: ``path`` starts at the root with a backslash, or at ``base``.
+    Microsoft's pages forbid a final backslash, ``.`` and ``..``, without saying what Windows answers."""
+    names = path.split("\\")
+    absolute = path.startswith("\\")
+    if absolute:
+        names = names[1:]
+        if names == [""]:
+            return ROOT_FOLDER
+    if any(name in ("", ".", "..") for name in names):
+        raise NotImplementedError(f"the emulated Task Scheduler does not resolve the folder path {path!r}")
+    start = ROOT_FOLDER if absolute else base
+    return start.rstrip("\\") + "\\" + "\\".join(names)
+
+
+def _task_path(folder: str, name: str) -> str:
+    """A task of a folder is named by its name; one of the root folder also by ``\\name``."""
+    if folder == ROOT_FOLDER:
+        name = name.removeprefix(ROOT_FOLDER)
     if not name or "\\" in name:
-        raise NotImplementedError(f"the emulated Task Scheduler only keeps tasks in the root folder, not {path}")
-    return ROOT_FOLDER + name
+        raise NotImplementedError(f"the emulated Task Scheduler names the tasks of {folder} by their name alone, not {name!r}")
+    return folder.rstrip("\\") + "\\" + name
+
+
+def _parent(task_path: str) -> str:
+    return task_path.rsplit("\\", 1)[0] or ROOT_FOLDER
 
 
 def _key(path: str) -> str:
