@@ -156,12 +156,10 @@ def read_package(data: bytes) -> ServicingPackage:
     )
 
 
-def install_package(host: WindowsHost, package: ServicingPackage, *, servicing_stack: str | None = None) -> bool:
-    """Install ``package`` now, or at the next restart when it needs one;
-    returns whether it waits for that restart. ``servicing_stack``: the
-    package of the servicing stack that came with it in a combined package."""
-    change = PendingChange(
-        OPERATION_INSTALLATION,
+def package_change(operation: int, package: ServicingPackage | InstalledPackage) -> PendingChange:
+    """Servicing's change of a package, by its identity and KB."""
+    return PendingChange(
+        operation,
         update_id="",
         revision_number=0,
         title=package.identity,
@@ -169,6 +167,13 @@ def install_package(host: WindowsHost, package: ServicingPackage, *, servicing_s
         reboot_behavior=package.reboot_behavior,
         package=package.identity,
     )
+
+
+def install_package(host: WindowsHost, package: ServicingPackage, *, servicing_stack: str | None = None) -> bool:
+    """Install ``package`` now, or at the next restart when it needs one;
+    returns whether it waits for that restart. ``servicing_stack``: the
+    package of the servicing stack that came with it in a combined package."""
+    change = package_change(OPERATION_INSTALLATION, package)
     with host.store.update() as state:
         state.package_manifests[package.identity] = PackageManifest(
             package.identity,
@@ -192,15 +197,7 @@ def removable(state: HostState, package: InstalledPackage) -> bool:
 def uninstall_package(state: HostState, package: InstalledPackage, when: str) -> bool:
     """Remove ``package`` now, or at the next restart when installing it needed one; returns whether
     it waits for that restart."""
-    change = PendingChange(
-        OPERATION_UNINSTALLATION,
-        update_id="",
-        revision_number=0,
-        title=package.identity,
-        kb_article_ids=[package.kb],
-        reboot_behavior=package.reboot_behavior,
-        package=package.identity,
-    )
+    change = package_change(OPERATION_UNINSTALLATION, package)
     reboot = change.reboot_behavior == "AlwaysRequiresReboot"
     commit_change(state, change, reboot=reboot, when=when)
     return reboot
