@@ -596,7 +596,7 @@ def throwing_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
     install_collection(path)
     bridge = path / "ansible_collections" / "wuacache" / "wua" / "plugins" / "plugin_utils" / "_wua_bridge.ps1"
     text = bridge.read_text(encoding="utf-8")
-    param_block = "param($Request, $ResponsePath)\n"
+    param_block = "param($Request, $ResponsePath, [string]$BridgeText, [string]$KeepAs)\n"
     assert param_block in text
     bridge.write_text(text.replace(param_block, param_block + "throw 'x'\n", 1), encoding="utf-8")
     return path
