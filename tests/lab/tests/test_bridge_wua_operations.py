@@ -374,6 +374,18 @@ def test_scan_reports_what_the_agent_finds(lab: Lab, host: WindowsHost) -> None:
     assert any(child["download_urls"] for record in result["updates"] for child in record["bundled"])
 
 
+def test_a_scan_given_the_servers_catalog_fetches_it_first_under_its_own_hold_on_the_host(lab: Lab, host: WindowsHost) -> None:
+    cab = {"url": CAB_URL, "sha256": lab.catalog.cab_sha256, "offset": 0}
+
+    result = elevated(host, "scan", criteria=ALL_UPDATES, wuauserv_after=DISABLED_AND_STOPPED, cab=cab)
+
+    assert result["cab"]["transfer"]["status"] == "downloaded"
+    assert result["cab"]["transfer"]["size"] == host.disk.size(f"{ROOT}\\wsusscn2.cab")
+    assert result["updates"]
+    # Without one, the scan uses the catalog the host holds.
+    assert scan(host)["cab"]["transfer"] is None
+
+
 def test_scan_removes_its_scan_package_service(lab: Lab, host: WindowsHost) -> None:
     ensure_cab(lab, host)
 
