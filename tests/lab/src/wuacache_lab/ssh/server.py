@@ -32,13 +32,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 import asyncssh
 
-from wuacache_lab.loopback import require_loopback
 from wuacache_lab.labspec import SSH_SHELLS
-from wuacache_lab.windows.process import ConnectionDropped, LogonSession, ProcessResult
+from wuacache_lab.loopback import require_loopback
+from wuacache_lab.windows.process import ConnectionDropped, LogonSession
+from wuacache_lab.winrm.server import ReachableHost
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +50,6 @@ DEFAULT_SHELL_PATHS = {
 # How often the endpoint looks whether its host went down, to drop its connections.
 HOST_POLL_INTERVAL = 0.1
 NO_SHELL = b"The emulated host runs commands only: give ssh a command, and no subsystem.\r\n"
-
-
-class ReachableHost(Protocol):
-    name: str
-
-    def is_reachable(self) -> bool: ...
-
-    def execute(self, command_line: str, stdin: bytes, logon: LogonSession) -> ProcessResult: ...
 
 
 def shell_command_line(shell: str, command: str) -> str:
@@ -213,8 +206,7 @@ class SSHEndpoint:
             connection.abort()
 
     def _password_matches(self, user: str, password: str) -> bool:
-        known = self._passwords.get(user.casefold())
-        return known is not None and known == password
+        return self._passwords.get(user.casefold()) == password
 
     def _key_authorized(self, user: str, key: asyncssh.SSHKey, peer: str) -> bool:
         path = self._authorized_keys.get(user.casefold())
@@ -277,9 +269,6 @@ class _Server(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._connection is not None:
             self._endpoint._connections.discard(self._connection)
-
-    def begin_auth(self, username: str) -> bool:
-        return True
 
     def password_auth_supported(self) -> bool:
         return True
