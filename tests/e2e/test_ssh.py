@@ -84,7 +84,7 @@ def test_install_and_restart_with_cmd_as_default_shell_and_a_password(ssh_lab: L
     password_only = {
         "ansible_password": ssh_lab.password,
         "ansible_ssh_extra_args": "-o PubkeyAuthentication=no",
-        # The way ansible-core before 2.19 always gives ssh the password.
+        # sshpass rather than the default SSH_ASKPASS: the server sees the same password logon.
         "ansible_ssh_password_mechanism": "sshpass",
     }
 
