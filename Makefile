@@ -4,7 +4,7 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-SYSTEM_PACKAGES := cabextract osslsigncode
+SYSTEM_PACKAGES := cabextract osslsigncode openssh-client sshpass
 
 .PHONY: demo test lint ps-syntax ps-contracts ansible-lint sanity pytest pytest-oldest-ansible mutants bench-catalog system-packages venv oldest-ansible-venv clean
 

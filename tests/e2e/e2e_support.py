@@ -19,7 +19,6 @@ def ansible_environment(collections_path: Path, tmp_path: Path, **settings: str)
     return dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-        ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
         ANSIBLE_NOCOLOR="1",
         **settings,

@@ -146,3 +146,36 @@ def test_https_lab_serves_winrm_with_a_certificate_of_the_lab_ca(tmp_path: Path)
         assert (result.status_code, result.std_out.strip()) == (0, host.name.upper().encode())
     finally:
         assert lab(state_dir, "down", "--purge").returncode == 0
+
+
+def test_ssh_lab_is_reached_with_its_inventory_and_keeps_its_host_keys(tmp_path: Path) -> None:
+    state_dir = tmp_path / "lab"
+    up = ("up", "--hosts", "2", "--base-address", "127.0.4.40", "--updates", "62", "--connection", "ssh", "--ssh-port", "2022", "--ssh-shell", "mixed")
+    started = lab(state_dir, *up)
+    try:
+        assert started.returncode == 0, started.stderr
+        spec = LabSpec.load(state_dir)
+        assert [(host.ssh_port, host.ssh_shell) for host in spec.hosts] == [(2022, "powershell"), (2022, "cmd")]
+        inventory = spec.inventory_file.read_text()
+        assert "ansible_connection=ssh" in inventory
+        assert f"{spec.hosts[1].name} ansible_host=127.0.4.41 ansible_port=2022 ansible_shell_type=cmd" in inventory
+        known_hosts = spec.known_hosts_file.read_text()
+        # What the inventory gives ssh: the lab's key, the hosts' keys checked against the lab's known_hosts.
+        for host in spec.hosts:
+            reached = subprocess.run(
+                ["ssh", "-n", "-p", str(host.ssh_port), "-i", str(spec.ssh_client_key), "-o", f"UserKnownHostsFile={spec.known_hosts_file}"]
+                + ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{spec.user}@{host.address}", "hostname"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            assert (reached.returncode, reached.stdout) == (0, f"{host.name.upper()}\r\n".encode()), reached.stderr
+    finally:
+        assert lab(state_dir, "down").returncode == 0
+
+    restarted = lab(state_dir, "up")
+    try:
+        assert restarted.returncode == 0, restarted.stderr
+        assert spec.known_hosts_file.read_text() == known_hosts
+    finally:
+        assert lab(state_dir, "down", "--purge").returncode == 0

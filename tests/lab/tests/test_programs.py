@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from host_snippets import ADMINISTRATOR, STANDARD_USER, SYSTEM, chain, failure, new_host, output, run_system_task, runtime_of
+from host_snippets import ADMINISTRATOR, STANDARD_USER, SYSTEM, WORKING_DIRECTORY, chain, failure, new_host, output, run_system_task, runtime_of
 from wuacache_lab.packages import build_cbs_cab, build_msu
 from wuacache_lab.powershell.errors import ProcessKilled
+from wuacache_lab.windows.commands import cmd_command
 from wuacache_lab.windows.dism import CBS_E_NOT_APPLICABLE
 from wuacache_lab.windows.host import WindowsHost
+from wuacache_lab.windows.process import ProcessResult
 from wuacache_lab.windows.wusa import WU_S_ALREADY_UNINSTALLED
 
 PACKAGES = "C:\\ProgramData\\packages"
@@ -147,3 +149,31 @@ $program.WaitForExit()
     assert task.LastTaskResult == SCHED_S_TASK_TERMINATED
     time.sleep(0.3)
     assert not host.disk.exists("C:\\ProgramData\\after.txt")
+
+
+CMD = '"C:\\Windows\\System32\\cmd.exe" /c '
+
+
+def test_cmd_c_runs_its_command_without_the_quotes_around_it(host: WindowsHost) -> None:
+    assert cmd_command(host, CMD + '"hostname"', WORKING_DIRECTORY) == "hostname"
+    assert host.run_process(CMD + '"hostname"', b"", ADMINISTRATOR) == ProcessResult(b"win10-01\r\n", b"", 0)
+
+
+def test_cmd_c_keeps_the_quotes_around_the_name_of_a_program_with_a_space(host: WindowsHost) -> None:
+    on_disk(host, "C:\\Program Files\\Tools\\my tool.exe").write_bytes(b"MZ")
+
+    assert cmd_command(host, CMD + '"C:\\Program Files\\Tools\\my tool.exe"', WORKING_DIRECTORY) == '"C:\\Program Files\\Tools\\my tool.exe"'
+    # Not the name of a file: the first and the last quote go, whatever lies between.
+    assert cmd_command(host, CMD + '"C:\\Program Files\\Tools\\other.exe"', WORKING_DIRECTORY) == "C:\\Program Files\\Tools\\other.exe"
+    assert cmd_command(host, CMD + '"wusa.exe" "my update.msu" /quiet', WORKING_DIRECTORY) == 'wusa.exe" "my update.msu /quiet'
+
+
+def test_cmd_c_gives_the_programs_exit_code(host: WindowsHost) -> None:
+    assert host.run_process(CMD + '"shutdown /a"', b"", ADMINISTRATOR).exit_code == 1116
+
+
+def test_cmd_operators_are_refused_as_the_lab_does_not_model_them(host: WindowsHost) -> None:
+    refused = host.run_process(CMD + '"hostname & shutdown /r"', b"", ADMINISTRATOR)
+
+    assert (refused.stdout, refused.exit_code) == (b"", 1)
+    assert host.state.reboot_at is None

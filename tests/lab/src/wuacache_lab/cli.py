@@ -2,6 +2,7 @@
 
     lab up --hosts 5 --profile mixed     # start the upstream and 5 emulated hosts
     lab up --hosts 10 --server           # ... and a wuacache server that uses them
+    lab up --connection ssh              # the inventory reaches the hosts over SSH
     lab status
     lab fault upstream /c/msdownload/update/software/secu/... truncate
     lab fault host win10-01 install_failure --hresult 0x80070643
@@ -25,9 +26,10 @@ from pathlib import Path
 from wuacache_lab import processes
 from wuacache_lab.catalog import generate_catalog
 from wuacache_lab.inventory import write_inventory
-from wuacache_lab.labspec import HostSpec, LabSpec, plan_hosts
+from wuacache_lab.labspec import SSH_SHELLS, HostSpec, LabSpec, plan_hosts
 from wuacache_lab.loopback import free_port
 from wuacache_lab.pki import ensure_lab_ca
+from wuacache_lab.ssh import keys as ssh_keys
 from wuacache_lab.upstream import clear_faults, set_fault
 from wuacache_lab.upstream.faults import FAULT_KINDS as UPSTREAM_FAULTS
 from wuacache_lab.windows.faults import FAULT_KINDS as HOST_FAULTS
@@ -51,7 +53,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         port = args.port or (5986 if args.https else 5985)
         spec = LabSpec(
             state_dir=state_dir,
-            hosts=plan_hosts(args.hosts, profile_mix(args.profile, args.hosts), args.base_address, port),
+            hosts=plan_hosts(
+                args.hosts,
+                profile_mix(args.profile, args.hosts),
+                args.base_address,
+                port,
+                ssh_port=args.ssh_port if args.connection == "ssh" else None,
+                ssh_shells=list(SSH_SHELLS) if args.ssh_shell == "mixed" else [args.ssh_shell],
+            ),
+            connection=args.connection,
             transport=args.transport,
             https=args.https,
             updates=args.updates,
@@ -63,6 +73,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     spec.save()
 
     ca = ensure_lab_ca(spec.ca_dir)
+    if spec.connection == "ssh":
+        ssh_keys.provision(spec)
     if not (spec.catalog_dir / "wsusscn2.cab").exists():
         print(f"lab: generating a signed catalog of {spec.updates} updates")
         year, month = (int(part) for part in spec.first_month.split("-"))
@@ -105,7 +117,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     print(f"lab: upstream (Microsoft's download servers) at {upstream}")
     for host in spec.hosts:
-        print(f"lab: {host.name:<15} {host.profile:<18} {spec.transport}://{host.address}:{host.port}/wsman")
+        print(f"lab: {host.name:<15} {host.profile:<18} {spec.transport}://{host.address}:{host.port}/wsman{_ssh_server(host)}")
     if spec.server_url is not None:
         print(f"lab: wuacache server at {spec.server_url}")
     print(f"lab: inventory {spec.inventory_file}")
@@ -135,8 +147,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         up = up and pid is not None
         print(f"lab: {name:<9} {'running, pid ' + str(pid) if pid else 'stopped'}")
     for host in spec.hosts:
-        print(f"lab: {host.name:<15} {host.profile:<18} {host.address}:{host.port}")
+        print(f"lab: {host.name:<15} {host.profile:<18} {host.address}:{host.port}{_ssh_server(host)}")
     return 0 if up else 3
+
+
+def _ssh_server(host: HostSpec) -> str:
+    return "" if host.ssh_port is None else f", ssh://{host.address}:{host.ssh_port} ({host.ssh_shell}.exe)"
 
 
 def cmd_fault_upstream(args: argparse.Namespace) -> int:
@@ -222,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="WinRM port of every host (default: 5985, or 5986 with --https)")
     up.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm", help="WinRM transport the inventory uses")
     up.add_argument("--https", action="store_true", help="serve WinRM over HTTPS with a certificate of the lab CA")
+    up.add_argument(
+        "--connection",
+        choices=("winrm", "ssh"),
+        default="winrm",
+        help="how the inventory reaches the hosts; ssh also runs OpenSSH's server on every host (default: %(default)s)",
+    )
+    up.add_argument("--ssh-port", type=int, default=2222, help="port of every host's OpenSSH server (default: %(default)s)")
+    up.add_argument(
+        "--ssh-shell",
+        choices=(*SSH_SHELLS, "mixed"),
+        default="powershell",
+        help="default shell of the OpenSSH servers, or 'mixed': powershell and cmd in turn (default: %(default)s)",
+    )
     up.add_argument("--updates", type=int, default=200, help="size of the synthetic catalog (default: %(default)s)")
     up.add_argument("--seed", type=int, default=1, help="seed of the synthetic catalog (default: %(default)s)")
     up.add_argument("--first-month", type=_month, default="2024-01", help="month of the catalog's oldest updates, YYYY-MM (default: %(default)s)")

@@ -1,7 +1,7 @@
 """The process that runs every emulated Windows host of a lab.
 
-Each host gets its own WinRM endpoint on its own loopback address; the hosts'
-state lives on disk, so stopping and starting this process is like switching
+Each host gets its own WinRM endpoint on its own loopback address, and its
+OpenSSH server when the lab has some; the hosts' state lives on disk, so stopping and starting this process is like switching
 the machines' network off and on, not like reinstalling them.
 
 Run by ``lab up`` as ``python -m wuacache_lab.fleet --state-dir DIR --ready-file FILE``.
@@ -17,18 +17,20 @@ from pathlib import Path
 
 from wuacache_lab.labspec import LabSpec
 from wuacache_lab.pki import ensure_lab_ca, ensure_server_certificate
+from wuacache_lab.ssh.keys import ADMINISTRATORS_AUTHORIZED_KEYS, ensure_host_key, sshd_dir
+from wuacache_lab.ssh.server import SSHEndpoint
 from wuacache_lab.windows.host import WindowsHost
 from wuacache_lab.winrm.server import WinRMEndpoint
 
 log = logging.getLogger("wuacache_lab.fleet")
 
 
-def build_endpoints(spec: LabSpec, proxy: str | None) -> list[WinRMEndpoint]:
+def build_endpoints(spec: LabSpec, proxy: str | None) -> list[WinRMEndpoint | SSHEndpoint]:
     ca = ensure_lab_ca(spec.ca_dir)
     https = None
     if spec.https:
         https = ensure_server_certificate(spec.ca_dir, [host.address for host in spec.hosts])
-    endpoints = []
+    endpoints: list[WinRMEndpoint | SSHEndpoint] = []
     for host_spec in spec.hosts:
         host = WindowsHost(
             host_spec.name.upper(),
@@ -40,6 +42,18 @@ def build_endpoints(spec: LabSpec, proxy: str | None) -> list[WinRMEndpoint]:
         endpoints.append(
             WinRMEndpoint(host, host_spec.address, host_spec.port, users={spec.user: spec.password}, https=https)
         )
+        if host_spec.ssh_port is not None:
+            endpoints.append(
+                SSHEndpoint(
+                    host,
+                    host_spec.address,
+                    host_spec.ssh_port,
+                    host_key=ensure_host_key(spec.hosts_dir, host_spec.name),
+                    users={spec.user: spec.password},
+                    authorized_keys={spec.user: sshd_dir(spec.hosts_dir, host_spec.name) / ADMINISTRATORS_AUTHORIZED_KEYS},
+                    shell=host_spec.ssh_shell,
+                )
+            )
     return endpoints
 
 
@@ -50,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # asyncssh tells every step of every connection at INFO; the SSH servers log what the hosts do.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
     spec = LabSpec.load(args.state_dir)
     stopping = threading.Event()

@@ -16,12 +16,20 @@ from pathlib import Path
 LAB_USER = "Administrator"
 
 
+# The default shell of OpenSSH's server, HKLM\SOFTWARE\OpenSSH DefaultShell: cmd.exe when unset, or
+# powershell.exe (MicrosoftDocs/windowsserverdocs WindowsServerDocs/administration/OpenSSH/openssh-server-configuration.md).
+SSH_SHELLS = ("powershell", "cmd")
+
+
 @dataclass(frozen=True)
 class HostSpec:
     name: str
     address: str
     port: int
     profile: str
+    # The port of the host's OpenSSH server (None when it runs none) and its default shell, one of SSH_SHELLS.
+    ssh_port: int | None = None
+    ssh_shell: str = "cmd"
 
 
 @dataclass
@@ -30,6 +38,8 @@ class LabSpec:
     hosts: list[HostSpec]
     user: str = LAB_USER
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    # How the inventory reaches the hosts: "winrm", or "ssh" (the hosts then also run OpenSSH's server).
+    connection: str = "winrm"
     transport: str = "ntlm"
     https: bool = False
     updates: int = 200
@@ -80,6 +90,19 @@ class LabSpec:
     def inventory_file(self) -> Path:
         return self.state_dir / "inventory.ini"
 
+    @property
+    def ssh_dir(self) -> Path:
+        return self.state_dir / "ssh"
+
+    @property
+    def ssh_client_key(self) -> Path:
+        """The private key the lab's user logs on to the hosts' OpenSSH servers with."""
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts_file(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
@@ -97,9 +120,14 @@ class LabSpec:
         return cls(**data)
 
 
-def plan_hosts(count: int, profiles: list[str], base_address: str, port: int) -> list[HostSpec]:
-    """One host per loopback address from ``base_address`` on, all on ``port``,
-    so that an inventory of the lab looks like one of real hosts."""
+def plan_hosts(
+    count: int, profiles: list[str], base_address: str, port: int, ssh_port: int | None = None, ssh_shells: list[str] | None = None
+) -> list[HostSpec]:
+    """One host per loopback address from ``base_address`` on, all on ``port``
+    (and on ``ssh_port`` with OpenSSH's server, whose default shells are
+    ``ssh_shells`` in turn), so that an inventory of the lab looks like one of
+    real hosts."""
+    shells = ssh_shells or ["cmd"]
     first = ipaddress.IPv4Address(base_address)
     if not first.is_loopback:
         raise ValueError(f"lab hosts only live on loopback addresses, not {first}")
@@ -108,5 +136,14 @@ def plan_hosts(count: int, profiles: list[str], base_address: str, port: int) ->
         address = first + index
         if not address.is_loopback:
             raise ValueError(f"{count} hosts from {first} leave the loopback range")
-        hosts.append(HostSpec(name=f"{profile.split('-')[0]}-{index + 1:02d}", address=str(address), port=port, profile=profile))
+        hosts.append(
+            HostSpec(
+                name=f"{profile.split('-')[0]}-{index + 1:02d}",
+                address=str(address),
+                port=port,
+                profile=profile,
+                ssh_port=ssh_port,
+                ssh_shell=shells[index % len(shells)],
+            )
+        )
     return hosts

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from powershell_snippets import ENVIRONMENT, failure, output, run
-from wuacache_lab.powershell.runtime import ProgramResult, Runtime
+from powershell_snippets import ENVIRONMENT, failure, output, run, text
+from wuacache_lab.powershell.runtime import ProgramResult, Runtime, StandardInput
 
 
 class ProgramsRuntime(Runtime):
@@ -13,11 +13,13 @@ class ProgramsRuntime(Runtime):
         super().__init__(ENVIRONMENT)
         self.answer = answer
         self.calls: list[tuple[str, list[str]]] = []
+        self.inputs: list[bytes] = []
 
-    def run_program(self, name: str, arguments: list[str]) -> ProgramResult | None:
+    def run_program(self, name: str, arguments: list[str], stdin: StandardInput) -> ProgramResult | None:
         if name.casefold().removesuffix(".exe") != "tool":
             return None
         self.calls.append((name, arguments))
+        self.inputs.append(stdin.read())
         return self.answer
 
 
@@ -60,3 +62,31 @@ def test_a_name_the_machine_has_no_program_for_is_not_found() -> None:
     error = failure("no-such-tool /x", ProgramsRuntime(ProgramResult("", "", 0)))
 
     assert error.exception.type_name == "System.Management.Automation.CommandNotFoundException"
+
+
+def test_a_program_first_in_its_pipeline_inherits_the_standard_input() -> None:
+    runtime = ProgramsRuntime(ProgramResult("", "", 0))
+
+    completed = run("tool\n@($input).Count", ["first", "second"], runtime)
+
+    # The program read the input to its end: nothing is left for $input.
+    assert runtime.inputs == [b"first\r\nsecond\r\n"]
+    assert text(completed) == "0\r\n"
+
+
+def test_a_program_given_pipeline_input_does_not_read_the_standard_input() -> None:
+    runtime = ProgramsRuntime(ProgramResult("", "", 0))
+
+    completed = run("'piped' | tool\n@($input).Count", ["first", "second"], runtime)
+
+    assert runtime.inputs == [b""]
+    assert text(completed) == "2\r\n"
+
+
+def test_a_script_that_reads_its_input_first_leaves_none_to_a_program() -> None:
+    runtime = ProgramsRuntime(ProgramResult("", "", 0))
+
+    completed = run("@($input).Count\ntool", ["first"], runtime)
+
+    assert runtime.inputs == [b""]
+    assert text(completed) == "1\r\n"

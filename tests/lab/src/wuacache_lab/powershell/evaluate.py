@@ -64,7 +64,7 @@ from wuacache_lab.powershell.errors import (
 )
 from wuacache_lab.powershell.reference import ReferenceContracts
 from wuacache_lab.powershell.raised import RaisedError
-from wuacache_lab.powershell.runtime import Runtime, running
+from wuacache_lab.powershell.runtime import Runtime, StandardInput, running
 from wuacache_lab.powershell.scopes import SessionState
 from wuacache_lab.powershell.values import (
     AUTOMATION_NULL,
@@ -109,6 +109,17 @@ class InputEnumerator:
         return iter(items)
 
 
+class StandardInputLines(InputEnumerator):
+    """``$input`` of a script run by ``powershell.exe``: the lines of its standard input nobody has read yet."""
+
+    def __init__(self, stdin: StandardInput) -> None:
+        super().__init__([])
+        self._stdin = stdin
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._stdin.read().decode("utf-8-sig", errors="replace").splitlines())
+
+
 class Interpreter:
     """One PowerShell session: its scopes, its types, its commands, run on a runtime.
 
@@ -124,6 +135,7 @@ class Interpreter:
         self.state = SessionState(runtime.environment, self._convert_for_variable)
         self.last_status = True
         self.errors: list[object] = []
+        self.stdin = StandardInput()
         self._report = report_error
         self._handling: list[PowerShellError] = []
         self._signatures: dict[int, Signature] = {}
@@ -134,10 +146,12 @@ class Interpreter:
 
     # ------------------------------------------------------------ entry points
 
-    def run(self, body: n.ScriptBlockBody, out: list[object], input_lines: list[object] | None = None) -> None:
+    def run(self, body: n.ScriptBlockBody, out: list[object], stdin: StandardInput | None = None) -> None:
         """Run a script in the global scope, as ``powershell.exe -Command`` does, writing its output to ``out``."""
         with running(self.runtime, self.invoke_delegate):
-            self.state.set_local("input", InputEnumerator(list(input_lines or [])))
+            if stdin is not None:
+                self.stdin = stdin
+            self.state.set_local("input", StandardInputLines(self.stdin))
             self._execute(body.statements, out)
 
     def invoke_delegate(self, block: object, arguments: list[object]) -> object:
@@ -650,22 +664,26 @@ class Interpreter:
             contract = self.contracts.cmdlet(name)
             if contract is not None:
                 return self._invoke_cmdlet(contract, name, arguments, input_objects, node.extent, out)
-            if self._run_program(name, arguments, node.extent, out):
+            if self._run_program(name, arguments, input_objects, node.extent, out):
                 return None
             raise command_not_found(name, node.extent)
         except PowerShellError:
             self.last_status = False
             raise
 
-    def _run_program(self, name: str, arguments: list[Argument], extent: n.Extent, out: list[object]) -> bool:
+    def _run_program(
+        self, name: str, arguments: list[Argument], input_objects: list[object] | None, extent: n.Extent, out: list[object]
+    ) -> bool:
         """A program of the machine (about_Automatic_Variables, ``$LASTEXITCODE``): each line of its output
         is a string on the pipeline, its exit code ``$LASTEXITCODE``, and ``$?`` says whether that is 0.
+        Without pipeline input it inherits the process's standard input (:class:`StandardInput`).
 
         PowerShell's standard error is redirected in every process of the lab, and then Windows
         PowerShell 5.1 makes each line the program writes there an error record (NativeCommandError).
         False when the machine has no such program.
         """
-        completed = self.runtime.run_program(name, _program_arguments(arguments))
+        stdin = self.stdin if input_objects is None else StandardInput()
+        completed = self.runtime.run_program(name, _program_arguments(arguments), stdin)
         if completed is None:
             return False
         out.extend(completed.stdout.splitlines())

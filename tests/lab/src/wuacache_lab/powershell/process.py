@@ -7,7 +7,8 @@ about_PowerShell_exe (5.1) is the reference:
   them taken as a ``-Command``;
 - ``-EncodedCommand`` is the base64 of the UTF-16LE text of the script;
   standard input, when the script reads it, comes as ``$input``, one string
-  per line;
+  per line, unless a program the script runs inherits it first
+  (:class:`~wuacache_lab.powershell.runtime.StandardInput`);
 - the script runs in the global scope; its output objects go to standard
   output as the default formatter writes strings and numbers, one per line;
 - an error that nothing caught is written to standard error as Windows
@@ -43,7 +44,7 @@ from wuacache_lab.powershell.errors import (
 from wuacache_lab.powershell.evaluate import Interpreter
 from wuacache_lab.powershell.lower import parse
 from wuacache_lab.powershell.reference import ReferenceContracts
-from wuacache_lab.powershell.runtime import Runtime
+from wuacache_lab.powershell.runtime import Runtime, StandardInput
 from wuacache_lab.powershell.values import EnumValue, type_name_of
 
 # powershell.exe's parameters in the order it resolves abbreviations, and whether they take a value.
@@ -137,12 +138,12 @@ class PowerShellProcess:
             return Completed(b"", _encode(f"{error}\r\n"), 1)
         if script is None:
             return Completed(b"", b"The lab runs no interactive PowerShell: give -Command or -EncodedCommand.\r\n", 1, lab_limitation="interactive shell")
-        return self.run_script(script, _lines(stdin))
+        return self.run_script(script, StandardInput(stdin))
 
-    def run_script(self, script: str, input_lines: list[str]) -> Completed:
-        """Run a script's text as powershell.exe runs a command, with ``$input`` given."""
+    def run_script(self, script: str, stdin: StandardInput | list[str]) -> Completed:
+        """Run a script's text as powershell.exe runs a command, with its standard input (or its lines)."""
         try:
-            return self._run_script(script, input_lines)
+            return self._run_script(script, stdin if isinstance(stdin, StandardInput) else StandardInput.of_lines(stdin))
         finally:
             recorder = coverage.from_environment()
             if recorder is not None:
@@ -151,12 +152,12 @@ class PowerShellProcess:
             if error_log is not None:
                 error_log.write(self.runtime.raised)
 
-    def _run_script(self, script: str, input_lines: list[str]) -> Completed:
+    def _run_script(self, script: str, stdin: StandardInput) -> Completed:
         output: list[object] = []
         interpreter = Interpreter(self.runtime, self.contracts, self._report)
         try:
             body = parse(script, self.runtime.script_name(script))
-            interpreter.run(body, output, list(input_lines))
+            interpreter.run(body, output, stdin)
             exit_code = 0 if interpreter.last_status else 1
         except ExitSignal as signal:
             exit_code = signal.code
@@ -181,11 +182,6 @@ class PowerShellProcess:
 
     def _stdout(self, output: list[object]) -> bytes:
         return _encode("".join(f"{line}\r\n" for value in output for line in _formatted(value, self.runtime)))
-
-
-def _lines(stdin: bytes) -> list[str]:
-    text = stdin.decode("utf-8-sig", errors="replace")
-    return text.splitlines()
 
 
 def _encode(text: str) -> bytes:

@@ -37,6 +37,30 @@ class ProgramResult:
     exit_code: int
 
 
+class StandardInput:
+    """The standard input of a ``powershell.exe`` process, which one reader takes.
+
+    The script reads it as ``$input``, one string per line. A program the
+    script runs first in a pipeline, with no pipeline input, inherits the
+    handle instead: PowerShell redirects a program's input only when the
+    pipeline gives it some (CalculateIORedirection, PowerShell/PowerShell
+    src/System.Management.Automation/engine/NativeCommandProcessor.cs). The
+    lab takes such a program to read it to its end.
+    """
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._data = data
+
+    @classmethod
+    def of_lines(cls, lines: list[str]) -> StandardInput:
+        return cls("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+
+    def read(self) -> bytes:
+        """What nobody has read yet; the stream is at its end afterwards."""
+        data, self._data = self._data, b""
+        return data
+
+
 class Runtime:
     """The machine side of one process.
 
@@ -105,8 +129,9 @@ class Runtime:
         """
         return ""
 
-    def run_program(self, name: str, arguments: list[str]) -> ProgramResult | None:
-        """Run the program a command name stands for (``hostname``, ``shutdown.exe``) and wait for it.
+    def run_program(self, name: str, arguments: list[str], stdin: StandardInput) -> ProgramResult | None:
+        """Run the program a command name stands for (``hostname``, ``shutdown.exe``) and wait for it;
+        it reads ``stdin`` (the process's own when it inherits it).
 
         None when the machine has no such program: the command is not found.
         """

@@ -13,7 +13,10 @@ WinRS runs every command through cmd.exe, which refuses lines longer than
   (:mod:`wuacache_lab.windows.wusa`, :mod:`wuacache_lab.windows.dism`), and
   the ``setup.exe`` of upgrade media on the host's disk upgrades Windows
   (:mod:`wuacache_lab.windows.setup`);
-- ``hostname.exe`` and ``shutdown.exe`` (:mod:`wuacache_lab.windows.programs`).
+- ``hostname.exe`` and ``shutdown.exe`` (:mod:`wuacache_lab.windows.programs`);
+- ``cmd.exe /c <string>`` runs the command line ``<string>`` once cmd.exe has
+  removed its quotes (below), as OpenSSH's server does with every command when
+  cmd.exe is its default shell.
 
 Any other program, or a use of one of these the lab does not model, is
 refused as such.
@@ -21,6 +24,7 @@ refused as such.
 
 from __future__ import annotations
 
+import ntpath
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING
 from wuacache_lab.powershell.process import PowerShellProcess
 from wuacache_lab.windows.dism import run_dism
 from wuacache_lab.windows.process import DEFAULT_WORKING_DIRECTORY, MAX_COMMAND_LINE, LogonSession, ProcessResult
-from wuacache_lab.windows.programs import run_hostname, run_shutdown
+from wuacache_lab.windows.programs import is_file, run_hostname, run_shutdown
 from wuacache_lab.windows.runtime import HostRuntime
 from wuacache_lab.windows.setup import run_setup
 from wuacache_lab.windows.wusa import run_wusa
@@ -38,8 +42,11 @@ if TYPE_CHECKING:
 
 COMMAND_LINE_TOO_LONG = b"The command line is too long.\r\n"
 CANNOT_RUN = b"The emulated host cannot run this program.\r\n"
+# What cmd.exe treats as special in a command line (MicrosoftDocs/windowsserverdocs
+# WindowsServerDocs/administration/windows-commands/cmd.md, Remarks).
+CMD_SPECIAL_CHARACTERS = frozenset("&<>()@^|")
 
-# The programs of the host other than powershell.exe and setup.exe, each given its arguments and logon.
+# The programs of the host other than powershell.exe, cmd.exe and setup.exe, each given its arguments and logon.
 _PROGRAMS: dict[str, Callable[[WindowsHost, list[str], LogonSession], ProcessResult]] = {
     "wusa": run_wusa,
     "dism": run_dism,
@@ -64,6 +71,8 @@ def run_command_line(
     try:
         if program == "powershell":
             return _run_powershell(host, arguments[1:], stdin, logon, working_directory)
+        if program == "cmd":
+            return run_command_line(host, cmd_command(host, command_line, working_directory), stdin, logon, working_directory)
         if program == "setup":
             return run_setup(host, arguments[0], arguments[1:], logon)
         if program in _PROGRAMS:
@@ -108,6 +117,49 @@ def split_command_line(command_line: str) -> list[str]:
     if in_argument:
         arguments.append("".join(current))
     return arguments
+
+
+def cmd_command(host: WindowsHost, command_line: str, working_directory: str) -> str:
+    """The command ``cmd.exe /c <string>`` carries out (cmd.md, Remarks, in
+    MicrosoftDocs/windowsserverdocs WindowsServerDocs/administration/windows-commands/).
+
+    cmd.exe keeps the quotes of ``<string>`` only when it holds exactly two, with
+    white space and none of ``& < > ( ) @ ^ |`` between them, around the name of
+    an executable file; otherwise a string that opens with a quote loses it and
+    its last quote. The lab runs one program per command: the other switches, and
+    commands that cmd.exe itself would split, pipe or redirect, are refused.
+    """
+    switch, _, string = _after_program(command_line).partition(" ")
+    if switch.casefold() != "/c":
+        raise NotImplementedError("the emulated cmd.exe only carries out /c <command>")
+    string = string.lstrip(" \t")
+    if string.startswith('"'):
+        quoted = string[1:].partition('"')[0]
+        keeps_quotes = (
+            string.count('"') == 2
+            and not CMD_SPECIAL_CHARACTERS & set(quoted)
+            and any(character in " \t" for character in quoted)
+            and is_file(host, quoted if ntpath.isabs(quoted) else ntpath.join(working_directory, quoted))
+        )
+        if not keeps_quotes:
+            last = string.rindex('"')
+            string = string[1:last] + string[last + 1 :] if last else string[1:]
+    if any(character in CMD_SPECIAL_CHARACTERS for character in _unquoted(string)):
+        raise NotImplementedError("the emulated cmd.exe runs one program, without cmd.exe's operators")
+    return string
+
+
+def _after_program(command_line: str) -> str:
+    """What follows the program's name on a command line: a quoted name ends at
+    its closing quote, an unquoted one at white space (CreateProcess)."""
+    name = re.match(r'[ \t]*(?:"[^"]*"?|[^ \t]*)[ \t]*', command_line)
+    assert name is not None  # the pattern matches any text
+    return command_line[name.end() :]
+
+
+def _unquoted(text: str) -> str:
+    """The characters of ``text`` outside double quotes."""
+    return "".join(text.split('"')[::2])
 
 
 def _run_powershell(

@@ -5,8 +5,9 @@ Three ways, each as Windows PowerShell 5.1 and .NET Framework 4.8 do it:
 - a command that names a program (``hostname``, ``shutdown.exe /r /t 5``):
   PowerShell finds it on the PATH (or at the path given), passes each
   argument as a word of the command line (in double quotes when it holds a
-  space), waits for it, writes its standard output to the pipeline line by
-  line and sets ``$LASTEXITCODE`` (:func:`run_program`);
+  space), gives it the PowerShell process's standard input when nothing is
+  piped to it, waits for it, writes its standard output to the pipeline line
+  by line and sets ``$LASTEXITCODE`` (:func:`run_program`);
 - ``Start-Process`` (Microsoft.PowerShell.Management): the program starts
   with its ``-ArgumentList`` joined by spaces, unquoted, in
   ``-WorkingDirectory``, without waiting unless ``-Wait``; ``-PassThru``
@@ -35,7 +36,7 @@ from wuacache_lab.powershell.commands import CmdletCall, cmdlet, is_switch
 from wuacache_lab.powershell.conversions import enumerate_value, to_string
 from wuacache_lab.powershell.dotnet import dotnet_type
 from wuacache_lab.powershell.errors import INVALID_OPERATION, DotNetException, LabLimitation, dotnet_error
-from wuacache_lab.powershell.runtime import ProgramResult
+from wuacache_lab.powershell.runtime import ProgramResult, StandardInput
 from wuacache_lab.powershell.values import AUTOMATION_NULL
 from wuacache_lab.windows.errors import HResultError, signed
 from wuacache_lab.windows.process import LogonSession, ProcessResult
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 CONSOLE_ENCODING = "cp437"
 # Programs of the system folder the emulated hosts run, as found on the PATH, by name without extension.
 SYSTEM_PROGRAMS = {
+    "cmd": "System32\\cmd.exe",
     "dism": "System32\\dism.exe",
     "hostname": "System32\\HOSTNAME.EXE",
     "powershell": "System32\\WindowsPowerShell\\v1.0\\powershell.exe",
@@ -80,19 +82,20 @@ def find_program(runtime: HostRuntime, name: str, *, search_working_directory: b
     """
     if "\\" in name or "/" in name:
         path = name if ntpath.isabs(name) else ntpath.join(runtime.working_directory, name)
-        return path if _is_file(runtime, path) else None
+        return path if is_file(runtime.host, path) else None
     if search_working_directory:
         local = ntpath.join(runtime.working_directory, name)
-        if _is_file(runtime, local):
+        if is_file(runtime.host, local):
             return local
     stem = name.casefold()
     known = SYSTEM_PROGRAMS.get(stem[: -len(".exe")] if stem.endswith(".exe") else stem)
     return None if known is None else f"{runtime.system.getenv('SystemRoot')}\\{known}"
 
 
-def _is_file(runtime: HostRuntime, path: str) -> bool:
+def is_file(host: WindowsHost, path: str) -> bool:
+    """Whether ``path`` (a full path) is a file of the host's disk."""
     try:
-        return runtime.host.disk.exists(path) and not runtime.host.disk.is_folder(path)
+        return host.disk.exists(path) and not host.disk.is_folder(path)
     except HResultError:
         return False
 
@@ -100,19 +103,24 @@ def _is_file(runtime: HostRuntime, path: str) -> bool:
 class RunningProgram:
     """A program started on the host, running on a thread of its own until it exits."""
 
-    def __init__(self, host: WindowsHost, command_line: str, logon: LogonSession, working_directory: str) -> None:
+    def __init__(
+        self, host: WindowsHost, command_line: str, logon: LogonSession, working_directory: str, stdin: bytes = b""
+    ) -> None:
         self.id = next(_process_ids)
         self._exited = threading.Event()
         self._result: ProcessResult | None = None
         self._failure: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._run, args=(host, command_line, logon, working_directory), name=f"{host.name} program {self.id}", daemon=True
+            target=self._run,
+            args=(host, command_line, logon, working_directory, stdin),
+            name=f"{host.name} program {self.id}",
+            daemon=True,
         )
         self._thread.start()
 
-    def _run(self, host: WindowsHost, command_line: str, logon: LogonSession, working_directory: str) -> None:
+    def _run(self, host: WindowsHost, command_line: str, logon: LogonSession, working_directory: str, stdin: bytes) -> None:
         try:
-            self._result = host.run_process(command_line, b"", logon, working_directory)
+            self._result = host.run_process(command_line, stdin, logon, working_directory)
         except BaseException as failure:  # noqa: BLE001 - handed to whoever waits for the program
             self._failure = failure
         finally:
@@ -220,13 +228,14 @@ def start_process(call: CmdletCall) -> Iterable[object]:
             yield Process(program, path)
 
 
-def run_program(runtime: HostRuntime, name: str, arguments: list[str]) -> ProgramResult | None:
-    """A command naming a program: its output and exit code once it has exited; None when there is no such program."""
+def run_program(runtime: HostRuntime, name: str, arguments: list[str], stdin: StandardInput) -> ProgramResult | None:
+    """A command naming a program, reading ``stdin``: its output and exit code once it has exited; None when
+    there is no such program."""
     path = find_program(runtime, name, search_working_directory=False)
     if path is None:
         return None
     words = [f'"{argument}"' if " " in argument and not argument.startswith('"') else argument for argument in arguments]
-    program = RunningProgram(runtime.host, " ".join([f'"{path}"', *words]), runtime.logon, runtime.working_directory)
+    program = RunningProgram(runtime.host, " ".join([f'"{path}"', *words]), runtime.logon, runtime.working_directory, stdin.read())
     program.wait(runtime)
     completed = program.result
     return ProgramResult(

@@ -24,7 +24,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from wuacache_lab.powershell.errors import LabLimitation, ProcessKilled
-from wuacache_lab.powershell.runtime import ProgramResult, Runtime, current_runtime
+from wuacache_lab.powershell.runtime import ProgramResult, Runtime, StandardInput, current_runtime
 from wuacache_lab.windows.errors import REGDB_E_CLASSNOTREG, HResultError
 
 if TYPE_CHECKING:
@@ -104,10 +104,10 @@ class HostRuntime(Runtime):
     def script_name(self, text: str) -> str:
         return next((name for opening, name in SHIPPED_SCRIPTS if text.lstrip("\ufeff").startswith(opening)), "")
 
-    def run_program(self, name: str, arguments: list[str]) -> ProgramResult | None:
+    def run_program(self, name: str, arguments: list[str], stdin: StandardInput) -> ProgramResult | None:
         from wuacache_lab.windows.programs import run_program
 
-        return run_program(self, name, arguments)
+        return run_program(self, name, arguments, stdin)
 
 
 def host_runtime() -> HostRuntime:
