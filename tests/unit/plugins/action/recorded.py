@@ -260,7 +260,8 @@ class RecordedHost:
             status = {"state": 3, "last_task_result": answer["rc"], "response_ready": True, "progress": None, "collected": None}
             if params.get("collect"):
                 status["collected"] = {"response": answer["stdout"], "cleanup_error": self._cleanup_error()}
-            return _response("task_start", {"task": f"\\wuacache\\runs\\{params['name']}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{params['name']}", "status": status})
+            run = {"task": f"\\wuacache\\runs\\{params['name']}", "folder": f"C:\\ProgramData\\wuacache\\runs\\{params['name']}"}
+            return _response("task_start", dict(run, status=status))
         if operation == "task_collect":
             elevated = self._running.pop(params["name"])
             response = None if elevated is None else self._answer(elevated)["stdout"]
