@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from wuacache_lab.cabfile import CabWriter
@@ -25,10 +30,12 @@ from wuacache_lab.signing import sign_cab
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
 
 from wuacache_server.catalog.cabsync import sync_cab
+from wuacache_server.catalog.importer import import_catalog
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import session_factory
-from wuacache_server.db.models import CabSyncRun, CabSyncStatus, CatalogVersion, Update
-from wuacache_server.services.cab import CabSyncBusy, run_cab_sync, start_cab_sync
+from wuacache_server.db.models import CabSyncRun, CabSyncStatus, CatalogVersion, TokenRole, Update
+from wuacache_server.security import create_token
+from wuacache_server.services.cab import CabSyncBusy, recover_cab_sync, run_cab_sync, start_cab_sync
 
 CAB_PATH = "/microsoftupdate/v6/wsusscan/wsusscn2.cab"
 UPDATES = 70
@@ -184,7 +191,7 @@ def publish_signed_non_catalog(lab: Lab, work: Path) -> str:
     return sha256_of(lab.upstream_cab)
 
 
-def test_a_verified_cab_that_is_no_catalog_fails_at_import_and_is_retried(lab: Lab, tmp_path: Path) -> None:
+def test_a_verified_cab_that_is_no_catalog_is_never_published_and_is_retried(lab: Lab, tmp_path: Path) -> None:
     run_cab_sync(lab.settings, lab.sessions)
     broken = publish_signed_non_catalog(lab, tmp_path / "broken")
 
@@ -193,16 +200,66 @@ def test_a_verified_cab_that_is_no_catalog_fails_at_import_and_is_retried(lab: L
     assert (failed.run.status, failed.run.reason) == ("failed", "newer")
     assert failed.run.error is not None and failed.run.error.startswith("catalog import failed: ")
     assert "package.cab" in failed.run.error
-    # Verified, so published; the database keeps the catalog it had.
-    assert failed.run.sha256 == broken == sha256_of(lab.settings.wua_dir / "wsusscn2.cab")
+    # The previous cab stays served, with its digest, and matches the catalog.
+    served = lab.settings.wua_dir / "wsusscn2.cab"
+    assert failed.run.sha256 == lab.first.cab_sha256 == sha256_of(served) != broken
+    assert (lab.settings.wua_dir / "wsusscn2.cab.sha256").read_text() == f"{lab.first.cab_sha256}  wsusscn2.cab\n"
     assert lab.current_catalog() == lab.first.cab_sha256
+    assert [path.name for path in lab.settings.wua_dir.iterdir() if path.name.endswith(".part")] == []
 
     again = run_cab_sync(lab.settings, lab.sessions)
 
-    # Not downloaded again, but still not imported: the run fails the same way.
-    assert (again.run.status, again.run.reason, again.run.bytes_downloaded) == ("failed", "unchanged", 0)
+    # Still newer than what is served: downloaded again, refused again.
+    assert (again.run.status, again.run.reason) == ("failed", "newer")
     assert again.run.error == failed.run.error
-    assert lab.cab_requests()[-1]["status"] == 304
+    assert lab.cab_requests()[-1]["status"] == 200
+    assert sha256_of(served) == lab.first.cab_sha256
+
+
+def test_start_up_publishes_the_cab_whose_import_committed_and_closes_dead_runs(lab: Lab) -> None:
+    run_cab_sync(lab.settings, lab.sessions)
+    second = lab.publish(generation=2)
+    killed = {}
+
+    def die_after_the_commit(cab: Path, sha256: str) -> None:
+        import_catalog(lab.sessions.kw["bind"], cab, workdir=lab.settings.data_dir)
+        killed["part"] = cab
+        raise KeyboardInterrupt  # as if the process ended before the rename
+
+    with pytest.raises(KeyboardInterrupt), lab.sessions() as session:
+        session.add(CabSyncRun(status=CabSyncStatus.RUNNING))
+        session.commit()
+        sync_cab(
+            url=CATALOG_URL,
+            repository_dir=lab.settings.repository_dir,
+            ca_bundle=lab.ca.ca_cert,
+            allowlist=lab.settings.upstream_allowlist,
+            proxy=lab.upstream.url,
+            accept=die_after_the_commit,
+        )
+    # A dying process runs no cleanup: put the part file back as it left it.
+    assert not killed["part"].exists()
+    shutil.copyfile(lab.upstream_cab, killed["part"])
+    assert lab.current_catalog() == second.cab_sha256 != sha256_of(lab.settings.wua_dir / "wsusscn2.cab")
+
+    recover_cab_sync(lab.settings, lab.sessions)
+
+    assert sha256_of(lab.settings.wua_dir / "wsusscn2.cab") == second.cab_sha256
+    assert (lab.settings.wua_dir / "wsusscn2.cab.sha256").read_text() == f"{second.cab_sha256}  wsusscn2.cab\n"
+    assert not killed["part"].exists()
+    with lab.sessions() as session:
+        assert session.scalar(select(func.count()).where(CabSyncRun.status == CabSyncStatus.RUNNING)) == 0
+    assert run_cab_sync(lab.settings, lab.sessions).run.status == "unchanged"
+
+
+def test_start_up_leaves_a_run_alone_while_its_process_holds_the_lock(lab: Lab) -> None:
+    job = start_cab_sync(lab.settings, lab.sessions)
+
+    recover_cab_sync(lab.settings, lab.sessions)
+
+    with lab.sessions() as session:
+        assert session.get_one(CabSyncRun, job.run_id).status == CabSyncStatus.RUNNING
+    assert job.run().run.status == "finished"
 
 
 def test_one_run_at_a_time(lab: Lab) -> None:
@@ -266,3 +323,92 @@ def test_the_sync_cab_command_prints_one_line_and_fails_with_the_run(lab: Lab) -
     assert forced.returncode == 1
     assert forced.stdout.startswith("cab sync 3 failed (forced): ")
     assert lab.current_catalog() == lab.first.cab_sha256
+
+
+@dataclass
+class ServeProcess:
+    """``wuacache-server serve`` of the lab's settings, its log in a file."""
+
+    env: dict[str, str]
+    log: Path
+    base_url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            command = [str(Path(sys.executable).parent / "wuacache-server"), "serve"]
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_for(lambda: self._answers_health(), "the server did not answer")
+
+    def wait_for(self, condition: Callable[[], bool], failure: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.process is not None and self.process.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, failure
+            time.sleep(0.05)
+
+    def logged(self, text: str) -> bool:
+        return text in self.log.read_text(errors="replace")
+
+    def stop(self, signal_number: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal_number)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def _answers_health(self) -> bool:
+        try:
+            return requests.get(f"{self.base_url}/health", timeout=5, headers={"Connection": "close"}).ok
+        except requests.ConnectionError:
+            return False
+
+
+@pytest.fixture
+def serve(lab: Lab, tmp_path: Path) -> Iterator[ServeProcess]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "WUACACHE_DATA_DIR": str(lab.settings.data_dir),
+        "WUACACHE_DATABASE_URL": lab.settings.database_url,
+        "WUACACHE_HTTP_PROXY": lab.upstream.url,
+        "WUACACHE_CAB_CA_BUNDLE": str(lab.ca.ca_cert),
+        "WUACACHE_LISTEN": f"127.0.0.1:{port}",
+    }
+    server = ServeProcess(env, tmp_path / "serve.log", f"http://127.0.0.1:{port}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_server_killed_during_an_import_serves_the_committed_catalog_after_a_restart(
+    lab: Lab, serve: ServeProcess
+) -> None:
+    run_cab_sync(lab.settings, lab.sessions)
+    # Big enough that its import lasts seconds, long after the kill lands.
+    second = generate_catalog(lab.catalog_dir, updates=20_000, generation=2, ca=lab.ca, payload_size=(128, 128))
+    with lab.sessions() as session:
+        token = create_token(session, "admin", TokenRole.ADMIN)
+        session.commit()
+    serve.start()
+
+    started = requests.post(
+        f"{serve.base_url}/api/v1/catalog/sync", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert started.status_code == 202
+    serve.wait_for(lambda: serve.logged(f"importing catalog {second.cab_sha256[:12]}"), "the import did not start")
+    serve.stop(signal.SIGKILL)
+    assert lab.current_catalog() == lab.first.cab_sha256  # killed before the import committed
+
+    serve.start()
+
+    served = requests.get(f"{serve.base_url}/wua/wsusscn2.cab", timeout=30)
+    assert served.status_code == 200
+    assert hashlib.sha256(served.content).hexdigest() == lab.current_catalog() == lab.first.cab_sha256
+    digest = requests.get(f"{serve.base_url}/wua/wsusscn2.cab.sha256", timeout=30).text
+    assert digest == f"{lab.first.cab_sha256}  wsusscn2.cab\n"
+    with lab.sessions() as session:
+        run = session.get_one(CabSyncRun, started.json()["run_id"])
+        assert (run.status, run.error) == ("failed", "interrupted: the process running it ended")

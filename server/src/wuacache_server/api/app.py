@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wuacache_server.api.routes import api_router, packages
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import make_engine, session_factory
+from wuacache_server.services.cab import recover_cab_sync
 from wuacache_server.services.fetching import FetchService
 from wuacache_server.services.scheduler import Scheduler
 
@@ -27,8 +28,9 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
     """The API, serving the database ``settings`` name (migrated beforehand).
 
     With ``background_jobs`` (what ``wuacache-server serve`` runs), the app
-    also downloads what hosts need as soon as their reports say so, and runs
-    the scheduled cab sync, fetch and cleanup.
+    also recovers from a cab sync its process did not live to finish, downloads
+    what hosts need as soon as their reports say so, and runs the scheduled cab
+    sync, fetch and cleanup.
     """
 
     @asynccontextmanager
@@ -39,6 +41,7 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
         try:
             with ExitStack() as background:
                 if background_jobs:
+                    recover_cab_sync(settings, app.state.session_factory)
                     fetch_service = background.enter_context(FetchService(settings, app.state.session_factory))
                     app.state.fetch_service = fetch_service
                     app.state.on_new_needs = fetch_service.trigger

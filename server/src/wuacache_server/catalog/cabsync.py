@@ -4,9 +4,11 @@ A sync asks upstream with a conditional GET whether the catalog changed and
 only then streams it into a temporary file next to the published one. That
 file is published only once it passed every check: its announced length, an
 integrity test of every member (``cabextract -t``) and its Authenticode
-signature against the pinned CA bundle (``osslsigncode verify``). Publishing
-is an atomic rename followed by the ``.sha256`` sidecar, so hosts never see a
-partial or unverified cab, and a failed sync leaves the previous one served.
+signature against the pinned CA bundle (``osslsigncode verify``), and what
+the caller checks before it is served (the server imports its catalog).
+Publishing is an atomic rename followed by the ``.sha256`` sidecar, so hosts
+never see a partial or unverified cab, and a failed sync leaves the previous
+one served.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _TOOL_COMPLAINT = re.compile(r"error|fail|no signature|no valid|unable|truncated
 SyncStatus = Literal["finished", "unchanged", "failed"]
 SyncReason = Literal["missing", "newer", "forced", "unchanged"]
 ProgressCallback = Callable[[int, int | None], None]
+AcceptCallback = Callable[[Path, str], None]
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,10 @@ class _SyncFailure(Exception):
     """A step of the sync failed; the message says which and why."""
 
 
+class CabRejected(_SyncFailure):
+    """Raised by a sync's ``accept`` callback: the verified cab must not be published."""
+
+
 def sync_cab(
     *,
     url: str,
@@ -117,6 +124,7 @@ def sync_cab(
     previous: CabState | None = None,
     session: requests.Session | None = None,
     progress: ProgressCallback | None = None,
+    accept: AcceptCallback | None = None,
 ) -> CabSyncResult:
     """Bring ``<repository_dir>/wua/wsusscn2.cab`` up to date with ``url``.
 
@@ -132,6 +140,9 @@ def sync_cab(
             None or does not match the file, the state is derived from the file.
         session: a session to reuse, used as configured.
         progress: called with (bytes received, bytes announced or None) after each chunk.
+        accept: called with a verified cab (a hidden file next to the published
+            one) and its SHA-256 before it is published; it refuses the cab by
+            raising :class:`CabRejected`, and the previous one stays served.
 
     Returns:
         The outcome; every failure of the sync is reported there rather than raised.
@@ -161,6 +172,7 @@ def sync_cab(
             http=http,
             meter=_Meter(progress),
             started=started,
+            accept=accept,
         )
         return _finish(run.run(previous))
 
@@ -180,6 +192,7 @@ class _CabSync:
         http: requests.Session,
         meter: _Meter,
         started: float,
+        accept: AcceptCallback | None,
     ) -> None:
         self.url = url
         self.cab = cab
@@ -191,6 +204,7 @@ class _CabSync:
         self.http = http
         self.meter = meter
         self.started = started
+        self.accept = accept
         self.published: CabState | None = None
         self.reason: SyncReason = "missing"
 
@@ -234,7 +248,14 @@ class _CabSync:
         )
         if self.published is not None and sha256 == self.published.sha256 and not self.force:
             return self._unchanged(etag, last_modified)
-        self._publish(last_modified, sha256)
+        # The served Last-Modified is the file's mtime: make it upstream's, so
+        # that hosts and the next sync compare against Microsoft's date.
+        moment = parse_http_date(last_modified)
+        if moment is not None:
+            os.utime(self.part, (moment.timestamp(), moment.timestamp()))
+        if self.accept is not None:
+            self.accept(self.part, sha256)
+        _publish(self.part, self.cab, sha256)
         return self._result("finished", CabState(etag, last_modified, sha256, size))
 
     def _get(self) -> requests.Response:
@@ -297,15 +318,6 @@ class _CabSync:
             raise _SyncFailure(f"received {self.meter.received} of the {announced} bytes announced")
         return digest.hexdigest(), self.meter.received
 
-    def _publish(self, last_modified: str | None, sha256: str) -> None:
-        # The served Last-Modified is the file's mtime: make it upstream's, so
-        # that hosts and the next sync compare against Microsoft's date.
-        moment = parse_http_date(last_modified)
-        if moment is not None:
-            os.utime(self.part, (moment.timestamp(), moment.timestamp()))
-        os.replace(self.part, self.cab)
-        _ensure_sidecar(self.cab, sha256)
-
     def _unchanged(self, etag: str | None, last_modified: str | None) -> CabSyncResult:
         assert self.published is not None
         self.reason = "unchanged"
@@ -349,6 +361,51 @@ class _Meter:
         if now >= self._next_log:
             logger.info("cab download: %d of %s bytes", self.received, self.announced or "unknown")
             self._next_log = now + PROGRESS_LOG_INTERVAL
+
+
+def restore_published(repository_dir: Path, sha256: str) -> bool:
+    """Make the published cab the one whose SHA-256 is ``sha256``, after a
+    sync that stopped between its ``accept`` and its publication.
+
+    The verified cab is then still in the hidden part file: it is published
+    if it is that cab; a stale sidecar is repaired. Any other part file is
+    the leftover of an interrupted download and goes.
+
+    Returns:
+        True if the published cab is that cab; False when it is not (a
+        warning says so) or when a sync is running, which publishes its own.
+    """
+    cab = Path(repository_dir) / WUA_DIR / CAB_NAME
+    lock = try_lock(cab.parent / LOCK_NAME)
+    if lock is None:
+        return False
+    with lock:
+        part = cab.with_name(PART_NAME)
+        if _sidecar_digest(cab) == sha256 and cab.exists():
+            part.unlink(missing_ok=True)
+            return True
+        if part.exists() and _file_sha256(part) == sha256:
+            logger.info("publishing cab %s, whose catalog was imported before its sync stopped", sha256[:12])
+            _publish(part, cab, sha256)
+            return True
+        part.unlink(missing_ok=True)
+        if cab.exists() and _file_sha256(cab) == sha256:
+            _ensure_sidecar(cab, sha256)
+            return True
+    logger.warning("the published cab is not %s, the one whose catalog the database holds", sha256[:12])
+    return False
+
+
+def _publish(part: Path, cab: Path, sha256: str) -> None:
+    os.replace(part, cab)
+    _ensure_sidecar(cab, sha256)
+
+
+def _sidecar_digest(cab: Path) -> str | None:
+    try:
+        return cab.with_name(SIDECAR_NAME).read_text(encoding="ascii").split(" ", 1)[0]
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
 
 
 def _initial_reason(*, published: bool, force: bool) -> SyncReason:

@@ -174,6 +174,7 @@ def import_catalog(
         logger.info("catalog %s is the one the database holds: nothing to import", sha256[:12])
         return CatalogImport(catalog_version_id=current.id, sha256=sha256, imported=False)
 
+    logger.info("importing catalog %s", sha256[:12])
     with engine.connect() as connection:
         try:
             with connection.begin():

@@ -1,14 +1,16 @@
 """Cab sync runs: refresh ``wsusscn2.cab`` from upstream and import the catalog it brings.
 
 Every run is a ``cab_sync_runs`` row, recorded as running before upstream is
-asked anything and finished with the outcome. A run imports the published
-cab when the database does not hold its catalog: a new cab, or one an
-earlier run published but failed to import. A failed import fails the run
-and leaves the previous catalog in the database.
+asked anything and finished with the outcome. A new cab is published only
+once its catalog import committed: a failed import fails the run, and the
+previous cab and catalog stay. A run also imports the published cab when the
+database does not hold its catalog (a cab published by something else).
 
 One run at a time: a lock file in the data folder is held from a run's
 start to its end, whichever process runs it (the server's scheduler and API,
-``wuacache-server sync-cab``).
+``wuacache-server sync-cab``). The kernel releases it when its process dies,
+so a run still marked running while the lock is free was interrupted: the
+next run, or :func:`recover_cab_sync` when the server starts, closes it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from wuacache_server.catalog.cabsync import CabState, CabSyncResult, sync_cab
+from wuacache_server.catalog.cabsync import CabRejected, CabState, CabSyncResult, restore_published, sync_cab
 from wuacache_server.catalog.errors import CatalogFormatError
 from wuacache_server.catalog.importer import (
     CatalogImport,
@@ -95,6 +97,26 @@ def start_cab_sync(settings: Settings, session_factory: sessionmaker[Session], *
     return CabSyncJob(settings, session_factory, run.id, force=force, lock=lock)
 
 
+def recover_cab_sync(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """At start-up: close the runs a dead process left running, and serve the
+    cab whose catalog the database holds, should a run have stopped between
+    the import's commit and the cab's publication.
+
+    Nothing is done while another process runs a sync: the lock shows that
+    its run is alive, and it publishes its cab itself.
+    """
+    lock = try_lock(settings.data_dir / LOCK_NAME)
+    if lock is None:
+        logger.info("a cab sync is running in another process: nothing to recover")
+        return
+    with lock, session_factory() as session:
+        _close_interrupted_runs(session)
+        session.commit()
+        catalog = current_catalog_version(session)
+        if catalog is not None:
+            restore_published(settings.repository_dir, catalog.sha256)
+
+
 def run_cab_sync(settings: Settings, session_factory: sessionmaker[Session], *, force: bool = False) -> CabSyncOutcome:
     """Sync the cab, import the catalog when it changed, and record the run.
 
@@ -121,6 +143,7 @@ class CabSyncJob:
         self.run_id = run_id
         self.force = force
         self._lock = lock
+        self._catalog: CatalogImport | None = None
 
     def run(self) -> CabSyncOutcome:
         """Carry the run out and record its outcome; the lock is released after."""
@@ -152,16 +175,19 @@ class CabSyncJob:
             proxy=settings.http_proxy,
             force=self.force,
             previous=previous,
+            accept=self._import_before_publishing,
         )
         if result.status == "failed" or result.path is None:
             return CabSyncOutcome(self._record(started, CabSyncStatus.FAILED, result), None)
-        try:
-            catalog = self._import(result.path, result.sha256)
-        except (CatalogFormatError, CatalogImportConflict, SQLAlchemyError, OSError) as exc:
-            logger.warning("cab sync run %d: the catalog import failed: %s", self.run_id, exc)
-            error = f"catalog import failed: {_describe(exc)}"
-            return CabSyncOutcome(self._record(started, CabSyncStatus.FAILED, result, error=error), None)
-        return CabSyncOutcome(self._record(started, CabSyncStatus(result.status), result), catalog)
+        if result.status == "unchanged":
+            try:
+                self._catalog = self._import(result.path, result.sha256)
+            except CabRejected as exc:
+                return CabSyncOutcome(self._record(started, CabSyncStatus.FAILED, result, error=str(exc)), None)
+        return CabSyncOutcome(self._record(started, CabSyncStatus(result.status), result), self._catalog)
+
+    def _import_before_publishing(self, cab: Path, sha256: str) -> None:
+        self._catalog = self._import(cab, sha256)
 
     def _import(self, cab: Path, sha256: str | None) -> CatalogImport | None:
         """Import ``cab`` unless the database holds its catalog already."""
@@ -172,7 +198,11 @@ class CabSyncJob:
             return None
         if not isinstance(engine, Engine):
             raise TypeError("the session factory must be bound to an engine")
-        return import_catalog(engine, cab, workdir=self.settings.data_dir)
+        try:
+            return import_catalog(engine, cab, workdir=self.settings.data_dir)
+        except (CatalogFormatError, CatalogImportConflict, SQLAlchemyError, OSError) as exc:
+            logger.warning("cab sync run %d: the catalog import failed: %s", self.run_id, exc)
+            raise CabRejected(f"catalog import failed: {_describe(exc)}") from exc
 
     def _record(
         self,
@@ -213,7 +243,7 @@ def _previous_state(session: Session) -> CabState | None:
     """The published cab as the latest run recorded it.
 
     Every finished run records the cab published at its end, failed ones
-    too (the previous cab, or a new one whose import failed).
+    too (the previous cab).
     """
     run = session.scalars(
         select(CabSyncRun)
