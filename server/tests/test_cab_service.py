@@ -216,13 +216,13 @@ def test_a_verified_cab_that_is_no_catalog_is_never_published_and_is_retried(lab
     assert sha256_of(served) == lab.first.cab_sha256
 
 
-def test_start_up_publishes_the_cab_whose_import_committed_and_closes_dead_runs(lab: Lab) -> None:
+def test_start_up_publishes_the_cab_whose_import_committed_and_closes_dead_runs(lab: Lab, engine: Engine) -> None:
     run_cab_sync(lab.settings, lab.sessions)
     second = lab.publish(generation=2)
     killed = {}
 
     def die_after_the_commit(cab: Path, sha256: str) -> None:
-        import_catalog(lab.sessions.kw["bind"], cab, workdir=lab.settings.data_dir)
+        import_catalog(engine, cab, workdir=lab.settings.data_dir)
         killed["part"] = cab
         raise KeyboardInterrupt  # as if the process ended before the rename
 

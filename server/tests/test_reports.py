@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, delete, event, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, sessionmaker
 from wuacache_lab.catalog import generate_catalog
@@ -32,11 +33,14 @@ from wuacache_lab.scanreport import ScanningHost
 from wuacache_lab.windows.faults import set_host_fault
 
 from wuacache_server.api.app import create_app
+from wuacache_server.api.report_schemas import HostReportIn
 from wuacache_server.api.routes.hosts import current_time
 from wuacache_server.catalog.importer import import_catalog
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import session_factory
 from wuacache_server.db.models import (
+    ACTIVE_DOWNLOAD_STATUSES,
+    DownloadTask,
     HostReport,
     HostUpdate,
     HostUpdateFile,
@@ -45,6 +49,8 @@ from wuacache_server.db.models import (
     queue_download,
     utcnow,
 )
+from wuacache_server.services.cleanup import run_cleanup
+from wuacache_server.services.reports import ingest_report
 
 UPDATES = 120
 SEED = 7
@@ -852,3 +858,68 @@ def test_a_report_takes_the_same_few_statements_whatever_its_size(
 
     assert counts[0] == counts[1] == counts[2], counts
     assert counts[0] <= 20, counts
+
+
+# Reports and cleanups
+
+
+@pytest.mark.usefixtures("catalog")
+def test_a_report_during_a_cleanup_is_never_handed_a_file_the_cleanup_deletes(
+    client: TestClient,
+    controller: dict[str, str],
+    new_host: Callable[..., ScanningHost],
+    engine: Engine,
+    db: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    report = new_host().report(ALLOW_ALL)
+    plan = post(client, controller, report)
+    files = {file["file_name"]: file["sha1"] for entry in plan["updates"] for file in entry["files"]}
+    assert files
+    with db() as session:  # no host needs them any more: the cleanup would delete them
+        session.execute(delete(HostUpdateFile))
+        session.commit()
+    settings.wua_dir.mkdir(parents=True)
+    for name in files:
+        (settings.wua_dir / name).write_bytes(b"verified")
+    store(db, list(files.values()))
+    run_recorded, report_decided = threading.Event(), threading.Event()
+
+    def pause_after_recording_the_run(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        """Hold the cleanup after it recorded its run, before it reads anything, until the report decided."""
+        if threading.current_thread() is threading.main_thread():
+            return
+        if run_recorded.is_set():
+            assert report_decided.wait(30)
+        elif statement.startswith("INSERT INTO cleanup_runs"):
+            run_recorded.set()
+
+    event.listen(engine, "before_cursor_execute", pause_after_recording_the_run)
+    try:
+        with db() as reporting, ThreadPoolExecutor(1) as executor:
+            cleanup = executor.submit(run_cleanup, settings, db, utcnow())
+            assert run_recorded.wait(30)
+            # A report under way: it decided and answers, but has not committed yet.
+            outcome = ingest_report(
+                reporting, "win10-01", HostReportIn.model_validate(report), base_url=BASE_URL, now=utcnow()
+            )
+            handed_out = {file.file_name for entry in outcome.plan.updates for file in entry.files if file.available}
+            assert handed_out == set(files)
+            report_decided.set()
+            time.sleep(0.5)  # time for the cleanup to decide what to delete, had it not to wait
+            reporting.commit()
+            cleanup.result(timeout=60)
+    finally:
+        event.remove(engine, "before_cursor_execute", pause_after_recording_the_run)
+
+    with db() as session:
+        stored = set(session.scalars(select(PayloadFile.file_name).where(PayloadFile.stored_at.is_not(None))))
+        queued = set(
+            session.scalars(
+                select(PayloadFile.file_name)
+                .join(DownloadTask, DownloadTask.payload_file_id == PayloadFile.id)
+                .where(DownloadTask.status.in_(ACTIVE_DOWNLOAD_STATUSES))
+            )
+        )
+    for name in handed_out:
+        assert ((settings.wua_dir / name).exists() and name in stored) or name in queued, name

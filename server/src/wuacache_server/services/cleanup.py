@@ -8,6 +8,12 @@ needing them); it deletes every other file, and clears ``stored_at`` of the
 catalog rows first, so that the database never claims a file the disk lacks.
 Partial downloads of files nobody needs go too, unless a download holds them.
 
+Reports and cleanups are serialised on ``host_update_files``: a report
+writes there before it reads which files are stored, and a cleanup decides
+what to keep and clears ``stored_at`` while it holds that table's lock. A
+report under way is waited for and its needs kept; a later one sees the
+files gone and queues their download.
+
 ``cleanup_kbs = false`` turns it off; the nightly schedule runs it inside
 ``cleanup_window`` (see :func:`in_window`). One cleanup at a time: a lock file
 in the data folder is held while one runs, whichever process runs it (the
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, false, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wuacache_server.catalog.cabsync import CAB_NAME, SIDECAR_NAME
@@ -37,6 +43,7 @@ from wuacache_server.db.models import (
     CleanupRun,
     DownloadTask,
     DownloadTaskStatus,
+    HostUpdateFile,
     PayloadFile,
     utcnow,
 )
@@ -101,9 +108,7 @@ def _clean(settings: Settings, session_factory: sessionmaker[Session], now: date
         session.flush()
         run_id = run.id
     try:
-        with session_factory() as session:
-            kept = _kept_file_names(session, now)
-        files_removed, bytes_freed = _remove_unneeded_files(settings.wua_dir, kept, session_factory)
+        kept, files_removed, bytes_freed = _remove_unneeded_files(settings.wua_dir, session_factory, now)
         partials_removed, partial_bytes = _remove_stale_partials(settings.wua_dir / PARTIAL_DIR, kept)
     except Exception as exc:
         with session_factory.begin() as session:
@@ -164,13 +169,17 @@ def _kept_file_names(session: Session, now: datetime) -> set[str]:
     return kept
 
 
-def _remove_unneeded_files(wua_dir: Path, kept: set[str], session_factory: sessionmaker[Session]) -> tuple[int, int]:
-    """Delete the update files not in ``kept``; returns (files removed, bytes freed)."""
-    doomed = {name: size for name, size in _repository_files(wua_dir) if name not in kept}
-    names = sorted(doomed)
+def _remove_unneeded_files(
+    wua_dir: Path, session_factory: sessionmaker[Session], now: datetime
+) -> tuple[set[str], int, int]:
+    """Delete the update files no host needs; returns (the names kept, files removed, bytes freed)."""
     # The database first: a file it no longer claims is fetched again if
     # needed, while a claimed file that is gone would be promised to hosts.
     with session_factory.begin() as session:
+        _hold_off_reports(session)
+        kept = _kept_file_names(session, now)
+        doomed = {name: size for name, size in _repository_files(wua_dir) if name not in kept}
+        names = sorted(doomed)
         for chunk in chunks(names):
             session.execute(
                 update(PayloadFile)
@@ -186,7 +195,21 @@ def _remove_unneeded_files(wua_dir: Path, kept: set[str], session_factory: sessi
         removed += 1
         freed += doomed[name]
         logger.debug("Removed %s (%d bytes): no host needs it", name, doomed[name])
-    return removed, freed
+    return kept, removed, freed
+
+
+def _hold_off_reports(session: Session) -> None:
+    """Lock ``host_update_files`` against reports until the session commits.
+
+    The lock waits for the reports under way to commit; the needs read after
+    it are then final until the commit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # SHARE conflicts with the ROW EXCLUSIVE of a report's writes.
+        session.execute(text("LOCK TABLE host_update_files IN SHARE MODE"))
+    else:
+        # SQLite has one writer: a first write, even of no row, takes its lock.
+        session.execute(delete(HostUpdateFile).where(false()))
 
 
 def _repository_files(wua_dir: Path) -> Iterator[tuple[str, int]]:

@@ -96,11 +96,14 @@ def ingest_report(
     host_id = _upsert_host(
         session, host_name, report, now, cab_sha256=report.cab_sha256, assignment=report.assignment.to_dict()
     )
-    decided, rules = _decide(session, report, now)
     previous_needs = set(
         session.scalars(select(HostUpdateFile.payload_file_id).where(HostUpdateFile.host_id == host_id))
     )
+    # Before reading which files are stored: the lock on host_update_files
+    # keeps a cleanup from deleting one of them until this report commits
+    # (services.cleanup).
     session.execute(delete(HostUpdateFile).where(HostUpdateFile.host_id == host_id))
+    decided, rules = _decide(session, report, now)
     session.execute(delete(HostUpdate).where(HostUpdate.host_id == host_id))
     _insert(session, HostUpdate, [{**item.row(), "host_id": host_id, "decided_at": now} for item in decided])
     _insert(
