@@ -381,6 +381,8 @@ def restore_published(repository_dir: Path, sha256: str) -> bool:
         return False
     with lock:
         part = cab.with_name(PART_NAME)
+        # The sidecar follows the rename, and a rename follows its import's
+        # commit: a sidecar naming that cab names the published one.
         if _sidecar_digest(cab) == sha256 and cab.exists():
             part.unlink(missing_ok=True)
             return True
