@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 
 from wuacache_server.api.routes import catalog, cleanup, downloads, files, health, hosts, packages, rulesets, tokens
 
-api_router = APIRouter()
+api_router = APIRouter(
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "description": "The database stayed busy too long; nothing changed. Send again after Retry-After seconds."
+        }
+    }
+)
 api_router.include_router(health.router)
 api_router.include_router(tokens.router, prefix="/api/v1")
 api_router.include_router(catalog.router, prefix="/api/v1")
