@@ -8,7 +8,11 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,11 +31,13 @@ from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
 from wuacache_server.catalog.cabsync import sync_cab
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import session_factory
-from wuacache_server.db.models import CabSyncRun, CabSyncStatus, CatalogVersion, Update
+from wuacache_server.db.models import CabSyncRun, CabSyncStatus, CatalogVersion, TokenRole, Update
+from wuacache_server.security import create_token
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync, start_cab_sync
 
 CAB_PATH = "/microsoftupdate/v6/wsusscan/wsusscn2.cab"
 UPDATES = 70
+WRITING_THREADS = 4
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +272,43 @@ def test_the_sync_cab_command_prints_one_line_and_fails_with_the_run(lab: Lab) -
     assert forced.returncode == 1
     assert forced.stdout.startswith("cab sync 3 failed (forced): ")
     assert lab.current_catalog() == lab.first.cab_sha256
+
+
+@contextmanager
+def other_writer(engine: Engine) -> Iterator[Callable[[], int]]:
+    """Threads writing the database in small transactions, as reports do; it gives the count of their writes."""
+    sessions = session_factory(engine)
+    stop = threading.Event()
+    writes = 0
+
+    def write() -> None:
+        nonlocal writes
+        while not stop.is_set():
+            with sessions.begin() as session:
+                create_token(session, f"load-{uuid.uuid4()}", TokenRole.CONTROLLER)
+            writes += 1  # a count, racy but never zero once one write is in
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=write) for _ in range(WRITING_THREADS)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield lambda: writes
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def test_runs_beside_other_writers_record_their_success(lab: Lab, engine: Engine) -> None:
+    with other_writer(engine) as writes:
+        first = sync_cab_command(lab)
+        second_catalog = lab.publish(generation=2)
+        second = sync_cab_command(lab)
+
+    assert (first.returncode, first.stderr) == (0, "")
+    assert (second.returncode, second.stderr) == (0, "")
+    with lab.sessions() as session:
+        assert session.scalars(select(CabSyncRun.status)).all() == [CabSyncStatus.FINISHED] * 2
+    assert lab.current_catalog() == second_catalog.cab_sha256
+    assert writes() > 0
