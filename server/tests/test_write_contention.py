@@ -1,4 +1,5 @@
-"""Writes under load: admin writes, the CLI's and bookkeeping succeed while hosts flood reports.
+"""Writes under load: admin writes and the CLI's succeed while hosts flood reports,
+and a write that cannot take its lock in time is refused cleanly, changing nothing.
 
 A live server on loopback, in its own process, takes the reports of several
 threads; meanwhile the test revokes tokens, changes a rule set and uploads
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,15 +19,22 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg.errors
 import pytest
 import requests
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from wuacache_server import cli
 from wuacache_server.config import Settings
-from wuacache_server.db.engine import session_factory
+from wuacache_server.db import engine as db_engine
+from wuacache_server.db.engine import is_contention, session_factory
 from wuacache_server.db.models import ApiToken, TokenRole
 
 REPORTING_THREADS = 8
@@ -199,3 +208,81 @@ def test_the_cli_writes_beside_a_busy_server(
     assert outcomes == [(0, "")] * ADMIN_ROUNDS
     assert refused_after_revocation == [401] * ADMIN_ROUNDS
     assert set(flood.statuses) == {200}, flood.statuses
+
+
+@pytest.fixture
+def short_busy_timeout(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite writers give up after 0.2 s; set before the app or the CLI makes its engine."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a test of SQLite's write lock")
+    monkeypatch.setattr(db_engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
+
+
+@contextmanager
+def sqlite_write_lock_held(database_url: str) -> Iterator[None]:
+    """Another connection holds the database's write lock."""
+    holder = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+        holder.rollback()
+    finally:
+        holder.close()
+
+
+def test_a_write_that_cannot_take_the_lock_is_a_503_and_changes_nothing(
+    short_busy_timeout: None,
+    client: TestClient,
+    database_url: str,
+    issue_token: Callable[..., str],
+    engine: Engine,
+) -> None:
+    admin = bearer(issue_token(TokenRole.ADMIN, name="admin"))
+    [(token_id, secret)] = _tokens_to_revoke(issue_token, engine)[:1]
+
+    with sqlite_write_lock_held(database_url):
+        busy = client.delete(f"{TOKENS}/{token_id}", headers=admin)
+
+    assert (busy.status_code, busy.headers.get("Retry-After")) == (503, "2")
+    assert busy.json() == {"detail": "the database is busy; try again shortly"}
+    assert client.get("/api/v1/hosts", headers=bearer(secret)).status_code == 200
+    assert client.delete(f"{TOKENS}/{token_id}", headers=admin).status_code == 204
+    assert client.get("/api/v1/hosts", headers=bearer(secret)).status_code == 401
+
+
+def test_the_cli_says_when_the_database_stays_busy(
+    short_busy_timeout: None,
+    settings: Settings,
+    database_url: str,
+    issue_token: Callable[..., str],
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    [(token_id, _)] = _tokens_to_revoke(issue_token, engine)[:1]
+    monkeypatch.setenv("WUACACHE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("WUACACHE_DATABASE_URL", database_url)
+
+    with sqlite_write_lock_held(database_url):
+        status = cli.main(["token", "revoke", str(token_id)])
+
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "wuacache-server: error: the database stayed busy with other writers too long; nothing changed, try again\n"
+    )
+    with session_factory(engine)() as session:
+        assert session.get_one(ApiToken, token_id).revoked_at is None
+
+
+@pytest.mark.parametrize(
+    ("error", "contention"),
+    [
+        (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), True),
+        (psycopg.errors.SerializationFailure("could not serialize access"), True),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), True),
+        (psycopg.errors.UniqueViolation("duplicate key value"), False),
+    ],
+)
+def test_postgresql_lock_errors_are_contention(error: Exception, contention: bool) -> None:
+    wrapped = (OperationalError if contention else IntegrityError)("UPDATE ...", None, error)
+    assert is_contention(wrapped) is contention
