@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,6 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # The execution option of connections whose SQLite transactions begin DEFERRED
 # rather than IMMEDIATE: see make_engine.
 DEFERRED_BEGIN = "wuacache_deferred_begin"
-_HOLDS_WRITER_TURN = "wuacache_holds_writer_turn"
 # PostgreSQL's answers to a write that lost a race for a lock: lock_not_available
 # (lock_timeout), serialization_failure, deadlock_detected.
 _POSTGRES_CONTENTION = frozenset({"55P03", "40001", "40P01"})
@@ -48,11 +46,13 @@ def make_engine(url: str | URL) -> Engine:
     """An engine for ``url``, with the settings the server relies on.
 
     On SQLite, a transaction begins IMMEDIATE: it takes the write lock up
-    front, waiting up to the busy timeout for it. A DEFERRED one that reads
-    first fails at once, without waiting, when it comes to write after another
-    connection wrote meanwhile. Work that only reads, or whose transactions
-    start with their write, uses :func:`deferred_begin` so as not to wait
-    behind writers.
+    front, waiting up to the busy timeout for it, in whichever process. A
+    DEFERRED one that reads first fails at once, without waiting, when it comes
+    to write after another connection wrote meanwhile (SQLite's "Transactions"
+    page). The BEGIN is ours to emit, as in SQLAlchemy's pysqlite recipe
+    ("Serializable isolation / Savepoints / Transactional DDL"). Work that only
+    reads, or whose transactions start with their write, uses
+    :func:`deferred_begin` so as not to wait behind writers.
     """
     parsed = normalise_database_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -80,12 +80,6 @@ def is_contention(exc: BaseException) -> bool:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    # One writer at a time: the writers of this process wait their turn here,
-    # woken in turn, rather than in SQLite's busy handler, which polls and lets
-    # the latest comer win. Only the other processes meet in the busy handler.
-    writer_turn = threading.Lock()
-    turn_timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
-
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Take transaction control away from the sqlite3 module, which would not
@@ -102,22 +96,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(DEFERRED_BEGIN):
-            connection.exec_driver_sql("BEGIN")
-            return
-        # Past the timeout, SQLite's own lock still decides: the turn only orders.
-        connection.info[_HOLDS_WRITER_TURN] = writer_turn.acquire(timeout=turn_timeout)
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            _end_writer_turn(connection)
-            raise
-
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _end_writer_turn(connection: Connection) -> None:
-        if connection.info.pop(_HOLDS_WRITER_TURN, False):
-            writer_turn.release()
+        deferred = connection.get_execution_options().get(DEFERRED_BEGIN)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine, *, deferred: bool = False) -> sessionmaker[Session]:
