@@ -239,10 +239,13 @@ def test_a_write_that_cannot_take_the_lock_is_a_503_and_changes_nothing(
 ) -> None:
     admin = bearer(issue_token(TokenRole.ADMIN, name="admin"))
     [(token_id, secret)] = _tokens_to_revoke(issue_token, engine)[:1]
+    assert client.get(TOKENS, headers=admin).status_code == 200  # its use is recorded: the next GET only reads
 
     with sqlite_write_lock_held(database_url):
+        read = client.get(TOKENS, headers=admin)
         busy = client.delete(f"{TOKENS}/{token_id}", headers=admin)
 
+    assert read.status_code == 200  # readers never wait for the writer
     assert (busy.status_code, busy.headers.get("Retry-After")) == (503, "2")
     assert busy.json() == {"detail": "the database is busy; try again shortly"}
     assert client.get("/api/v1/hosts", headers=bearer(secret)).status_code == 200
