@@ -72,7 +72,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
-    with session_factory(engine)() as session:
+    # Deferred: a test's session must not hold SQLite's write lock while it
+    # looks at what the app under test writes.
+    with session_factory(engine, deferred=True)() as session:
         yield session
 
 

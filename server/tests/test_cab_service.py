@@ -11,8 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +42,7 @@ from wuacache_server.services.cab import CabSyncBusy, recover_cab_sync, run_cab_
 
 CAB_PATH = "/microsoftupdate/v6/wsusscan/wsusscn2.cab"
 UPDATES = 70
+WRITING_THREADS = 4
 
 
 @pytest.fixture(scope="module")
@@ -410,3 +414,43 @@ def test_a_server_killed_during_an_import_serves_the_committed_catalog_after_a_r
     with lab.sessions() as session:
         run = session.get_one(CabSyncRun, started.json()["run_id"])
         assert (run.status, run.error) == ("failed", "interrupted: the process running it ended")
+
+
+@contextmanager
+def other_writer(engine: Engine) -> Iterator[Callable[[], int]]:
+    """Threads writing the database in small transactions, as reports do; it gives the count of their writes."""
+    sessions = session_factory(engine)
+    stop = threading.Event()
+    writes = 0
+
+    def write() -> None:
+        nonlocal writes
+        while not stop.is_set():
+            with sessions.begin() as session:
+                create_token(session, f"load-{uuid.uuid4()}", TokenRole.CONTROLLER)
+            writes += 1  # a count, racy but never zero once one write is in
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=write) for _ in range(WRITING_THREADS)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield lambda: writes
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def test_runs_beside_other_writers_record_their_success(lab: Lab, engine: Engine) -> None:
+    with other_writer(engine) as writes:
+        first = sync_cab_command(lab)
+        second_catalog = lab.publish(generation=2)
+        second = sync_cab_command(lab)
+
+    assert (first.returncode, first.stderr) == (0, "")
+    assert (second.returncode, second.stderr) == (0, "")
+    with lab.sessions() as session:
+        assert session.scalars(select(CabSyncRun.status)).all() == [CabSyncStatus.FINISHED] * 2
+    assert lab.current_catalog() == second_catalog.cab_sha256
+    assert writes() > 0

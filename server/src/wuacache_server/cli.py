@@ -33,6 +33,7 @@ from wuacache_server.db.engine import (
     MigrationError,
     current_revision,
     head_revision,
+    is_contention,
     make_engine,
     migrate,
     session_factory,
@@ -174,7 +175,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             lines.append(("schema", f"{revision or 'not migrated'}; this server needs {head}: run `{PROG} migrate`"))
         else:
             lines.append(("schema", f"{revision} (current)"))
-            with session_factory(engine)() as session:
+            with session_factory(engine, deferred=True)() as session:
                 lines.extend(_inventory(session))
     width = max(len(label) for label, _ in lines) + 2
     for label, value in lines:
@@ -221,7 +222,7 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, session_factory(engine)() as session:
+    with _database(settings) as engine, session_factory(engine, deferred=True)() as session:
         rows = [
             (
                 str(token.id),
@@ -275,7 +276,7 @@ def cmd_package_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_package_list(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, session_factory(engine)() as session:
+    with _database(settings) as engine, session_factory(engine, deferred=True)() as session:
         rows = [
             (
                 package.name,
@@ -409,6 +410,8 @@ def _add_command(
 
 
 def _describe_error(exc: Exception) -> str:
+    if is_contention(exc):
+        return "the database stayed busy with other writers too long; nothing changed, try again"
     if isinstance(exc, DBAPIError):
         detail = str(exc.orig).strip() or type(exc.orig).__name__
         return f"database: {detail.splitlines()[0]}"

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Mapping
-from contextlib import ExitStack, asynccontextmanager, nullcontext
+from contextlib import ExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wuacache_server.api.routes import api_router, packages
 from wuacache_server.config import Settings
-from wuacache_server.db.engine import make_engine, session_factory
+from wuacache_server.db.engine import is_contention, make_engine, session_factory
 from wuacache_server.services.cab import recover_cab_sync
 from wuacache_server.services.fetching import FetchService
 from wuacache_server.services.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
+
+DATABASE_BUSY_RETRY_AFTER = 2  # seconds
 
 
 def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
@@ -38,6 +40,7 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.session_factory = session_factory(engine)
+        app.state.read_session_factory = session_factory(engine, deferred=True)
         try:
             with ExitStack() as background:
                 if background_jobs:
@@ -59,12 +62,9 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    # SQLite has one writer at a time: reports queue here, in arrival order,
-    # rather than in SQLite's busy handler, which serves waiters in no order
-    # and gives up after its timeout.
-    app.state.report_writers = threading.Lock() if settings.database_url.startswith("sqlite") else nullcontext()
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_busy)  # type: ignore[arg-type]
     # The last middleware added is the outermost.
     app.add_middleware(
         BodySizeLimit,
@@ -79,6 +79,19 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     # FastAPI's own answer minus the "input" it echoes, which may be huge or a secret.
     errors = [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def _database_busy(request: Request, exc: DBAPIError) -> JSONResponse:
+    # A write that could not take its lock in time changed nothing: the client
+    # may send it again. Any other database error is unexpected.
+    if not is_contention(exc):
+        raise exc
+    logger.warning("database busy answering %s %s: %s", request.method, request.url.path, exc.orig)
+    return JSONResponse(
+        {"detail": "the database is busy; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER)},
+    )
 
 
 class BodySizeLimit:

@@ -13,6 +13,9 @@ from wuacache_server.config import Settings
 from wuacache_server.db.models import ApiToken, TokenRole
 from wuacache_server.security import authenticate, record_use
 
+# Their only write, record_use, begins its transaction: it waits for the lock as it should.
+_READING_METHODS = frozenset({"GET", "HEAD"})
+
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
@@ -20,7 +23,13 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+    """A session for the request. One that may change something writes at the
+    start of its transactions (see make_engine); a GET reads, beside the writer."""
+    if request.method in _READING_METHODS:
+        factory = request.app.state.read_session_factory
+    else:
+        factory = request.app.state.session_factory
+    with factory() as session:
         yield session
 
 

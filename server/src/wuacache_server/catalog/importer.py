@@ -70,6 +70,7 @@ from wuacache_server.catalog.records import (
     SupersedenceRecord,
     UpdateRecord,
 )
+from wuacache_server.db.engine import DEFERRED_BEGIN
 from wuacache_server.db.models import (
     ACTIVE_DOWNLOAD_STATUSES,
     GUID,
@@ -177,6 +178,9 @@ def import_catalog(
     logger.info("importing catalog %s", sha256[:12])
     with engine.connect() as connection:
         try:
+            # Staging writes temporary tables only: on SQLite, it must not hold
+            # the database's write lock for as long as the parse takes.
+            connection.execution_options(**{DEFERRED_BEGIN: True})
             with connection.begin():
                 _staging.create_all(connection, checkfirst=False)
             sink = _StagingSink(connection)
@@ -189,6 +193,7 @@ def import_catalog(
                     batch_size=batch_size,
                 )
             logger.info("catalog %s staged (%s); merging it into the database", sha256[:12], sink.describe())
+            connection.execution_options(**{DEFERRED_BEGIN: False})
             with connection.begin():
                 merge = _Merge(connection, parsed, previous_version_id=current.id if current is not None else None)
                 result = merge.run(started)

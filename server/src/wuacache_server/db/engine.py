@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,12 +15,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The execution option of connections whose SQLite transactions begin DEFERRED
+# rather than IMMEDIATE: see make_engine.
+DEFERRED_BEGIN = "wuacache_deferred_begin"
+# PostgreSQL's answers to a write that lost a race for a lock: lock_not_available
+# (lock_timeout), serialization_failure, deadlock_detected.
+_POSTGRES_CONTENTION = frozenset({"55P03", "40001", "40P01"})
 
 
 class MigrationError(Exception):
@@ -35,13 +43,40 @@ def normalise_database_url(url: str | URL) -> URL:
 
 
 def make_engine(url: str | URL) -> Engine:
-    """An engine for ``url``, with the settings the server relies on."""
+    """An engine for ``url``, with the settings the server relies on.
+
+    On SQLite, a transaction begins IMMEDIATE: it takes the write lock up
+    front, waiting up to the busy timeout for it, in whichever process. A
+    DEFERRED one that reads first fails at once, without waiting, when it comes
+    to write after another connection wrote meanwhile (SQLite's "Transactions"
+    page). The BEGIN is ours to emit, as in SQLAlchemy's pysqlite recipe
+    ("Serializable isolation / Savepoints / Transactional DDL"). Work that only
+    reads, or whose transactions start with their write, uses
+    :func:`deferred_begin` so as not to wait behind writers.
+    """
     parsed = normalise_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed)
         _configure_sqlite(engine)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def deferred_begin(engine: Engine) -> Engine:
+    """``engine``, its SQLite transactions beginning DEFERRED: for readers, which
+    WAL lets run beside the writer."""
+    return engine.execution_options(**{DEFERRED_BEGIN: True})
+
+
+def is_contention(exc: BaseException) -> bool:
+    """Whether ``exc`` says a write could not take its lock in time: worth retrying later."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        # The primary code of extended ones, such as SQLITE_BUSY_SNAPSHOT.
+        return sqlite_code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return getattr(exc.orig, "sqlstate", None) in _POSTGRES_CONTENTION
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -61,12 +96,14 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        deferred = connection.get_execution_options().get(DEFERRED_BEGIN)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
+def session_factory(engine: Engine, *, deferred: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``deferred`` ones for readers (see :func:`deferred_begin`)."""
     # Objects stay usable after commit: API handlers commit, then answer with them.
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(deferred_begin(engine) if deferred else engine, expire_on_commit=False)
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -85,14 +85,13 @@ def post_report(
 ) -> HostPlan:
     """Store a host's scan report, and answer with its plan: per update, a status,
     the reason for it, and the server URLs of the files to install it with."""
-    with request.app.state.report_writers:
-        try:
-            outcome = ingest_report(
-                session, host_name, report, base_url=settings.base_url, now=now, keep_reports=settings.report_history
-            )
-        except ReportError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-        session.commit()
+    try:
+        outcome = ingest_report(
+            session, host_name, report, base_url=settings.base_url, now=now, keep_reports=settings.report_history
+        )
+    except ReportError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    session.commit()
     hook = getattr(request.app.state, "on_new_needs", None)
     if hook is not None and outcome.new_needs:
         background.add_task(_announce_needs, hook, outcome.new_needs)
