@@ -11,12 +11,18 @@ from importlib.metadata import version
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wuacache_server.api.deps import TOKEN_SCOPE_KEY, UNAUTHENTICATED_DETAIL, UNAUTHENTICATED_HEADERS
 from wuacache_server.api.routes import api_router, packages
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import make_engine, session_factory
+from wuacache_server.db.models import ApiToken
+from wuacache_server.security import authenticate, record_use
 from wuacache_server.services.fetching import FetchService
 from wuacache_server.services.scheduler import Scheduler
 
@@ -62,7 +68,9 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
     app.state.report_writers = threading.Lock() if settings.database_url.startswith("sqlite") else nullcontext()
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    # The last middleware added is the outermost.
+    # The last middleware added is the outermost: a declared Content-Length
+    # over the limit is refused before the token costs a database lookup.
+    app.add_middleware(Authentication, path_prefix=API_PATH_PREFIX)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_report_bytes,
@@ -76,6 +84,54 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     # FastAPI's own answer minus the "input" it echoes, which may be huge or a secret.
     errors = [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+API_PATH_PREFIX = "/api/"
+
+
+class Authentication:
+    """Authenticate the bearer token of every request under ``path_prefix``
+    from its headers alone, before anything reads its body.
+
+    A missing or unknown token gets 401 at once, so that no unauthenticated
+    body is ever received, parsed or held in memory. A live token goes on the
+    request's scope, where :func:`~wuacache_server.api.deps.get_token` finds
+    it; the routes check its role. Paths outside the prefix (``/health``, the
+    OpenAPI description, the files hosts download) need no token.
+    """
+
+    def __init__(self, app: ASGIApp, path_prefix: str) -> None:
+        self.app = app
+        self.path_prefix = path_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+            await self.app(scope, receive, send)
+            return
+        scheme, presented = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+        token = None
+        if scheme.lower() == "bearer" and presented:
+            token = await run_in_threadpool(_authenticate, scope["app"].state.session_factory, presented)
+        if token is None:
+            response = JSONResponse(
+                {"detail": UNAUTHENTICATED_DETAIL}, status_code=401, headers=UNAUTHENTICATED_HEADERS
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})[TOKEN_SCOPE_KEY] = token
+        await self.app(scope, receive, send)
+
+
+def _authenticate(make_session: sessionmaker[Session], presented: str) -> ApiToken | None:
+    """The live token whose secret was presented, its use recorded; None if there is none."""
+    with make_session() as session:
+        token = authenticate(session, presented)
+        if token is None:
+            return None
+        session.commit()  # ends the reading transaction: the write below starts its own
+        record_use(session, token)
+        session.commit()
+        return token
 
 
 class BodySizeLimit:
