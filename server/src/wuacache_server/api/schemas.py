@@ -11,9 +11,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from wuacache_server.db.models import TokenRole
 from wuacache_server.security import normalise_host_name
 
-# Ids are positive and fit SQLite's INTEGER and PostgreSQL's BIGINT; the
-# drivers refuse larger numbers rather than find no row.
-MAX_ID = 2**63 - 1
+# Ids are positive INTEGERs, 32-bit on PostgreSQL: a larger number is no row,
+# but the database refuses it as a parameter rather than find none.
+MAX_ID = 2**31 - 1
 # More rows than any table holds, and an OFFSET every database takes.
 MAX_OFFSET = 2**31 - 1
 
