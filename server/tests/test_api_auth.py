@@ -189,10 +189,17 @@ def test_an_oversized_body_gets_413_before_anything_reads_it(small_limit_client:
     assert answer.json() == {"detail": "the request body exceeds the limit of 1024 bytes"}
 
 
-def test_an_oversized_chunked_body_gets_413(small_limit_client: TestClient) -> None:
+def test_an_oversized_chunked_body_gets_413(small_limit_client: TestClient, admin_headers: dict[str, str]) -> None:
+    chunks = iter([b'{"name": "', b"x" * 800, b"x" * 800, b'", "role": "admin"}'])
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    answer = small_limit_client.post(TOKENS, content=chunks, headers=headers)
+    assert answer.status_code == 413
+
+
+def test_a_chunked_body_without_a_token_gets_401(small_limit_client: TestClient) -> None:
     chunks = iter([b'{"name": "', b"x" * 800, b"x" * 800, b'", "role": "admin"}'])
     answer = small_limit_client.post(TOKENS, content=chunks, headers={"Content-Type": "application/json"})
-    assert answer.status_code == 413
+    assert answer.status_code == 401
 
 
 def test_a_chunked_body_within_the_limit_is_read_whole(

@@ -157,6 +157,10 @@ def test_only_admins_write_and_hosts_read_nothing(
         ("package.exe", "must end in .msu or .cab"),
         ("package.msu.txt", "must end in .msu or .cab"),
         ("msu", "must end in .msu or .cab"),
+        ("CON.cab", "is a device name on Windows"),
+        ("nul.msu", "is a device name on Windows"),
+        ("Com1.cab", "is a device name on Windows"),
+        ("lpt9.x64.msu", "is a device name on Windows"),
     ],
 )
 def test_a_name_that_is_not_a_plain_msu_or_cab_file_name_is_refused(
@@ -196,6 +200,19 @@ def test_a_bad_kb_or_an_empty_file_is_refused(
 def test_overlong_query_parameters_are_refused(client: TestClient, admin: dict[str, str]) -> None:
     assert upload(client, admin, description="x" * 1001).status_code == 422
     assert upload(client, admin, kb="1" * 13).status_code == 422
+    assert client.get(PACKAGES, headers=admin).json() == []
+
+
+def test_names_only_starting_like_a_windows_device_are_accepted(client: TestClient, admin: dict[str, str]) -> None:
+    for name in ("com10.cab", "console.msu", "con-fix.cab"):
+        assert upload(client, admin, name).status_code == 201
+
+
+def test_nul_in_a_parameter_is_refused(client: TestClient, admin: dict[str, str]) -> None:
+    assert upload(client, admin, description="a\x00b").status_code == 422
+    assert upload(client, admin, kb="5034441\x00").status_code == 422
+    assert client.get(f"{PACKAGES}/a%00.msu", headers=admin).status_code == 422
+    assert client.delete(f"{PACKAGES}/a%00.msu", headers=admin).status_code == 422
     assert client.get(PACKAGES, headers=admin).json() == []
 
 

@@ -122,9 +122,20 @@ def test_a_range_beyond_the_end_is_416(client: TestClient) -> None:
     assert answer.headers["content-range"] == f"bytes */{len(DATA)}"
 
 
-@pytest.mark.parametrize(("method", "range_header"), [("HEAD", "bytes=0-99"), ("GET", "items=0-99")])
+@pytest.mark.parametrize(
+    ("method", "range_header"),
+    [
+        ("HEAD", "bytes=0-99"),
+        ("GET", "items=0-99"),
+        ("GET", "bytes=500-100"),
+        ("GET", "bytes=0-99, 500-100"),
+        ("GET", "bytes=first-last"),
+        ("GET", "bytes="),
+    ],
+)
 def test_range_is_ignored_where_http_says_so(client: TestClient, method: str, range_header: str) -> None:
-    # RFC 9110 14.2: Range only applies to GET, and an unknown unit is ignored.
+    # RFC 9110 14.2: Range only applies to GET, and an unknown unit or an
+    # invalid range (14.1.2: a last position before the first) is ignored.
     answer = client.request(method, f"/wua/{FILE_NAME}", headers={"Range": range_header})
 
     assert answer.status_code == 200

@@ -10,13 +10,19 @@ from importlib.metadata import version
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wuacache_server.api.deps import TOKEN_SCOPE_KEY, UNAUTHENTICATED_DETAIL, UNAUTHENTICATED_HEADERS
 from wuacache_server.api.routes import api_router, packages
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import is_contention, make_engine, session_factory
+from wuacache_server.db.models import ApiToken
+from wuacache_server.security import authenticate, record_use
 from wuacache_server.services.cab import recover_cab_sync
 from wuacache_server.services.fetching import FetchService
 from wuacache_server.services.scheduler import Scheduler
@@ -65,7 +71,9 @@ def create_app(settings: Settings, *, background_jobs: bool = False) -> FastAPI:
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_busy)  # type: ignore[arg-type]
-    # The last middleware added is the outermost.
+    # The last middleware added is the outermost: a declared Content-Length
+    # over the limit is refused before the token costs a database lookup.
+    app.add_middleware(Authentication, path_prefix=API_PATH_PREFIX)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_report_bytes,
@@ -86,12 +94,72 @@ async def _database_busy(request: Request, exc: DBAPIError) -> JSONResponse:
     # may send it again. Any other database error is unexpected.
     if not is_contention(exc):
         raise exc
-    logger.warning("database busy answering %s %s: %s", request.method, request.url.path, exc.orig)
+    return database_busy_response(request.method, request.url.path, exc)
+
+
+def database_busy_response(method: str, path: str, error: DBAPIError) -> JSONResponse:
+    """503 with Retry-After, for a request the database was too busy to serve."""
+    logger.warning("database busy answering %s %s: %s", method, path, error.orig)
     return JSONResponse(
         {"detail": "the database is busy; try again shortly"},
         status_code=503,
         headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER)},
     )
+
+
+API_PATH_PREFIX = "/api/"
+
+
+class Authentication:
+    """Authenticate the bearer token of every request under ``path_prefix``
+    from its headers alone, before anything reads its body.
+
+    A missing or unknown token gets 401 at once, so that no unauthenticated
+    body is ever received, parsed or held in memory. A live token goes on the
+    request's scope, where :func:`~wuacache_server.api.deps.get_token` finds
+    it; the routes check its role. Paths outside the prefix (``/health``, the
+    OpenAPI description, the files hosts download) need no token.
+    """
+
+    def __init__(self, app: ASGIApp, path_prefix: str) -> None:
+        self.app = app
+        self.path_prefix = path_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+            await self.app(scope, receive, send)
+            return
+        scheme, presented = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+        token = None
+        if scheme.lower() == "bearer" and presented:
+            try:
+                # Reading the token takes no write lock; noting its use starts a transaction of its own.
+                token = await run_in_threadpool(_authenticate, scope["app"].state.read_session_factory, presented)
+            except DBAPIError as error:
+                if not is_contention(error):
+                    raise
+                await database_busy_response(scope["method"], scope["path"], error)(scope, receive, send)
+                return
+        if token is None:
+            response = JSONResponse(
+                {"detail": UNAUTHENTICATED_DETAIL}, status_code=401, headers=UNAUTHENTICATED_HEADERS
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})[TOKEN_SCOPE_KEY] = token
+        await self.app(scope, receive, send)
+
+
+def _authenticate(make_session: sessionmaker[Session], presented: str) -> ApiToken | None:
+    """The live token whose secret was presented, its use recorded; None if there is none."""
+    with make_session() as session:
+        token = authenticate(session, presented)
+        if token is None:
+            return None
+        session.commit()  # ends the reading transaction: the write below starts its own
+        record_use(session, token)
+        session.commit()
+        return token
 
 
 class BodySizeLimit:

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from wuacache_server.config import Settings
 from wuacache_server.db.models import ApiToken, TokenRole
-from wuacache_server.security import authenticate, record_use
 
 # Their only write, record_use, begins its transaction: it waits for the lock as it should.
 _READING_METHODS = frozenset({"GET", "HEAD"})
@@ -39,20 +38,23 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An API token, sent as `Authorization: Bearer wua_...`.")
 
 
+# Shared with the Authentication middleware, which answers most 401s.
+UNAUTHENTICATED_DETAIL = "a valid API token is required (Authorization: Bearer <token>)"
+UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": "Bearer"}
+TOKEN_SCOPE_KEY = "api_token"
+
+
 def get_token(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> ApiToken:
-    """The caller's live token; 401 when there is none."""
-    token = authenticate(session, credentials.credentials) if credentials else None
+    """The caller's live token, which the Authentication middleware looked up
+    from the headers before the body was read; 401 when there is none.
+
+    ``credentials`` is unused here: it documents the bearer scheme in the OpenAPI description.
+    """
+    token: ApiToken | None = request.scope.get("state", {}).get(TOKEN_SCOPE_KEY)
     if token is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "a valid API token is required (Authorization: Bearer <token>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    session.commit()  # ends the reading transaction: the write below starts its own
-    record_use(session, token)
-    session.commit()
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHENTICATED_DETAIL, headers=UNAUTHENTICATED_HEADERS)
     return token
 
 

@@ -7,7 +7,7 @@ server relies on are required, so that a misspelt key is refused rather than
 read as "no updates". The assignment is the exception: an unknown key there
 is refused (by :meth:`wuacache_server.policy.Assignment.from_dict`), since a
 misspelt rule would silently change what a host may install. Every string and
-list has a bound; GUIDs, digests and HRESULTs are checked.
+list has a bound, no string holds a NUL; GUIDs, digests and HRESULTs are checked.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from wuacache_server.api.schemas import HostName
+from wuacache_server.api.schemas import HostName, Text
 from wuacache_server.db.models import HostUpdateStatus
 
 MAX_UPDATES = 5_000
@@ -36,11 +36,11 @@ Guid = Annotated[
         pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
     ),
 ]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-ShortText = Annotated[str, StringConstraints(max_length=255)]
+Url = Annotated[Text, StringConstraints(min_length=1, max_length=2048)]
+ShortText = Annotated[Text, StringConstraints(max_length=255)]
 # A list written as one comma-separated string, as inventories often do.
-CommaSeparated = Annotated[str, StringConstraints(max_length=4096)]
-Token = Annotated[str, StringConstraints(max_length=64)]
+CommaSeparated = Annotated[Text, StringConstraints(max_length=4096)]
+Token = Annotated[Text, StringConstraints(max_length=64)]
 RevisionNumber = Annotated[int, Field(ge=0, le=2**31 - 1)]
 # WUA hands HRESULTs out signed (PowerShell's Int32); either form is accepted.
 HResult = Annotated[int, Field(ge=-(2**31), le=2**32 - 1)]
@@ -72,7 +72,7 @@ class ReportedUpdate(_Reported):
 
     update_id: Guid
     revision_number: RevisionNumber
-    title: Annotated[str, StringConstraints(max_length=1000)]
+    title: Annotated[Text, StringConstraints(max_length=1000)]
     kb_ids: list[Token] = Field(default=[], max_length=MAX_KBS, description="Digits, with or without 'KB'.")
     msrc_severity: Token | None = Field(default=None, description="Empty or null for non-security updates.")
     categories: list[ReportedCategory] = Field(default=[], max_length=MAX_CATEGORIES)
@@ -238,8 +238,8 @@ class RuleSetBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=100, description="Required on creation; the URL's on update.")
-    maturity: str | None = Field(default=None, max_length=32, examples=["PROD"])
+    name: Text | None = Field(default=None, max_length=100, description="Required on creation; the URL's on update.")
+    maturity: Text | None = Field(default=None, max_length=32, examples=["PROD"])
     allowed_updates: list[ShortText] = Field(default=[], max_length=10_000)
     forbidden_updates: list[ShortText] = Field(default=[], max_length=10_000)
     allowed_kbs: list[Token | StrictInt] = Field(default=[], max_length=10_000)

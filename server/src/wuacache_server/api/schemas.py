@@ -5,11 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Self
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from wuacache_server.db.models import TokenRole
 from wuacache_server.security import normalise_host_name
 
+# Ids are positive INTEGERs, 32-bit on PostgreSQL: a larger number is no row,
+# but the database refuses it as a parameter rather than find none.
+MAX_ID = 2**31 - 1
+# More rows than any table holds, and an OFFSET every database takes.
+MAX_OFFSET = 2**31 - 1
+
+IdInPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def refuse_nul(value: str) -> str:
+    """``value``, unless it holds a NUL character, which PostgreSQL cannot store or compare."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Every string a request carries, in its body, query or path, is a Text.
+Text = Annotated[str, AfterValidator(refuse_nul)]
 HostName = Annotated[str, StringConstraints(max_length=253), AfterValidator(normalise_host_name)]
 
 
@@ -22,7 +41,7 @@ class Health(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     role: TokenRole
     host_name: HostName | None = Field(default=None, description="The host a `host` token acts for.")
 

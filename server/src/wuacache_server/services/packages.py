@@ -33,6 +33,12 @@ from wuacache_server.policy import PolicyError, normalise_kb
 logger = logging.getLogger(__name__)
 
 KINDS = {".msu": PackageKind.MSU, ".cab": PackageKind.CAB}
+# Windows opens a device for these names, whatever their extension and case
+# ("Naming Files, Paths, and Namespaces", Microsoft's Win32 documentation):
+# a host could not save such a package under its name.
+RESERVED_WINDOWS_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"COM{digit}" for digit in range(1, 10)), *(f"LPT{digit}" for digit in range(1, 10))]
+)
 MAX_DESCRIPTION_LENGTH = 1000
 UPLOAD_PREFIX = ".upload-"  # a dot-file: never served
 
@@ -58,6 +64,8 @@ def package_kind(name: str) -> PackageKind:
     kind = KINDS.get(PurePath(name).suffix.lower())
     if kind is None:
         raise InvalidPackage(f"package name {name!r} must end in .msu or .cab")
+    if name.partition(".")[0].upper() in RESERVED_WINDOWS_NAMES:
+        raise InvalidPackage(f"package name {name!r} is a device name on Windows")
     return kind
 
 

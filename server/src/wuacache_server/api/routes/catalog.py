@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.schemas import MAX_OFFSET, IdInPath
 from wuacache_server.catalog.importer import current_catalog_version
 from wuacache_server.db.models import (
     CabSyncReason,
@@ -108,7 +109,7 @@ def catalog_state(session: SessionDep) -> CatalogState:
 def list_syncs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Runs per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Runs to skip, newest first.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Runs to skip, newest first.")] = 0,
 ) -> CabSyncRunPage:
     """Cab sync runs, newest first."""
     total = session.scalar(select(func.count()).select_from(CabSyncRun)) or 0
@@ -123,7 +124,7 @@ def list_syncs(
     dependencies=[require_role(TokenRole.CONTROLLER)],
     responses={status.HTTP_404_NOT_FOUND: {"description": "No such run."}},
 )
-def get_sync(run_id: int, session: SessionDep) -> CabSyncRunPublic:
+def get_sync(run_id: IdInPath, session: SessionDep) -> CabSyncRunPublic:
     """One cab sync run: poll it after starting one."""
     run = session.get(CabSyncRun, run_id)
     if run is None:

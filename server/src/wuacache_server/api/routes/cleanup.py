@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from sqlalchemy import func, select
 
 from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.schemas import MAX_OFFSET
 from wuacache_server.db.models import CleanupRun, TokenRole, utcnow
 from wuacache_server.services.cleanup import CleanupBusy, run_cleanup
 
@@ -56,7 +57,7 @@ class CleanupRunPage(BaseModel):
 def list_runs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Runs per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Runs to skip, newest first.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Runs to skip, newest first.")] = 0,
 ) -> CleanupRunPage:
     """Cleanup runs, newest first: the nightly ones and those asked for."""
     total = session.scalar(select(func.count()).select_from(CleanupRun)) or 0

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 
 from wuacache_server.api.deps import SessionDep, require_role
+from wuacache_server.api.schemas import MAX_OFFSET, IdInPath
 from wuacache_server.db.models import DownloadTask, DownloadTaskStatus, PayloadFile, TokenRole
 from wuacache_server.services.fetching import FetchService, UpdatesNotDownloadable
 
@@ -111,7 +112,7 @@ def list_tasks(
         list[DownloadTaskStatus] | None, Query(alias="status", description="Only tasks in these states.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DownloadTaskPage:
     """The download tasks, newest first."""
     where = [DownloadTask.status.in_(status_filter)] if status_filter else []
@@ -125,7 +126,7 @@ def list_tasks(
     dependencies=[require_role(TokenRole.CONTROLLER)],
     responses={status.HTTP_404_NOT_FOUND: {"description": "No such task."}},
 )
-def get_task(task_id: int, session: SessionDep) -> DownloadTaskPublic:
+def get_task(task_id: IdInPath, session: SessionDep) -> DownloadTaskPublic:
     row = session.execute(_TASKS.where(DownloadTask.id == task_id)).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no download task with id {task_id}")

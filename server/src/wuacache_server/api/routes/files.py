@@ -8,13 +8,15 @@ downloads and uploads) is 404.
 
 Starlette's FileResponse streams the file and handles ``Range`` (206, 416)
 and ``If-Range``. This module adds what it lacks: ``If-None-Match`` and
-``If-Modified-Since`` (304), and ignoring ``Range`` on HEAD and in units other
-than bytes, as RFC 9110 (14.2) requires.
+``If-Modified-Since`` (304), and ignoring ``Range`` on HEAD, in units other
+than bytes and when its ranges are invalid (an inverted ``bytes=500-100``,
+say), as RFC 9110 (14.2) requires, where Starlette answers 400.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -44,14 +46,33 @@ _PACKAGE_MEDIA_TYPES = {
 router = APIRouter(tags=["files"])
 
 
+# RFC 9110 14.1.2: int-range or suffix-range. Positions of more digits than
+# any file's size has are not worth parsing: such a Range is ignored.
+_BYTE_RANGE = re.compile(r"(?P<first>[0-9]{1,18})-(?P<last>[0-9]{0,18})|-[0-9]{1,18}")
+
+
+def _valid_byte_ranges(range_set: str) -> bool:
+    """Whether ``range_set`` (what follows ``bytes=``) is a valid list of byte ranges (RFC 9110 14.1.2)."""
+    specs = [spec.strip(" \t") for spec in range_set.split(",")]
+    if not any(specs):
+        return False
+    for spec in filter(None, specs):  # a list may have empty elements (RFC 9110 5.6.1)
+        match = _BYTE_RANGE.fullmatch(spec)
+        if match is None:
+            return False
+        if match["last"] and int(match["last"]) < int(match["first"]):
+            return False
+    return True
+
+
 class RepositoryFileResponse(FileResponse):
     """A FileResponse that ignores ``Range`` where RFC 9110 says a server must."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         range_header = Headers(scope=scope).get("range")
         if range_header is not None:
-            unit = range_header.partition("=")[0].strip().lower()
-            if scope["method"] != "GET" or unit != "bytes":
+            unit, _, range_set = range_header.partition("=")
+            if scope["method"] != "GET" or unit.strip().lower() != "bytes" or not _valid_byte_ranges(range_set):
                 headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"range"]
                 scope = {**scope, "headers": headers}
         await super().__call__(scope, receive, send)

@@ -18,6 +18,7 @@ from sqlalchemy import exists, func, select
 
 from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep
 from wuacache_server.api.report_schemas import HostDetail, HostPage, HostPlan, HostReportIn, HostSummary, ReportSummary
+from wuacache_server.api.schemas import MAX_OFFSET, Text
 from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
 from wuacache_server.security import may_act_for_host, normalise_host_name
 from wuacache_server.services.reports import ReportError, ingest_report, status_counts, stored_plan
@@ -110,12 +111,12 @@ def _announce_needs(hook: Callable[[Sequence[int]], object], file_ids: Sequence[
 def list_hosts(
     session: SessionDep,
     token: TokenDep,
-    name_prefix: Annotated[str | None, Query(max_length=253, description="Hosts whose name starts so.")] = None,
+    name_prefix: Annotated[Text | None, Query(max_length=253, description="Hosts whose name starts so.")] = None,
     status_: Annotated[
         HostUpdateStatus | None, Query(alias="status", description="Hosts with at least one update in this status.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HostPage:
     """Hosts by name, with their updates per status. A host token sees its own host only."""
     query = select(Host)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
 from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.schemas import Text
 from wuacache_server.config import Settings
 from wuacache_server.db.models import Package, PackageKind, TokenRole
 from wuacache_server.services.packages import (
@@ -51,7 +52,7 @@ router = APIRouter(
 ADMIN_ONLY = [require_role()]
 # The routes take "{name:path}": a name with a slash reaches the checks, and their message.
 PackageName = Annotated[
-    str,
+    Text,
     Path(
         max_length=255,
         description="The package's file name, ending in .msu or .cab.",
@@ -126,11 +127,11 @@ async def upload(
     session: SessionDep,
     settings: SettingsDep,
     kb: Annotated[
-        str | None,
+        Text | None,
         Query(max_length=12, description='The KB the package installs, with or without "KB".', examples=["KB5034441"]),
     ] = None,
     description: Annotated[
-        str, Query(max_length=MAX_DESCRIPTION_LENGTH, description="What the package is, for admins.")
+        Text, Query(max_length=MAX_DESCRIPTION_LENGTH, description="What the package is, for admins.")
     ] = "",
 ) -> PackagePublic:
     """Upload a package, or replace the one of that name (200; 201 when new).

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from wuacache_server import policy
 from wuacache_server.api.deps import SessionDep, require_role
 from wuacache_server.api.report_schemas import RuleSetBody, RuleSetPublic
+from wuacache_server.api.schemas import Text
 from wuacache_server.db.models import RuleSet, TokenRole
 
 router = APIRouter(
@@ -27,7 +28,7 @@ router = APIRouter(
     },
 )
 ADMIN_ONLY = [require_role()]
-RuleSetName = Annotated[str, Path(max_length=100)]
+RuleSetName = Annotated[Text, Path(max_length=100)]
 _INVALID: dict[int | str, dict[str, Any]] = {
     status.HTTP_422_UNPROCESSABLE_CONTENT: {"description": "The rules are not valid; the message says why."}
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from wuacache_server.api.deps import SessionDep, require_role
-from wuacache_server.api.schemas import TokenCreate, TokenCreated, TokenPublic
+from wuacache_server.api.schemas import IdInPath, TokenCreate, TokenCreated, TokenPublic
 from wuacache_server.db.models import TokenRole
 from wuacache_server.security import create_token, find_token, list_tokens, revoke_token
 
@@ -40,7 +40,7 @@ def list_all(session: SessionDep) -> list[TokenPublic]:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={status.HTTP_404_NOT_FOUND: {"description": "No such token."}},
 )
-def revoke(token_id: int, session: SessionDep) -> None:
+def revoke(token_id: IdInPath, session: SessionDep) -> None:
     """Revoke a token: it is refused from now on. Revoking twice changes nothing."""
     if revoke_token(session, token_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token with id {token_id}")
