@@ -515,6 +515,12 @@ def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, n
     hidden = "; hidden on the host" if update.is_hidden else ""
     if not verdict.allowed:
         return Decision(status=Status.DISCARDED, reason=verdict.reason + hidden, allowed=False, matched=verdict.matched)
+    if rules.unknown:
+        # A misspelt rule set may be one that forbids this update: nothing it could
+        # forbid is installed until the assignment names rule sets that exist.
+        names = ", ".join(f"'{name}'" for name in rules.unknown)
+        reason = f"{verdict.reason}, but unknown rule set {names} is assigned: not installed until it exists"
+        return Decision(status=Status.ERROR, reason=reason + hidden, allowed=False, matched=verdict.matched)
 
     delay = assignment.install_delay
     changed = update.last_deployment_change_time

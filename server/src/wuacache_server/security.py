@@ -116,6 +116,11 @@ def record_use(session: Session, token: ApiToken) -> None:
     token.last_used_at = now
 
 
+def actor(token: ApiToken) -> str:
+    """Who acted, as the server records it: the token's id and name."""
+    return f"token {token.id} ({token.name})"
+
+
 def may_act_for_host(token: ApiToken, host_name: str) -> bool:
     """Whether ``token`` may read or write the record of ``host_name``."""
     if token.role is TokenRole.HOST:

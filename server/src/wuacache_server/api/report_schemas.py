@@ -216,8 +216,15 @@ class HostSummary(BaseModel):
     counts: dict[HostUpdateStatus, int] = Field(description="The host's updates per status.")
 
 
-class HostDetail(HostSummary):
+class HostAssignment(BaseModel):
+    """A host's assignment and who set it; never set, the server's default assignment applies."""
+
     assignment: dict[str, Any]
+    assignment_set_at: datetime | None
+    assignment_set_by: str | None = Field(description="The token that set it, or cli.")
+
+
+class HostDetail(HostSummary, HostAssignment):
     last_report: ReportSummary | None
 
 

@@ -132,7 +132,7 @@ class PackageKind(enum.StrEnum):
 
 class TokenRole(enum.StrEnum):
     ADMIN = "admin"  # everything
-    CONTROLLER = "controller"  # the Ansible controller: reports for any host, reads
+    CONTROLLER = "controller"  # the Ansible controller: sets assignments, mints host tokens, reads
     HOST = "host"  # one host: its own record only
 
 
@@ -303,8 +303,11 @@ class Host(Base):
     cab_sha256: Mapped[str | None] = mapped_column(String(64))
     last_report_at: Mapped[datetime | None] = mapped_column(index=True)
     reboot_pending: Mapped[bool] = mapped_column(default=False)
-    # rule_sets, default_allow, allowed_severities, install_delay, maturities
+    # rule_sets, default_allow, allowed_severities, install_delay, maturities, as
+    # a controller or an admin last set them; unset, the default assignment applies.
     assignment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assignment_set_at: Mapped[datetime | None]
+    assignment_set_by: Mapped[str | None] = mapped_column(String(255))  # who: see security.actor
 
     @validates("name")
     def _lowercase_name(self, key: str, name: str) -> str:
@@ -477,6 +480,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None] = mapped_column(index=True)
+    expires_at: Mapped[datetime | None]  # host tokens always have one
 
 
 class Package(Base):

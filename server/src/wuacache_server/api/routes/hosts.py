@@ -1,7 +1,8 @@
 """``/api/v1/hosts``: hosts report their scans here and read their plans.
 
 Every token may report and read for hosts: admin and controller tokens for
-any host, a host token for its own host only. After a report is committed, the payload
+any host, a host token for its own host only. Only admin and controller
+tokens set a host's assignment. After a report is committed, the payload
 files it newly needs go to ``app.state.on_new_needs`` (a callable taking their
 ids, set by whoever fetches them; none by default), once the answer is sent.
 """
@@ -16,11 +17,21 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import exists, func, select
 
-from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep
-from wuacache_server.api.report_schemas import HostDetail, HostPage, HostPlan, HostReportIn, HostSummary, ReportSummary
+from wuacache_server import policy
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
+from wuacache_server.api.report_schemas import (
+    AssignmentBody,
+    HostAssignment,
+    HostDetail,
+    HostPage,
+    HostPlan,
+    HostReportIn,
+    HostSummary,
+    ReportSummary,
+)
 from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
-from wuacache_server.security import may_act_for_host, normalise_host_name
-from wuacache_server.services.reports import ReportError, ingest_report, status_counts, stored_plan
+from wuacache_server.security import actor, may_act_for_host, normalise_host_name
+from wuacache_server.services.reports import ReportError, ingest_report, set_host_assignment, status_counts, stored_plan
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +93,25 @@ def post_report(
     now: NowDep,
     request: Request,
     background: BackgroundTasks,
+    token: TokenDep,
 ) -> HostPlan:
     """Store a host's scan report, and answer with its plan: per update, a status,
-    the reason for it, and the server URLs of the files to install it with."""
+    the reason for it, and the server URLs of the files to install it with.
+
+    The report's assignment becomes the host's when an admin or a controller
+    sends it; a host token's is ignored: the assignment a controller last set,
+    else the server's default assignment, judges the report."""
     with request.app.state.report_writers:
         try:
             outcome = ingest_report(
-                session, host_name, report, base_url=settings.base_url, now=now, keep_reports=settings.report_history
+                session,
+                host_name,
+                report,
+                base_url=settings.base_url,
+                now=now,
+                keep_reports=settings.report_history,
+                assigned_by=None if token.role is TokenRole.HOST else actor(token),
+                default_assignment=settings.default_assignment,
             )
         except ReportError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -97,6 +120,30 @@ def post_report(
     if hook is not None and outcome.new_needs:
         background.add_task(_announce_needs, hook, outcome.new_needs)
     return outcome.plan
+
+
+@router.put(
+    "/{name}/assignment",
+    dependencies=[require_role(TokenRole.CONTROLLER)],
+    responses={
+        status.HTTP_403_FORBIDDEN: {"description": "A host token: hosts never set their assignment."},
+        status.HTTP_422_UNPROCESSABLE_CONTENT: {"description": "The assignment is not valid; nothing was stored."},
+    },
+)
+def set_assignment(
+    body: AssignmentBody, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep
+) -> HostAssignment:
+    """Set the assignment that judges the host's reports from its next one on;
+    a host that never reported is created. A report an admin or a controller
+    sends sets it too."""
+    values = body.to_dict()
+    try:
+        policy.Assignment.from_dict(values)
+    except policy.PolicyError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"assignment: {exc}") from None
+    host = set_host_assignment(session, host_name, values, now=now, by=actor(token))
+    session.commit()
+    return HostAssignment.model_validate(host, from_attributes=True)
 
 
 def _announce_needs(hook: Callable[[Sequence[int]], object], file_ids: Sequence[int]) -> None:
@@ -130,8 +177,7 @@ def list_hosts(
     hosts = session.scalars(query.order_by(Host.name).limit(limit).offset(offset)).all()
     counts = status_counts(session, [host.id for host in hosts])
     return HostPage(
-        total=total,
-        items=[HostSummary.model_validate({**_fields(host), "counts": counts[host.id]}) for host in hosts],
+        total=total, items=[HostSummary.model_validate({**_fields(host), "counts": counts[host.id]}) for host in hosts]
     )
 
 
@@ -148,7 +194,7 @@ def get_host(host: HostDep, session: SessionDep) -> HostDetail:
         {
             **_fields(host),
             "counts": status_counts(session, [host.id])[host.id],
-            "assignment": host.assignment,
+            **HostAssignment.model_validate(host, from_attributes=True).model_dump(),
             "last_report": ReportSummary.model_validate(last) if last is not None else None,
         }
     )
