@@ -1,7 +1,8 @@
 """API tokens: bearer secrets shown once, of which only a SHA-256 is stored.
 
 Roles: ``admin`` may do everything; ``controller`` (the Ansible controller)
-reports for any host and reads; ``host`` acts for one named host only.
+reports for any host, sets hosts' assignments, manages host tokens and reads;
+``host`` acts for one named host only and never sets its own policy.
 """
 
 from __future__ import annotations
