@@ -39,6 +39,7 @@ MATRIX: list[tuple[str, str, Any, frozenset[str]]] = [
     ("POST", "/api/v1/tokens", {"name": "ws-0002", "role": "host", "host_name": "ws-0002"}, CONTROLLER),
     ("POST", "/api/v1/tokens", {"name": "another", "role": "controller"}, ADMIN),
     ("DELETE", "/api/v1/tokens/999999", None, CONTROLLER),
+    ("POST", "/api/v1/tokens/999999/rotate", {}, CONTROLLER),
     ("GET", "/api/v1/catalog", None, CONTROLLER),
     ("GET", "/api/v1/catalog/syncs", None, CONTROLLER),
     ("GET", "/api/v1/catalog/syncs/999999", None, CONTROLLER),

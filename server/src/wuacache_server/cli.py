@@ -19,16 +19,17 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from wuacache_server.config import CONFIG_FILE_NAME, ConfigError, Settings, config_template, load_settings
+from wuacache_server.config import CONFIG_FILE_NAME, ConfigError, Duration, Settings, config_template, load_settings
 from wuacache_server.db.engine import (
     MigrationError,
     current_revision,
@@ -38,7 +39,7 @@ from wuacache_server.db.engine import (
     session_factory,
 )
 from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update, utcnow
-from wuacache_server.security import create_token, list_tokens, revoke_token
+from wuacache_server.security import create_token, list_tokens, revoke_token, rotate_token
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
 from wuacache_server.services.cleanup import CleanupBusy, run_cleanup
 from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
@@ -207,10 +208,29 @@ def _timestamp(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
+_DURATION = TypeAdapter(Duration)
+
+
+def _duration(text: str) -> timedelta:
+    """A duration argument: 90s, 30m, 12h, 7d."""
+    try:
+        duration = _DURATION.validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30m, 12h, 7d)") from None
+    if duration < timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return duration
+
+
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     with _database(settings) as engine, session_factory(engine)() as session:
         try:
-            token = create_token(session, args.name, TokenRole(args.role), args.host_name)
+            role = TokenRole(args.role)
+            lifetime = args.expires
+            if lifetime is None and role is TokenRole.HOST:
+                lifetime = settings.host_token_lifetime
+            expires_at = utcnow() + lifetime if lifetime is not None else None
+            token = create_token(session, args.name, role, args.host_name, expires_at=expires_at)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         session.commit()
@@ -231,10 +251,31 @@ def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
                 _timestamp(token.created_at),
                 _timestamp(token.last_used_at),
                 _timestamp(token.revoked_at),
+                _timestamp(token.expires_at),
             )
             for token in list_tokens(session)
         ]
-    _print_table(("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED"), rows)
+    _print_table(("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED", "EXPIRES"), rows)
+    return 0
+
+
+def cmd_token_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, session_factory(engine)() as session:
+        old = session.get(ApiToken, args.id)
+        if old is None:
+            raise CommandError(f"no token with id {args.id}")
+        renewed = utcnow() + settings.host_token_lifetime if old.role is TokenRole.HOST else None
+        try:
+            _, token = rotate_token(session, args.id, args.grace, expires_at=renewed)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        session.commit()
+        print(token)
+        print(
+            f"the token is shown only this once: keep it somewhere safe; "
+            f"the old one works until {_timestamp(old.expires_at)}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -379,9 +420,26 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name", help="what the token is for, e.g. ansible")
     create.add_argument("--role", required=True, choices=[role.value for role in TokenRole])
     create.add_argument("--host", dest="host_name", metavar="HOST", help="the host a host token acts for")
+    create.add_argument(
+        "--expires",
+        type=_duration,
+        metavar="DURATION",
+        help="expire after this long, e.g. 90d or 12h (host tokens: host_token_lifetime by default; " "others: never)",
+    )
     _add_command(token_commands, "list", cmd_token_list, "list the tokens (never their secrets)")
     revoke = _add_command(token_commands, "revoke", cmd_token_revoke, "revoke a token for good")
     revoke.add_argument("id", type=int, help="the token's ID, from `token list`")
+    rotate = _add_command(
+        token_commands, "rotate", cmd_token_rotate, "replace a token with a new secret and print it, once"
+    )
+    rotate.add_argument("id", type=int, help="the token's ID, from `token list`")
+    rotate.add_argument(
+        "--grace",
+        type=_duration,
+        default=timedelta(0),
+        metavar="DURATION",
+        help="how long the old secret keeps working, e.g. 1h or 7d (default: it stops now)",
+    )
 
     package = commands.add_parser(
         "package",

@@ -321,7 +321,8 @@ def _decide(
         seen.add(update.update_id)
     keyed = [((update.update_id, update.revision_number), update) for update in report.updates]
     matches = match_catalog(
-        session, {key: [(child.update_id, child.revision_number) for child in update.bundled] for key, update in keyed}
+        session,
+        {key: [(child.update_id, child.revision_number) for child in update.bundled] for key, update in keyed},
     )
     installs = _last_installs(report.history)
     facts = [_facts(update, matches[key], installs.get(update.update_id)) for key, update in keyed]

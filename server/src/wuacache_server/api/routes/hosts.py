@@ -177,7 +177,8 @@ def list_hosts(
     hosts = session.scalars(query.order_by(Host.name).limit(limit).offset(offset)).all()
     counts = status_counts(session, [host.id for host in hosts])
     return HostPage(
-        total=total, items=[HostSummary.model_validate({**_fields(host), "counts": counts[host.id]}) for host in hosts]
+        total=total,
+        items=[HostSummary.model_validate({**_fields(host), "counts": counts[host.id]}) for host in hosts],
     )
 
 

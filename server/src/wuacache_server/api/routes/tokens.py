@@ -6,14 +6,16 @@ and revoke host tokens, for the hosts they bring into service.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
 
-from wuacache_server.api.deps import SessionDep, require_role
-from wuacache_server.api.schemas import TokenCreate, TokenCreated, TokenPublic
-from wuacache_server.db.models import ApiToken, TokenRole
-from wuacache_server.security import create_token, find_token, list_tokens, revoke_token
+from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.schemas import TokenCreate, TokenCreated, TokenPublic, TokenRotate
+from wuacache_server.config import Settings
+from wuacache_server.db.models import ApiToken, TokenRole, utcnow
+from wuacache_server.security import create_token, find_token, list_tokens, revoke_token, rotate_token
 
 router = APIRouter(
     prefix="/tokens",
@@ -34,12 +36,52 @@ def _check_may_manage(caller: ApiToken, role: TokenRole) -> None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create(body: TokenCreate, session: SessionDep, caller: CallerDep) -> TokenCreated:
+def create(body: TokenCreate, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> TokenCreated:
     """Create a token; the answer holds its secret, which is never shown again."""
     _check_may_manage(caller, body.role)
-    secret = create_token(session, body.name, body.role, body.host_name)
+    expires_at = body.expires_at
+    if expires_at is None and body.role is TokenRole.HOST:
+        expires_at = utcnow() + settings.host_token_lifetime
+    try:
+        secret = create_token(session, body.name, body.role, body.host_name, expires_at=expires_at)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     record = find_token(session, secret)
     session.commit()
+    return _created(record, secret)
+
+
+@router.post(
+    "/{token_id}/rotate",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        status.HTTP_404_NOT_FOUND: {"description": "No such token."},
+        status.HTTP_409_CONFLICT: {"description": "The token is revoked or expired."},
+    },
+)
+def rotate(
+    token_id: int, body: TokenRotate, session: SessionDep, settings: SettingsDep, caller: CallerDep
+) -> TokenCreated:
+    """Replace a token with a new one of the same name, role and host; the old
+    secret keeps working for the grace period. The answer holds the new secret."""
+    record = session.get(ApiToken, token_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token with id {token_id}")
+    _check_may_manage(caller, record.role)
+    try:
+        new, secret = rotate_token(session, token_id, body.grace, expires_at=_renewed_expiry(record, settings))
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    return _created(new, secret)
+
+
+def _renewed_expiry(record: ApiToken, settings: Settings) -> datetime | None:
+    """A rotated host token lives a new lifetime; other tokens keep not expiring."""
+    return utcnow() + settings.host_token_lifetime if record.role is TokenRole.HOST else None
+
+
+def _created(record: ApiToken | None, secret: str) -> TokenCreated:
     return TokenCreated.model_validate({**TokenPublic.model_validate(record).model_dump(), "token": secret})
 
 
