@@ -1,4 +1,5 @@
-"""Who may set policy: a host's assignment is set by controllers and admins, never by the host."""
+"""Who may set policy: a host's assignment, holds and overrides are set by controllers
+and admins, never by the host."""
 
 from __future__ import annotations
 
@@ -109,3 +110,64 @@ def test_the_default_assignment_judges_hosts_none_was_set_for(
 def test_an_invalid_default_assignment_is_refused() -> None:
     with pytest.raises(ValueError, match="default_allow must be true or false"):
         Settings(default_assignment={"default_allow": "yes"})
+
+
+def test_a_hold_keeps_an_update_off_a_host_and_an_override_lets_one_on(
+    client: TestClient, host: dict[str, str], controller: dict[str, str]
+) -> None:
+    body = report("web-01", missing=1, discarded=1)
+    wanted, unwanted = body["updates"][1]["update_id"], body["updates"][0]["update_id"]
+    body["updates"][0]["kb_ids"] = ["KB5034441"]
+    held = client.post(
+        f"{HOSTS}/web-01/holds",
+        headers=controller,
+        json={"kb": "kb5034441", "reason": "breaks the VPN client", "expires_at": "2099-01-01T00:00:00Z"},
+    )
+    assert held.status_code == 201, held.text
+    assert (held.json()["kb"], held.json()["created_by"][-9:]) == ("5034441", "(ansible)")
+    overridden = client.post(
+        f"{HOSTS}/web-01/overrides", headers=controller, json={"update_id": wanted.upper(), "reason": "needed by app X"}
+    )
+    assert overridden.status_code == 201, overridden.text
+
+    plan = post(client, controller, body)
+
+    decisions = {update["update_id"]: update for update in plan["updates"]}
+    assert decisions[unwanted]["status"] == "DISCARDED"
+    assert decisions[unwanted]["reason"].startswith("held on this host by token ")
+    assert decisions[unwanted]["reason"].endswith(" until 2099-01-01 00:00 UTC: breaks the VPN client")
+    assert decisions[wanted]["status"] == "MISSING"
+    assert "overridden on this host by token " in decisions[wanted]["reason"]
+    assert decisions[wanted]["reason"].endswith(
+        ": needed by app X (the rules: no rule allows it and default_allow is false); files not yet on the server; "
+        "the server's catalog does not know this revision: the server cannot provide its files"
+    )
+
+    listed = client.get(f"{HOSTS}/web-01/holds", headers=controller).json()
+    assert [hold["id"] for hold in listed] == [held.json()["id"]]
+    revoked = client.delete(f"{HOSTS}/web-01/holds/{held.json()['id']}", headers=controller)
+    assert revoked.status_code == 204
+    assert client.get(f"{HOSTS}/web-01/holds", headers=controller).json()[0]["revoked_at"] is not None
+    assert client.delete(f"{HOSTS}/web-02/holds/{held.json()['id']}", headers=controller).status_code == 404
+    assert client.delete(f"{HOSTS}/web-01/overrides/{held.json()['id']}", headers=controller).status_code == 404
+
+    plan = post(client, controller, body)
+    assert {update["update_id"]: update["status"] for update in plan["updates"]}[unwanted] == "MISSING"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reason": "which update?"},
+        {"kb": "KB1", "update_id": "00000000-0000-4000-8000-000000000000", "reason": "both"},
+        {"kb": "not a kb", "reason": "bad"},
+        {"update_id": "not-a-guid", "reason": "bad"},
+        {"kb": "KB1", "reason": " "},
+        {"kb": "KB1", "reason": "past", "expires_at": "2001-01-01T00:00:00Z"},
+    ],
+)
+def test_an_invalid_hold_is_refused(client: TestClient, controller: dict[str, str], body: dict[str, Any]) -> None:
+    answer = client.post(f"{HOSTS}/web-01/holds", headers=controller, json=body)
+
+    assert answer.status_code == 422
+    assert client.get(f"{HOSTS}/web-01/holds", headers=controller).json() == []

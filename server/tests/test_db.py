@@ -45,6 +45,7 @@ TABLES = {
     "hosts",
     "host_updates",
     "host_update_files",
+    "host_update_rules",
     "host_reports",
     "rule_sets",
     "download_tasks",

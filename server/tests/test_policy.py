@@ -12,6 +12,7 @@ from wuacache_server.policy import (
     Assignment,
     Decision,
     FilesState,
+    HostRule,
     PolicyError,
     RuleSet,
     Status,
@@ -684,3 +685,30 @@ def test_update_facts_normalise() -> None:
 def test_update_facts_refuse(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         make_update(**overrides)
+
+
+# --- holds and overrides ------------------------------------------------------------------------------
+
+
+def test_a_hold_beats_every_rule_and_an_override_beats_the_rest() -> None:
+    allowing = Assignment(default_allow=True)
+    at = datetime(2024, 2, 1, tzinfo=UTC)
+    hold = HostRule(allow=False, kb="5034441", reason="breaks VPN", by="token 1 (ansible)", at=at)
+    override = HostRule(allow=True, update_id=UPDATE_ID, reason="needed", by="token 1 (ansible)", at=at)
+    expired = HostRule(allow=False, update_id=UPDATE_ID, reason="old", by="cli", at=at, until=at)
+    held = make_update(kb_ids=("KB5034441",), files="available")
+    rules = effective_rules(allowing, {})
+
+    decision = decide(held, rules, allowing, LATER, [hold, override])
+    assert (decision.status, decision.allowed) == (Status.DISCARDED, False)
+    assert decision.reason == "held on this host by token 1 (ansible) on 2024-02-01 00:00 UTC: breaks VPN"
+    assert decide(make_update(is_installed=True, kb_ids=("KB5034441",)), rules, allowing, LATER, [hold]).status == (
+        Status.OK
+    )
+
+    forbidding = Assignment(default_allow=False, rule_sets=("missing",))
+    overridden = decide(make_update(files="available"), effective_rules(forbidding, {}), forbidding, LATER, [override])
+    assert (overridden.status, overridden.allowed) == (Status.PENDING, True)
+    assert overridden.reason.startswith("overridden on this host by token 1 (ansible)")
+
+    assert decide(make_update(files="available"), rules, allowing, LATER, [expired]).status == Status.PENDING

@@ -150,6 +150,11 @@ def _enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
+class HostRuleKind(enum.StrEnum):
+    HOLD = "hold"  # the update is not installed on the host, whatever the rules say
+    OVERRIDE = "override"  # the update is installed although the rules discard it
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, TypeEngine[Any]]] = {
@@ -337,6 +342,28 @@ class HostUpdate(Base):
     # update: never fetched, kept to explain the plan's warnings.
     reported_urls: Mapped[list[str]] = mapped_column(default=list)
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HostUpdateRule(Base):
+    """A hold or an override of one update (by UpdateID or KB) on one host, with who, why and when.
+
+    Keyed by host name, so that a host can be held before it first reports.
+    """
+
+    __tablename__ = "host_update_rules"
+    __table_args__ = (CheckConstraint("(update_id IS NULL) != (kb IS NULL)", name="update_id_or_kb"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_name: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[HostRuleKind] = mapped_column(_enum(HostRuleKind, "host_rule_kind"))
+    update_id: Mapped[str | None] = mapped_column(GUID)
+    kb: Mapped[str | None] = mapped_column(String(16))  # digits, without "KB"
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class HostUpdateFile(Base):

@@ -33,6 +33,7 @@ from wuacache_server.api.report_schemas import (
 )
 from wuacache_server.config import DEFAULT_REPORT_HISTORY
 from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateFile, HostUpdateStatus, RuleSet
+from wuacache_server.services.host_rules import active_host_rules
 from wuacache_server.services.needs import NEEDING_STATUSES, CatalogFile, CatalogMatch, files_for_host, match_catalog
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def ingest_report(
     assignment, assignment_warnings = _host_assignment(
         session, host_id, ignored=sent_assignment if assigned_by is None else None, default=default_assignment or {}
     )
-    decided, rules = _decide(session, report, assignment, now)
+    decided, rules = _decide(session, report, assignment, active_host_rules(session, host_name, now), now)
     previous_needs = set(
         session.scalars(select(HostUpdateFile.payload_file_id).where(HostUpdateFile.host_id == host_id))
     )
@@ -311,7 +312,11 @@ def _unknown_rule_set_warnings(rules: policy.EffectiveRules) -> list[str]:
 
 
 def _decide(
-    session: Session, report: HostReportIn, assignment: policy.Assignment, now: datetime
+    session: Session,
+    report: HostReportIn,
+    assignment: policy.Assignment,
+    host_rules: Sequence[policy.HostRule],
+    now: datetime,
 ) -> tuple[list[_Decided], policy.EffectiveRules]:
     """Decide every reported update; ReportError for what the policy cannot use."""
     seen: set[str] = set()
@@ -326,7 +331,7 @@ def _decide(
     )
     installs = _last_installs(report.history)
     facts = [_facts(update, matches[key], installs.get(update.update_id)) for key, update in keyed]
-    plan = policy.plan(facts, assignment, load_rule_sets(session, assignment.rule_sets), now)
+    plan = policy.plan(facts, assignment, load_rule_sets(session, assignment.rule_sets), now, host_rules)
     decided = [
         _Decided(update, matches[key], plan.decisions[key], installs.get(update.update_id)) for key, update in keyed
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import exists, func, select
@@ -26,11 +26,14 @@ from wuacache_server.api.report_schemas import (
     HostPage,
     HostPlan,
     HostReportIn,
+    HostRuleBody,
+    HostRulePublic,
     HostSummary,
     ReportSummary,
 )
-from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
+from wuacache_server.db.models import Host, HostReport, HostRuleKind, HostUpdate, HostUpdateStatus, TokenRole, utcnow
 from wuacache_server.security import actor, may_act_for_host, normalise_host_name
+from wuacache_server.services.host_rules import create_host_rule, list_host_rules, revoke_host_rule
 from wuacache_server.services.reports import ReportError, ingest_report, set_host_assignment, status_counts, stored_plan
 
 logger = logging.getLogger(__name__)
@@ -144,6 +147,75 @@ def set_assignment(
     host = set_host_assignment(session, host_name, values, now=now, by=actor(token))
     session.commit()
     return HostAssignment.model_validate(host, from_attributes=True)
+
+
+_CONTROLLER_ONLY = {status.HTTP_403_FORBIDDEN: {"description": "A host token: hosts never set their own policy."}}
+_RULE_PATHS = {HostRuleKind.HOLD: "holds", HostRuleKind.OVERRIDE: "overrides"}
+
+
+def _add_host_rule_routes(kind: HostRuleKind) -> None:
+    """Create, list and revoke the host's holds (or overrides): admins and controllers only."""
+    path = f"/{{name}}/{_RULE_PATHS[kind]}"
+    summary = {HostRuleKind.HOLD: "a hold, keeping", HostRuleKind.OVERRIDE: "an override, letting"}[kind]
+    where = {HostRuleKind.HOLD: "off the host whatever", HostRuleKind.OVERRIDE: "onto the host whatever"}[kind]
+
+    def create(body: HostRuleBody, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep) -> Any:
+        try:
+            record = create_host_rule(
+                session, host_name, kind, **body.model_dump(), by=actor(token), now=now
+            )
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        session.commit()
+        return HostRulePublic.model_validate(record)
+
+    def list_all(host_name: HostNameDep, session: SessionDep) -> Any:
+        return [HostRulePublic.model_validate(record) for record in list_host_rules(session, host_name, kind)]
+
+    def revoke(rule_id: int, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep) -> None:
+        if revoke_host_rule(session, host_name, kind, rule_id, by=actor(token), now=now) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"host {host_name} has no {kind} with id {rule_id}")
+        session.commit()
+
+    create.__doc__ = (
+        f"Create {summary} one update (by UpdateID or KB) {where} the rules say, "
+        "from the host's next report on; the plan's reason names it."
+    )
+    list_all.__doc__ = f"The host's {_RULE_PATHS[kind]}, revoked and expired ones included."
+    revoke.__doc__ = f"Revoke a {kind}: it no longer applies from the host's next report on."
+    admitted = [require_role(TokenRole.CONTROLLER)]
+    router.add_api_route(
+        path,
+        create,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        dependencies=admitted,
+        response_model=HostRulePublic,
+        responses={**_CONTROLLER_ONLY, status.HTTP_422_UNPROCESSABLE_CONTENT: {"description": "Not valid."}},
+        name=f"create_{kind}",
+    )
+    router.add_api_route(
+        path,
+        list_all,
+        methods=["GET"],
+        dependencies=admitted,
+        response_model=list[HostRulePublic],
+        responses=_CONTROLLER_ONLY,
+        name=f"list_{_RULE_PATHS[kind]}",
+    )
+    router.add_api_route(
+        f"{path}/{{rule_id}}",
+        revoke,
+        methods=["DELETE"],
+        status_code=status.HTTP_204_NO_CONTENT,
+        dependencies=admitted,
+        responses={**_CONTROLLER_ONLY, status.HTTP_404_NOT_FOUND: {"description": f"No such {kind}."}},
+        name=f"revoke_{kind}",
+    )
+
+
+for _kind in HostRuleKind:
+    _add_host_rule_routes(_kind)
 
 
 def _announce_needs(hook: Callable[[Sequence[int]], object], file_ids: Sequence[int]) -> None:

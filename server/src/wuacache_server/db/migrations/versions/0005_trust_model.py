@@ -1,4 +1,4 @@
-"""Trust model: assignments only controllers set, token expiry.
+"""Trust model: assignments only controllers set, token expiry, per-host holds and overrides.
 
 Revision ID: 0005
 Revises: 0004
@@ -27,7 +27,32 @@ def upgrade() -> None:
         batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
 
 
+    op.create_table(
+        "host_update_rules",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("host_name", sa.String(255), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("hold", "override", name="host_rule_kind", native_enum=False, create_constraint=True, length=32),
+            nullable=False,
+        ),
+        sa.Column("update_id", sa.String(36), nullable=True),
+        sa.Column("kb", sa.String(16), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_by", sa.String(255), nullable=True),
+        sa.CheckConstraint(
+            "(update_id IS NULL) != (kb IS NULL)", name=op.f("ck_host_update_rules_update_id_or_kb")
+        ),
+    )
+    op.create_index(op.f("ix_host_update_rules_host_name"), "host_update_rules", ["host_name"])
+
+
 def downgrade() -> None:
+    op.drop_table("host_update_rules")
     with op.batch_alter_table("api_tokens") as batch:
         batch.drop_column("expires_at")
     with op.batch_alter_table("hosts") as batch:
