@@ -55,6 +55,7 @@ MATRIX: list[tuple[str, str, Any, frozenset[str]]] = [
     ("POST", "/api/v1/downloads", {}, ADMIN),
     ("GET", "/api/v1/cleanup", None, CONTROLLER),
     ("POST", "/api/v1/cleanup", None, CONTROLLER),
+    ("GET", "/api/v1/audit", None, CONTROLLER),
     ("GET", "/api/v1/packages", None, CONTROLLER),
     ("GET", "/api/v1/packages/nothing.msu", None, CONTROLLER),
     ("PUT", "/api/v1/packages/nothing.txt", None, ADMIN),

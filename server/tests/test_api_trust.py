@@ -171,3 +171,45 @@ def test_an_invalid_hold_is_refused(client: TestClient, controller: dict[str, st
 
     assert answer.status_code == 422
     assert client.get(f"{HOSTS}/web-01/holds", headers=controller).json() == []
+
+
+def test_every_policy_write_is_in_the_audit_trail(
+    client: TestClient, controller: dict[str, str], admin_headers: dict[str, str], host: dict[str, str]
+) -> None:
+    client.put(f"{HOSTS}/web-01/assignment", headers=controller, json={"rule_sets": ["baseline"]})
+    client.post("/api/v1/rulesets", headers=admin_headers, json={"name": "baseline", "allowed_kbs": ["KB1"]})
+    client.put("/api/v1/rulesets/baseline", headers=admin_headers, json={"allowed_kbs": ["KB2"]})
+    hold = client.post(f"{HOSTS}/web-01/holds", headers=controller, json={"kb": "KB3", "reason": "breaks"}).json()
+    client.delete(f"{HOSTS}/web-01/holds/{hold['id']}", headers=controller)
+    minted = client.post(
+        "/api/v1/tokens", headers=controller, json={"name": "ws", "role": "host", "host_name": "ws-01"}
+    ).json()
+    post(client, controller, {**report("web-01"), "assignment": {"default_allow": False}})
+    post(client, controller, {**report("web-01"), "assignment": {"default_allow": False}})  # unchanged: no event
+    post(client, host, {**report("web-01"), "assignment": {"default_allow": True}})  # ignored: no event
+    client.delete("/api/v1/rulesets/baseline", headers=admin_headers)
+
+    answer = client.get("/api/v1/audit", headers=controller)
+
+    assert answer.status_code == 200
+    page = answer.json()
+    events = [
+        (event["action"], event["target"], event["actor"].rpartition(" (")[2]) for event in reversed(page["items"])
+    ]
+    assert events == [
+        ("assignment.set", "web-01", "ansible)"),
+        ("ruleset.create", "baseline", "test)"),
+        ("ruleset.replace", "baseline", "test)"),
+        ("hold.create", "web-01", "ansible)"),
+        ("hold.revoke", "web-01", "ansible)"),
+        ("token.create", f"token {minted['id']} (ws)", "ansible)"),
+        ("assignment.set", "web-01", "ansible)"),
+        ("ruleset.delete", "baseline", "test)"),
+    ]
+    replaced = page["items"][-3]["details"]
+    assert (replaced["before"]["allowed_kbs"], replaced["after"]["allowed_kbs"]) == (["1"], ["2"])
+    assert page["items"][1]["details"] == {"assignment": {"default_allow": False}, "through": "report"}
+    assert minted["token"] not in answer.text
+    assert page["total"] == 8
+    only = client.get("/api/v1/audit", headers=controller, params={"action": "hold.create", "limit": 1}).json()
+    assert (only["total"], len(only["items"])) == (1, 1)

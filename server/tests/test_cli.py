@@ -119,6 +119,18 @@ def test_init_gives_a_working_server_and_tokens_are_managed(data_dir: Path, serv
     ]
     assert_one_line_error(run("token", "rotate", "2", env=server_env), "token 2 is revoked or expired")
 
+    trail = run("audit", env=server_env)
+    assert trail.returncode == 0, trail.stderr
+    assert [line.split()[4:6] for line in trail.stdout.splitlines()[1:]] == [
+        ["token.rotate", "token"],
+        ["token.revoke", "token"],
+        ["token.create", "token"],
+        ["token.create", "token"],
+        ["token.create", "the"],
+    ]
+    assert all(line.split()[3] == "cli" for line in trail.stdout.splitlines()[1:])
+    assert "wua_" not in trail.stdout
+
 
 def test_init_again_keeps_the_settings_and_makes_no_second_admin(data_dir: Path, server_env: dict[str, str]) -> None:
     assert run("init", env=server_env).returncode == 0

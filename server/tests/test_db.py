@@ -46,6 +46,7 @@ TABLES = {
     "host_updates",
     "host_update_files",
     "host_update_rules",
+    "audit_events",
     "host_reports",
     "rule_sets",
     "download_tasks",

@@ -15,6 +15,7 @@ Errors are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +40,8 @@ from wuacache_server.db.engine import (
     session_factory,
 )
 from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update, utcnow
-from wuacache_server.security import create_token, list_tokens, revoke_token, rotate_token
+from wuacache_server.security import create_token, find_token, list_tokens, revoke_token, rotate_token
+from wuacache_server.services import audit
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
 from wuacache_server.services.cleanup import CleanupBusy, run_cleanup
 from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
@@ -106,6 +108,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
             .where(ApiToken.role == TokenRole.ADMIN, ApiToken.revoked_at.is_(None))
         )
         token = None if has_admin else create_token(session, "admin", TokenRole.ADMIN)
+        if token:
+            audit.record(session, audit.CLI, "token.create", "the first admin token", role="admin")
         session.commit()
     print(f"data folder:  {settings.data_dir}")
     print(f"settings:     {config_note}")
@@ -156,6 +160,10 @@ def cmd_sync_cab(settings: Settings, args: argparse.Namespace) -> int:
         except CabSyncBusy as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
+        with session_factory(engine)() as session:
+            audit.record_committed(
+                session, audit.CLI, "cab_sync.run", "cab sync", forced=args.force, outcome=outcome.summary()
+            )
     print(outcome.summary())
     return 0 if outcome.succeeded else 1
 
@@ -233,11 +241,20 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
             token = create_token(session, args.name, role, args.host_name, expires_at=expires_at)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        record = find_token(session, token)
+        assert record is not None  # created just now
+        _audit_token(session, "token.create", record)
         session.commit()
     # Alone on stdout, so that scripts can capture it.
     print(token)
     print("the token is shown only this once: keep it somewhere safe", file=sys.stderr)
     return 0
+
+
+def _audit_token(session: Session, action: str, token: ApiToken, **details: object) -> None:
+    listed = {"id": token.id, "role": str(token.role), "host_name": token.host_name}
+    expires = {"expires_at": token.expires_at.isoformat() if token.expires_at else None}
+    audit.record(session, audit.CLI, action, f"token {token.id} ({token.name})", **listed, **expires, **details)
 
 
 def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -266,9 +283,10 @@ def cmd_token_rotate(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(f"no token with id {args.id}")
         renewed = utcnow() + settings.host_token_lifetime if old.role is TokenRole.HOST else None
         try:
-            _, token = rotate_token(session, args.id, args.grace, expires_at=renewed)
+            new, token = rotate_token(session, args.id, args.grace, expires_at=renewed)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        _audit_token(session, "token.rotate", new, replaces=args.id, grace=args.grace.total_seconds())
         session.commit()
         print(token)
         print(
@@ -290,6 +308,7 @@ def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
         token = revoke_token(session, args.id)
         if token is None:
             raise CommandError(f"no token with id {args.id}")
+        _audit_token(session, "token.revoke", token)
         session.commit()
         print(f"token {token.id} {token.name!r} revoked")
     return 0
@@ -308,6 +327,8 @@ def cmd_package_add(settings: Settings, args: argparse.Namespace) -> int:
                 saved = save_package(session, upload, info)
         except (InvalidPackage, PackageTooLarge, PackageConflict) as exc:
             raise CommandError(str(exc)) from None
+        action = "package.replace" if saved.replaced else "package.add"
+        audit.record_committed(session, audit.CLI, action, saved.package.name, size=saved.package.size, kb=info.kb)
     package = saved.package
     action = "replaced" if saved.replaced else "added"
     print(f"package {package.name} {action}: {package.size} bytes, SHA-256 {package.sha256}")
@@ -339,6 +360,7 @@ def cmd_package_remove(settings: Settings, args: argparse.Namespace) -> int:
         if package is None:
             raise CommandError(f"no package named {args.name!r}")
         remove_package(session, settings.packages_dir, package)
+        audit.record_committed(session, audit.CLI, "package.remove", args.name)
     print(f"package {args.name} removed")
     return 0
 
@@ -354,6 +376,8 @@ def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
         except (FetchServiceBusy, UpdatesNotDownloadable) as exc:
             raise CommandError(str(exc)) from None
         with sessions() as session:
+            if args.update_ids:
+                audit.record_committed(session, audit.CLI, "download.force", "updates", update_ids=args.update_ids)
             summary = summarize(session, task_ids)
     print(f"{summary.completed} file(s) on the server ({summary.bytes_done} bytes), {len(summary.failed)} failed")
     for file_name, error in summary.failed:
@@ -368,7 +392,31 @@ def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
         except CleanupBusy as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
+        if result.run_id is not None:
+            with session_factory(engine)() as session:
+                audit.record_committed(
+                    session, audit.CLI, "cleanup.run", f"cleanup run {result.run_id}", message=result.message
+                )
     print(result.message)
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 10_000:
+        raise CommandError("--limit must be from 1 to 10000")
+    with _database(settings) as engine, session_factory(engine)() as session:
+        _, events = audit.list_events(session, action=args.action, limit=args.limit)
+        rows = [
+            (
+                _timestamp(event.at),
+                event.actor,
+                event.action,
+                event.target,
+                json.dumps(event.details, sort_keys=True, separators=(",", ":")),
+            )
+            for event in events
+        ]
+    _print_table(("TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"), rows)
     return 0
 
 
@@ -413,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also download the files of this update, needed or not (repeatable)",
     )
     _add_command(commands, "cleanup", cmd_cleanup, "delete the stored update files that no host needs any more")
+
+    audit_command = _add_command(commands, "audit", cmd_audit, "show the audit trail, newest first")
+    audit_command.add_argument("--action", help="only events of this action, e.g. ruleset.replace")
+    audit_command.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
 
     token = commands.add_parser("token", help="manage API tokens", description="Manage API tokens.")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")

@@ -525,3 +525,16 @@ class Package(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # when its file was last replaced
+
+
+class AuditEvent(Base):
+    """One write to the server's policy or state, by whom: a token, ``cli`` or ``scheduler``."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64), index=True)  # e.g. "ruleset.replace"
+    target: Mapped[str] = mapped_column(String(255))  # what it acted on, e.g. the rule set's name
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what changed

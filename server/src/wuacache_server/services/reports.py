@@ -33,6 +33,7 @@ from wuacache_server.api.report_schemas import (
 )
 from wuacache_server.config import DEFAULT_REPORT_HISTORY
 from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateFile, HostUpdateStatus, RuleSet
+from wuacache_server.services import audit
 from wuacache_server.services.host_rules import active_host_rules
 from wuacache_server.services.needs import NEEDING_STATUSES, CatalogFile, CatalogMatch, files_for_host, match_catalog
 
@@ -97,17 +98,24 @@ def ingest_report(
     if report.hostname != host_name:
         raise ReportError(f"the report is for host {report.hostname!r}, not {host_name!r} as the URL says")
     sent_assignment = report.assignment.to_dict()
-    assignment_values: dict[str, Any] = {}
     if assigned_by is not None:
         _assignment(sent_assignment)
-        assignment_values = {"assignment": sent_assignment, "assignment_set_at": now, "assignment_set_by": assigned_by}
     if report.error_hresult is not None:
         return _record_failed_scan(
-            session, host_name, report, base_url=base_url, now=now, keep_reports=keep_reports, **assignment_values
+            session,
+            host_name,
+            report,
+            base_url=base_url,
+            now=now,
+            keep_reports=keep_reports,
+            assignment=sent_assignment if assigned_by is not None else None,
+            assigned_by=assigned_by,
         )
     # Writing first takes the lock before anything is read: two reports of a host
     # (on SQLite, any two reports) then run one after the other, each on fresh data.
-    host_id = _upsert_host(session, host_name, report, now, cab_sha256=report.cab_sha256, **assignment_values)
+    host_id = _upsert_host(session, host_name, report, now, cab_sha256=report.cab_sha256)
+    if assigned_by is not None:
+        _store_assignment(session, host_id, sent_assignment, now=now, by=assigned_by)
     assignment, assignment_warnings = _host_assignment(
         session, host_id, ignored=sent_assignment if assigned_by is None else None, default=default_assignment or {}
     )
@@ -283,6 +291,16 @@ def _assignment(values: Mapping[str, Any]) -> policy.Assignment:
         raise ReportError(f"assignment: {exc}") from None
 
 
+def _store_assignment(session: Session, host_id: int, assignment: dict[str, Any], *, now: datetime, by: str) -> None:
+    """Make ``assignment`` the host's, recording who set it when it changes."""
+    host = session.get_one(Host, host_id)
+    if host.assignment_set_at is not None and host.assignment == assignment:
+        return
+    host.assignment, host.assignment_set_at, host.assignment_set_by = assignment, now, by
+    session.flush()
+    audit.record(session, by, "assignment.set", host.name, assignment=assignment, through="report")
+
+
 def _host_assignment(
     session: Session, host_id: int, *, ignored: Mapping[str, Any] | None, default: Mapping[str, Any]
 ) -> tuple[policy.Assignment, list[str]]:
@@ -346,9 +364,12 @@ def _record_failed_scan(
     base_url: str,
     now: datetime,
     keep_reports: int,
-    **assignment_values: Any,
+    assignment: dict[str, Any] | None,
+    assigned_by: str | None,
 ) -> ReportOutcome:
-    host_id = _upsert_host(session, host_name, report, now, **assignment_values)
+    host_id = _upsert_host(session, host_name, report, now)
+    if assignment is not None and assigned_by is not None:
+        _store_assignment(session, host_id, assignment, now=now, by=assigned_by)
     hresult = (report.error_hresult or 0) & 0xFFFFFFFF
     _add_to_history(session, host_id, report, now, keep_reports, error=f"the scan failed with 0x{hresult:08X}")
     logger.info("report of host %s: the scan failed with 0x%08X; its plan is kept", host_name, hresult)

@@ -33,6 +33,7 @@ from wuacache_server.api.report_schemas import (
 )
 from wuacache_server.db.models import Host, HostReport, HostRuleKind, HostUpdate, HostUpdateStatus, TokenRole, utcnow
 from wuacache_server.security import actor, may_act_for_host, normalise_host_name
+from wuacache_server.services import audit
 from wuacache_server.services.host_rules import create_host_rule, list_host_rules, revoke_host_rule
 from wuacache_server.services.reports import ReportError, ingest_report, set_host_assignment, status_counts, stored_plan
 
@@ -145,6 +146,7 @@ def set_assignment(
     except policy.PolicyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"assignment: {exc}") from None
     host = set_host_assignment(session, host_name, values, now=now, by=actor(token))
+    audit.record(session, actor(token), "assignment.set", host_name, assignment=values)
     session.commit()
     return HostAssignment.model_validate(host, from_attributes=True)
 
@@ -161,13 +163,15 @@ def _add_host_rule_routes(kind: HostRuleKind) -> None:
 
     def create(body: HostRuleBody, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep) -> Any:
         try:
-            record = create_host_rule(
+            rule = create_host_rule(
                 session, host_name, kind, **body.model_dump(), by=actor(token), now=now
             )
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        created = HostRulePublic.model_validate(rule)
+        audit.record(session, actor(token), f"{kind}.create", host_name, **created.model_dump(mode="json"))
         session.commit()
-        return HostRulePublic.model_validate(record)
+        return created
 
     def list_all(host_name: HostNameDep, session: SessionDep) -> Any:
         return [HostRulePublic.model_validate(record) for record in list_host_rules(session, host_name, kind)]
@@ -175,6 +179,7 @@ def _add_host_rule_routes(kind: HostRuleKind) -> None:
     def revoke(rule_id: int, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep) -> None:
         if revoke_host_rule(session, host_name, kind, rule_id, by=actor(token), now=now) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"host {host_name} has no {kind} with id {rule_id}")
+        audit.record(session, actor(token), f"{kind}.revoke", host_name, id=rule_id)
         session.commit()
 
     create.__doc__ = (

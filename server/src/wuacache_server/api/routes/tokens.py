@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.orm import Session
 
 from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
 from wuacache_server.api.schemas import TokenCreate, TokenCreated, TokenPublic, TokenRotate
 from wuacache_server.config import Settings
 from wuacache_server.db.models import ApiToken, TokenRole, utcnow
-from wuacache_server.security import create_token, find_token, list_tokens, revoke_token, rotate_token
+from wuacache_server.security import actor, create_token, find_token, list_tokens, revoke_token, rotate_token
+from wuacache_server.services import audit
 
 router = APIRouter(
     prefix="/tokens",
@@ -47,8 +49,10 @@ def create(body: TokenCreate, session: SessionDep, settings: SettingsDep, caller
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     record = find_token(session, secret)
+    created = _created(record, secret)
+    _audit(session, caller, "token.create", created)
     session.commit()
-    return _created(record, secret)
+    return created
 
 
 @router.post(
@@ -72,13 +76,21 @@ def rotate(
         new, secret = rotate_token(session, token_id, body.grace, expires_at=_renewed_expiry(record, settings))
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    created = _created(new, secret)
+    _audit(session, caller, "token.rotate", created, replaces=token_id, grace=body.grace.total_seconds())
     session.commit()
-    return _created(new, secret)
+    return created
 
 
 def _renewed_expiry(record: ApiToken, settings: Settings) -> datetime | None:
     """A rotated host token lives a new lifetime; other tokens keep not expiring."""
     return utcnow() + settings.host_token_lifetime if record.role is TokenRole.HOST else None
+
+
+def _audit(session: Session, caller: ApiToken, action: str, token: TokenPublic, **details: object) -> None:
+    """Record a token write: the token as listed, never its secret."""
+    listed = token.model_dump(mode="json", include=set(TokenPublic.model_fields))
+    audit.record(session, actor(caller), action, f"token {token.id} ({token.name})", **listed, **details)
 
 
 def _created(record: ApiToken | None, secret: str) -> TokenCreated:
@@ -103,4 +115,5 @@ def revoke(token_id: int, session: SessionDep, caller: CallerDep) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token with id {token_id}")
     _check_may_manage(caller, record.role)
     revoke_token(session, token_id)
+    _audit(session, caller, "token.revoke", TokenPublic.model_validate(record))
     session.commit()

@@ -1,4 +1,4 @@
-"""Trust model: assignments only controllers set, token expiry, per-host holds and overrides.
+"""Trust model: assignments only controllers set, token expiry, per-host holds and overrides, audit trail.
 
 Revision ID: 0005
 Revises: 0004
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0005"
 down_revision = "0004"
@@ -50,8 +51,21 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_host_update_rules_host_name"), "host_update_rules", ["host_name"])
 
+    op.create_table(
+        "audit_events",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(255), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("target", sa.String(255), nullable=False),
+        sa.Column("details", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    )
+    op.create_index(op.f("ix_audit_events_at"), "audit_events", ["at"])
+    op.create_index(op.f("ix_audit_events_action"), "audit_events", ["action"])
+
 
 def downgrade() -> None:
+    op.drop_table("audit_events")
     op.drop_table("host_update_rules")
     with op.batch_alter_table("api_tokens") as batch:
         batch.drop_column("expires_at")
