@@ -97,6 +97,8 @@ class Scan:
             update
             for update in (plan or self.plan)["updates"]
             if update["status"] in STATUSES_TO_PATCH
+            # ERROR and not allowed: held by a rule set the host's assignment names but the server lacks.
+            and update["allowed"]
             and not self.updates[update["update_id"]]["is_installed"]
             and not self.updates[update["update_id"]]["reboot_required"]
         ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from wuacache_server.api.app import create_app
 from wuacache_server.config import Settings
 from wuacache_server.db.engine import make_engine, migrate, session_factory
-from wuacache_server.db.models import TokenRole
+from wuacache_server.db.models import TokenRole, utcnow
 from wuacache_server.security import create_token
 
 # Read once, before each test's environment is cleaned.
@@ -103,7 +104,8 @@ def issue_token(engine: Engine) -> Callable[..., str]:
 
     def issue(role: TokenRole, host_name: str | None = None, name: str = "test") -> str:
         with session_factory(engine)() as session:
-            token = create_token(session, name, role, host_name)
+            expires_at = utcnow() + timedelta(days=1) if role is TokenRole.HOST else None
+            token = create_token(session, name, role, host_name, expires_at=expires_at)
             session.commit()
         return token
 

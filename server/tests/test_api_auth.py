@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -62,15 +62,31 @@ def test_calls_without_a_valid_token_get_401(client: TestClient, headers: dict[s
     assert answer.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize(("role", "host_name"), [(TokenRole.CONTROLLER, None), (TokenRole.HOST, "win10-01")])
-def test_other_roles_may_not_manage_tokens(
-    client: TestClient, issue_token: Callable[..., str], role: TokenRole, host_name: str | None
-) -> None:
-    token = issue_token(role, host_name)
+def test_host_tokens_may_not_manage_tokens(client: TestClient, issue_token: Callable[..., str]) -> None:
+    token = issue_token(TokenRole.HOST, "win10-01")
     answer = client.get(TOKENS, headers=bearer(token))
     assert answer.status_code == 403
-    assert answer.json() == {"detail": "this needs a token with role admin"}
+    assert answer.json() == {"detail": "this needs a token with role admin or controller"}
     assert client.post(TOKENS, headers=bearer(token), json={"name": "x", "role": "admin"}).status_code == 403
+
+
+def test_a_controller_manages_host_tokens_only(
+    client: TestClient, issue_token: Callable[..., str], admin_headers: dict[str, str]
+) -> None:
+    controller = bearer(issue_token(TokenRole.CONTROLLER))
+    for role in ("admin", "controller"):
+        answer = client.post(TOKENS, headers=controller, json={"name": "x", "role": role})
+        assert answer.status_code == 403
+        assert answer.json() == {"detail": "a controller token manages host tokens only"}
+    admin_id = client.get(TOKENS, headers=admin_headers).json()[0]["id"]
+    assert client.delete(f"{TOKENS}/{admin_id}", headers=controller).status_code == 403
+    assert client.get(TOKENS, headers=admin_headers).status_code == 200  # not revoked
+
+    minted = client.post(TOKENS, headers=controller, json={"name": "ws-0001", "role": "host", "host_name": "ws-0001"})
+    assert minted.status_code == 201
+    assert client.get("/api/v1/hosts", headers=bearer(minted.json()["token"])).status_code == 200
+    assert client.delete(f"{TOKENS}/{minted.json()['id']}", headers=controller).status_code == 204
+    assert client.get("/api/v1/hosts", headers=bearer(minted.json()["token"])).status_code == 401
 
 
 def test_a_created_token_is_shown_once_and_stored_as_a_hash(
@@ -165,7 +181,8 @@ def test_last_use_is_recorded_at_most_once_a_minute(session: Session) -> None:
 
 def test_host_tokens_act_for_their_host_only(session: Session) -> None:
     def live_token(role: TokenRole, host_name: str | None = None) -> ApiToken:
-        token = authenticate(session, create_token(session, str(role), role, host_name))
+        expires_at = utcnow() + timedelta(days=1) if host_name else None
+        token = authenticate(session, create_token(session, str(role), role, host_name, expires_at=expires_at))
         assert token is not None
         return token
 
@@ -231,3 +248,59 @@ def test_an_unexpected_error_is_a_500_without_details(
     assert len(logged) == 1
     assert logged[0].exc_info is not None and "hunter2" in str(logged[0].exc_info[1])
     assert "GET /fail" in logged[0].getMessage()
+
+
+def test_an_expired_token_is_refused(client: TestClient, session: Session, admin_headers: dict[str, str]) -> None:
+    created = client.post(TOKENS, headers=admin_headers, json={"name": "ws", "role": "host", "host_name": "ws-01"})
+    secret = created.json()["token"]
+    assert client.get("/api/v1/hosts", headers=bearer(secret)).status_code == 200
+
+    session.execute(update(ApiToken).where(ApiToken.name == "ws").values(expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+
+    assert client.get("/api/v1/hosts", headers=bearer(secret)).status_code == 401
+
+
+def test_host_tokens_always_expire(client: TestClient, admin_headers: dict[str, str], settings: Settings) -> None:
+    created = client.post(TOKENS, headers=admin_headers, json={"name": "ws", "role": "host", "host_name": "ws-01"})
+    expires_at = datetime.fromisoformat(created.json()["expires_at"])
+    assert abs(expires_at - (utcnow() + settings.host_token_lifetime)) < timedelta(minutes=5)
+
+    controller = client.post(TOKENS, headers=admin_headers, json={"name": "ansible", "role": "controller"})
+    assert controller.json()["expires_at"] is None
+    past = client.post(
+        TOKENS, headers=admin_headers, json={"name": "late", "role": "controller", "expires_at": "2001-01-01T00:00:00Z"}
+    )
+    assert past.status_code == 422
+    assert "is past" in past.json()["detail"]
+
+
+def test_a_rotated_token_keeps_working_for_its_grace_period_only(
+    client: TestClient, session: Session, issue_token: Callable[..., str]
+) -> None:
+    controller = bearer(issue_token(TokenRole.CONTROLLER, name="ansible"))
+    minted = client.post(TOKENS, headers=controller, json={"name": "ws", "role": "host", "host_name": "ws-01"}).json()
+
+    rotated = client.post(f"{TOKENS}/{minted['id']}/rotate", headers=controller, json={"grace": "1h"})
+
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()
+    assert (new["name"], new["role"], new["host_name"]) == ("ws", "host", "ws-01")
+    assert new["token"] != minted["token"]
+    for secret in (minted["token"], new["token"]):
+        assert client.get("/api/v1/hosts", headers=bearer(secret)).status_code == 200
+    old = session.get_one(ApiToken, minted["id"])
+    assert old.expires_at is not None and old.expires_at - utcnow() < timedelta(hours=1)
+
+    session.execute(update(ApiToken).where(ApiToken.id == minted["id"]).values(expires_at=utcnow()))
+    session.commit()
+    assert client.get("/api/v1/hosts", headers=bearer(minted["token"])).status_code == 401
+    assert client.get("/api/v1/hosts", headers=bearer(new["token"])).status_code == 200
+    again = client.post(f"{TOKENS}/{minted['id']}/rotate", headers=controller, json={})
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("grace", ["-1h", "31d", "soon"])
+def test_a_bad_grace_period_is_refused(client: TestClient, admin_headers: dict[str, str], grace: str) -> None:
+    admin_id = client.get(TOKENS, headers=admin_headers).json()[0]["id"]
+    assert client.post(f"{TOKENS}/{admin_id}/rotate", headers=admin_headers, json={"grace": grace}).status_code == 422

@@ -52,7 +52,7 @@ def report(name: str, *, missing: int = 0, discarded: int = 0, ok: int = 0) -> d
         "scan_duration_seconds": 12.5,
         "reboot_required": True,
         "wuauserv_state": "Running",
-        "assignment": {"allowed_severities": ["Critical"], "rule_sets": ["prod"]},
+        "assignment": {"allowed_severities": ["Critical"]},
         "updates": [_update(severity="Critical") for _ in range(missing)]
         + [_update() for _ in range(discarded)]
         + [_update(installed=True) for _ in range(ok)],
@@ -141,7 +141,8 @@ def test_a_host_shows_its_last_report(client: TestClient, controller: dict[str, 
     host = answer.json()
     assert host["name"] == "web-02"
     assert host["counts"] == {**NO_COUNTS, "MISSING": 2, "DISCARDED": 1}
-    assert host["assignment"] == {"allowed_severities": ["Critical"], "rule_sets": ["prod"]}
+    assert host["assignment"] == {"allowed_severities": ["Critical"]}
+    assert host["assignment_set_by"].startswith("token ")
     last = host["last_report"]
     assert last["error"] == "the scan failed with 0x80247001"
     assert (last["update_count"], last["cab_sha256"], last["scan_duration_seconds"], last["wuauserv_state"]) == (
@@ -154,15 +155,29 @@ def test_a_host_shows_its_last_report(client: TestClient, controller: dict[str, 
 
 
 @pytest.mark.usefixtures("fleet")
-def test_a_plan_names_the_rule_sets_the_host_lacks_and_updates_the_catalog_lacks(
+def test_a_plan_holds_updates_of_unknown_rule_sets_and_names_updates_the_catalog_lacks(
     client: TestClient, controller: dict[str, str]
 ) -> None:
-    plan = client.get(f"{HOSTS}/db-01/plan", headers=controller).json()
+    body = report("db-02", missing=1, ok=1)
+    body["assignment"]["rule_sets"] = ["prod"]
+    send(client, controller, body)
+    plan = client.get(f"{HOSTS}/db-02/plan", headers=controller).json()
 
-    assert plan["host"] == "db-01"
+    assert plan["host"] == "db-02"
     assert plan["rule_sets"] == {"applied": [], "ignored": [], "unknown": ["prod"]}
-    assert plan["counts"] == {**NO_COUNTS, "MISSING": 1, "OK": 1}
-    missing = next(entry for entry in plan["updates"] if entry["status"] == "MISSING")
+    assert plan["counts"] == {**NO_COUNTS, "ERROR": 1, "OK": 1}
+    assert plan["warnings"] == [
+        "the assignment names unknown rule set(s) 'prod': the updates the other rules allow are held "
+        "in ERROR until it names rule sets that exist"
+    ]
+    held = next(entry for entry in plan["updates"] if entry["status"] == "ERROR")
+    assert held["reason"] == (
+        "allowed by host assignment (severity Critical), but unknown rule set 'prod' is assigned: "
+        "not installed until it exists"
+    )
+    assert held["allowed"] is False
+    missing_plan = client.get(f"{HOSTS}/db-01/plan", headers=controller).json()
+    missing = next(entry for entry in missing_plan["updates"] if entry["status"] == "MISSING")
     assert missing["reason"] == (
         "allowed by host assignment (severity Critical); files not yet on the server; "
         "the server's catalog does not know this revision: the server cannot provide its files"

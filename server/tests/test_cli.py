@@ -103,8 +103,33 @@ def test_init_gives_a_working_server_and_tokens_are_managed(data_dir: Path, serv
         ["2", "ansible", "controller", "-"],
         ["3", "win10-01", "host", "win10-01"],
     ]
-    assert rows[1][-1] == "UTC" and rows[2][-1] == "-"  # only the revoked one has a revocation date
+    # Revoked, never expiring; live, expiring (a host token): the last columns are REVOKED and EXPIRES.
+    assert rows[1][-2:] == ["UTC", "-"]
+    assert rows[2][-4] == "-" and rows[2][-1] == "UTC"
     assert "wua_" not in listed.stdout
+
+    rotated = run("token", "rotate", "3", "--grace", "1h", env=server_env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert TOKEN.fullmatch(rotated.stdout.strip())
+    assert "the old one works until" in rotated.stderr
+    rows = [line.split() for line in run("token", "list", env=server_env).stdout.splitlines()[1:]]
+    assert [row[:4] for row in rows[2:]] == [
+        ["3", "win10-01", "host", "win10-01"],
+        ["4", "win10-01", "host", "win10-01"],
+    ]
+    assert_one_line_error(run("token", "rotate", "2", env=server_env), "token 2 is revoked or expired")
+
+    trail = run("audit", env=server_env)
+    assert trail.returncode == 0, trail.stderr
+    assert [line.split()[4:6] for line in trail.stdout.splitlines()[1:]] == [
+        ["token.rotate", "token"],
+        ["token.revoke", "token"],
+        ["token.create", "token"],
+        ["token.create", "token"],
+        ["token.create", "the"],
+    ]
+    assert all(line.split()[3] == "cli" for line in trail.stdout.splitlines()[1:])
+    assert "wua_" not in trail.stdout
 
 
 def test_init_again_keeps_the_settings_and_makes_no_second_admin(data_dir: Path, server_env: dict[str, str]) -> None:

@@ -4,13 +4,21 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, delete, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from wuacache_server.db.engine import current_revision, head_revision, make_engine, migrate, normalise_database_url
+from wuacache_server.db.engine import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+    normalise_database_url,
+)
 from wuacache_server.db.models import (
     ApiToken,
     Base,
@@ -37,6 +45,8 @@ TABLES = {
     "hosts",
     "host_updates",
     "host_update_files",
+    "host_update_rules",
+    "audit_events",
     "host_reports",
     "rule_sets",
     "download_tasks",
@@ -65,6 +75,33 @@ def test_migrating_an_empty_database_creates_the_schema(database_url: str) -> No
         migrate(engine)  # nothing left to do the second time
         assert current_revision(engine) == head_revision()
         assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_the_trust_model_migration_keeps_hosts_and_tokens(database_url: str) -> None:
+    """From 0004: hosts keep their data, but no assignment counts as set (a host may
+    have sent its own), and tokens stay live without an expiry."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            command.upgrade(alembic_config(connection), "0004")
+            connection.execute(
+                text("INSERT INTO hosts (name, reboot_pending, assignment) VALUES ('web-01', false, '{}')")
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                    "VALUES ('ansible', 'controller', :hash, CURRENT_TIMESTAMP)"
+                ),
+                {"hash": "0" * 64},
+            )
+        migrate(engine)
+        with engine.connect() as connection:
+            host = connection.execute(text("SELECT name, assignment_set_at, assignment_set_by FROM hosts")).one()
+            token = connection.execute(text("SELECT name, expires_at FROM api_tokens")).one()
+        assert tuple(host) == ("web-01", None, None)
+        assert tuple(token) == ("ansible", None)
     finally:
         engine.dispose()
 

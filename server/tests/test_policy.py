@@ -12,6 +12,7 @@ from wuacache_server.policy import (
     Assignment,
     Decision,
     FilesState,
+    HostRule,
     PolicyError,
     RuleSet,
     Status,
@@ -431,7 +432,7 @@ def test_plan_decides_every_update_and_counts_statuses() -> None:
         make_update(update_id=ids[4], kb_ids=("KB1111111",)),
         make_update(update_id=ids[5], last_install_failed=True),
     ]
-    host = Assignment(rule_sets=("freeze", "gone"), default_allow=True)
+    host = Assignment(rule_sets=("freeze",), default_allow=True)
 
     result = plan(updates, host, {"freeze": freeze}, LATER)
 
@@ -444,7 +445,31 @@ def test_plan_decides_every_update_and_counts_statuses() -> None:
         Status.ERROR,
     ]
     assert result.counts == {Status.OK: 1, Status.PENDING: 2, Status.MISSING: 1, Status.DISCARDED: 1, Status.ERROR: 1}
-    assert result.rules.unknown == ("gone",)
+    assert result.rules.unknown == ()
+
+
+def test_an_unknown_rule_set_holds_what_the_other_rules_allow_in_error() -> None:
+    """A misspelt forbidding rule set must not let default_allow through what it would forbid."""
+    freeze = RuleSet(name="freeze", forbidden_kbs=("1111111",))
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(4)]
+    updates = [
+        make_update(update_id=ids[0], is_installed=True),
+        make_update(update_id=ids[1], files="available"),
+        make_update(update_id=ids[2], kb_ids=("KB1111111",)),
+        make_update(update_id=ids[3], last_install_failed=True),
+    ]
+    host = Assignment(rule_sets=("freeze", "secruity-freeze"), default_allow=True)
+
+    result = plan(updates, host, {"freeze": freeze}, LATER)
+
+    decisions = [result.decisions[(update_id, 200)] for update_id in ids]
+    assert [decision.status for decision in decisions] == [Status.OK, Status.ERROR, Status.DISCARDED, Status.ERROR]
+    assert [decision.allowed for decision in decisions] == [True, False, False, False]
+    assert decisions[1].reason == (
+        "allowed by default_allow (no rule names it), but unknown rule set 'secruity-freeze' is assigned: "
+        "not installed until it exists"
+    )
+    assert result.rules.unknown == ("secruity-freeze",)
 
 
 def test_plan_keys_revisions_apart_and_refuses_a_repeated_one() -> None:
@@ -660,3 +685,30 @@ def test_update_facts_normalise() -> None:
 def test_update_facts_refuse(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         make_update(**overrides)
+
+
+# --- holds and overrides ------------------------------------------------------------------------------
+
+
+def test_a_hold_beats_every_rule_and_an_override_beats_the_rest() -> None:
+    allowing = Assignment(default_allow=True)
+    at = datetime(2024, 2, 1, tzinfo=UTC)
+    hold = HostRule(allow=False, kb="5034441", reason="breaks VPN", by="token 1 (ansible)", at=at)
+    override = HostRule(allow=True, update_id=UPDATE_ID, reason="needed", by="token 1 (ansible)", at=at)
+    expired = HostRule(allow=False, update_id=UPDATE_ID, reason="old", by="cli", at=at, until=at)
+    held = make_update(kb_ids=("KB5034441",), files="available")
+    rules = effective_rules(allowing, {})
+
+    decision = decide(held, rules, allowing, LATER, [hold, override])
+    assert (decision.status, decision.allowed) == (Status.DISCARDED, False)
+    assert decision.reason == "held on this host by token 1 (ansible) on 2024-02-01 00:00 UTC: breaks VPN"
+    assert decide(make_update(is_installed=True, kb_ids=("KB5034441",)), rules, allowing, LATER, [hold]).status == (
+        Status.OK
+    )
+
+    forbidding = Assignment(default_allow=False, rule_sets=("missing",))
+    overridden = decide(make_update(files="available"), effective_rules(forbidding, {}), forbidding, LATER, [override])
+    assert (overridden.status, overridden.allowed) == (Status.PENDING, True)
+    assert overridden.reason.startswith("overridden on this host by token 1 (ansible)")
+
+    assert decide(make_update(files="available"), rules, allowing, LATER, [expired]).status == Status.PENDING

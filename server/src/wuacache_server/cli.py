@@ -15,20 +15,22 @@ Errors are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from wuacache_server.config import CONFIG_FILE_NAME, ConfigError, Settings, config_template, load_settings
+from wuacache_server.config import CONFIG_FILE_NAME, ConfigError, Duration, Settings, config_template, load_settings
 from wuacache_server.db.engine import (
     MigrationError,
     current_revision,
@@ -39,7 +41,8 @@ from wuacache_server.db.engine import (
     session_factory,
 )
 from wuacache_server.db.models import ApiToken, Base, CabSyncRun, Host, PayloadFile, TokenRole, Update, utcnow
-from wuacache_server.security import create_token, list_tokens, revoke_token
+from wuacache_server.security import create_token, find_token, list_tokens, revoke_token, rotate_token
+from wuacache_server.services import audit
 from wuacache_server.services.cab import CabSyncBusy, run_cab_sync
 from wuacache_server.services.cleanup import CleanupBusy, run_cleanup
 from wuacache_server.services.fetching import FetchService, FetchServiceBusy, UpdatesNotDownloadable, summarize
@@ -106,6 +109,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
             .where(ApiToken.role == TokenRole.ADMIN, ApiToken.revoked_at.is_(None))
         )
         token = None if has_admin else create_token(session, "admin", TokenRole.ADMIN)
+        if token:
+            audit.record(session, audit.CLI, "token.create", "the first admin token", role="admin")
         session.commit()
     print(f"data folder:  {settings.data_dir}")
     print(f"settings:     {config_note}")
@@ -156,6 +161,10 @@ def cmd_sync_cab(settings: Settings, args: argparse.Namespace) -> int:
         except CabSyncBusy as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
+        with session_factory(engine)() as session:
+            audit.record_committed(
+                session, audit.CLI, "cab_sync.run", "cab sync", forced=args.force, outcome=outcome.summary()
+            )
     print(outcome.summary())
     return 0 if outcome.succeeded else 1
 
@@ -208,17 +217,45 @@ def _timestamp(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
+_DURATION = TypeAdapter(Duration)
+
+
+def _duration(text: str) -> timedelta:
+    """A duration argument: 90s, 30m, 12h, 7d."""
+    try:
+        duration = _DURATION.validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30m, 12h, 7d)") from None
+    if duration < timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return duration
+
+
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     with _database(settings) as engine, session_factory(engine)() as session:
         try:
-            token = create_token(session, args.name, TokenRole(args.role), args.host_name)
+            role = TokenRole(args.role)
+            lifetime = args.expires
+            if lifetime is None and role is TokenRole.HOST:
+                lifetime = settings.host_token_lifetime
+            expires_at = utcnow() + lifetime if lifetime is not None else None
+            token = create_token(session, args.name, role, args.host_name, expires_at=expires_at)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        record = find_token(session, token)
+        assert record is not None  # created just now
+        _audit_token(session, "token.create", record)
         session.commit()
     # Alone on stdout, so that scripts can capture it.
     print(token)
     print("the token is shown only this once: keep it somewhere safe", file=sys.stderr)
     return 0
+
+
+def _audit_token(session: Session, action: str, token: ApiToken, **details: object) -> None:
+    listed = {"id": token.id, "role": str(token.role), "host_name": token.host_name}
+    expires = {"expires_at": token.expires_at.isoformat() if token.expires_at else None}
+    audit.record(session, audit.CLI, action, f"token {token.id} ({token.name})", **listed, **expires, **details)
 
 
 def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -232,10 +269,32 @@ def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
                 _timestamp(token.created_at),
                 _timestamp(token.last_used_at),
                 _timestamp(token.revoked_at),
+                _timestamp(token.expires_at),
             )
             for token in list_tokens(session)
         ]
-    _print_table(("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED"), rows)
+    _print_table(("ID", "NAME", "ROLE", "HOST", "CREATED", "LAST USED", "REVOKED", "EXPIRES"), rows)
+    return 0
+
+
+def cmd_token_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, session_factory(engine)() as session:
+        old = session.get(ApiToken, args.id)
+        if old is None:
+            raise CommandError(f"no token with id {args.id}")
+        renewed = utcnow() + settings.host_token_lifetime if old.role is TokenRole.HOST else None
+        try:
+            new, token = rotate_token(session, args.id, args.grace, expires_at=renewed)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        _audit_token(session, "token.rotate", new, replaces=args.id, grace=args.grace.total_seconds())
+        session.commit()
+        print(token)
+        print(
+            f"the token is shown only this once: keep it somewhere safe; "
+            f"the old one works until {_timestamp(old.expires_at)}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -250,6 +309,7 @@ def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
         token = revoke_token(session, args.id)
         if token is None:
             raise CommandError(f"no token with id {args.id}")
+        _audit_token(session, "token.revoke", token)
         session.commit()
         print(f"token {token.id} {token.name!r} revoked")
     return 0
@@ -268,6 +328,8 @@ def cmd_package_add(settings: Settings, args: argparse.Namespace) -> int:
                 saved = save_package(session, upload, info)
         except (InvalidPackage, PackageTooLarge, PackageConflict) as exc:
             raise CommandError(str(exc)) from None
+        action = "package.replace" if saved.replaced else "package.add"
+        audit.record_committed(session, audit.CLI, action, saved.package.name, size=saved.package.size, kb=info.kb)
     package = saved.package
     action = "replaced" if saved.replaced else "added"
     print(f"package {package.name} {action}: {package.size} bytes, SHA-256 {package.sha256}")
@@ -299,6 +361,7 @@ def cmd_package_remove(settings: Settings, args: argparse.Namespace) -> int:
         if package is None:
             raise CommandError(f"no package named {args.name!r}")
         remove_package(session, settings.packages_dir, package)
+        audit.record_committed(session, audit.CLI, "package.remove", args.name)
     print(f"package {args.name} removed")
     return 0
 
@@ -314,6 +377,8 @@ def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
         except (FetchServiceBusy, UpdatesNotDownloadable) as exc:
             raise CommandError(str(exc)) from None
         with sessions() as session:
+            if args.update_ids:
+                audit.record_committed(session, audit.CLI, "download.force", "updates", update_ids=args.update_ids)
             summary = summarize(session, task_ids)
     print(f"{summary.completed} file(s) on the server ({summary.bytes_done} bytes), {len(summary.failed)} failed")
     for file_name, error in summary.failed:
@@ -328,7 +393,31 @@ def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
         except CleanupBusy as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
+        if result.run_id is not None:
+            with session_factory(engine)() as session:
+                audit.record_committed(
+                    session, audit.CLI, "cleanup.run", f"cleanup run {result.run_id}", message=result.message
+                )
     print(result.message)
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 10_000:
+        raise CommandError("--limit must be from 1 to 10000")
+    with _database(settings) as engine, session_factory(engine)() as session:
+        _, events = audit.list_events(session, action=args.action, limit=args.limit)
+        rows = [
+            (
+                _timestamp(event.at),
+                event.actor,
+                event.action,
+                event.target,
+                json.dumps(event.details, sort_keys=True, separators=(",", ":")),
+            )
+            for event in events
+        ]
+    _print_table(("TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"), rows)
     return 0
 
 
@@ -374,15 +463,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_command(commands, "cleanup", cmd_cleanup, "delete the stored update files that no host needs any more")
 
+    audit_command = _add_command(commands, "audit", cmd_audit, "show the audit trail, newest first")
+    audit_command.add_argument("--action", help="only events of this action, e.g. ruleset.replace")
+    audit_command.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
+
     token = commands.add_parser("token", help="manage API tokens", description="Manage API tokens.")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = _add_command(token_commands, "create", cmd_token_create, "create a token and print its secret, once")
     create.add_argument("name", help="what the token is for, e.g. ansible")
     create.add_argument("--role", required=True, choices=[role.value for role in TokenRole])
     create.add_argument("--host", dest="host_name", metavar="HOST", help="the host a host token acts for")
+    create.add_argument(
+        "--expires",
+        type=_duration,
+        metavar="DURATION",
+        help="expire after this long, e.g. 90d or 12h (host tokens: host_token_lifetime by default; " "others: never)",
+    )
     _add_command(token_commands, "list", cmd_token_list, "list the tokens (never their secrets)")
     revoke = _add_command(token_commands, "revoke", cmd_token_revoke, "revoke a token for good")
     revoke.add_argument("id", type=int, help="the token's ID, from `token list`")
+    rotate = _add_command(
+        token_commands, "rotate", cmd_token_rotate, "replace a token with a new secret and print it, once"
+    )
+    rotate.add_argument("id", type=int, help="the token's ID, from `token list`")
+    rotate.add_argument(
+        "--grace",
+        type=_duration,
+        default=timedelta(0),
+        metavar="DURATION",
+        help="how long the old secret keeps working, e.g. 1h or 7d (default: it stops now)",
+    )
 
     package = commands.add_parser(
         "package",

@@ -46,6 +46,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from wuacache_server import policy
 from wuacache_server.fetch.allowlist import validate_allowlist
 
 CONFIG_FILE_NAME = "server.toml"
@@ -288,6 +289,18 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest package (.msu or .cab) an admin may upload, in bytes.",
     )
+    default_assignment: dict[str, Any] = Field(
+        default={},
+        description="The assignment of hosts no controller has set one for: rule_sets, default_allow, "
+        "allowed_severities, install_delay, maturities (see docs/server.md). By default nothing is allowed.",
+        examples=[{"rule_sets": ["baseline"], "install_delay": "7d"}],
+    )
+    host_token_lifetime: Duration = Field(
+        default=timedelta(days=90),
+        ge=timedelta(minutes=1),
+        le=timedelta(days=3650),
+        description="How long a host token lives when its creator gives no expiry.",
+    )
     base_url: Annotated[str, AfterValidator(_base_url)] = Field(
         default_factory=_default_base_url,
         description="URL hosts reach this server at (default: derived from listen and the TLS settings).",
@@ -314,6 +327,15 @@ class Settings(BaseSettings):
         if not patterns:
             raise ValueError("the allowlist is empty: the server could download nothing")
         return list(validate_allowlist([pattern.strip() for pattern in patterns]))
+
+    @field_validator("default_assignment")
+    @classmethod
+    def _check_default_assignment(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            policy.Assignment.from_dict(value)
+        except policy.PolicyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -10,6 +10,8 @@ status and a human-readable reason, the first that applies in this order:
 
 ``OK``         installed, even when forbidden: wuacache never uninstalls an update
 ``PENDING``    installed, but Windows completes it at the host's next restart
+``DISCARDED``  held on the host (a :class:`HostRule` hold)
+(overridden)   an override on the host allows it, whatever the rules: as allowed below
 ``DISCARDED``  forbidden, allowed by no rule, or still inside its install delay
 ``ERROR``      allowed, but its last install attempt failed
 ``PENDING``    allowed and needed; its files are on the server, being fetched, or it has none
@@ -111,6 +113,11 @@ def normalise_kb(value: object, field: str | None = None) -> str:
         where = f"{field}: " if field else ""
         raise PolicyError(f"{where}{_shown(value)} is not a KB number (expected e.g. KB5034122 or 5034122)")
     return match[1]
+
+
+def normalise_update_id(value: object, field: str = "update_id") -> str:
+    """Return an UpdateID lowercase; PolicyError when it is not a GUID."""
+    return _guid(value, field)
 
 
 def _severity(value: object, field: str) -> str:
@@ -452,6 +459,31 @@ def _unite(entries: dict[str, tuple[str, ...]], values: Iterable[str], source: s
 
 
 @dataclass(frozen=True, kw_only=True)
+class HostRule:
+    """A hold (``allow`` false) or an override (``allow`` true) of one update on one
+    host, named by UpdateID or KB, that a controller or an admin set: it beats the rules."""
+
+    allow: bool
+    update_id: str | None = None
+    kb: str | None = None
+    reason: str
+    by: str
+    at: datetime
+    until: datetime | None = None
+
+    def applies(self, update: UpdateFacts, now: datetime) -> bool:
+        if self.until is not None and now >= self.until:
+            return False
+        return update.update_id == self.update_id or (self.kb is not None and self.kb in update.kb_ids)
+
+    def describe(self) -> str:
+        """``"held on this host by token 3 (ansible) on 2024-02-13 18:00 UTC: breaks the VPN client"``."""
+        until = f" until {_when(self.until)}" if self.until is not None else ""
+        what = "overridden" if self.allow else "held"
+        return f"{what} on this host by {self.by} on {_when(self.at)}{until}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Decision:
     """The status of one update on one host, and why.
 
@@ -490,7 +522,13 @@ FILES_OUTCOMES: Mapping[FilesState, tuple[Status, str]] = {
 AWAITING_RESTART = "installed; the host's next restart completes it"
 
 
-def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, now: datetime) -> Decision:
+def decide(
+    update: UpdateFacts,
+    rules: EffectiveRules,
+    assignment: Assignment,
+    now: datetime,
+    host_rules: Iterable[HostRule] = (),
+) -> Decision:
     """Decide the status of one update on a host.
 
     Args:
@@ -498,6 +536,7 @@ def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, n
         rules: the host's merged rules, from :func:`effective_rules`.
         assignment: the host's assignment (``default_allow``, ``install_delay``).
         now: the current time, timezone-aware; compared in UTC.
+        host_rules: the host's holds and overrides; a hold beats an override.
 
     Raises:
         PolicyError: ``now`` is naive.
@@ -513,8 +552,20 @@ def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, n
         return Decision(status=Status.PENDING, reason=AWAITING_RESTART, allowed=verdict.allowed, matched=verdict.matched)
 
     hidden = "; hidden on the host" if update.is_hidden else ""
+    applying = sorted((rule for rule in host_rules if rule.applies(update, now)), key=lambda rule: rule.allow)
+    if applying and not applying[0].allow:
+        return Decision(status=Status.DISCARDED, reason=applying[0].describe() + hidden, allowed=False)
+    if applying:
+        reason = f"{applying[0].describe()} (the rules: {verdict.reason})"
+        return _needed(update, reason, hidden, verdict.matched)
     if not verdict.allowed:
         return Decision(status=Status.DISCARDED, reason=verdict.reason + hidden, allowed=False, matched=verdict.matched)
+    if rules.unknown:
+        # A misspelt rule set may be one that forbids this update: nothing it could
+        # forbid is installed until the assignment names rule sets that exist.
+        names = ", ".join(f"'{name}'" for name in rules.unknown)
+        reason = f"{verdict.reason}, but unknown rule set {names} is assigned: not installed until it exists"
+        return Decision(status=Status.ERROR, reason=reason + hidden, allowed=False, matched=verdict.matched)
 
     delay = assignment.install_delay
     changed = update.last_deployment_change_time
@@ -532,13 +583,17 @@ def decide(update: UpdateFacts, rules: EffectiveRules, assignment: Assignment, n
             matched=verdict.matched,
         )
 
+    return _needed(update, verdict.reason, hidden, verdict.matched)
+
+
+def _needed(update: UpdateFacts, allowed_because: str, hidden: str, matched: tuple[str, ...]) -> Decision:
+    """The decision for an allowed update the host still needs."""
     if update.last_install_failed:
         code = "" if update.last_hresult is None else f" with 0x{update.last_hresult:08X}"
-        reason = f"{verdict.reason}, but the last install failed{code}"
-        return Decision(status=Status.ERROR, reason=reason + hidden, allowed=True, matched=verdict.matched)
-
+        reason = f"{allowed_because}, but the last install failed{code}"
+        return Decision(status=Status.ERROR, reason=reason + hidden, allowed=True, matched=matched)
     status, files = FILES_OUTCOMES[update.files]
-    return Decision(status=status, reason=f"{verdict.reason}; {files}{hidden}", allowed=True, matched=verdict.matched)
+    return Decision(status=status, reason=f"{allowed_because}; {files}{hidden}", allowed=True, matched=matched)
 
 
 def _when(moment: datetime) -> str:
@@ -608,20 +663,25 @@ class Plan:
 
 
 def plan(
-    updates: Iterable[UpdateFacts], assignment: Assignment, rule_sets: Mapping[str, RuleSet], now: datetime
+    updates: Iterable[UpdateFacts],
+    assignment: Assignment,
+    rule_sets: Mapping[str, RuleSet],
+    now: datetime,
+    host_rules: Iterable[HostRule] = (),
 ) -> Plan:
-    """Decide every update a host reported.
+    """Decide every update a host reported, its holds and overrides first.
 
     Raises:
         PolicyError: an update is listed twice, or ``now`` is naive.
     """
     rules = effective_rules(assignment, rule_sets)
+    host_rules = tuple(host_rules)
     decisions: dict[tuple[str, int], Decision] = {}
     for update in updates:
         key = (update.update_id, update.revision_number)
         if key in decisions:
             raise PolicyError(f"update {update.update_id} revision {update.revision_number} is listed twice")
-        decisions[key] = decide(update, rules, assignment, now)
+        decisions[key] = decide(update, rules, assignment, now, host_rules)
     counts = dict.fromkeys(Status, 0)
     for decision in decisions.values():
         counts[decision.status] += 1

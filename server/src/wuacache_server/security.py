@@ -1,7 +1,8 @@
 """API tokens: bearer secrets shown once, of which only a SHA-256 is stored.
 
 Roles: ``admin`` may do everything; ``controller`` (the Ansible controller)
-reports for any host and reads; ``host`` acts for one named host only.
+reports for any host, sets hosts' assignments, manages host tokens and reads;
+``host`` acts for one named host only and never sets its own policy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -41,27 +42,41 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str, role: TokenRole, host_name: str | None = None) -> str:
+def create_token(
+    session: Session, name: str, role: TokenRole, host_name: str | None = None, *, expires_at: datetime | None = None
+) -> str:
     """Store a new token and return its secret, which nothing can show again.
 
-    A ``host`` token names its host; the other roles name none. The caller commits.
+    A ``host`` token names its host, and expires; the other roles name none,
+    and expire only when ``expires_at`` says so. The caller commits.
     """
+    return _new_token(session, name, role, host_name, expires_at)[1]
+
+
+def _new_token(
+    session: Session, name: str, role: TokenRole, host_name: str | None, expires_at: datetime | None
+) -> tuple[ApiToken, str]:
     name = name.strip()
     if not name:
         raise ValueError("a token needs a name")
     if (role is TokenRole.HOST) != (host_name is not None):
         raise ValueError("a host token names its host, and only a host token does")
+    if role is TokenRole.HOST and expires_at is None:
+        raise ValueError("a host token needs an expiry")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValueError(f"the expiry {expires_at:%Y-%m-%d %H:%M} UTC is past")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
         name=name,
         role=role,
         host_name=normalise_host_name(host_name) if host_name is not None else None,
         token_hash=hash_token(token),
+        expires_at=expires_at,
     )
     session.add(record)
     session.flush()
     logger.info("API token %d %r created, role %s", record.id, record.name, record.role)
-    return token
+    return record, token
 
 
 def find_token(session: Session, token: str) -> ApiToken | None:
@@ -82,6 +97,38 @@ def revoke_token(session: Session, token_id: int) -> ApiToken | None:
     return record
 
 
+def rotate_token(
+    session: Session, token_id: int, grace: timedelta, *, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Replace a live token with a new one of the same name, role and host, and
+    let the old one live ``grace`` longer (never longer than it would have).
+
+    Returns the new token's record and secret; ``expires_at`` is the new token's
+    expiry (required for a host token). The caller commits.
+
+    Raises:
+        LookupError: there is no such token.
+        ValueError: the token is revoked or expired, or the new expiry is not valid.
+    """
+    old = session.get(ApiToken, token_id)
+    if old is None:
+        raise LookupError(f"no token with id {token_id}")
+    now = utcnow()
+    if not is_live(old, now):
+        raise ValueError(f"token {token_id} is revoked or expired: create a new one")
+    new, secret = _new_token(session, old.name, old.role, old.host_name, expires_at)
+    end_of_grace = now + grace
+    if old.expires_at is None or end_of_grace < old.expires_at:
+        old.expires_at = end_of_grace
+    logger.info("API token %d %r rotated; the old secret expires at %s", old.id, old.name, old.expires_at)
+    return new, secret
+
+
+def is_live(token: ApiToken, now: datetime) -> bool:
+    """Whether ``token`` is neither revoked nor expired at ``now``."""
+    return token.revoked_at is None and (token.expires_at is None or now < token.expires_at)
+
+
 def authenticate(session: Session, presented: str) -> ApiToken | None:
     """The live token whose secret was presented, or None. It only reads:
     :func:`record_use` notes the use."""
@@ -91,7 +138,7 @@ def authenticate(session: Session, presented: str) -> ApiToken | None:
     token = find_token(session, presented)
     # The lookup is by hash, so its timing reveals nothing about the secret; the
     # comparison keeps that true whatever the database does with the index.
-    if token is None or not hmac.compare_digest(token.token_hash, presented_hash) or token.revoked_at is not None:
+    if token is None or not hmac.compare_digest(token.token_hash, presented_hash) or not is_live(token, utcnow()):
         return None
     return token
 
@@ -114,6 +161,11 @@ def record_use(session: Session, token: ApiToken) -> None:
         .execution_options(synchronize_session=False)
     )
     token.last_used_at = now
+
+
+def actor(token: ApiToken) -> str:
+    """Who acted, as the server records it: the token's id and name."""
+    return f"token {token.id} ({token.name})"
 
 
 def may_act_for_host(token: ApiToken, host_name: str) -> bool:

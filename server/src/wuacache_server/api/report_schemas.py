@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from wuacache_server.api.schemas import HostName, Text
-from wuacache_server.db.models import HostUpdateStatus
+from wuacache_server.db.models import HostRuleKind, HostUpdateStatus
 
 MAX_UPDATES = 5_000
 MAX_HISTORY = 10_000
@@ -216,8 +216,48 @@ class HostSummary(BaseModel):
     counts: dict[HostUpdateStatus, int] = Field(description="The host's updates per status.")
 
 
-class HostDetail(HostSummary):
+class HostAssignment(BaseModel):
+    """A host's assignment and who set it; never set, the server's default assignment applies."""
+
     assignment: dict[str, Any]
+    assignment_set_at: datetime | None
+    assignment_set_by: str | None = Field(description="The token that set it, or cli.")
+
+
+class HostRuleBody(BaseModel):
+    """A hold or an override: the update, by UpdateID or KB, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    update_id: Annotated[Text, StringConstraints(max_length=36)] | None = Field(
+        default=None, description="The update's UpdateID; or give kb."
+    )
+    kb: Annotated[Text, StringConstraints(max_length=16)] | None = Field(
+        default=None, description="The update's KB, e.g. KB5034441; or give update_id.", examples=["KB5034441"]
+    )
+    reason: Annotated[Text, StringConstraints(min_length=1, max_length=1000)] = Field(
+        description="Why: shown in the host's plan."
+    )
+    expires_at: AwareDatetime | None = Field(default=None, description="When it stops applying; never by default.")
+
+
+class HostRulePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    host_name: str
+    kind: HostRuleKind
+    update_id: str | None
+    kb: str | None
+    reason: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+class HostDetail(HostSummary, HostAssignment):
     last_report: ReportSummary | None
 
 

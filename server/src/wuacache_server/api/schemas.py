@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Self
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from wuacache_server.config import Duration
 from wuacache_server.db.models import TokenRole
 from wuacache_server.security import normalise_host_name
 
@@ -44,6 +45,11 @@ class TokenCreate(BaseModel):
     name: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     role: TokenRole
     host_name: HostName | None = Field(default=None, description="The host a `host` token acts for.")
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the token stops working. Host tokens always expire: by default after the "
+        "server's host_token_lifetime; other tokens by default never.",
+    )
 
     @model_validator(mode="after")
     def _host_name_for_host_role(self) -> Self:
@@ -62,6 +68,18 @@ class TokenPublic(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None
+
+
+class TokenRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace: Duration = Field(
+        default=timedelta(0),
+        ge=timedelta(0),
+        le=timedelta(days=30),
+        description="How long the old secret keeps working, e.g. 1h or 7d: the time to hand the new one over.",
+    )
 
 
 class TokenCreated(TokenPublic):

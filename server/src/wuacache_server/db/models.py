@@ -132,7 +132,7 @@ class PackageKind(enum.StrEnum):
 
 class TokenRole(enum.StrEnum):
     ADMIN = "admin"  # everything
-    CONTROLLER = "controller"  # the Ansible controller: reports for any host, reads
+    CONTROLLER = "controller"  # the Ansible controller: sets assignments, mints host tokens, reads
     HOST = "host"  # one host: its own record only
 
 
@@ -148,6 +148,11 @@ def _enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+class HostRuleKind(enum.StrEnum):
+    HOLD = "hold"  # the update is not installed on the host, whatever the rules say
+    OVERRIDE = "override"  # the update is installed although the rules discard it
 
 
 class Base(DeclarativeBase):
@@ -303,8 +308,11 @@ class Host(Base):
     cab_sha256: Mapped[str | None] = mapped_column(String(64))
     last_report_at: Mapped[datetime | None] = mapped_column(index=True)
     reboot_pending: Mapped[bool] = mapped_column(default=False)
-    # rule_sets, default_allow, allowed_severities, install_delay, maturities
+    # rule_sets, default_allow, allowed_severities, install_delay, maturities, as
+    # a controller or an admin last set them; unset, the default assignment applies.
     assignment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assignment_set_at: Mapped[datetime | None]
+    assignment_set_by: Mapped[str | None] = mapped_column(String(255))  # who: see security.actor
 
     @validates("name")
     def _lowercase_name(self, key: str, name: str) -> str:
@@ -334,6 +342,28 @@ class HostUpdate(Base):
     # update: never fetched, kept to explain the plan's warnings.
     reported_urls: Mapped[list[str]] = mapped_column(default=list)
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HostUpdateRule(Base):
+    """A hold or an override of one update (by UpdateID or KB) on one host, with who, why and when.
+
+    Keyed by host name, so that a host can be held before it first reports.
+    """
+
+    __tablename__ = "host_update_rules"
+    __table_args__ = (CheckConstraint("(update_id IS NULL) != (kb IS NULL)", name="update_id_or_kb"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_name: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[HostRuleKind] = mapped_column(_enum(HostRuleKind, "host_rule_kind"))
+    update_id: Mapped[str | None] = mapped_column(GUID)
+    kb: Mapped[str | None] = mapped_column(String(16))  # digits, without "KB"
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class HostUpdateFile(Base):
@@ -477,6 +507,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None] = mapped_column(index=True)
+    expires_at: Mapped[datetime | None]  # host tokens always have one
 
 
 class Package(Base):
@@ -494,3 +525,16 @@ class Package(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # when its file was last replaced
+
+
+class AuditEvent(Base):
+    """One write to the server's policy or state, by whom: a token, ``cli`` or ``scheduler``."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64), index=True)  # e.g. "ruleset.replace"
+    target: Mapped[str] = mapped_column(String(255))  # what it acted on, e.g. the rule set's name
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what changed

@@ -11,7 +11,7 @@ whatever the number of updates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,8 @@ from wuacache_server.api.report_schemas import (
 )
 from wuacache_server.config import DEFAULT_REPORT_HISTORY
 from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateFile, HostUpdateStatus, RuleSet
+from wuacache_server.services import audit
+from wuacache_server.services.host_rules import active_host_rules
 from wuacache_server.services.needs import NEEDING_STATUSES, CatalogFile, CatalogMatch, files_for_host, match_catalog
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ def ingest_report(
     base_url: str,
     now: datetime,
     keep_reports: int = DEFAULT_REPORT_HISTORY,
+    assigned_by: str | None = None,
+    default_assignment: Mapping[str, Any] | None = None,
 ) -> ReportOutcome:
     """Store a host's report and decide its updates; the caller commits.
 
@@ -82,6 +86,10 @@ def ingest_report(
         base_url: where hosts reach this server; files are under ``<base_url>/wua/``.
         now: the time of the decisions (timezone-aware).
         keep_reports: how many reports of the host the history keeps.
+        assigned_by: who sent the report, when they may set the host's assignment
+            (a controller or an admin): the report's assignment is then stored.
+            None (a host's own token) leaves the stored assignment alone.
+        default_assignment: the assignment of a host that none was set for.
 
     Raises:
         ReportError: the report names another host, lists an update twice, or
@@ -89,12 +97,27 @@ def ingest_report(
     """
     if report.hostname != host_name:
         raise ReportError(f"the report is for host {report.hostname!r}, not {host_name!r} as the URL says")
+    sent_assignment = report.assignment.to_dict()
+    if assigned_by is not None:
+        _assignment(sent_assignment)
     if report.error_hresult is not None:
-        return _record_failed_scan(session, host_name, report, base_url=base_url, now=now, keep_reports=keep_reports)
+        return _record_failed_scan(
+            session,
+            host_name,
+            report,
+            base_url=base_url,
+            now=now,
+            keep_reports=keep_reports,
+            assignment=sent_assignment if assigned_by is not None else None,
+            assigned_by=assigned_by,
+        )
     # Writing first takes the lock before anything is read: two reports of a host
     # (on SQLite, any two reports) then run one after the other, each on fresh data.
-    host_id = _upsert_host(
-        session, host_name, report, now, cab_sha256=report.cab_sha256, assignment=report.assignment.to_dict()
+    host_id = _upsert_host(session, host_name, report, now, cab_sha256=report.cab_sha256)
+    if assigned_by is not None:
+        _store_assignment(session, host_id, sent_assignment, now=now, by=assigned_by)
+    assignment, assignment_warnings = _host_assignment(
+        session, host_id, ignored=sent_assignment if assigned_by is None else None, default=default_assignment or {}
     )
     previous_needs = set(
         session.scalars(select(HostUpdateFile.payload_file_id).where(HostUpdateFile.host_id == host_id))
@@ -103,7 +126,7 @@ def ingest_report(
     # keeps a cleanup from deleting one of them until this report commits
     # (services.cleanup).
     session.execute(delete(HostUpdateFile).where(HostUpdateFile.host_id == host_id))
-    decided, rules = _decide(session, report, now)
+    decided, rules = _decide(session, report, assignment, active_host_rules(session, host_name, now), now)
     session.execute(delete(HostUpdate).where(HostUpdate.host_id == host_id))
     _insert(session, HostUpdate, [{**item.row(), "host_id": host_id, "decided_at": now} for item in decided])
     _insert(
@@ -118,7 +141,7 @@ def ingest_report(
 
     counts = _counts(item.status for item in decided)
     rule_notes = {"applied": list(rules.applied), "ignored": list(rules.ignored), "unknown": list(rules.unknown)}
-    warnings = _url_warnings(decided)
+    warnings = [*assignment_warnings, *_unknown_rule_set_warnings(rules), *_url_warnings(decided)]
     _add_to_history(
         session,
         host_id,
@@ -152,6 +175,17 @@ def ingest_report(
         updates=_ordered(_plan_update(item.row(), item.files, base_url) for item in decided),
     )
     return ReportOutcome(plan=plan, new_needs=new_needs)
+
+
+def set_host_assignment(
+    session: Session, host_name: str, assignment: Mapping[str, Any], *, now: datetime, by: str
+) -> Host:
+    """Set a host's assignment, creating the host if it never reported; the caller commits."""
+    values = {"assignment": dict(assignment), "assignment_set_at": now, "assignment_set_by": by}
+    statement = _dialect_insert(session)(Host).values(name=host_name, **values)
+    statement = statement.on_conflict_do_update(index_elements=[Host.name], set_=values).returning(Host.id)
+    host_id = session.execute(statement).scalar_one()
+    return session.get_one(Host, host_id, populate_existing=True)
 
 
 def stored_plan(session: Session, host: Host, *, base_url: str) -> HostPlan:
@@ -217,7 +251,7 @@ class _Decided:
     @property
     def needs_files(self) -> bool:
         """Whether the host is to install the update, which it has not done yet."""
-        return self.status in NEEDING_STATUSES and not self.update.reboot_required
+        return self.status in NEEDING_STATUSES and self.decision.allowed and not self.update.reboot_required
 
     @property
     def files(self) -> tuple[CatalogFile, ...]:
@@ -253,17 +287,64 @@ class _Decided:
         }
 
 
-def _decide(session: Session, report: HostReportIn, now: datetime) -> tuple[list[_Decided], policy.EffectiveRules]:
+def _assignment(values: Mapping[str, Any]) -> policy.Assignment:
+    try:
+        return policy.Assignment.from_dict(values)
+    except policy.PolicyError as exc:
+        raise ReportError(f"assignment: {exc}") from None
+
+
+def _store_assignment(session: Session, host_id: int, assignment: dict[str, Any], *, now: datetime, by: str) -> None:
+    """Make ``assignment`` the host's, recording who set it when it changes."""
+    host = session.get_one(Host, host_id)
+    if host.assignment_set_at is not None and host.assignment == assignment:
+        return
+    host.assignment, host.assignment_set_at, host.assignment_set_by = assignment, now, by
+    session.flush()
+    audit.record(session, by, "assignment.set", host.name, assignment=assignment, through="report")
+
+
+def _host_assignment(
+    session: Session, host_id: int, *, ignored: Mapping[str, Any] | None, default: Mapping[str, Any]
+) -> tuple[policy.Assignment, list[str]]:
+    """The assignment that judges the host's report, and the warnings to give about it.
+
+    ``ignored`` is the assignment a host sent itself, which never counts.
+    """
+    stored, set_at = session.execute(select(Host.assignment, Host.assignment_set_at).where(Host.id == host_id)).one()
+    followed = "the assignment a controller set" if set_at is not None else "the server's default assignment"
+    warnings = []
+    if ignored:
+        warnings.append(
+            f"the assignment in the report is ignored: only a controller or an admin sets a host's; "
+            f"this plan follows {followed}"
+        )
+    return _assignment(stored if set_at is not None else default), warnings
+
+
+def _unknown_rule_set_warnings(rules: policy.EffectiveRules) -> list[str]:
+    if not rules.unknown:
+        return []
+    names = ", ".join(f"'{name}'" for name in rules.unknown)
+    return [
+        f"the assignment names unknown rule set(s) {names}: the updates the other rules allow are held "
+        "in ERROR until it names rule sets that exist"
+    ]
+
+
+def _decide(
+    session: Session,
+    report: HostReportIn,
+    assignment: policy.Assignment,
+    host_rules: Sequence[policy.HostRule],
+    now: datetime,
+) -> tuple[list[_Decided], policy.EffectiveRules]:
     """Decide every reported update; ReportError for what the policy cannot use."""
     seen: set[str] = set()
     for update in report.updates:
         if update.update_id in seen:
             raise ReportError(f"update {update.update_id} is listed twice")
         seen.add(update.update_id)
-    try:
-        assignment = policy.Assignment.from_dict(report.assignment.to_dict())
-    except policy.PolicyError as exc:
-        raise ReportError(f"assignment: {exc}") from None
     keyed = [((update.update_id, update.revision_number), update) for update in report.updates]
     matches = match_catalog(
         session,
@@ -271,7 +352,7 @@ def _decide(session: Session, report: HostReportIn, now: datetime) -> tuple[list
     )
     installs = _last_installs(report.history)
     facts = [_facts(update, matches[key], installs.get(update.update_id)) for key, update in keyed]
-    plan = policy.plan(facts, assignment, load_rule_sets(session, assignment.rule_sets), now)
+    plan = policy.plan(facts, assignment, load_rule_sets(session, assignment.rule_sets), now, host_rules)
     decided = [
         _Decided(update, matches[key], plan.decisions[key], installs.get(update.update_id)) for key, update in keyed
     ]
@@ -279,9 +360,19 @@ def _decide(session: Session, report: HostReportIn, now: datetime) -> tuple[list
 
 
 def _record_failed_scan(
-    session: Session, host_name: str, report: HostReportIn, *, base_url: str, now: datetime, keep_reports: int
+    session: Session,
+    host_name: str,
+    report: HostReportIn,
+    *,
+    base_url: str,
+    now: datetime,
+    keep_reports: int,
+    assignment: dict[str, Any] | None,
+    assigned_by: str | None,
 ) -> ReportOutcome:
     host_id = _upsert_host(session, host_name, report, now)
+    if assignment is not None and assigned_by is not None:
+        _store_assignment(session, host_id, assignment, now=now, by=assigned_by)
     hresult = (report.error_hresult or 0) & 0xFFFFFFFF
     _add_to_history(session, host_id, report, now, keep_reports, error=f"the scan failed with 0x{hresult:08X}")
     logger.info("report of host %s: the scan failed with 0x%08X; its plan is kept", host_name, hresult)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from wuacache_server.api.routes import catalog, cleanup, downloads, files, health, hosts, packages, rulesets, tokens
+from wuacache_server.api.routes import (
+    audit,
+    catalog,
+    cleanup,
+    downloads,
+    files,
+    health,
+    hosts,
+    packages,
+    rulesets,
+    tokens,
+)
 
 api_v1 = APIRouter(
     prefix="/api/v1",
@@ -21,6 +32,7 @@ api_v1.include_router(rulesets.router)
 api_v1.include_router(downloads.router)
 api_v1.include_router(cleanup.router)
 api_v1.include_router(packages.router)
+api_v1.include_router(audit.router)
 
 api_router = APIRouter()
 api_router.include_router(health.router)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
 from wuacache_server.api.schemas import MAX_OFFSET, IdInPath
 from wuacache_server.catalog.importer import current_catalog_version
 from wuacache_server.db.models import (
@@ -23,6 +23,8 @@ from wuacache_server.db.models import (
     Update,
     UpdateKind,
 )
+from wuacache_server.security import actor
+from wuacache_server.services import audit
 from wuacache_server.services.cab import CabSyncBusy, start_cab_sync
 
 router = APIRouter(
@@ -138,13 +140,16 @@ def get_sync(run_id: IdInPath, session: SessionDep) -> CabSyncRunPublic:
     dependencies=[require_role(TokenRole.ADMIN)],
     responses={status.HTTP_409_CONFLICT: {"description": "A cab sync is running already."}},
 )
-def sync(request: Request, settings: SettingsDep, background: BackgroundTasks) -> CabSyncStarted:
+def sync(
+    request: Request, settings: SettingsDep, background: BackgroundTasks, session: SessionDep, token: TokenDep
+) -> CabSyncStarted:
     """Download the cab again whatever upstream says, verify it, publish it and
     import its catalog, in the background; poll the run it answers with."""
     try:
         job = start_cab_sync(settings, request.app.state.session_factory, force=True)
     except CabSyncBusy as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: wait for it to finish") from None
+    audit.record_committed(session, actor(token), "cab_sync.force", f"cab sync run {job.run_id}")
     background.add_task(job.run)
     return CabSyncStarted(run_id=job.run_id)
 

@@ -9,9 +9,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from sqlalchemy import func, select
 
-from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
 from wuacache_server.api.schemas import MAX_OFFSET
 from wuacache_server.db.models import CleanupRun, TokenRole, utcnow
+from wuacache_server.security import actor
+from wuacache_server.services import audit
 from wuacache_server.services.cleanup import CleanupBusy, run_cleanup
 
 router = APIRouter(
@@ -72,7 +74,7 @@ def list_runs(
     dependencies=[require_role(TokenRole.CONTROLLER)],
     responses={status.HTTP_409_CONFLICT: {"description": "Cleanup is turned off, or a cleanup is running already."}},
 )
-def clean_up(request: Request, session: SessionDep, settings: SettingsDep) -> CleanupDone:
+def clean_up(request: Request, session: SessionDep, settings: SettingsDep, token: TokenDep) -> CleanupDone:
     """Delete now the update files no host needs, as the nightly cleanup does, and say what went."""
     try:
         result = run_cleanup(settings, request.app.state.session_factory, utcnow())
@@ -80,6 +82,7 @@ def clean_up(request: Request, session: SessionDep, settings: SettingsDep) -> Cl
         raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: wait for it to finish") from None
     if result.run_id is None:  # cleanup_kbs = false
         raise HTTPException(status.HTTP_409_CONFLICT, result.message)
+    audit.record_committed(session, actor(token), "cleanup.run", f"cleanup run {result.run_id}", message=result.message)
     return CleanupDone(
         run=CleanupRunPublic.model_validate(session.get_one(CleanupRun, result.run_id)),
         partials_removed=result.partials_removed,

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 
-from wuacache_server.api.deps import SessionDep, require_role
+from wuacache_server.api.deps import SessionDep, TokenDep, require_role
 from wuacache_server.api.schemas import MAX_OFFSET, IdInPath
 from wuacache_server.db.models import DownloadTask, DownloadTaskStatus, PayloadFile, TokenRole
+from wuacache_server.security import actor
+from wuacache_server.services import audit
 from wuacache_server.services.fetching import FetchService, UpdatesNotDownloadable
 
 MAX_PAGE_SIZE = 1000
@@ -143,11 +145,17 @@ def get_task(task_id: IdInPath, session: SessionDep) -> DownloadTaskPublic:
     },
 )
 def force_download(
-    body: ForcedDownload, service: Annotated[FetchService, Depends(get_fetch_service)]
+    body: ForcedDownload,
+    service: Annotated[FetchService, Depends(get_fetch_service)],
+    session: SessionDep,
+    token: TokenDep,
 ) -> DownloadsQueued:
     """Download the files of chosen updates now, ahead of the others, whether hosts need them or not."""
     try:
         task_ids = service.force(body.update_ids)
     except UpdatesNotDownloadable as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    audit.record_committed(
+        session, actor(token), "download.force", "updates", update_ids=list(body.update_ids), task_ids=task_ids
+    )
     return DownloadsQueued(task_ids=task_ids)

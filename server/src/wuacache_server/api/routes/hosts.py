@@ -1,7 +1,8 @@
 """``/api/v1/hosts``: hosts report their scans here and read their plans.
 
 Every token may report and read for hosts: admin and controller tokens for
-any host, a host token for its own host only. After a report is committed, the payload
+any host, a host token for its own host only. Only admin and controller
+tokens set a host's assignment. After a report is committed, the payload
 files it newly needs go to ``app.state.on_new_needs`` (a callable taking their
 ids, set by whoever fetches them; none by default), once the answer is sent.
 """
@@ -11,17 +12,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import exists, func, select
 
-from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep
-from wuacache_server.api.report_schemas import HostDetail, HostPage, HostPlan, HostReportIn, HostSummary, ReportSummary
-from wuacache_server.api.schemas import MAX_OFFSET, Text
-from wuacache_server.db.models import Host, HostReport, HostUpdate, HostUpdateStatus, TokenRole, utcnow
-from wuacache_server.security import may_act_for_host, normalise_host_name
-from wuacache_server.services.reports import ReportError, ingest_report, status_counts, stored_plan
+from wuacache_server import policy
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
+from wuacache_server.api.report_schemas import (
+    AssignmentBody,
+    HostAssignment,
+    HostDetail,
+    HostPage,
+    HostPlan,
+    HostReportIn,
+    HostRuleBody,
+    HostRulePublic,
+    HostSummary,
+    ReportSummary,
+)
+from wuacache_server.api.schemas import MAX_OFFSET, IdInPath, Text
+from wuacache_server.db.models import Host, HostReport, HostRuleKind, HostUpdate, HostUpdateStatus, TokenRole, utcnow
+from wuacache_server.security import actor, may_act_for_host, normalise_host_name
+from wuacache_server.services import audit
+from wuacache_server.services.host_rules import create_host_rule, list_host_rules, revoke_host_rule
+from wuacache_server.services.reports import ReportError, ingest_report, set_host_assignment, status_counts, stored_plan
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +98,24 @@ def post_report(
     now: NowDep,
     request: Request,
     background: BackgroundTasks,
+    token: TokenDep,
 ) -> HostPlan:
     """Store a host's scan report, and answer with its plan: per update, a status,
-    the reason for it, and the server URLs of the files to install it with."""
+    the reason for it, and the server URLs of the files to install it with.
+
+    The report's assignment becomes the host's when an admin or a controller
+    sends it; a host token's is ignored: the assignment a controller last set,
+    else the server's default assignment, judges the report."""
     try:
         outcome = ingest_report(
-            session, host_name, report, base_url=settings.base_url, now=now, keep_reports=settings.report_history
+            session,
+            host_name,
+            report,
+            base_url=settings.base_url,
+            now=now,
+            keep_reports=settings.report_history,
+            assigned_by=None if token.role is TokenRole.HOST else actor(token),
+            default_assignment=settings.default_assignment,
         )
     except ReportError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -97,6 +124,103 @@ def post_report(
     if hook is not None and outcome.new_needs:
         background.add_task(_announce_needs, hook, outcome.new_needs)
     return outcome.plan
+
+
+@router.put(
+    "/{name}/assignment",
+    dependencies=[require_role(TokenRole.CONTROLLER)],
+    responses={
+        status.HTTP_403_FORBIDDEN: {"description": "A host token: hosts never set their assignment."},
+        status.HTTP_422_UNPROCESSABLE_CONTENT: {"description": "The assignment is not valid; nothing was stored."},
+    },
+)
+def set_assignment(
+    body: AssignmentBody, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep
+) -> HostAssignment:
+    """Set the assignment that judges the host's reports from its next one on;
+    a host that never reported is created. A report an admin or a controller
+    sends sets it too."""
+    values = body.to_dict()
+    try:
+        policy.Assignment.from_dict(values)
+    except policy.PolicyError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"assignment: {exc}") from None
+    host = set_host_assignment(session, host_name, values, now=now, by=actor(token))
+    audit.record(session, actor(token), "assignment.set", host_name, assignment=values)
+    session.commit()
+    return HostAssignment.model_validate(host, from_attributes=True)
+
+
+_CONTROLLER_ONLY = {status.HTTP_403_FORBIDDEN: {"description": "A host token: hosts never set their own policy."}}
+_RULE_PATHS = {HostRuleKind.HOLD: "holds", HostRuleKind.OVERRIDE: "overrides"}
+
+
+def _add_host_rule_routes(kind: HostRuleKind) -> None:
+    """Create, list and revoke the host's holds (or overrides): admins and controllers only."""
+    path = f"/{{name}}/{_RULE_PATHS[kind]}"
+    summary = {HostRuleKind.HOLD: "a hold, keeping", HostRuleKind.OVERRIDE: "an override, letting"}[kind]
+    where = {HostRuleKind.HOLD: "off the host whatever", HostRuleKind.OVERRIDE: "onto the host whatever"}[kind]
+
+    def create(body: HostRuleBody, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep) -> Any:
+        try:
+            rule = create_host_rule(
+                session, host_name, kind, **body.model_dump(), by=actor(token), now=now
+            )
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        created = HostRulePublic.model_validate(rule)
+        audit.record(session, actor(token), f"{kind}.create", host_name, **created.model_dump(mode="json"))
+        session.commit()
+        return created
+
+    def list_all(host_name: HostNameDep, session: SessionDep) -> Any:
+        return [HostRulePublic.model_validate(record) for record in list_host_rules(session, host_name, kind)]
+
+    def revoke(rule_id: IdInPath, host_name: HostNameDep, session: SessionDep, now: NowDep, token: TokenDep) -> None:
+        if revoke_host_rule(session, host_name, kind, rule_id, by=actor(token), now=now) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"host {host_name} has no {kind} with id {rule_id}")
+        audit.record(session, actor(token), f"{kind}.revoke", host_name, id=rule_id)
+        session.commit()
+
+    create.__doc__ = (
+        f"Create {summary} one update (by UpdateID or KB) {where} the rules say, "
+        "from the host's next report on; the plan's reason names it."
+    )
+    list_all.__doc__ = f"The host's {_RULE_PATHS[kind]}, revoked and expired ones included."
+    revoke.__doc__ = f"Revoke a {kind}: it no longer applies from the host's next report on."
+    admitted = [require_role(TokenRole.CONTROLLER)]
+    router.add_api_route(
+        path,
+        create,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        dependencies=admitted,
+        response_model=HostRulePublic,
+        responses={**_CONTROLLER_ONLY, status.HTTP_422_UNPROCESSABLE_CONTENT: {"description": "Not valid."}},
+        name=f"create_{kind}",
+    )
+    router.add_api_route(
+        path,
+        list_all,
+        methods=["GET"],
+        dependencies=admitted,
+        response_model=list[HostRulePublic],
+        responses=_CONTROLLER_ONLY,
+        name=f"list_{_RULE_PATHS[kind]}",
+    )
+    router.add_api_route(
+        f"{path}/{{rule_id}}",
+        revoke,
+        methods=["DELETE"],
+        status_code=status.HTTP_204_NO_CONTENT,
+        dependencies=admitted,
+        responses={**_CONTROLLER_ONLY, status.HTTP_404_NOT_FOUND: {"description": f"No such {kind}."}},
+        name=f"revoke_{kind}",
+    )
+
+
+for _kind in HostRuleKind:
+    _add_host_rule_routes(_kind)
 
 
 def _announce_needs(hook: Callable[[Sequence[int]], object], file_ids: Sequence[int]) -> None:
@@ -148,7 +272,7 @@ def get_host(host: HostDep, session: SessionDep) -> HostDetail:
         {
             **_fields(host),
             "counts": status_counts(session, [host.id])[host.id],
-            "assignment": host.assignment,
+            **HostAssignment.model_validate(host, from_attributes=True).model_dump(),
             "last_report": ReportSummary.model_validate(last) if last is not None else None,
         }
     )

@@ -16,10 +16,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
-from wuacache_server.api.deps import SessionDep, SettingsDep, require_role
+from wuacache_server.api.deps import SessionDep, SettingsDep, TokenDep, require_role
 from wuacache_server.api.schemas import Text
 from wuacache_server.config import Settings
 from wuacache_server.db.models import Package, PackageKind, TokenRole
+from wuacache_server.security import actor
+from wuacache_server.services import audit
 from wuacache_server.services.packages import (
     MAX_DESCRIPTION_LENGTH,
     InvalidPackage,
@@ -122,6 +124,7 @@ PackageDep = Annotated[Package, Depends(_find)]
 )
 async def upload(
     name: PackageName,
+    token: TokenDep,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -163,7 +166,11 @@ async def upload(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the upload ended before its body did") from None
     if not saved.replaced:
         response.status_code = status.HTTP_201_CREATED
-    return _public(saved.package, settings)
+    public = _public(saved.package, settings)
+    action = "package.replace" if saved.replaced else "package.add"
+    details = public.model_dump(mode="json", include={"kind", "size", "sha256", "kb", "description"})
+    await anyio.to_thread.run_sync(partial(audit.record_committed, session, actor(token), action, name, **details))
+    return public
 
 
 @router.get("")
@@ -179,6 +186,8 @@ def get(package: PackageDep, settings: SettingsDep) -> PackagePublic:
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMIN_ONLY, responses=_NOT_FOUND)
-def remove(package: PackageDep, session: SessionDep, settings: SettingsDep) -> None:
+def remove(package: PackageDep, session: SessionDep, settings: SettingsDep, token: TokenDep) -> None:
     """Delete a package and its file: hosts can no longer download it."""
+    name = package.name
     remove_package(session, settings.packages_dir, package)
+    audit.record_committed(session, actor(token), "package.remove", name)

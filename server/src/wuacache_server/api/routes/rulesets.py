@@ -13,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from wuacache_server import policy
-from wuacache_server.api.deps import SessionDep, require_role
+from wuacache_server.api.deps import SessionDep, TokenDep, require_role
 from wuacache_server.api.report_schemas import RuleSetBody, RuleSetPublic
 from wuacache_server.api.schemas import Text
 from wuacache_server.db.models import RuleSet, TokenRole
+from wuacache_server.security import actor
+from wuacache_server.services import audit
 
 router = APIRouter(
     prefix="/rulesets",
@@ -67,11 +69,12 @@ def _validated(body: RuleSetBody, name: str | None) -> policy.RuleSet:
     dependencies=ADMIN_ONLY,
     responses={status.HTTP_409_CONFLICT: {"description": "A rule set has that name."}, **_INVALID},
 )
-def create(body: RuleSetBody, session: SessionDep) -> RuleSetPublic:
+def create(body: RuleSetBody, session: SessionDep, token: TokenDep) -> RuleSetPublic:
     """Create a rule set; lists left out are empty."""
     rule_set = _validated(body, None)
     record = RuleSet(**rule_set.to_dict())
     session.add(record)
+    audit.record(session, actor(token), "ruleset.create", rule_set.name, rules=rule_set.to_dict())
     try:
         session.commit()
     except IntegrityError:  # the name is unique
@@ -92,16 +95,20 @@ def get(record: RuleSetDep) -> RuleSetPublic:
 
 
 @router.put("/{name}", dependencies=ADMIN_ONLY, responses={**_NOT_FOUND, **_INVALID})
-def replace(record: RuleSetDep, body: RuleSetBody, session: SessionDep) -> RuleSetPublic:
+def replace(record: RuleSetDep, body: RuleSetBody, session: SessionDep, token: TokenDep) -> RuleSetPublic:
     """Replace a rule set's rules: lists left out become empty."""
-    for field, value in _validated(body, record.name).to_dict().items():
+    rules = _validated(body, record.name).to_dict()
+    before = {field: getattr(record, field) for field in rules}
+    for field, value in rules.items():
         setattr(record, field, value)
+    audit.record(session, actor(token), "ruleset.replace", record.name, before=before, after=rules)
     session.commit()
     return RuleSetPublic.model_validate(record, from_attributes=True)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMIN_ONLY, responses=_NOT_FOUND)
-def remove(record: RuleSetDep, session: SessionDep) -> None:
+def remove(record: RuleSetDep, session: SessionDep, token: TokenDep) -> None:
     """Delete a rule set; hosts still assigned to it are told so in their next plan."""
     session.delete(record)
+    audit.record(session, actor(token), "ruleset.delete", record.name)
     session.commit()
