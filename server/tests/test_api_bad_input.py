@@ -74,6 +74,7 @@ def test_nul_is_refused_in_bodies_queries_and_paths(
 def test_nul_is_refused_in_a_report(client: TestClient, admin_headers: dict[str, str], field: tuple[Any, ...]) -> None:
     body = report("win10-01", missing=1)
     body["updates"][0]["download_urls"] = ["http://download.windowsupdate.com/a.cab"]
+    body.setdefault("assignment", {}).setdefault("rule_sets", ["prod"])
     container = body
     for key in field[:-1]:
         container = container[key]
