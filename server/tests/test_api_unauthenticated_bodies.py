@@ -15,23 +15,17 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy import Engine
+from wuacache_lab.loopback import free_port
 
 REPORTS = "/api/v1/hosts/win10-01/reports"
 BODY_SIZE = 15 * 1024 * 1024  # under max_report_bytes, 16 MiB by default
 MiB = 1024 * 1024
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(engine: Engine, database_url: str, data_dir: Path) -> Iterator[tuple[int, int]]:
     """``wuacache-server serve`` on the migrated database: (port, process id)."""
-    port = free_loopback_port()
+    port = free_port()
     env = {
         **os.environ,
         "WUACACHE_DATA_DIR": str(data_dir),

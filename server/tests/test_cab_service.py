@@ -8,7 +8,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from wuacache_lab.cabfile import CabWriter
 from wuacache_lab.catalog import CatalogSummary, generate_catalog
 from wuacache_lab.catalog.payloads import CATALOG_URL, upstream_path
+from wuacache_lab.loopback import free_port
 from wuacache_lab.pki import LabCA, ensure_lab_ca
 from wuacache_lab.signing import sign_cab
 from wuacache_lab.upstream import UpstreamServer, read_access_log, set_fault
@@ -366,9 +366,7 @@ class ServeProcess:
 
 @pytest.fixture
 def serve(lab: Lab, tmp_path: Path) -> Iterator[ServeProcess]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "WUACACHE_DATA_DIR": str(lab.settings.data_dir),

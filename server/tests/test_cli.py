@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy.orm import Session
+from wuacache_lab.loopback import free_port
 from wuacache_lab.pki import ensure_lab_ca, ensure_server_certificate
 
 from wuacache_server.db.engine import head_revision, make_engine
@@ -181,19 +181,13 @@ def test_token_mistakes_are_one_line_errors(server_env: dict[str, str]) -> None:
     assert_one_line_error(run("token", "revoke", "99", env=server_env), "no token with id 99")
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
 
 @pytest.fixture
 def https_server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     """``wuacache-server serve`` over HTTPS with a lab certificate: (base URL, CA file, process)."""
     ca = ensure_lab_ca(tmp_path / "ca")
     certificate = ensure_server_certificate(ca.directory, ["127.0.0.1"])
-    port = free_loopback_port()
+    port = free_port()
     env = {
         **server_env,
         "WUACACHE_LISTEN": f"127.0.0.1:{port}",

@@ -10,7 +10,6 @@ writing the same database.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from wuacache_lab.loopback import free_port
 from wuacache_server import cli
 from wuacache_server.config import Settings
 from wuacache_server.db import engine as db_engine
@@ -47,12 +47,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
 
 @pytest.fixture
 def server_env(settings: Settings) -> dict[str, str]:
@@ -61,7 +55,7 @@ def server_env(settings: Settings) -> dict[str, str]:
         **os.environ,
         "WUACACHE_DATA_DIR": str(settings.data_dir),
         "WUACACHE_DATABASE_URL": settings.database_url,
-        "WUACACHE_LISTEN": f"127.0.0.1:{_free_port()}",
+        "WUACACHE_LISTEN": f"127.0.0.1:{free_port()}",
     }
 
 
